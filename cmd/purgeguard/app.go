@@ -1,0 +1,169 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"runtime/debug"
+	"strings"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/purgeguard/purgeguard/internal/config"
+)
+
+// version is set at build time with -ldflags "-X main.version=…"; otherwise the
+// module version the binary was built from.
+var version = ""
+
+func toolVersion() string {
+	if version != "" {
+		return version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
+		return bi.Main.Version
+	}
+	return "(devel)"
+}
+
+// outputJSON is read by report, which runs after the app has returned.
+var outputJSON bool
+
+// Global flags.
+var (
+	flagConfig = &cli.StringFlag{
+		Name: "config", Aliases: []string{"c"}, EnvVars: []string{"PURGEGUARD_CONFIG"},
+		Usage: "YAML configuration `FILE` (see config.example.yaml); defaults are the call-logd profile",
+	}
+	flagLogFormat = &cli.StringFlag{Name: "log-format", Value: "text", Usage: "log format on stderr: text or json"}
+	flagLogLevel  = &cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error"}
+	flagOutput    = &cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "text", Usage: "result format on stdout: text or json"}
+)
+
+// env is what every command receives: the loaded configuration, a logger and where
+// to write results.
+type env struct {
+	cfg    *config.Config
+	log    *slog.Logger
+	stdout io.Writer
+	stderr io.Writer
+	json   bool
+}
+
+const (
+	envKey     = "purgeguard.env"
+	unknownKey = "purgeguard.unknown-command"
+)
+
+func getEnv(c *cli.Context) *env { return c.App.Metadata[envKey].(*env) }
+
+func newApp() *cli.App {
+	app := &cli.App{
+		Name:  "purgeguard",
+		Usage: "make tenant purges safe: refuse wrong deletion sets, snapshot before, restore after",
+		Description: `purgeguard runs beside a multi-tenant PostgreSQL service that purges tenants.
+Before a purge it checks the deletion set against policy, snapshots every row and file
+the purge would destroy (one consistent read, zstd, to S3 or a directory), and later
+restores one tenant exactly. Wrap the purge job with 'purgeguard guard -- COMMAND'.
+
+Exit codes: 0 done or allowed, 1 error, 2 usage, 3 refused by policy,
+4 verification failed (integrity or blast radius).
+
+Environment: PURGEGUARD_DATABASE_URL (else libpq PG* variables), PURGEGUARD_STORAGE_URL,
+PURGEGUARD_S3_ENDPOINT, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION.`,
+		Version:              toolVersion(),
+		HideVersion:          true,
+		EnableBashCompletion: true,
+		Flags:                []cli.Flag{flagConfig, flagLogFormat, flagLogLevel, flagOutput},
+		Before:               setup,
+		OnUsageError:         onUsageError,
+		Metadata:             map[string]any{},
+		Commands: []*cli.Command{
+			cmdTables, cmdSnapshot, cmdList, cmdVerify, cmdCheck, cmdGuard,
+			cmdFence, cmdRestore, cmdPrune, cmdVersion,
+		},
+		// urfave/cli cannot return an error from here: run turns the mark into one.
+		CommandNotFound: func(c *cli.Context, name string) { c.App.Metadata[unknownKey] = name },
+		ExitErrHandler:  func(*cli.Context, error) {}, // exit codes are decided in report
+	}
+	for _, cmd := range app.Commands {
+		setUsageHandler(cmd)
+	}
+	return app
+}
+
+func setUsageHandler(cmd *cli.Command) {
+	cmd.OnUsageError = onUsageError
+	for _, sub := range cmd.Subcommands {
+		setUsageHandler(sub)
+	}
+}
+
+func onUsageError(_ *cli.Context, err error, _ bool) error { return &usageError{msg: err.Error()} }
+
+// setup loads the configuration and builds the logger before any command runs, so a
+// bad file fails every command the same way, naming the key and line.
+func setup(c *cli.Context) error {
+	outputJSON = false
+	switch o := c.String(flagOutput.Name); o {
+	case "text":
+	case "json":
+		outputJSON = true
+	default:
+		return usagef("--output %q: want text or json", o)
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(c.String(flagLogLevel.Name))); err != nil {
+		return usagef("--log-level %q: want debug, info, warn or error", c.String(flagLogLevel.Name))
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	var h slog.Handler
+	switch f := c.String(flagLogFormat.Name); f {
+	case "text":
+		h = slog.NewTextHandler(c.App.ErrWriter, opts)
+	case "json":
+		h = slog.NewJSONHandler(c.App.ErrWriter, opts)
+	default:
+		return usagef("--log-format %q: want text or json", f)
+	}
+	cfg, err := config.Load(c.String(flagConfig.Name), os.Getenv)
+	if err != nil {
+		return err
+	}
+	c.App.Metadata[envKey] = &env{
+		cfg: cfg, log: slog.New(h), stdout: c.App.Writer, stderr: c.App.ErrWriter, json: outputJSON,
+	}
+	return nil
+}
+
+// emit writes a command's result: v as JSON under --output json, else text().
+func (e *env) emit(v any, text func(w io.Writer)) error {
+	if e.json {
+		enc := json.NewEncoder(e.stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(v)
+	}
+	text(e.stdout)
+	return nil
+}
+
+func notImplemented(name string) cli.ActionFunc {
+	return func(*cli.Context) error {
+		return fmt.Errorf("%s: not implemented yet", name)
+	}
+}
+
+// splitList accepts repeated flags and comma-separated values alike.
+func splitList(values []string) []string {
+	var out []string
+	for _, v := range values {
+		for p := range strings.SplitSeq(v, ",") {
+			if p = strings.TrimSpace(p); p != "" {
+				out = append(out, p)
+			}
+		}
+	}
+	return out
+}

@@ -1,0 +1,78 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/purgeguard/purgeguard/internal/archive"
+	"github.com/purgeguard/purgeguard/internal/config"
+)
+
+// Exit codes (DESIGN.md): scripts and the guard's caller branch on them.
+const (
+	exitOK       = 0
+	exitError    = 1
+	exitUsage    = 2
+	exitRefused  = 3 // refused by policy
+	exitVerify   = 4 // verification failed: integrity or blast radius
+	exitNotBuilt = exitError
+)
+
+// usageError marks a command line that cannot be run as given.
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+func usagef(format string, args ...any) error { return &usageError{msg: fmt.Sprintf(format, args...)} }
+
+// exitCoder lets an error carry an exit code decided elsewhere: the guard passes on
+// the wrapped command's own status this way.
+type exitCoder interface{ ExitCode() int }
+
+// errReported is returned when a command already printed its result (a refusal, a
+// failed verification) and only the exit code is left to give.
+type errReported struct{ code int }
+
+func (e *errReported) Error() string { return fmt.Sprintf("exit status %d", e.code) }
+func (e *errReported) ExitCode() int { return e.code }
+
+// exitCode maps an error to the process status, in one place.
+func exitCode(err error) int {
+	var ue *usageError
+	var ve *archive.VerifyError
+	var ec exitCoder
+	var ce *config.Error
+	switch {
+	case err == nil:
+		return exitOK
+	case errors.As(err, &ec):
+		return ec.ExitCode()
+	case errors.As(err, &ue), errors.As(err, &ce):
+		return exitUsage
+	case errors.As(err, &ve):
+		return exitVerify
+	}
+	return exitError
+}
+
+// report prints err (plain text on stderr, or a JSON object on stdout under
+// --output json, so a script reads one document whatever happened) and returns the
+// exit status.
+func report(stdout, stderr io.Writer, err error) int {
+	code := exitCode(err)
+	var rep *errReported
+	if err == nil || errors.As(err, &rep) {
+		return code
+	}
+	if outputJSON {
+		_ = json.NewEncoder(stdout).Encode(map[string]any{"error": err.Error(), "exit_code": code})
+		return code
+	}
+	fmt.Fprintf(stderr, "purgeguard: %v\n", err)
+	if code == exitUsage {
+		fmt.Fprintln(stderr, "Run 'purgeguard --help' or 'purgeguard COMMAND --help' for usage.")
+	}
+	return code
+}

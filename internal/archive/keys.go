@@ -1,0 +1,145 @@
+// Package archive is purgeguard's on-storage format (version 1): where every object
+// lives, what a manifest says, and how both are checked. It does no I/O of its own
+// beyond the readers and writers it is handed, so every rule is unit-tested.
+//
+//	snapshots/<tenant-uuid>/<snapshot-id>/tables/<schema>.<table>.copy.zst
+//	snapshots/<tenant-uuid>/<snapshot-id>/manifest.json   (written last: the commit marker)
+//	blobs/sha256/<aa>/<hex>.zst                            (file contents, content-addressed)
+//	audit/<yyyy>/<mm>/<dd>/<time>-<id>.json                (one record per decision, snapshot, restore)
+//
+// Keys are relative to the store's root (a directory or an S3 bucket prefix).
+package archive
+
+import (
+	"encoding/hex"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// FormatVersion is the version of the layout and manifest written by this build.
+// A reader refuses a manifest with a greater version rather than guess at it.
+const FormatVersion = 1
+
+// Top-level key prefixes.
+const (
+	SnapshotsPrefix = "snapshots/"
+	BlobsPrefix     = "blobs/sha256/"
+	AuditPrefix     = "audit/"
+	manifestName    = "manifest.json"
+	tablesDir       = "tables/"
+	tableSuffix     = ".copy.zst"
+	blobSuffix      = ".zst"
+)
+
+// TenantPrefix is the key prefix under which every snapshot of tenant lives.
+func TenantPrefix(tenant uuid.UUID) string {
+	return SnapshotsPrefix + tenant.String() + "/"
+}
+
+// SnapshotPrefix is the key prefix of one snapshot's objects.
+func SnapshotPrefix(tenant, id uuid.UUID) string {
+	return TenantPrefix(tenant) + id.String() + "/"
+}
+
+// ManifestKey is the key of a snapshot's manifest, whose presence commits the snapshot.
+func ManifestKey(tenant, id uuid.UUID) string {
+	return SnapshotPrefix(tenant, id) + manifestName
+}
+
+// TableKey is the key of one table's rows in a snapshot, as zstd-compressed COPY text.
+func TableKey(tenant, id uuid.UUID, schema, table string) string {
+	return SnapshotPrefix(tenant, id) + tablesDir + tableFileName(schema, table)
+}
+
+// tableFileName escapes the characters that would make a key ambiguous or invalid:
+// PostgreSQL identifiers may hold '/', '.', '%' or control characters.
+func tableFileName(schema, table string) string {
+	return escapeIdent(schema) + "." + escapeIdent(table) + tableSuffix
+}
+
+func escapeIdent(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		switch {
+		case r == '/' || r == '.' || r == '%' || r == '\\' || r < 0x20 || r == 0x7f:
+			fmt.Fprintf(&b, "%%%02X", r)
+		default:
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
+}
+
+// BlobKey is the key of a file's content, named by the SHA-256 of the raw content.
+func BlobKey(sum [32]byte) string {
+	h := hex.EncodeToString(sum[:])
+	return BlobsPrefix + h[:2] + "/" + h + blobSuffix
+}
+
+// BlobKeyHex is BlobKey for a hex digest as found in a manifest.
+func BlobKeyHex(hexSum string) (string, error) {
+	b, err := hex.DecodeString(hexSum)
+	if err != nil || len(b) != 32 {
+		return "", fmt.Errorf("archive: bad sha256 %q", hexSum)
+	}
+	return BlobKey([32]byte(b)), nil
+}
+
+// ParseBlobKey returns the digest named by a blob key.
+func ParseBlobKey(key string) (sum [32]byte, ok bool) {
+	rest, found := strings.CutPrefix(key, BlobsPrefix)
+	if !found || !strings.HasSuffix(rest, blobSuffix) {
+		return sum, false
+	}
+	rest = strings.TrimSuffix(rest, blobSuffix)
+	dir, h, found := strings.Cut(rest, "/")
+	if !found || len(h) != 64 || dir != h[:2] {
+		return sum, false
+	}
+	b, err := hex.DecodeString(h)
+	if err != nil {
+		return sum, false
+	}
+	return [32]byte(b), true
+}
+
+// AuditKey is the key of one audit record. Keys sort by time.
+func AuditKey(at time.Time, id uuid.UUID) string {
+	at = at.UTC()
+	return fmt.Sprintf("%s%04d/%02d/%02d/%s-%s.json", AuditPrefix,
+		at.Year(), at.Month(), at.Day(), at.Format("150405.000000000Z"), id)
+}
+
+// SnapshotRef names one snapshot by where it is stored.
+type SnapshotRef struct {
+	Tenant uuid.UUID `json:"tenant"`
+	ID     uuid.UUID `json:"id"`
+}
+
+// ParseSnapshotKey splits a key under snapshots/ into the snapshot it belongs to and
+// the rest of the key ("manifest.json", "tables/…").
+func ParseSnapshotKey(key string) (ref SnapshotRef, rest string, ok bool) {
+	s, found := strings.CutPrefix(key, SnapshotsPrefix)
+	if !found {
+		return ref, "", false
+	}
+	parts := strings.SplitN(s, "/", 3)
+	if len(parts) != 3 {
+		return ref, "", false
+	}
+	t, err := uuid.Parse(parts[0])
+	if err != nil || t.String() != parts[0] {
+		return ref, "", false
+	}
+	id, err := uuid.Parse(parts[1])
+	if err != nil || id.String() != parts[1] {
+		return ref, "", false
+	}
+	return SnapshotRef{Tenant: t, ID: id}, parts[2], true
+}
+
+// IsManifest reports whether rest (from ParseSnapshotKey) is the manifest.
+func IsManifest(rest string) bool { return rest == manifestName }

@@ -1,0 +1,226 @@
+package archive
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// Scope kinds: what part of a tenant a snapshot holds.
+const (
+	ScopeTenant    = "tenant"    // everything a purge of the tenant would remove or change
+	ScopeRetention = "retention" // what a retention purge would remove, per cut-off
+)
+
+// Manifest describes one committed snapshot. It is written last: a snapshot without
+// one does not exist for any reader.
+type Manifest struct {
+	FormatVersion int       `json:"format_version"`
+	ID            uuid.UUID `json:"id"`
+	Tenant        uuid.UUID `json:"tenant"`
+	Reason        string    `json:"reason,omitempty"`
+	CreatedAt     time.Time `json:"created_at"`
+	ToolVersion   string    `json:"tool_version"`
+	ServerVersion string    `json:"server_version"`
+	Scope         Scope     `json:"scope"`
+	Root          Root      `json:"root"`
+	Tables        []Table   `json:"tables"`
+	Files         []File    `json:"files"`
+}
+
+// Root names the tenant root table and its key column.
+type Root struct {
+	Schema string `json:"schema"`
+	Table  string `json:"table"`
+	Key    string `json:"key"`
+}
+
+// Scope says which rows the snapshot holds. For a retention snapshot, Cutoffs maps
+// each kind (cdr, recording, export) to the instant before which rows were saved.
+type Scope struct {
+	Kind    string               `json:"kind"`
+	Cutoffs map[string]time.Time `json:"cutoffs,omitempty"`
+}
+
+// Column is one saved column with its type as PostgreSQL formats it.
+type Column struct {
+	Name string `json:"name"`
+	Type string `json:"type"`
+}
+
+// Table is one table's rows in the snapshot: COPY text of Columns, zstd-compressed.
+type Table struct {
+	Schema string `json:"schema"`
+	Name   string `json:"name"`
+	// Reach is how a purge touches the table: root, cascade, set_null, set_default, extra.
+	Reach       string   `json:"reach"`
+	Columns     []Column `json:"columns"`
+	PrimaryKey  []string `json:"primary_key,omitempty"`
+	Rows        int64    `json:"rows"`
+	RawBytes    int64    `json:"raw_bytes"`
+	StoredBytes int64    `json:"stored_bytes"`
+	SHA256      string   `json:"sha256"` // of the stored (compressed) object
+	Key         string   `json:"key"`
+}
+
+// File is one file named by a row. SHA256 is of the raw content and names its blob.
+type File struct {
+	Table       string    `json:"table"`  // schema.table of the row naming it
+	Column      string    `json:"column"` // column holding the path
+	Path        string    `json:"path"`   // as stored in the database
+	Size        int64     `json:"size,omitempty"`
+	Mode        uint32    `json:"mode,omitempty"`
+	ModTime     time.Time `json:"mtime,omitzero"`
+	SHA256      string    `json:"sha256,omitempty"`
+	StoredBytes int64     `json:"stored_bytes,omitempty"`
+	Missing     bool      `json:"missing,omitempty"`      // the database names it, the disk does not have it
+	OutsideRoot bool      `json:"outside_root,omitempty"` // resolved, it is not under its configured root: never read
+}
+
+// Totals sums a manifest's tables and files.
+type Totals struct {
+	Tables      int   `json:"tables"`
+	Rows        int64 `json:"rows"`
+	Files       int   `json:"files"`
+	FilesBytes  int64 `json:"files_bytes"`
+	RawBytes    int64 `json:"raw_bytes"`
+	StoredBytes int64 `json:"stored_bytes"`
+	Missing     int   `json:"missing_files"`
+	OutsideRoot int   `json:"outside_root_files"`
+}
+
+// Totals sums the manifest.
+func (m *Manifest) Totals() Totals {
+	var t Totals
+	t.Tables = len(m.Tables)
+	for _, tb := range m.Tables {
+		t.Rows += tb.Rows
+		t.RawBytes += tb.RawBytes
+		t.StoredBytes += tb.StoredBytes
+	}
+	for _, f := range m.Files {
+		switch {
+		case f.Missing:
+			t.Missing++
+		case f.OutsideRoot:
+			t.OutsideRoot++
+		default:
+			t.Files++
+			t.FilesBytes += f.Size
+			t.StoredBytes += f.StoredBytes
+		}
+	}
+	return t
+}
+
+// Ref is where the manifest's snapshot lives.
+func (m *Manifest) Ref() SnapshotRef { return SnapshotRef{Tenant: m.Tenant, ID: m.ID} }
+
+// ErrNewerFormat is returned for a manifest written by a newer purgeguard.
+var ErrNewerFormat = errors.New("manifest written by a newer purgeguard format")
+
+// Validate checks the manifest's internal consistency: a reader trusts nothing that
+// fails it, since restore turns these fields into SQL identifiers and file paths.
+func (m *Manifest) Validate() error {
+	if m.FormatVersion < 1 {
+		return fmt.Errorf("archive: manifest %s: format_version %d", m.ID, m.FormatVersion)
+	}
+	if m.FormatVersion > FormatVersion {
+		return fmt.Errorf("archive: manifest %s: format_version %d > %d: %w", m.ID, m.FormatVersion, FormatVersion, ErrNewerFormat)
+	}
+	if m.ID == uuid.Nil || m.Tenant == uuid.Nil {
+		return fmt.Errorf("archive: manifest: id and tenant must be set")
+	}
+	switch m.Scope.Kind {
+	case ScopeTenant, ScopeRetention:
+	default:
+		return fmt.Errorf("archive: manifest %s: unknown scope %q", m.ID, m.Scope.Kind)
+	}
+	seen := make(map[string]bool, len(m.Tables))
+	for i, t := range m.Tables {
+		if t.Schema == "" || t.Name == "" {
+			return fmt.Errorf("archive: manifest %s: tables[%d]: schema and name must be set", m.ID, i)
+		}
+		if want := TableKey(m.Tenant, m.ID, t.Schema, t.Name); t.Key != want {
+			return fmt.Errorf("archive: manifest %s: table %s.%s: key %q, want %q", m.ID, t.Schema, t.Name, t.Key, want)
+		}
+		if seen[t.Key] {
+			return fmt.Errorf("archive: manifest %s: table %s.%s listed twice", m.ID, t.Schema, t.Name)
+		}
+		seen[t.Key] = true
+		if len(t.Columns) == 0 {
+			return fmt.Errorf("archive: manifest %s: table %s.%s: no columns", m.ID, t.Schema, t.Name)
+		}
+		if t.Rows < 0 || t.RawBytes < 0 || t.StoredBytes < 0 {
+			return fmt.Errorf("archive: manifest %s: table %s.%s: negative count", m.ID, t.Schema, t.Name)
+		}
+		if _, err := BlobKeyHex(t.SHA256); err != nil {
+			return fmt.Errorf("archive: manifest %s: table %s.%s: %w", m.ID, t.Schema, t.Name, err)
+		}
+	}
+	for i, f := range m.Files {
+		if f.Path == "" {
+			return fmt.Errorf("archive: manifest %s: files[%d]: empty path", m.ID, i)
+		}
+		if f.Missing || f.OutsideRoot {
+			continue
+		}
+		if _, err := BlobKeyHex(f.SHA256); err != nil {
+			return fmt.Errorf("archive: manifest %s: file %s: %w", m.ID, f.Path, err)
+		}
+	}
+	return nil
+}
+
+// Encode writes m as indented JSON after validating it.
+func Encode(w io.Writer, m *Manifest) error {
+	if err := m.Validate(); err != nil {
+		return err
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(m); err != nil {
+		return fmt.Errorf("archive: encode manifest %s: %w", m.ID, err)
+	}
+	return nil
+}
+
+// maxManifestBytes bounds what Decode reads: a manifest lists files, so it can be
+// large, but a runaway object must not exhaust memory.
+const maxManifestBytes = 256 << 20
+
+// Decode reads and validates a manifest. Unknown fields are refused within this
+// format version: they mean a writer and reader that disagree on the format.
+func Decode(r io.Reader) (*Manifest, error) {
+	data, err := io.ReadAll(io.LimitReader(r, maxManifestBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("archive: read manifest: %w", err)
+	}
+	if len(data) > maxManifestBytes {
+		return nil, fmt.Errorf("archive: manifest larger than %d bytes", maxManifestBytes)
+	}
+	var probe struct {
+		FormatVersion int `json:"format_version"`
+	}
+	if err := json.Unmarshal(data, &probe); err != nil {
+		return nil, fmt.Errorf("archive: decode manifest: %w", err)
+	}
+	if probe.FormatVersion > FormatVersion {
+		return nil, fmt.Errorf("archive: manifest format_version %d > %d: %w", probe.FormatVersion, FormatVersion, ErrNewerFormat)
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	var m Manifest
+	if err := dec.Decode(&m); err != nil {
+		return nil, fmt.Errorf("archive: decode manifest: %w", err)
+	}
+	if err := m.Validate(); err != nil {
+		return nil, err
+	}
+	return &m, nil
+}

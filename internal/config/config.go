@@ -1,0 +1,126 @@
+// Package config reads purgeguard's configuration: defaults (the call-logd profile),
+// then a YAML file, then environment variables; the CLI applies its flags last.
+// Decoding is strict: an unknown key or a bad value is an error naming the key and
+// the line, because a misspelt safety limit silently left at its default is a trap.
+package config
+
+import (
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Config is the whole configuration. Library packages never see it: the CLI turns
+// its sections into each package's own options.
+type Config struct {
+	Database Database     `yaml:"database" json:"database"`
+	Storage  Storage      `yaml:"storage" json:"storage"`
+	Tenants  Tenants      `yaml:"tenants" json:"tenants"`
+	Files    []FileColumn `yaml:"files" json:"files"`
+	Snapshot Snapshot     `yaml:"snapshot" json:"snapshot"`
+	Policy   Policy       `yaml:"policy" json:"policy"`
+}
+
+// Database says where the service's PostgreSQL is.
+type Database struct {
+	// URL is a libpq connection string or URL. Empty: PURGEGUARD_DATABASE_URL, else
+	// libpq's PG* variables (PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE, ...).
+	URL DSN `yaml:"url" json:"url"`
+}
+
+// Storage says where snapshots go.
+type Storage struct {
+	URL string `yaml:"url" json:"url"` // file:///path or s3://bucket/prefix
+	S3  S3     `yaml:"s3" json:"s3"`
+}
+
+// S3 configures the s3:// backend.
+type S3 struct {
+	Endpoint        string   `yaml:"endpoint" json:"endpoint"` // host:port; empty: AWS
+	Region          string   `yaml:"region" json:"region"`
+	AccessKeyID     string   `yaml:"access_key_id" json:"access_key_id"`
+	SecretAccessKey Secret   `yaml:"secret_access_key" json:"secret_access_key"`
+	Insecure        bool     `yaml:"insecure" json:"insecure"` // plain HTTP (a MinIO on loopback)
+	CreateBucket    bool     `yaml:"create_bucket" json:"create_bucket"`
+	PartSize        ByteSize `yaml:"part_size" json:"part_size"`
+}
+
+// Tenants names the tenant root and the tables keyed by tenant without a foreign key.
+type Tenants struct {
+	Table       string       `yaml:"table" json:"table"`
+	Key         string       `yaml:"key" json:"key"`
+	ExtraTables []ExtraTable `yaml:"extra_tables" json:"extra_tables"`
+}
+
+// ExtraTable is a table holding a tenant column but no foreign key to the root.
+type ExtraTable struct {
+	Table  string `yaml:"table" json:"table"`
+	Column string `yaml:"column" json:"column"`
+}
+
+// FileColumn is a column holding paths of files that belong to its row, and the only
+// directory those files may be read from or written to.
+type FileColumn struct {
+	Table  string `yaml:"table" json:"table"`
+	Column string `yaml:"column" json:"column"`
+	Root   string `yaml:"root" json:"root"`
+}
+
+// Snapshot tunes the export.
+type Snapshot struct {
+	Jobs             int `yaml:"jobs" json:"jobs"`
+	CompressionLevel int `yaml:"compression_level" json:"compression_level"`
+}
+
+// Policy holds the rules a deletion set must pass.
+type Policy struct {
+	MaxTenants     int      `yaml:"max_tenants" json:"max_tenants"`
+	MaxFraction    float64  `yaml:"max_fraction" json:"max_fraction"`
+	MinSourceRatio float64  `yaml:"min_source_ratio" json:"min_source_ratio"`
+	Protected      UUIDs    `yaml:"protected" json:"protected"`
+	ActiveWithin   Duration `yaml:"active_within" json:"active_within"`
+	Activity       Activity `yaml:"activity" json:"activity"`
+}
+
+// Activity names where a tenant's last activity is read from.
+type Activity struct {
+	Table        string `yaml:"table" json:"table"`
+	TenantColumn string `yaml:"tenant_column" json:"tenant_column"`
+	TimeColumn   string `yaml:"time_column" json:"time_column"`
+}
+
+// Default returns the call-logd profile.
+func Default() *Config {
+	return &Config{
+		Storage: Storage{
+			URL: "file:///var/lib/purgeguard",
+			S3:  S3{Region: "us-east-1", PartSize: 8 << 20},
+		},
+		Tenants: Tenants{Table: "public.call_logd_tenant", Key: "uuid", ExtraTables: []ExtraTable{}},
+		Files: []FileColumn{
+			{Table: "public.call_logd_recording", Column: "path", Root: "/var/lib/wazo/sounds/tenants"},
+			{Table: "public.call_logd_export", Column: "path", Root: "/var/lib/wazo-call-logd/exports"},
+		},
+		Snapshot: Snapshot{Jobs: 2, CompressionLevel: 3},
+		Policy: Policy{
+			MaxTenants:     5,
+			MaxFraction:    0.10,
+			MinSourceRatio: 0.5,
+			Protected:      UUIDs{},
+			ActiveWithin:   Duration(7 * 24 * time.Hour),
+			Activity:       Activity{Table: "public.call_logd_call_log", TenantColumn: "tenant_uuid", TimeColumn: "date"},
+		},
+	}
+}
+
+// TableName splits "schema.table" ("table" alone is in public).
+func TableName(s string) (schema, table string, err error) {
+	schema, table, found := strings.Cut(s, ".")
+	if !found {
+		schema, table = "public", s
+	}
+	if schema == "" || table == "" || strings.Contains(table, ".") {
+		return "", "", fmt.Errorf("%q is not a table name (want schema.table)", s)
+	}
+	return schema, table, nil
+}

@@ -1,0 +1,109 @@
+package testenv
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/minio/minio-go/v7"
+)
+
+// MinIOServer is a MinIO server owned by one test, for faults that must not disturb the
+// shared server: killing the storage in the middle of an upload.
+type MinIOServer struct {
+	S3
+	cmd  *exec.Cmd
+	once sync.Once
+	done chan struct{}
+}
+
+// StartMinIO starts a private MinIO server on a free loopback port with one empty
+// bucket. It is killed when the test ends, if the test has not killed it first.
+func StartMinIO(t testing.TB) *MinIOServer {
+	t.Helper()
+	bin := MinIOBinary(t)
+	port, cport := freePort(t), freePort(t)
+	s := &MinIOServer{
+		S3: S3{
+			Endpoint:  fmt.Sprintf("127.0.0.1:%d", port),
+			AccessKey: "private-test",
+			SecretKey: "private-test-" + RandomName(""),
+			Bucket:    RandomName("pgtest-"),
+			Region:    "us-east-1",
+		},
+		done: make(chan struct{}),
+	}
+	cmd := exec.Command(bin, "server", "--quiet",
+		"--address", s.Endpoint, "--console-address", fmt.Sprintf("127.0.0.1:%d", cport),
+		filepath.Join(t.TempDir(), "data"))
+	cmd.Env = append(os.Environ(),
+		"MINIO_ROOT_USER="+s.AccessKey, "MINIO_ROOT_PASSWORD="+s.SecretKey,
+		"MINIO_BROWSER=off", "MINIO_UPDATE=off")
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("testenv: start minio: %v", err)
+	}
+	s.cmd = cmd
+	go func() { _ = cmd.Wait(); close(s.done) }()
+	t.Cleanup(s.Kill)
+
+	ctx := Context(t)
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+s.Endpoint+"/minio/health/ready", nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				break
+			}
+		}
+		select {
+		case <-s.done:
+			t.Fatalf("testenv: private minio exited during start")
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("testenv: private minio not ready after 60s: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	makeBucketNoCleanup(t, s.S3)
+	return s
+}
+
+func makeBucketNoCleanup(t testing.TB, s S3) {
+	t.Helper()
+	if err := s.Client(t).MakeBucket(Context(t), s.Bucket, minioMakeBucketOptions(s.Region)); err != nil {
+		t.Fatalf("testenv: make bucket %s: %v", s.Bucket, err)
+	}
+}
+
+// Kill stops the server at once (SIGKILL), as a crash or a network cut would.
+func (s *MinIOServer) Kill() {
+	s.once.Do(func() {
+		_ = s.cmd.Process.Signal(syscall.SIGKILL)
+		<-s.done
+	})
+}
+
+func freePort(t testing.TB) int {
+	t.Helper()
+	l, err := (&net.ListenConfig{}).Listen(context.Background(), "tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("testenv: free port: %v", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func minioMakeBucketOptions(region string) minio.MakeBucketOptions {
+	return minio.MakeBucketOptions{Region: region}
+}
