@@ -167,3 +167,13 @@ func splitList(values []string) []string {
 	}
 	return out
 }
+
+// jsonDetail marshals an audit record's detail; a value that cannot be marshalled
+// is a programming error, recorded rather than lost.
+func jsonDetail(v any) json.RawMessage {
+	b, err := json.Marshal(v)
+	if err != nil {
+		b, _ = json.Marshal(map[string]string{"marshal_error": err.Error()})
+	}
+	return b
+}

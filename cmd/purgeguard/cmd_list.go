@@ -1,10 +1,59 @@
 package main
 
-import "github.com/urfave/cli/v2"
+import (
+	"fmt"
+	"io"
+	"text/tabwriter"
+
+	"github.com/google/uuid"
+	"github.com/urfave/cli/v2"
+
+	"github.com/purgeguard/purgeguard/internal/repository"
+)
 
 var cmdList = &cli.Command{
-	Name:   "list",
-	Usage:  "list committed snapshots, newest first",
+	Name:  "list",
+	Usage: "list committed snapshots, newest first",
+	Description: `Only committed snapshots are listed: one whose manifest was never written (an
+interrupted run) does not exist. Without --tenant, every tenant's snapshots.`,
 	Flags:  []cli.Flag{flagTenant},
-	Action: notImplemented("list"),
+	Action: runList,
+}
+
+func runList(c *cli.Context) error {
+	e := getEnv(c)
+	tenants, err := tenantArgs(c)
+	if err != nil {
+		return err
+	}
+	store, err := openStore(c.Context, e)
+	if err != nil {
+		return err
+	}
+	if len(tenants) == 0 {
+		tenants = []uuid.UUID{uuid.Nil}
+	}
+	out := []snapshotSummary{}
+	for _, t := range tenants {
+		ms, err := repository.List(c.Context, store, t)
+		if err != nil {
+			return err
+		}
+		for _, m := range ms {
+			out = append(out, summarize(m))
+		}
+	}
+	return e.emit(map[string]any{"snapshots": out}, func(w io.Writer) {
+		if len(out) == 0 {
+			fmt.Fprintln(w, "no snapshot")
+			return
+		}
+		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "CREATED\tTENANT\tSNAPSHOT\tTABLES\tROWS\tFILES\tSTORED\tREASON")
+		for _, s := range out {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%s\t%s\n", s.CreatedAt.Format("2006-01-02 15:04:05Z"),
+				s.Tenant, s.Snapshot, s.Tables, s.Rows, s.Files, humanBytes(s.StoredBytes), s.Reason)
+		}
+		tw.Flush()
+	})
 }

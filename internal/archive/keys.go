@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 )
@@ -55,20 +56,28 @@ func TableKey(tenant, id uuid.UUID, schema, table string) string {
 }
 
 // tableFileName escapes the characters that would make a key ambiguous or invalid:
-// PostgreSQL identifiers may hold '/', '.', '%' or control characters.
+// PostgreSQL identifiers may hold '/', '.', '%' or control characters, and, in a
+// database whose encoding is not UTF-8 (SQL_ASCII), bytes that are not UTF-8.
 func tableFileName(schema, table string) string {
 	return escapeIdent(schema) + "." + escapeIdent(table) + tableSuffix
 }
 
 func escapeIdent(s string) string {
 	var b strings.Builder
-	for _, r := range s {
+	for i := 0; i < len(s); {
+		r, size := utf8.DecodeRuneInString(s[i:])
 		switch {
+		case r == utf8.RuneError && size == 1:
+			// A byte that is not UTF-8 is escaped on its own: ranging over the string
+			// would turn every such byte into U+FFFD, so "\xff" and "\xfe" (and a real
+			// U+FFFD) would share one key, and the key would not round-trip.
+			fmt.Fprintf(&b, "%%%02X", s[i])
 		case r == '/' || r == '.' || r == '%' || r == '\\' || r < 0x20 || r == 0x7f:
 			fmt.Fprintf(&b, "%%%02X", r)
 		default:
-			b.WriteRune(r)
+			b.WriteString(s[i : i+size])
 		}
+		i += size
 	}
 	return b.String()
 }
@@ -79,16 +88,19 @@ func BlobKey(sum [32]byte) string {
 	return BlobsPrefix + h[:2] + "/" + h + blobSuffix
 }
 
-// BlobKeyHex is BlobKey for a hex digest as found in a manifest.
+// BlobKeyHex is BlobKey for a hex digest as found in a manifest: 64 lower-case hex
+// digits, as Digest.Hex writes them. Upper case is refused: Digest.Check compares the
+// strings, so a manifest holding it would pass Validate and then fail every verify.
 func BlobKeyHex(hexSum string) (string, error) {
 	b, err := hex.DecodeString(hexSum)
-	if err != nil || len(b) != 32 {
+	if err != nil || len(b) != 32 || hex.EncodeToString(b) != hexSum {
 		return "", fmt.Errorf("archive: bad sha256 %q", hexSum)
 	}
 	return BlobKey([32]byte(b)), nil
 }
 
-// ParseBlobKey returns the digest named by a blob key.
+// ParseBlobKey returns the digest named by a blob key. Only the key BlobKey writes is
+// accepted: upper-case hex names no blob this build stores.
 func ParseBlobKey(key string) (sum [32]byte, ok bool) {
 	rest, found := strings.CutPrefix(key, BlobsPrefix)
 	if !found || !strings.HasSuffix(rest, blobSuffix) {
@@ -100,7 +112,7 @@ func ParseBlobKey(key string) (sum [32]byte, ok bool) {
 		return sum, false
 	}
 	b, err := hex.DecodeString(h)
-	if err != nil {
+	if err != nil || hex.EncodeToString(b) != h {
 		return sum, false
 	}
 	return [32]byte(b), true

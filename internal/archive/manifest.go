@@ -167,6 +167,10 @@ func (m *Manifest) Validate() error {
 		if f.Path == "" {
 			return fmt.Errorf("archive: manifest %s: files[%d]: empty path", m.ID, i)
 		}
+		if f.Size < 0 || f.StoredBytes < 0 {
+			// A negative size would also make Digest.Check skip the size comparison.
+			return fmt.Errorf("archive: manifest %s: file %s: negative size", m.ID, f.Path)
+		}
 		if f.Missing || f.OutsideRoot {
 			continue
 		}

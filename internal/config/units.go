@@ -9,6 +9,8 @@ import (
 
 	"github.com/google/uuid"
 	"gopkg.in/yaml.v3"
+
+	"github.com/purgeguard/purgeguard/internal/tenantlist"
 )
 
 // Duration is a time.Duration that YAML writes as "168h", "30m" or, for the spans an
@@ -120,9 +122,13 @@ func (u *UUIDs) UnmarshalYAML(n *yaml.Node) error {
 	}
 	out := make(UUIDs, 0, len(n.Content))
 	for _, c := range n.Content {
-		id, err := uuid.Parse(strings.TrimSpace(c.Value))
-		if c.Kind != yaml.ScalarNode || err != nil {
-			return &Error{Line: c.Line, Msg: fmt.Sprintf("%q is not a tenant UUID", c.Value)}
+		if c.Kind != yaml.ScalarNode {
+			return &Error{Line: c.Line, Msg: "must be a tenant UUID"}
+		}
+		// The same parser as every other tenant input: one accepted form everywhere.
+		id, err := tenantlist.ParseID(c.Value)
+		if err != nil {
+			return &Error{Line: c.Line, Msg: err.Error()}
 		}
 		out = append(out, id)
 	}

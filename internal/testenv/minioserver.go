@@ -20,8 +20,12 @@ import (
 // shared server: killing the storage in the middle of an upload.
 type MinIOServer struct {
 	S3
+	t    testing.TB
+	args []string
+	env  []string
+	bin  string
 	cmd  *exec.Cmd
-	once sync.Once
+	once *sync.Once
 	done chan struct{}
 }
 
@@ -39,20 +43,41 @@ func StartMinIO(t testing.TB) *MinIOServer {
 			Bucket:    RandomName("pgtest-"),
 			Region:    "us-east-1",
 		},
-		done: make(chan struct{}),
+		t:   t,
+		bin: bin,
+		args: []string{"server", "--quiet",
+			"--address", fmt.Sprintf("127.0.0.1:%d", port), "--console-address", fmt.Sprintf("127.0.0.1:%d", cport),
+			filepath.Join(t.TempDir(), "data")},
+		env: append(os.Environ(), "MINIO_BROWSER=off", "MINIO_UPDATE=off"),
 	}
-	cmd := exec.Command(bin, "server", "--quiet",
-		"--address", s.Endpoint, "--console-address", fmt.Sprintf("127.0.0.1:%d", cport),
-		filepath.Join(t.TempDir(), "data"))
-	cmd.Env = append(os.Environ(),
-		"MINIO_ROOT_USER="+s.AccessKey, "MINIO_ROOT_PASSWORD="+s.SecretKey,
-		"MINIO_BROWSER=off", "MINIO_UPDATE=off")
+	s.env = append(s.env, "MINIO_ROOT_USER="+s.AccessKey, "MINIO_ROOT_PASSWORD="+s.SecretKey)
+	s.start()
+	t.Cleanup(s.Kill)
+	makeBucketNoCleanup(t, s.S3)
+	return s
+}
+
+// Restart starts the killed server again on the same address and data: what a crashed
+// storage looks like once it is back.
+func (s *MinIOServer) Restart() {
+	s.t.Helper()
+	s.Kill()
+	s.start()
+}
+
+func (s *MinIOServer) start() {
+	t := s.t
+	t.Helper()
+	s.done = make(chan struct{})
+	s.once = &sync.Once{}
+	cmd := exec.Command(s.bin, s.args...)
+	cmd.Env = s.env
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("testenv: start minio: %v", err)
 	}
 	s.cmd = cmd
-	go func() { _ = cmd.Wait(); close(s.done) }()
-	t.Cleanup(s.Kill)
+	done := s.done
+	go func() { _ = cmd.Wait(); close(done) }()
 
 	ctx := Context(t)
 	deadline := time.Now().Add(60 * time.Second)
@@ -75,8 +100,6 @@ func StartMinIO(t testing.TB) *MinIOServer {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	makeBucketNoCleanup(t, s.S3)
-	return s
 }
 
 func makeBucketNoCleanup(t testing.TB, s S3) {

@@ -1,0 +1,121 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/urfave/cli/v2"
+
+	"github.com/purgeguard/purgeguard/internal/catalog"
+	"github.com/purgeguard/purgeguard/internal/config"
+	"github.com/purgeguard/purgeguard/internal/tenantlist"
+	"github.com/purgeguard/purgeguard/snapshot"
+	"github.com/purgeguard/purgeguard/storage"
+)
+
+// connConfig is the database to work on: --database-url, else database.url (which
+// PURGEGUARD_DATABASE_URL overrides), else libpq's PG* variables, which pgx reads
+// itself from an empty string.
+func connConfig(c *cli.Context, e *env) (*pgx.ConnConfig, error) {
+	dsn := e.cfg.Database.URL.Reveal()
+	if c.IsSet(flagDatabaseURL.Name) {
+		dsn = c.String(flagDatabaseURL.Name)
+	}
+	cfg, err := pgx.ParseConfig(dsn)
+	if err != nil {
+		// pgx's message may quote the string: never show it, it can hold a password.
+		return nil, usagef("database URL %s: cannot be parsed", config.RedactDSN(dsn))
+	}
+	return cfg, nil
+}
+
+func openStore(ctx context.Context, e *env) (storage.Store, error) {
+	s3 := e.cfg.Storage.S3
+	return storage.Open(ctx, e.cfg.Storage.URL, storage.Options{S3: storage.S3Options{
+		Endpoint: s3.Endpoint, Region: s3.Region, AccessKeyID: s3.AccessKeyID,
+		SecretAccessKey: s3.SecretAccessKey.Reveal(), Insecure: s3.Insecure,
+		CreateBucket: s3.CreateBucket, PartSize: int64(s3.PartSize),
+	}})
+}
+
+// catalogOptions turns the tenants section into the catalog's options.
+func catalogOptions(cfg *config.Config) (catalog.Options, error) {
+	root, err := catalog.ParseName(cfg.Tenants.Table)
+	if err != nil {
+		return catalog.Options{}, &config.Error{Key: "tenants.table", Msg: err.Error()}
+	}
+	o := catalog.Options{Root: root, Key: cfg.Tenants.Key}
+	for i, x := range cfg.Tenants.ExtraTables {
+		n, err := catalog.ParseName(x.Table)
+		if err != nil {
+			return o, &config.Error{Key: fmt.Sprintf("tenants.extra_tables[%d].table", i), Msg: err.Error()}
+		}
+		o.ExtraTables = append(o.ExtraTables, catalog.Extra{Table: n, Column: x.Column})
+	}
+	return o, nil
+}
+
+func fileColumns(cfg *config.Config) ([]snapshot.FileColumn, error) {
+	var out []snapshot.FileColumn
+	for i, f := range cfg.Files {
+		n, err := catalog.ParseName(f.Table)
+		if err != nil {
+			return nil, &config.Error{Key: fmt.Sprintf("files[%d].table", i), Msg: err.Error()}
+		}
+		out = append(out, snapshot.FileColumn{Table: n, Column: f.Column, Root: f.Root})
+	}
+	return out, nil
+}
+
+// tenantArgs reads --tenant (repeated or comma-separated) and --tenants-file.
+// Every ID is typed from here on; a bad one names the flag or the file line.
+func tenantArgs(c *cli.Context) ([]uuid.UUID, error) {
+	var out []uuid.UUID
+	seen := map[uuid.UUID]bool{}
+	add := func(id uuid.UUID) {
+		if !seen[id] {
+			seen[id] = true
+			out = append(out, id)
+		}
+	}
+	for _, s := range splitList(c.StringSlice(flagTenant.Name)) {
+		id, err := parseTenantFlag("--tenant", s)
+		if err != nil {
+			return nil, err
+		}
+		add(id)
+	}
+	if name := c.String(flagTenantsFile.Name); name != "" {
+		ids, err := readTenantsFile(c, name)
+		if err != nil {
+			return nil, err
+		}
+		for _, id := range ids {
+			add(id)
+		}
+	}
+	return out, nil
+}
+
+func readTenantsFile(c *cli.Context, name string) ([]uuid.UUID, error) {
+	if name == "-" {
+		return tenantlist.Parse(c.App.Reader, "stdin")
+	}
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return tenantlist.Parse(f, name)
+}
+
+func parseTenantFlag(flag, s string) (uuid.UUID, error) {
+	id, err := tenantlist.ParseID(s)
+	if err != nil {
+		return uuid.Nil, usagef("%s: %v", flag, err)
+	}
+	return id, nil
+}

@@ -1,0 +1,20 @@
+package archive
+
+import (
+	"path/filepath"
+	"strings"
+)
+
+// Within reports whether path, both cleaned, is root or lies under it. It is purely
+// lexical: callers resolve symbolic links first. Every file purgeguard reads or
+// writes passes this test against its configured root.
+func Within(root, path string) bool {
+	root, path = filepath.Clean(root), filepath.Clean(path)
+	if root == path {
+		return true
+	}
+	if root == string(filepath.Separator) {
+		return strings.HasPrefix(path, root)
+	}
+	return strings.HasPrefix(path, root+string(filepath.Separator))
+}

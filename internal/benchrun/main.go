@@ -1,0 +1,290 @@
+// Command benchrun is make bench's driver: on a database filled by fixturegen it
+// measures, in one run and on the same data, purgeguard snapshot of one tenant, the
+// raw pipeline `psql -c "COPY (<same selects>) TO STDOUT" | zstd -3` for the same
+// tables, and pg_dump -Fc of the whole database, and prints wall time, rows/s, MB/s,
+// peak RSS and the ratios. Every number it prints, it measured in this run.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/purgeguard/purgeguard/internal/catalog"
+)
+
+type measure struct {
+	name   string
+	wall   time.Duration
+	rssKiB int64 // largest process of the step
+	rows   int64
+	bytes  int64 // raw COPY bytes (or dump bytes for pg_dump)
+	note   string
+}
+
+func main() {
+	var (
+		dsn     = flag.String("database-url", "", "database filled by fixturegen")
+		bin     = flag.String("purgeguard", "bin/purgeguard", "purgeguard binary")
+		pgbin   = flag.String("pgbin", "", "directory of psql and pg_dump")
+		tenant  = flag.String("tenant", "", "tenant to snapshot")
+		work    = flag.String("work", "", "scratch directory (storage goes under it)")
+		tables  = flag.String("tables-config", "", "purgeguard config with files: [] (tables only)")
+		full    = flag.String("full-config", "", "purgeguard config with the files roots")
+		runs    = flag.Int("runs", 3, "runs of each measurement; the median is printed")
+		jobs    = flag.Int("jobs", 2, "purgeguard snapshot --jobs")
+		machine = flag.String("machine", "", "machine description to print")
+	)
+	flag.Parse()
+	if err := run(*dsn, *bin, *pgbin, *tenant, *work, *tables, *full, *runs, *jobs, *machine); err != nil {
+		fmt.Fprintln(os.Stderr, "benchrun:", err)
+		os.Exit(1)
+	}
+}
+
+func run(dsn, bin, pgbin, tenantS, work, tablesCfg, fullCfg string, runs, jobs int, machine string) error {
+	ctx := context.Background()
+	tenant, err := uuid.Parse(tenantS)
+	if err != nil {
+		return err
+	}
+	selects, err := tenantSelects(ctx, dsn, tenant)
+	if err != nil {
+		return err
+	}
+	var dbRows int64
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		return err
+	}
+	if err := conn.QueryRow(ctx, "SELECT sum(n_live_tup)::bigint FROM pg_stat_user_tables").Scan(&dbRows); err != nil {
+		return err
+	}
+	conn.Close(ctx)
+
+	snap := func(cfg, name string) (measure, error) {
+		store := filepath.Join(work, "store-"+name)
+		defer os.RemoveAll(store)
+		cmd := exec.Command(bin, "-o", "json", "--log-level", "warn", "snapshot", "--tenant", tenant.String(),
+			"--jobs", fmt.Sprint(jobs), "--reason", "bench")
+		cmd.Env = append(os.Environ(), "PURGEGUARD_DATABASE_URL="+dsn, "PURGEGUARD_STORAGE_URL=file://"+store, "PURGEGUARD_CONFIG="+cfg)
+		var out strings.Builder
+		cmd.Stdout, cmd.Stderr = &out, os.Stderr
+		m, err := timed(name, cmd)
+		if err != nil {
+			return m, err
+		}
+		var res struct {
+			Snapshots []struct {
+				Rows       int64 `json:"rows"`
+				RawBytes   int64 `json:"raw_bytes"`
+				Files      int   `json:"files"`
+				FilesBytes int64 `json:"files_bytes"`
+			} `json:"snapshots"`
+		}
+		if err := json.Unmarshal([]byte(out.String()), &res); err != nil || len(res.Snapshots) != 1 {
+			return m, fmt.Errorf("snapshot output: %v: %s", err, out.String())
+		}
+		s := res.Snapshots[0]
+		m.rows, m.bytes = s.Rows, s.RawBytes
+		if s.Files > 0 {
+			m.note = fmt.Sprintf("+ %d files, %.1f MB", s.Files, float64(s.FilesBytes)/1e6)
+		}
+		return m, nil
+	}
+	raw := func() (measure, error) {
+		m := measure{name: "psql COPY | zstd -3"}
+		start := time.Now()
+		for _, sel := range selects {
+			psql := exec.Command(filepath.Join(pgbin, "psql"), dsn, "-qAtX", "-v", "ON_ERROR_STOP=1", "-c", "COPY ("+sel+") TO STDOUT")
+			zstd := exec.Command("zstd", "-3", "-q", "-c")
+			pr, pw, err := os.Pipe()
+			if err != nil {
+				return m, err
+			}
+			psql.Stdout, psql.Stderr = pw, os.Stderr
+			devnull, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+			if err != nil {
+				return m, err
+			}
+			zstd.Stdin, zstd.Stdout, zstd.Stderr = pr, devnull, os.Stderr
+			if err := psql.Start(); err != nil {
+				return m, err
+			}
+			if err := zstd.Start(); err != nil {
+				return m, err
+			}
+			pw.Close()
+			pr.Close()
+			err = firstErr(psql.Wait(), zstd.Wait())
+			devnull.Close()
+			if err != nil {
+				return m, fmt.Errorf("raw pipeline: %w", err)
+			}
+			m.rssKiB = max(m.rssKiB, rss(psql), rss(zstd))
+		}
+		m.wall = time.Since(start)
+		// Rows and bytes of the same selects, counted outside the timed part.
+		m.rows, m.bytes, err = copyCounts(dsn, selects)
+		return m, err
+	}
+	dump := func() (measure, error) {
+		out := filepath.Join(work, "bench.dump")
+		defer os.Remove(out)
+		cmd := exec.Command(filepath.Join(pgbin, "pg_dump"), "-Fc", "-f", out, dsn)
+		cmd.Stderr = os.Stderr
+		m, err := timed("pg_dump -Fc (whole database)", cmd)
+		if err != nil {
+			return m, err
+		}
+		m.rows = dbRows
+		if fi, err := os.Stat(out); err == nil {
+			m.note = fmt.Sprintf("dump %.1f MB", float64(fi.Size())/1e6)
+		}
+		return m, nil
+	}
+
+	a, err := median(runs, func() (measure, error) {
+		return snap(tablesCfg, fmt.Sprintf("purgeguard snapshot (tables, --jobs %d)", jobs))
+	})
+	if err != nil {
+		return err
+	}
+	b, err := median(runs, raw)
+	if err != nil {
+		return err
+	}
+	c, err := median(1, dump)
+	if err != nil {
+		return err
+	}
+	var results = []measure{a, b, c}
+	if fullCfg != "" {
+		f, err := median(1, func() (measure, error) { return snap(fullCfg, "purgeguard snapshot (tables + files)") })
+		if err != nil {
+			return err
+		}
+		results = append(results, f)
+	}
+	fmt.Printf("\nmake bench — %s\n", machine)
+	fmt.Printf("tenant %s: %d tables; database: %d rows in all\n", tenant, len(selects), dbRows)
+	fmt.Printf("median of %d runs (pg_dump and the files snapshot: 1 run)\n\n", runs)
+	fmt.Printf("%-42s %9s %12s %9s %12s  %s\n", "", "wall s", "rows/s", "MB/s", "peak RSS MiB", "")
+	for _, m := range results {
+		secs := m.wall.Seconds()
+		fmt.Printf("%-42s %9.2f %12.0f %9.1f %12.1f  %s\n", m.name, secs, float64(m.rows)/secs,
+			float64(m.bytes)/1e6/secs, float64(m.rssKiB)/1024, m.note)
+	}
+	if a.rows != b.rows {
+		return fmt.Errorf("snapshot saved %d rows but the raw pipeline read %d: not the same data", a.rows, b.rows)
+	}
+	ab, ac := a.wall.Seconds()/b.wall.Seconds(), a.wall.Seconds()/c.wall.Seconds()
+	fmt.Printf("\nsnapshot / raw COPY|zstd wall time: %.3f (target <= 1.11: %s)\n", ab, verdict(ab <= 1.11))
+	fmt.Printf("snapshot / pg_dump -Fc wall time:   %.3f (target <= 0.05: %s)\n", ac, verdict(ac <= 0.05))
+	return nil
+}
+
+func verdict(ok bool) string {
+	if ok {
+		return "met"
+	}
+	return "MISSED"
+}
+
+// tenantSelects renders, from the catalog, the same SELECTs purgeguard runs.
+func tenantSelects(ctx context.Context, dsn string, tenant uuid.UUID) ([]string, error) {
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close(ctx)
+	root, _ := catalog.ParseName("public.call_logd_tenant")
+	g, err := catalog.Load(ctx, conn, catalog.Options{Root: root, Key: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, t := range g.Tables {
+		out = append(out, g.Select(t, tenant))
+	}
+	return out, nil
+}
+
+func timed(name string, cmd *exec.Cmd) (measure, error) {
+	start := time.Now()
+	err := cmd.Run()
+	m := measure{name: name, wall: time.Since(start)}
+	if err != nil {
+		return m, fmt.Errorf("%s: %w", name, err)
+	}
+	m.rssKiB = rss(cmd)
+	return m, nil
+}
+
+func rss(cmd *exec.Cmd) int64 {
+	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+		return ru.Maxrss // KiB on Linux
+	}
+	return 0
+}
+
+func median(runs int, f func() (measure, error)) (measure, error) {
+	var ms []measure
+	for range runs {
+		m, err := f()
+		if err != nil {
+			return m, err
+		}
+		ms = append(ms, m)
+	}
+	slices.SortFunc(ms, func(a, b measure) int { return int(a.wall - b.wall) })
+	return ms[len(ms)/2], nil
+}
+
+type countWriter struct{ n, lines int64 }
+
+func (c *countWriter) Write(p []byte) (int, error) {
+	c.n += int64(len(p))
+	for _, b := range p {
+		if b == '\n' {
+			c.lines++
+		}
+	}
+	return len(p), nil
+}
+
+func copyCounts(dsn string, selects []string) (rows, bytes int64, err error) {
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer conn.Close(ctx)
+	c := &countWriter{}
+	for _, sel := range selects {
+		if _, err := conn.PgConn().CopyTo(ctx, c, "COPY ("+sel+") TO STDOUT"); err != nil {
+			return 0, 0, err
+		}
+	}
+	return c.lines, c.n, nil
+}
+
+func firstErr(errs ...error) error {
+	for _, e := range errs {
+		if e != nil {
+			return e
+		}
+	}
+	return nil
+}

@@ -1,0 +1,118 @@
+// Package repository reads and writes what a snapshot is made of in a store: the
+// manifests that commit snapshots, the audit records, and the verification of every
+// object a manifest names. It is the one place that knows a snapshot exists only
+// once its manifest does (restic's repository, on purgeguard's format).
+package repository
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"slices"
+
+	"github.com/google/uuid"
+
+	"github.com/purgeguard/purgeguard/internal/archive"
+	"github.com/purgeguard/purgeguard/storage"
+)
+
+// ErrNoSnapshot is returned when a tenant has no committed snapshot.
+var ErrNoSnapshot = errors.New("no committed snapshot")
+
+// List returns the committed snapshots of tenant (every tenant when tenant is
+// uuid.Nil), newest first. Objects without a manifest are not snapshots and are
+// not listed.
+func List(ctx context.Context, s storage.Store, tenant uuid.UUID) ([]*archive.Manifest, error) {
+	prefix := archive.SnapshotsPrefix
+	if tenant != uuid.Nil {
+		prefix = archive.TenantPrefix(tenant)
+	}
+	var refs []archive.SnapshotRef
+	err := s.List(ctx, prefix, func(i storage.Info) error {
+		if ref, rest, ok := archive.ParseSnapshotKey(i.Key); ok && archive.IsManifest(rest) {
+			refs = append(refs, ref)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list snapshots: %w", err)
+	}
+	out := make([]*archive.Manifest, 0, len(refs))
+	for _, ref := range refs {
+		m, err := Manifest(ctx, s, ref)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, m)
+	}
+	slices.SortStableFunc(out, func(a, b *archive.Manifest) int {
+		if c := b.CreatedAt.Compare(a.CreatedAt); c != 0 {
+			return c
+		}
+		return bytes.Compare(b.ID[:], a.ID[:]) // UUIDv7: later id, later snapshot
+	})
+	return out, nil
+}
+
+// Manifest loads and validates one snapshot's manifest. It also checks that the
+// manifest is stored where it says it belongs: a manifest copied under another
+// tenant must not restore that tenant.
+func Manifest(ctx context.Context, s storage.Store, ref archive.SnapshotRef) (*archive.Manifest, error) {
+	key := archive.ManifestKey(ref.Tenant, ref.ID)
+	rc, err := s.Get(ctx, key)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("snapshot %s of tenant %s: %w", ref.ID, ref.Tenant, ErrNoSnapshot)
+		}
+		return nil, err
+	}
+	defer rc.Close()
+	m, err := archive.Decode(rc)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", key, err)
+	}
+	if m.Ref() != ref {
+		return nil, &archive.VerifyError{Key: key, What: "manifest location",
+			Want: ref.Tenant.String() + "/" + ref.ID.String(), Got: m.Tenant.String() + "/" + m.ID.String()}
+	}
+	return m, nil
+}
+
+// Latest returns the newest committed snapshot of tenant.
+func Latest(ctx context.Context, s storage.Store, tenant uuid.UUID) (*archive.Manifest, error) {
+	ms, err := List(ctx, s, tenant)
+	if err != nil {
+		return nil, err
+	}
+	if len(ms) == 0 {
+		return nil, fmt.Errorf("tenant %s: %w", tenant, ErrNoSnapshot)
+	}
+	return ms[0], nil
+}
+
+// PutManifest commits a snapshot: every object it names must already be stored.
+func PutManifest(ctx context.Context, s storage.Store, m *archive.Manifest) error {
+	var buf bytes.Buffer
+	if err := archive.Encode(&buf, m); err != nil {
+		return err
+	}
+	if err := s.Put(ctx, archive.ManifestKey(m.Tenant, m.ID), &buf); err != nil {
+		return fmt.Errorf("commit snapshot %s: %w", m.ID, err)
+	}
+	return nil
+}
+
+// PutAudit stores one audit record.
+func PutAudit(ctx context.Context, s storage.Store, a *archive.Audit) error {
+	b, err := json.MarshalIndent(a, "", "  ")
+	if err != nil {
+		return fmt.Errorf("audit %s: %w", a.ID, err)
+	}
+	if err := s.Put(ctx, a.Key(), bytes.NewReader(b)); err != nil {
+		return fmt.Errorf("audit %s: %w", a.ID, err)
+	}
+	return nil
+}

@@ -1,0 +1,145 @@
+package repository
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+
+	"github.com/klauspost/compress/zstd"
+
+	"github.com/purgeguard/purgeguard/internal/archive"
+	"github.com/purgeguard/purgeguard/storage"
+)
+
+// Checker re-reads stored objects and compares them with what a manifest promised.
+// It owns one zstd decoder: Close it.
+type Checker struct {
+	s   storage.Store
+	dec *zstd.Decoder
+}
+
+// NewChecker returns a checker reading from s.
+func NewChecker(s storage.Store) (*Checker, error) {
+	// One goroutine and a bounded window: verifying must not cost more memory than
+	// the snapshot that wrote the object.
+	dec, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(64<<20))
+	if err != nil {
+		return nil, fmt.Errorf("zstd: %w", err)
+	}
+	return &Checker{s: s, dec: dec}, nil
+}
+
+// Close releases the decoder.
+func (c *Checker) Close() { c.dec.Close() }
+
+// Problems is what Verify found, one *archive.VerifyError per object.
+type Problems []error
+
+// Verify re-reads every table object and every blob m names. Objects that are not
+// what the manifest says are returned as problems; an error is returned only when
+// the check itself could not run (storage unreachable, cancelled).
+func (c *Checker) Verify(ctx context.Context, m *archive.Manifest, progress func(key string, bytes int64)) (Problems, error) {
+	var probs Problems
+	keep := func(err error) error {
+		var ve *archive.VerifyError
+		if errors.As(err, &ve) {
+			probs = append(probs, err)
+			return nil
+		}
+		return err
+	}
+	for _, t := range m.Tables {
+		if err := keep(c.Table(ctx, t)); err != nil {
+			return probs, err
+		}
+		if progress != nil {
+			progress(t.Key, t.StoredBytes)
+		}
+	}
+	seen := map[string]bool{}
+	for _, f := range m.Files {
+		if f.Missing || f.OutsideRoot || seen[f.SHA256] {
+			continue
+		}
+		seen[f.SHA256] = true
+		if err := keep(c.Blob(ctx, f)); err != nil {
+			return probs, err
+		}
+		if progress != nil {
+			progress(f.Path, f.StoredBytes)
+		}
+	}
+	return probs, nil
+}
+
+// Table checks one table object: stored size and SHA-256, that it decompresses,
+// and its row and byte counts.
+func (c *Checker) Table(ctx context.Context, t archive.Table) error {
+	rc, err := c.get(ctx, t.Key)
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	stored := archive.NewDigest()
+	if err := c.dec.Reset(io.TeeReader(rc, stored)); err != nil {
+		return &archive.VerifyError{Key: t.Key, What: "decompress", Reason: err}
+	}
+	var rows archive.RowCounter
+	if _, err := io.Copy(&rows, c.dec); err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return &archive.VerifyError{Key: t.Key, What: "decompress", Reason: err}
+	}
+	// The decoder may stop at the end of the frame: hash whatever follows it too.
+	if _, err := io.Copy(io.Discard, io.TeeReader(rc, stored)); err != nil {
+		return fmt.Errorf("read %s: %w", t.Key, err)
+	}
+	if err := stored.Check(t.Key, t.SHA256, t.StoredBytes); err != nil {
+		return err
+	}
+	switch {
+	case rows.Rows != t.Rows:
+		return &archive.VerifyError{Key: t.Key, What: "rows", Want: fmt.Sprint(t.Rows), Got: fmt.Sprint(rows.Rows)}
+	case rows.Bytes != t.RawBytes:
+		return &archive.VerifyError{Key: t.Key, What: "raw bytes", Want: fmt.Sprint(t.RawBytes), Got: fmt.Sprint(rows.Bytes)}
+	case !rows.Complete():
+		return &archive.VerifyError{Key: t.Key, What: "truncated COPY text"}
+	}
+	return nil
+}
+
+// Blob checks a file's content: it decompresses to the size and SHA-256 the
+// manifest recorded.
+func (c *Checker) Blob(ctx context.Context, f archive.File) error {
+	key, err := archive.BlobKeyHex(f.SHA256)
+	if err != nil {
+		return &archive.VerifyError{Key: f.Path, What: "sha256", Reason: err}
+	}
+	rc, err := c.get(ctx, key)
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	if err := c.dec.Reset(rc); err != nil {
+		return &archive.VerifyError{Key: key, What: "decompress", Reason: err}
+	}
+	raw := archive.NewDigest()
+	if _, err := io.Copy(raw, c.dec); err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return &archive.VerifyError{Key: key, What: "decompress", Reason: err}
+	}
+	return raw.Check(key, f.SHA256, f.Size)
+}
+
+func (c *Checker) get(ctx context.Context, key string) (io.ReadCloser, error) {
+	rc, err := c.s.Get(ctx, key)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, &archive.VerifyError{Key: key, What: "missing object"}
+	}
+	return rc, err
+}

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# make bench: generates a call-logd database of 100 tenants where one tenant has
+# 200k call logs, then measures on the same data, in one run: purgeguard snapshot of
+# that tenant, the raw `psql COPY | zstd -3` pipeline for the same selects, and
+# pg_dump -Fc of the whole database (internal/benchrun prints the figures).
+#
+# The other 99 tenants have 20k call logs each (the database is ~11x the tenant), and
+# only the measured tenant's recording files are written to disk.
+#
+#   BENCH_BIG=200000 BENCH_TENANTS=100 BENCH_CALL_LOGS=20000 BENCH_RUNS=3 make bench
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ "${1:-}" != "--inside" ]; then
+	if ! command -v zstd >/dev/null; then
+		echo "bench: installing Debian's zstd" >&2
+		if [ "$(id -u)" = 0 ]; then apt-get install -y -qq zstd >/dev/null; else sudo apt-get install -y -qq zstd >/dev/null; fi
+	fi
+	exec scripts/with-servers.sh --pg-only -- "$0" --inside
+fi
+
+BIG=${BENCH_BIG:-200000}
+TENANTS=${BENCH_TENANTS:-100}
+CALL_LOGS=${BENCH_CALL_LOGS:-20000}
+RUNS=${BENCH_RUNS:-3}
+W=$(mktemp -d "${TMPDIR:-/tmp}/purgeguard-bench.XXXXXX")
+trap 'rm -rf "$W"' EXIT
+
+go build -o "$W/purgeguard" ./cmd/purgeguard
+go build -o "$W/fixturegen" ./internal/fixture/fixturegen
+go build -o "$W/benchrun" ./internal/benchrun
+
+"$PGBIN/psql" "$PURGEGUARD_TEST_DATABASE_URL" -qAtX -c "CREATE DATABASE bench"
+DSN="${PURGEGUARD_TEST_DATABASE_URL%/*}/bench?sslmode=disable"
+echo "bench: generating $TENANTS tenants, tenant #0 with $BIG call logs, the others $CALL_LOGS each..." >&2
+"$W/fixturegen" -database-url "$DSN" -create-schema -tenants "$TENANTS" -call-logs "$CALL_LOGS" \
+	-big-tenant-call-logs "$BIG" -file-tenants 1 -recordings-root "$W/recordings" -exports-root "$W/exports" >"$W/fixture.json"
+"$PGBIN/psql" "$DSN" -qAtX -c "VACUUM ANALYZE"
+TENANT=$(sed -n 's/.*"tenants":\["\([^"]*\)".*/\1/p' "$W/fixture.json")
+
+printf 'files: []\n' >"$W/tables.yaml"
+cat >"$W/full.yaml" <<YAML
+files:
+  - table: public.call_logd_recording
+    column: path
+    root: $W/recordings
+  - table: public.call_logd_export
+    column: path
+    root: $W/exports
+YAML
+
+MACHINE="$(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1), PostgreSQL $("$PGBIN/postgres" --version | awk '{print $3}'), $(zstd --version | awk '{print $NF}' | tr -d ,)"
+"$W/benchrun" -database-url "$DSN" -purgeguard "$W/purgeguard" -pgbin "$PGBIN" -tenant "$TENANT" \
+	-work "$W" -tables-config "$W/tables.yaml" -full-config "$W/full.yaml" -runs "$RUNS" -machine "$MACHINE"

@@ -1,0 +1,194 @@
+package snapshot
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/klauspost/compress/zstd"
+
+	"github.com/purgeguard/purgeguard/internal/archive"
+	"github.com/purgeguard/purgeguard/internal/catalog"
+	"github.com/purgeguard/purgeguard/storage"
+)
+
+// exporter runs the work of one Run: the table units on the read's transactions,
+// then the files on as many goroutines.
+type exporter struct {
+	o     Options
+	g     *catalog.Graph
+	store storage.Store
+	blobs *blobSet
+
+	reported atomic.Int64 // files reported missing or outside their root
+
+	mu sync.Mutex // serialises Progress and guards the results below
+	// results per manifest, assembled in catalog order at the end
+	tables map[*archive.Manifest]map[catalog.Name]archive.Table
+	paths  map[*archive.Manifest][]filePath
+}
+
+// unit is one table of one tenant, or the file paths one column names for a tenant.
+type unit struct {
+	m     *archive.Manifest
+	table *catalog.Table
+	files *fileColumn
+	size  int64 // relation size: largest first keeps every worker busy to the end
+}
+
+func (e *exporter) run(ctx context.Context, r *read, ms []*archive.Manifest, files []fileColumn) error {
+	e.tables = map[*archive.Manifest]map[catalog.Name]archive.Table{}
+	e.paths = map[*archive.Manifest][]filePath{}
+	sizes, err := relationSizes(ctx, r.coord, e.g)
+	if err != nil {
+		return err
+	}
+	var units []unit
+	for _, m := range ms {
+		e.tables[m] = map[catalog.Name]archive.Table{}
+		for _, t := range e.g.Tables {
+			units = append(units, unit{m: m, table: t, size: sizes[t.Name]})
+		}
+		for i := range files {
+			units = append(units, unit{m: m, files: &files[i]})
+		}
+	}
+	slices.SortStableFunc(units, func(a, b unit) int { return int(min(max(b.size-a.size, -1), 1)) })
+
+	if err := e.runTables(ctx, r, units); err != nil {
+		return err
+	}
+	if err := e.runFiles(ctx, ms); err != nil {
+		return err
+	}
+	for _, m := range ms {
+		for _, t := range e.g.Tables {
+			m.Tables = append(m.Tables, e.tables[m][t.Name])
+		}
+		slices.SortFunc(m.Files, func(a, b archive.File) int {
+			return strings.Compare(a.Table+"\x00"+a.Column+"\x00"+a.Path, b.Table+"\x00"+b.Column+"\x00"+b.Path)
+		})
+	}
+	return nil
+}
+
+// runTables hands units to one goroutine per read transaction; the first error
+// cancels the rest.
+func (e *exporter) runTables(ctx context.Context, r *read, units []unit) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	ch := make(chan unit)
+	var wg sync.WaitGroup
+	for _, tx := range r.workers {
+		wg.Go(func() {
+			enc, err := newEncoder(e.o.Level)
+			if err != nil {
+				cancel(err)
+				return
+			}
+			defer enc.Close()
+			for u := range ch {
+				if ctx.Err() != nil {
+					continue
+				}
+				var err error
+				if u.files != nil {
+					err = e.readPaths(ctx, tx, u)
+				} else {
+					err = e.exportTable(ctx, tx, enc, u)
+				}
+				if err != nil {
+					cancel(err)
+				}
+			}
+		})
+	}
+	for _, u := range units {
+		if ctx.Err() != nil {
+			break
+		}
+		ch <- u
+	}
+	close(ch)
+	wg.Wait()
+	return context.Cause(ctx)
+}
+
+func (e *exporter) exportTable(ctx context.Context, tx pgx.Tx, enc *zstd.Encoder, u unit) error {
+	t, m := u.table, u.m
+	key := archive.TableKey(m.Tenant, m.ID, t.Name.Schema, t.Name.Table)
+	sql := "COPY (" + e.g.Select(t, m.Tenant) + ") TO STDOUT"
+	var rows archive.RowCounter
+	start := time.Now()
+	stored, err := putCompressed(ctx, e.store, key, enc, func(w io.Writer) error {
+		_, err := tx.Conn().PgConn().CopyTo(ctx, io.MultiWriter(w, &rows), sql)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("snapshot: table %s of tenant %s: %w", t.Name, m.Tenant, err)
+	}
+	cols := make([]archive.Column, len(t.Columns))
+	for i, c := range t.Columns {
+		cols[i] = archive.Column{Name: c.Name, Type: c.Type}
+	}
+	at := archive.Table{
+		Schema: t.Name.Schema, Name: t.Name.Table, Reach: t.Reach, Columns: cols,
+		PrimaryKey: t.PrimaryKey, Rows: rows.Rows, RawBytes: rows.Bytes,
+		StoredBytes: stored.Size(), SHA256: stored.Hex(), Key: key,
+	}
+	e.o.Log.Debug("table saved", "tenant", m.Tenant, "table", t.Name.String(), "rows", rows.Rows,
+		"raw_bytes", rows.Bytes, "stored_bytes", stored.Size(), "seconds", time.Since(start).Seconds())
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.tables[m][t.Name] = at
+	e.progress(Event{Tenant: m.Tenant, Table: t.Name.String(), Rows: rows.Rows, Bytes: rows.Bytes, Stored: stored.Size()})
+	return nil
+}
+
+// progress reports one event; e.mu is held.
+func (e *exporter) progress(ev Event) {
+	if e.o.Progress != nil {
+		e.o.Progress(ev)
+	}
+}
+
+// relationSizes reads each table's on-disk size (partitions summed): a proxy for
+// how long its export takes, to start the longest first.
+func relationSizes(ctx context.Context, q pgx.Tx, g *catalog.Graph) (map[catalog.Name]int64, error) {
+	out := make(map[catalog.Name]int64, len(g.Tables))
+	for _, t := range g.Tables {
+		var n int64
+		err := q.QueryRow(ctx, `SELECT coalesce(sum(pg_relation_size(relid)), 0)::bigint FROM pg_partition_tree($1::regclass)`,
+			t.Name.Sanitize()).Scan(&n)
+		if err != nil {
+			return nil, fmt.Errorf("snapshot: size of %s: %w", t.Name, err)
+		}
+		out[t.Name] = n
+	}
+	return out, nil
+}
+
+// discard deletes what a failed run stored under its snapshots. Blobs stay: they
+// may be shared, and prune removes the unreferenced ones.
+func (e *exporter) discard(ms []*archive.Manifest) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for _, m := range ms {
+		var keys []string
+		_ = e.store.List(ctx, archive.SnapshotPrefix(m.Tenant, m.ID), func(i storage.Info) error {
+			keys = append(keys, i.Key)
+			return nil
+		})
+		for _, k := range keys {
+			if err := e.store.Delete(ctx, k); err != nil {
+				e.o.Log.Warn("could not delete an object of a failed snapshot; prune will", "key", k, "err", err)
+			}
+		}
+	}
+}

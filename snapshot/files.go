@@ -1,0 +1,276 @@
+package snapshot
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"syscall"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/klauspost/compress/zstd"
+
+	"github.com/purgeguard/purgeguard/internal/archive"
+	"github.com/purgeguard/purgeguard/internal/catalog"
+)
+
+// fileColumn is a configured file column found in the tenant graph.
+type fileColumn struct {
+	FileColumn
+	table    *catalog.Table
+	realRoot string // Root with symbolic links resolved, to test resolved paths against
+}
+
+// filePath is one path a row names.
+type filePath struct {
+	col  *fileColumn
+	path string
+}
+
+// fileColumns matches the configured file columns with the graph. A column of a
+// table the purge does not reach holds no file of the tenant: it is skipped, said
+// once. A missing column is a configuration error.
+func fileColumns(g *catalog.Graph, cols []FileColumn, log *slog.Logger) ([]fileColumn, error) {
+	var out []fileColumn
+	for _, c := range cols {
+		t := g.Table(c.Table)
+		if t == nil {
+			log.Warn("file column's table is not reached by a tenant purge; its files are not saved", "table", c.Table.String(), "column", c.Column)
+			continue
+		}
+		if !slices.ContainsFunc(t.Columns, func(col catalog.Column) bool { return col.Name == c.Column }) {
+			return nil, fmt.Errorf("snapshot: file column %s.%s: column does not exist", c.Table, c.Column)
+		}
+		root := filepath.Clean(c.Root)
+		real, err := filepath.EvalSymlinks(root)
+		if err != nil {
+			if !errors.Is(err, fs.ErrNotExist) {
+				return nil, fmt.Errorf("snapshot: files root %s: %w", root, err)
+			}
+			real = root // no root yet: every file it should hold is missing
+		}
+		out = append(out, fileColumn{FileColumn: FileColumn{Table: c.Table, Column: c.Column, Root: root}, table: t, realRoot: real})
+	}
+	return out, nil
+}
+
+// readPaths reads, within the consistent read, every distinct path the column
+// names for the tenant.
+func (e *exporter) readPaths(ctx context.Context, tx pgx.Tx, u unit) error {
+	c := u.files
+	sql := "SELECT DISTINCT p::text FROM (" + e.g.SelectColumns(c.table, u.m.Tenant, []string{c.Column}) +
+		") AS s(p) WHERE p IS NOT NULL ORDER BY 1"
+	rows, err := tx.Query(ctx, sql)
+	if err != nil {
+		return fmt.Errorf("snapshot: paths in %s.%s of tenant %s: %w", c.Table, c.Column, u.m.Tenant, err)
+	}
+	paths, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (filePath, error) {
+		var p string
+		err := r.Scan(&p)
+		return filePath{col: c, path: p}, err
+	})
+	if err != nil {
+		return fmt.Errorf("snapshot: paths in %s.%s of tenant %s: %w", c.Table, c.Column, u.m.Tenant, err)
+	}
+	e.mu.Lock()
+	e.paths[u.m] = append(e.paths[u.m], paths...)
+	e.mu.Unlock()
+	return nil
+}
+
+const fileWorkersPerJob = 4
+
+// runFiles saves every path of every manifest on Jobs goroutines.
+func (e *exporter) runFiles(ctx context.Context, ms []*archive.Manifest) error {
+	type job struct {
+		m *archive.Manifest
+		p filePath
+	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	ch := make(chan job)
+	var wg sync.WaitGroup
+	// Files are small and each ends in an fsync or an HTTP round trip: more
+	// goroutines than connections keep the disk or the network busy.
+	for range e.o.Jobs * fileWorkersPerJob {
+		wg.Go(func() {
+			enc, err := newEncoder(e.o.Level)
+			if err != nil {
+				cancel(err)
+				return
+			}
+			defer enc.Close()
+			for j := range ch {
+				if ctx.Err() != nil {
+					continue
+				}
+				f, ev, err := e.saveFile(ctx, enc, j.p)
+				if err != nil {
+					cancel(fmt.Errorf("snapshot: file %s of tenant %s: %w", j.p.path, j.m.Tenant, err))
+					continue
+				}
+				ev.Tenant = j.m.Tenant
+				e.mu.Lock()
+				j.m.Files = append(j.m.Files, f)
+				e.progress(ev)
+				e.mu.Unlock()
+			}
+		})
+	}
+feed:
+	for _, m := range ms {
+		for _, p := range e.paths[m] {
+			select {
+			case ch <- job{m, p}:
+			case <-ctx.Done():
+				break feed
+			}
+		}
+	}
+	close(ch)
+	wg.Wait()
+	return context.Cause(ctx)
+}
+
+// saveFile records one path. A path outside its root is never opened, a missing
+// file is recorded as missing; both are reported, neither stops the snapshot.
+func (e *exporter) saveFile(ctx context.Context, enc *zstd.Encoder, p filePath) (archive.File, Event, error) {
+	c := p.col
+	f := archive.File{Table: c.Table.String(), Column: c.Column, Path: p.path}
+	ev := Event{Table: f.Table, File: p.path}
+	clean := filepath.Clean(p.path)
+	if !filepath.IsAbs(p.path) || !archive.Within(c.Root, clean) {
+		f.OutsideRoot = true
+		e.report("file path outside its root: not read", "path", p.path, "root", c.Root, "table", f.Table)
+		return f, ev, nil
+	}
+	real, err := filepath.EvalSymlinks(clean)
+	if errors.Is(err, fs.ErrNotExist) {
+		f.Missing = true
+		e.report("file named by a row is missing", "path", p.path, "table", f.Table)
+		return f, ev, nil
+	}
+	if err != nil {
+		return f, ev, err
+	}
+	if !archive.Within(c.realRoot, real) {
+		f.OutsideRoot = true
+		e.report("file path resolves outside its root: not read", "path", p.path, "resolved", real, "root", c.Root, "table", f.Table)
+		return f, ev, nil
+	}
+	// O_NOFOLLOW: a link swapped in after the check above is refused, not followed.
+	fh, err := os.OpenFile(real, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+	if errors.Is(err, fs.ErrNotExist) {
+		f.Missing = true
+		e.report("file named by a row is missing", "path", p.path, "table", f.Table)
+		return f, ev, nil
+	}
+	if err != nil {
+		return f, ev, err
+	}
+	defer fh.Close()
+	st, err := fh.Stat()
+	if err != nil {
+		return f, ev, err
+	}
+	if !st.Mode().IsRegular() {
+		return f, ev, fmt.Errorf("not a regular file (%s)", st.Mode().Type())
+	}
+	// Content addressing needs the digest before the upload: hash first, then
+	// upload only blobs the store does not have, hashing again on the way and
+	// comparing, so a file changed in between is caught rather than mislabelled.
+	sum := archive.NewDigest()
+	if _, err := io.Copy(sum, fh); err != nil {
+		return f, ev, err
+	}
+	f.Size, f.Mode, f.ModTime, f.SHA256 = sum.Size(), uint32(st.Mode().Perm()), st.ModTime().UTC(), sum.Hex()
+	ev.Bytes = sum.Size()
+	key := archive.BlobKey(sum.Sum())
+	storedSize, uploaded, err := e.blobs.ensure(key, func() (int64, bool, error) {
+		if info, err := e.store.Stat(ctx, key); err == nil {
+			return info.Size, false, nil // a blob is immutable: once stored, done
+		} else if !errors.Is(err, fs.ErrNotExist) {
+			return 0, false, err
+		}
+		if _, err := fh.Seek(0, io.SeekStart); err != nil {
+			return 0, false, err
+		}
+		again := archive.NewDigest()
+		stored, err := putCompressed(ctx, e.store, key, enc, func(w io.Writer) error {
+			_, err := io.Copy(io.MultiWriter(w, again), fh)
+			return err
+		})
+		if err != nil {
+			return 0, false, err
+		}
+		if err := again.Check(p.path, f.SHA256, f.Size); err != nil {
+			_ = e.store.Delete(ctx, key)
+			return 0, false, fmt.Errorf("file changed while it was saved: %w", err)
+		}
+		return stored.Size(), true, nil
+	})
+	if err != nil {
+		return f, ev, err
+	}
+	f.StoredBytes = storedSize
+	if uploaded {
+		ev.Stored = storedSize
+	}
+	return f, ev, nil
+}
+
+// maxReported bounds the per-file warnings of one run: a tenant whose media were
+// cleaned up by hand can name thousands of missing files, all in the manifest and
+// counted in the summary.
+const maxReported = 20
+
+// report warns about a file the snapshot could not save; past maxReported, only at
+// debug level.
+func (e *exporter) report(msg string, args ...any) {
+	if n := e.reported.Add(1); n > maxReported {
+		e.o.Log.Debug(msg, args...)
+		return
+	} else if n == maxReported {
+		msg += " (further ones at debug level; the manifest lists every one)"
+	}
+	e.o.Log.Warn(msg, args...)
+}
+
+// blobSet makes each blob go up once per run, even when two rows name the same
+// content at the same time.
+type blobSet struct {
+	mu sync.Mutex
+	m  map[string]*blobEntry
+}
+
+type blobEntry struct {
+	done     chan struct{}
+	size     int64
+	uploaded bool
+	err      error
+}
+
+func newBlobSet() *blobSet { return &blobSet{m: map[string]*blobEntry{}} }
+
+// ensure runs store for key once; later callers wait for it and share its result,
+// as not uploaded by them.
+func (b *blobSet) ensure(key string, store func() (int64, bool, error)) (size int64, uploaded bool, err error) {
+	b.mu.Lock()
+	if e, ok := b.m[key]; ok {
+		b.mu.Unlock()
+		<-e.done
+		return e.size, false, e.err
+	}
+	e := &blobEntry{done: make(chan struct{})}
+	b.m[key] = e
+	b.mu.Unlock()
+	e.size, e.uploaded, e.err = store()
+	close(e.done)
+	return e.size, e.uploaded, e.err
+}

@@ -1,0 +1,195 @@
+package storage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+)
+
+// tmpPrefix marks files being written; List never shows them.
+const tmpPrefix = ".tmp-"
+
+// FileStore keeps objects as files under a root directory.
+type FileStore struct {
+	root string
+}
+
+var _ Store = (*FileStore)(nil)
+
+// NewFile opens (creating if needed) a directory store.
+func NewFile(root string) (*FileStore, error) {
+	if !filepath.IsAbs(root) {
+		return nil, fmt.Errorf("storage: file root %q must be absolute", root)
+	}
+	if err := os.MkdirAll(root, 0o750); err != nil {
+		return nil, fmt.Errorf("storage: %w", err)
+	}
+	return &FileStore{root: filepath.Clean(root)}, nil
+}
+
+func (s *FileStore) path(key string) (string, error) {
+	if err := ValidKey(key); err != nil {
+		return "", err
+	}
+	return filepath.Join(s.root, filepath.FromSlash(key)), nil
+}
+
+// Put writes to a temporary file in the target's directory, syncs it, renames it
+// over the key and syncs the directory: a reader sees the old object or the new
+// one, never half of one, even across a crash.
+func (s *FileStore) Put(ctx context.Context, key string, r io.Reader) (err error) {
+	p, err := s.path(key)
+	if err != nil {
+		return err
+	}
+	dir := filepath.Dir(p)
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return fmt.Errorf("file: put %s: %w", key, err)
+	}
+	tmp, err := os.CreateTemp(dir, tmpPrefix+"*")
+	if err != nil {
+		return fmt.Errorf("file: put %s: %w", key, err)
+	}
+	defer func() {
+		if err != nil {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
+	if _, err := io.Copy(tmp, ctxReader{ctx, r}); err != nil {
+		return fmt.Errorf("file: put %s: %w", key, err)
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("file: put %s: %w", key, err)
+	}
+	if err := tmp.Sync(); err != nil {
+		return fmt.Errorf("file: put %s: %w", key, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("file: put %s: %w", key, err)
+	}
+	if err := os.Rename(tmp.Name(), p); err != nil {
+		return fmt.Errorf("file: put %s: %w", key, err)
+	}
+	return syncDir(dir)
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("file: sync %s: %w", dir, err)
+	}
+	return nil
+}
+
+// Get opens the object's file.
+func (s *FileStore) Get(ctx context.Context, key string) (io.ReadCloser, error) {
+	p, err := s.path(key)
+	if err != nil {
+		return nil, err
+	}
+	f, err := os.Open(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, &NotExistError{Key: key}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("file: get %s: %w", key, err)
+	}
+	return f, nil
+}
+
+// Stat describes the object's file.
+func (s *FileStore) Stat(ctx context.Context, key string) (Info, error) {
+	p, err := s.path(key)
+	if err != nil {
+		return Info{}, err
+	}
+	fi, err := os.Stat(p)
+	if errors.Is(err, fs.ErrNotExist) || err == nil && !fi.Mode().IsRegular() {
+		return Info{}, &NotExistError{Key: key}
+	}
+	if err != nil {
+		return Info{}, fmt.Errorf("file: stat %s: %w", key, err)
+	}
+	return Info{Key: key, Size: fi.Size(), ModTime: fi.ModTime()}, nil
+}
+
+// List walks the directories the prefix can reach, in key order.
+func (s *FileStore) List(ctx context.Context, prefix string, fn func(Info) error) error {
+	// Start from the deepest directory the prefix names, so listing one tenant does
+	// not walk every tenant.
+	start := s.root
+	if i := strings.LastIndex(prefix, "/"); i >= 0 {
+		start = filepath.Join(s.root, filepath.FromSlash(prefix[:i]))
+	}
+	var infos []Info
+	err := filepath.WalkDir(start, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
+			return err
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if d.IsDir() || strings.HasPrefix(d.Name(), tmpPrefix) || !d.Type().IsRegular() {
+			return nil
+		}
+		rel, err := filepath.Rel(s.root, p)
+		if err != nil {
+			return err
+		}
+		key := filepath.ToSlash(rel)
+		if !strings.HasPrefix(key, prefix) {
+			return nil
+		}
+		fi, err := d.Info()
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil // deleted while we walked
+		}
+		if err != nil {
+			return err
+		}
+		infos = append(infos, Info{Key: key, Size: fi.Size(), ModTime: fi.ModTime()})
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("file: list %s: %w", prefix, err)
+	}
+	// WalkDir orders by path element, which is not key order ("a/b" vs "a.b").
+	sort.Slice(infos, func(i, j int) bool { return infos[i].Key < infos[j].Key })
+	for _, info := range infos {
+		if err := fn(info); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Delete removes the object's file and the directories it leaves empty.
+func (s *FileStore) Delete(ctx context.Context, key string) error {
+	p, err := s.path(key)
+	if err != nil {
+		return err
+	}
+	if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("file: delete %s: %w", key, err)
+	}
+	for dir := filepath.Dir(p); dir != s.root && strings.HasPrefix(dir, s.root); dir = filepath.Dir(dir) {
+		if os.Remove(dir) != nil {
+			break // not empty, or in use: fine
+		}
+	}
+	return nil
+}

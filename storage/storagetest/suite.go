@@ -1,0 +1,231 @@
+// Package storagetest is the conformance suite every storage backend passes: the
+// same behaviour on a directory and on S3 is what lets the rest of purgeguard ignore
+// which one it writes to.
+package storagetest
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"io"
+	"io/fs"
+	"math/rand/v2"
+	"slices"
+	"testing"
+	"testing/iotest"
+
+	"github.com/purgeguard/purgeguard/internal/testenv"
+	"github.com/purgeguard/purgeguard/storage"
+)
+
+// Run runs the suite; newStore returns an empty store for each subtest.
+func Run(t *testing.T, newStore func(t *testing.T) storage.Store) {
+	t.Run("RoundTrip", func(t *testing.T) { testRoundTrip(t, newStore(t)) })
+	t.Run("List", func(t *testing.T) { testList(t, newStore(t)) })
+	t.Run("NotFound", func(t *testing.T) { testNotFound(t, newStore(t)) })
+	t.Run("Overwrite", func(t *testing.T) { testOverwrite(t, newStore(t)) })
+	t.Run("CancelMidUpload", func(t *testing.T) { testCancel(t, newStore(t)) })
+	t.Run("ReaderFailsMidUpload", func(t *testing.T) { testReaderError(t, newStore(t)) })
+	t.Run("InvalidKeys", func(t *testing.T) { testInvalidKeys(t, newStore(t)) })
+}
+
+// prng is a deterministic stream: large objects are generated and compared by
+// hash, never held in memory.
+func prng(seed uint64, n int64) io.Reader {
+	return io.LimitReader(&randReader{r: rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)}, n)
+}
+
+type randReader struct{ r *rand.PCG }
+
+func (p *randReader) Read(b []byte) (int, error) {
+	for i := 0; i < len(b); i += 8 {
+		v := p.r.Uint64()
+		for j := 0; j < 8 && i+j < len(b); j++ {
+			b[i+j] = byte(v >> (8 * j))
+		}
+	}
+	return len(b), nil
+}
+
+func sum(t *testing.T, r io.Reader) ([32]byte, int64) {
+	t.Helper()
+	h := sha256.New()
+	n, err := io.Copy(h, r)
+	if err != nil {
+		t.Fatalf("read: %v", err)
+	}
+	return [32]byte(h.Sum(nil)), n
+}
+
+func testRoundTrip(t *testing.T, s storage.Store) {
+	ctx := testenv.Context(t)
+	for _, size := range []int64{0, 1, 64 << 20} {
+		key := "rt/obj-" + itoa(size)
+		if err := s.Put(ctx, key, prng(uint64(size), size)); err != nil {
+			t.Fatalf("put %d bytes: %v", size, err)
+		}
+		want, _ := sum(t, prng(uint64(size), size))
+		rc, err := s.Get(ctx, key)
+		if err != nil {
+			t.Fatalf("get %s: %v", key, err)
+		}
+		got, n := sum(t, rc)
+		rc.Close()
+		if got != want || n != size {
+			t.Errorf("%s: got %d bytes sha %x, want %d bytes sha %x", key, n, got, size, want)
+		}
+		info, err := s.Stat(ctx, key)
+		if err != nil || info.Size != size || info.Key != key {
+			t.Errorf("stat %s: got %+v, %v; want size %d", key, info, err, size)
+		}
+	}
+}
+
+func itoa(n int64) string { return string(strconvAppend(nil, n)) }
+
+func strconvAppend(b []byte, n int64) []byte {
+	if n >= 10 {
+		b = strconvAppend(b, n/10)
+	}
+	return append(b, byte('0'+n%10))
+}
+
+func put(t *testing.T, s storage.Store, key, content string) {
+	t.Helper()
+	if err := s.Put(testenv.Context(t), key, bytes.NewBufferString(content)); err != nil {
+		t.Fatalf("put %s: %v", key, err)
+	}
+}
+
+func list(t *testing.T, s storage.Store, prefix string) []string {
+	t.Helper()
+	keys := []string{}
+	if err := s.List(testenv.Context(t), prefix, func(i storage.Info) error {
+		keys = append(keys, i.Key)
+		return nil
+	}); err != nil {
+		t.Fatalf("list %q: %v", prefix, err)
+	}
+	return keys
+}
+
+func testList(t *testing.T, s storage.Store) {
+	for _, k := range []string{"b/5", "a/2", "ab/4", "a/b/3", "a/1", "a.b/6"} {
+		put(t, s, k, k)
+	}
+	tests := []struct {
+		prefix string
+		want   []string
+	}{
+		{"a/", []string{"a/1", "a/2", "a/b/3"}},
+		{"a", []string{"a.b/6", "a/1", "a/2", "a/b/3", "ab/4"}},
+		{"", []string{"a.b/6", "a/1", "a/2", "a/b/3", "ab/4", "b/5"}},
+		{"a/b/", []string{"a/b/3"}},
+		{"zzz", []string{}},
+		{"zzz/", []string{}},
+	}
+	for _, tt := range tests {
+		if got := list(t, s, tt.prefix); !slices.Equal(got, tt.want) {
+			t.Errorf("List(%q): got %v, want %v", tt.prefix, got, tt.want)
+		}
+	}
+	stop := errors.New("stop")
+	var seen int
+	err := s.List(testenv.Context(t), "", func(storage.Info) error { seen++; return stop })
+	if !errors.Is(err, stop) || seen != 1 {
+		t.Errorf("List with fn error: got %v after %d calls, want the fn's error after 1", err, seen)
+	}
+}
+
+func testNotFound(t *testing.T, s storage.Store) {
+	ctx := testenv.Context(t)
+	_, err := s.Get(ctx, "nope/x")
+	var nf *storage.NotExistError
+	if !errors.Is(err, fs.ErrNotExist) || !errors.As(err, &nf) || nf.Key != "nope/x" {
+		t.Errorf("Get missing: got %v, want NotExistError{nope/x}", err)
+	}
+	if _, err := s.Stat(ctx, "nope/x"); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("Stat missing: got %v, want fs.ErrNotExist", err)
+	}
+	if err := s.Delete(ctx, "nope/x"); err != nil {
+		t.Errorf("Delete missing: got %v, want nil", err)
+	}
+	put(t, s, "d/x", "x")
+	if err := s.Delete(ctx, "d/x"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Get(ctx, "d/x"); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("Get after Delete: got %v, want fs.ErrNotExist", err)
+	}
+	if got := list(t, s, ""); len(got) != 0 {
+		t.Errorf("List after Delete: got %v, want nothing", got)
+	}
+}
+
+func testOverwrite(t *testing.T, s storage.Store) {
+	put(t, s, "o/k", "first version")
+	put(t, s, "o/k", "second")
+	rc, err := s.Get(testenv.Context(t), "o/k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	b, _ := io.ReadAll(rc)
+	if string(b) != "second" {
+		t.Errorf("after overwrite: got %q, want %q", b, "second")
+	}
+}
+
+// cancelAfter cancels the context once n bytes were read, and keeps producing.
+type cancelAfter struct {
+	r      io.Reader
+	n      int64
+	cancel context.CancelFunc
+}
+
+func (c *cancelAfter) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	if c.n -= int64(n); c.n <= 0 {
+		c.cancel()
+	}
+	return n, err
+}
+
+func testCancel(t *testing.T, s storage.Store) {
+	ctx, cancel := context.WithCancel(testenv.Context(t))
+	defer cancel()
+	err := s.Put(ctx, "c/obj", &cancelAfter{r: prng(1, 40<<20), n: 12 << 20, cancel: cancel})
+	if err == nil {
+		t.Fatal("Put with its context cancelled mid-stream: got nil error")
+	}
+	if _, err := s.Stat(testenv.Context(t), "c/obj"); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("after a cancelled Put, Stat: got %v, want fs.ErrNotExist", err)
+	}
+	if got := list(t, s, ""); len(got) != 0 {
+		t.Errorf("after a cancelled Put, List: got %v, want nothing", got)
+	}
+}
+
+func testReaderError(t *testing.T, s storage.Store) {
+	boom := errors.New("producer failed")
+	r := io.MultiReader(prng(2, 6<<20), iotest.ErrReader(boom))
+	if err := s.Put(testenv.Context(t), "e/obj", r); err == nil {
+		t.Fatal("Put of a failing reader: got nil error")
+	}
+	if _, err := s.Stat(testenv.Context(t), "e/obj"); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("after a failed Put, Stat: got %v, want fs.ErrNotExist", err)
+	}
+}
+
+func testInvalidKeys(t *testing.T, s storage.Store) {
+	ctx := testenv.Context(t)
+	for _, k := range []string{"", "/abs", "a//b", "a/../b", "..", "./a", "a/", "a\\b", "a\x00b"} {
+		if err := s.Put(ctx, k, bytes.NewBufferString("x")); err == nil {
+			t.Errorf("Put(%q): got nil error, want the key refused", k)
+		}
+		if _, err := s.Get(ctx, k); err == nil || errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("Get(%q): got %v, want the key refused", k, err)
+		}
+	}
+}

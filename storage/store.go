@@ -1,0 +1,74 @@
+// Package storage is where snapshots live: one small, streaming, context-first
+// interface with a file:// backend (the embedded default) and an s3:// backend
+// (MinIO, AWS S3). Every backend passes the same conformance suite (storagetest).
+package storage
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"io/fs"
+	"strings"
+	"time"
+)
+
+// Store holds objects by key. Keys are slash-separated relative paths.
+type Store interface {
+	// Put stores the stream under key. The object is visible whole or not at all:
+	// a failed or cancelled Put leaves nothing behind under key.
+	Put(ctx context.Context, key string, r io.Reader) error
+	// Get opens an object. A missing key is an error that Is fs.ErrNotExist.
+	Get(ctx context.Context, key string) (io.ReadCloser, error)
+	// Stat describes an object. A missing key is an error that Is fs.ErrNotExist.
+	Stat(ctx context.Context, key string) (Info, error)
+	// List calls fn for every object whose key starts with prefix, in lexical key
+	// order. An error from fn stops the walk and is returned.
+	List(ctx context.Context, prefix string, fn func(Info) error) error
+	// Delete removes an object. Deleting a missing key is not an error.
+	Delete(ctx context.Context, key string) error
+}
+
+// Info describes a stored object.
+type Info struct {
+	Key     string
+	Size    int64
+	ModTime time.Time
+}
+
+// NotExistError is the not-found error of every backend.
+type NotExistError struct{ Key string }
+
+func (e *NotExistError) Error() string { return "storage: " + e.Key + ": object does not exist" }
+
+// Is makes errors.Is(err, fs.ErrNotExist) true.
+func (e *NotExistError) Is(target error) bool { return target == fs.ErrNotExist }
+
+// ValidKey rejects keys that could escape a directory or mean two things.
+func ValidKey(key string) error {
+	if key == "" {
+		return fmt.Errorf("storage: empty key")
+	}
+	if strings.HasPrefix(key, "/") || strings.ContainsAny(key, "\\\x00") {
+		return fmt.Errorf("storage: key %q: must be relative, without backslash or NUL", key)
+	}
+	for seg := range strings.SplitSeq(key, "/") {
+		if seg == "" || seg == "." || seg == ".." {
+			return fmt.Errorf("storage: key %q: empty, '.' or '..' segment", key)
+		}
+	}
+	return nil
+}
+
+// ctxReader fails a stream as soon as its context ends, so a cancelled Put stops
+// reading at once instead of draining the producer.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}
