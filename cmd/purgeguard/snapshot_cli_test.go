@@ -116,3 +116,57 @@ func TestCLI_SnapshotUsage(t *testing.T) {
 		})
 	}
 }
+
+// purge → restore --dry-run (changes nothing) → restore → restore again (nothing to
+// do) → a corrupted object: exit 4 before anything is written.
+func TestCLI_Restore(t *testing.T) {
+	env, res, backups := cliEnv(t)
+	tenant := res.Tenants[2].String()
+	ctx := testenv.Context(t)
+	conn := testenv.Connect(t, env["PURGEGUARD_DATABASE_URL"])
+	count := func() (n int64) {
+		t.Helper()
+		if err := conn.QueryRow(ctx, "SELECT count(*) FROM call_logd_call_log WHERE tenant_uuid = $1", tenant).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	want := count()
+	if code, out, errOut := runCLI(t, env, "snapshot", "--tenant", tenant); code != exitOK {
+		t.Fatalf("snapshot: exit %d\n%s%s", code, out, errOut)
+	}
+	if _, err := conn.Exec(ctx, "DELETE FROM call_logd_tenant WHERE uuid = $1", tenant); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := runCLI(t, env, "restore", "--tenant", tenant, "--dry-run")
+	if code != exitOK || !strings.Contains(out, "dry run") || count() != 0 {
+		t.Fatalf("restore --dry-run: exit %d, %d call logs after\n%s%s", code, count(), out, errOut)
+	}
+	code, out, errOut = runCLI(t, env, "-o", "json", "restore", "--tenant", tenant)
+	var rep struct {
+		Totals struct {
+			Inserted int64 `json:"rows_inserted"`
+		} `json:"totals"`
+	}
+	if code != exitOK || json.Unmarshal([]byte(out), &rep) != nil || rep.Totals.Inserted == 0 || count() != want {
+		t.Fatalf("restore: exit %d, %d call logs (want %d)\n%s%s", code, count(), want, out, errOut)
+	}
+	code, out, _ = runCLI(t, env, "restore", "--tenant", tenant)
+	if code != exitOK || !strings.Contains(out, "nothing to restore") {
+		t.Errorf("second restore: exit %d, want 0 saying nothing to restore:\n%s", code, out)
+	}
+	if _, err := conn.Exec(ctx, "DELETE FROM call_logd_tenant WHERE uuid = $1", tenant); err != nil {
+		t.Fatal(err)
+	}
+	objs, _ := filepath.Glob(filepath.Join(backups, "snapshots", tenant, "*", "tables", "public.call_logd_recording.copy.zst"))
+	if len(objs) != 1 {
+		t.Fatalf("recording objects: %v", objs)
+	}
+	if err := os.WriteFile(objs[0], []byte("not zstd"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut = runCLI(t, env, "restore", "--tenant", tenant)
+	if code != exitVerify || count() != 0 || !strings.Contains(out+errOut, "public.call_logd_recording.copy.zst") {
+		t.Errorf("restore of a corrupted snapshot: exit %d (want %d), %d call logs (want 0)\n%s%s", code, exitVerify, count(), out, errOut)
+	}
+}

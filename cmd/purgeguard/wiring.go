@@ -24,6 +24,10 @@ func connConfig(c *cli.Context, e *env) (*pgx.ConnConfig, error) {
 	if c.IsSet(flagDatabaseURL.Name) {
 		dsn = c.String(flagDatabaseURL.Name)
 	}
+	return parseDSN(dsn)
+}
+
+func parseDSN(dsn string) (*pgx.ConnConfig, error) {
 	cfg, err := pgx.ParseConfig(dsn)
 	if err != nil {
 		// pgx's message may quote the string: never show it, it can hold a password.

@@ -73,9 +73,10 @@ func run(dsn, bin, pgbin, tenantS, work, tablesCfg, fullCfg string, runs, jobs i
 	}
 	conn.Close(ctx)
 
+	keep := filepath.Join(work, "store-kept") // the last tables snapshot, for the restore bench
 	snap := func(cfg, name string) (measure, error) {
 		store := filepath.Join(work, "store-"+name)
-		defer os.RemoveAll(store)
+		defer func() { os.RemoveAll(keep); os.Rename(store, keep); os.RemoveAll(store) }()
 		cmd := exec.Command(bin, "-o", "json", "--log-level", "warn", "snapshot", "--tenant", tenant.String(),
 			"--jobs", fmt.Sprint(jobs), "--reason", "bench")
 		cmd.Env = append(os.Environ(), "PURGEGUARD_DATABASE_URL="+dsn, "PURGEGUARD_STORAGE_URL=file://"+store, "PURGEGUARD_CONFIG="+cfg)
@@ -169,14 +170,27 @@ func run(dsn, bin, pgbin, tenantS, work, tablesCfg, fullCfg string, runs, jobs i
 	if err != nil {
 		return err
 	}
-	var results = []measure{a, b, c}
+	rb, err := newRestoreBench(ctx, bin, pgbin, dsn, keep, tablesCfg, tenant)
+	if err != nil {
+		return err
+	}
+	ra, err := median(runs, func() (measure, error) { return rb.purgeguard(ctx) })
+	if err != nil {
+		return err
+	}
+	rr, err := median(runs, func() (measure, error) { return rb.raw(ctx) })
+	if err != nil {
+		return err
+	}
+	var full []measure
 	if fullCfg != "" {
 		f, err := median(1, func() (measure, error) { return snap(fullCfg, "purgeguard snapshot (tables + files)") })
 		if err != nil {
 			return err
 		}
-		results = append(results, f)
+		full = append(full, f)
 	}
+	results := append([]measure{a, b, c, ra, rr}, full...)
 	fmt.Printf("\nmake bench — %s\n", machine)
 	fmt.Printf("tenant %s: %d tables; database: %d rows in all\n", tenant, len(selects), dbRows)
 	fmt.Printf("median of %d runs (pg_dump and the files snapshot: 1 run)\n\n", runs)
@@ -192,6 +206,9 @@ func run(dsn, bin, pgbin, tenantS, work, tablesCfg, fullCfg string, runs, jobs i
 	ab, ac := a.wall.Seconds()/b.wall.Seconds(), a.wall.Seconds()/c.wall.Seconds()
 	fmt.Printf("\nsnapshot / raw COPY|zstd wall time: %.3f (target <= 1.11: %s)\n", ab, verdict(ab <= 1.11))
 	fmt.Printf("snapshot / pg_dump -Fc wall time:   %.3f (target <= 0.05: %s)\n", ac, verdict(ac <= 0.05))
+	rab := ra.wall.Seconds() / rr.wall.Seconds()
+	fmt.Printf("restore / raw COPY FROM wall time:  %.3f (target <= 1.43: %s)\n", rab, verdict(rab <= 1.43))
+	fmt.Printf("restore peak RSS:                   %.1f MiB (target <= 64: %s)\n", float64(ra.rssKiB)/1024, verdict(ra.rssKiB <= 64<<10))
 	return nil
 }
 
