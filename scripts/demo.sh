@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# make demo: purgeguard's main job on embedded defaults, end to end, on a throwaway
-# PostgreSQL with generated call-logd data and file:// storage in a temp directory.
-# Nothing outside that directory is touched; everything is removed at the end.
+# make demo: the call-logd incident and how purgeguard stops it, end to end, on the
+# embedded defaults: a throwaway PostgreSQL, generated call-logd data with recording
+# files, and file:// storage in a temp directory. Nothing outside that directory is
+# touched; everything is removed at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,15 +14,14 @@ DEMO=$(mktemp -d "${TMPDIR:-/tmp}/purgeguard-demo.XXXXXX")
 trap 'rm -rf "$DEMO"' EXIT
 go build -o "$DEMO/purgeguard" ./cmd/purgeguard
 go build -o "$DEMO/fixturegen" ./internal/fixture/fixturegen
+SYNC="$PWD/testdata/incident/sync.sh"
 
-DB=purgeguard_demo
-psql_admin() { "$PGBIN/psql" "$PURGEGUARD_TEST_DATABASE_URL" -qAtX -v ON_ERROR_STOP=1 "$@"; }
-psql_admin -c "CREATE DATABASE $DB"
-export PURGEGUARD_DATABASE_URL="${PURGEGUARD_TEST_DATABASE_URL%/*}/$DB?sslmode=disable"
+"$PGBIN/psql" "$PURGEGUARD_TEST_DATABASE_URL" -qAtX -c "CREATE DATABASE purgeguard_demo"
+export DATABASE_URL="${PURGEGUARD_TEST_DATABASE_URL%/*}/purgeguard_demo?sslmode=disable"
+export PURGEGUARD_DATABASE_URL="$DATABASE_URL"
 export PURGEGUARD_STORAGE_URL="file://$DEMO/backups"
-
-# The call-logd profile, with the files roots moved into the demo directory.
 cat >"$DEMO/purgeguard.yaml" <<YAML
+# The call-logd profile, with the files roots moved into the demo directory.
 files:
   - table: public.call_logd_recording
     column: path
@@ -31,29 +31,62 @@ files:
     root: $DEMO/exports
 YAML
 export PURGEGUARD_CONFIG="$DEMO/purgeguard.yaml"
-pg() { "$DEMO/purgeguard" "$@"; }
-step() { printf '\n\033[1m== %s\033[0m\n$ purgeguard %s\n' "$1" "${*:2}"; }
+pg() { "$DEMO/purgeguard" --log-level warn "$@"; }
+sql() { "$PGBIN/psql" "$DATABASE_URL" -qAtX -c "$1"; }
+step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+show() { printf '$ %s\n' "$*"; }
+counts() { sql "SELECT (SELECT count(*) FROM call_logd_tenant) || ' tenants, ' || (SELECT count(*) FROM call_logd_call_log) || ' call logs, ' || (SELECT count(*) FROM call_logd_recording) || ' recordings'"; }
 
-echo "Generating call-logd data: 20 tenants, 500 call logs each, recordings on disk..."
-"$DEMO/fixturegen" -database-url "$PURGEGUARD_DATABASE_URL" -create-schema -tenants 20 -call-logs 500 \
-	-recordings-root "$DEMO/recordings" -exports-root "$DEMO/exports" >"$DEMO/fixture.json"
-TENANT=$("$PGBIN/psql" "$PURGEGUARD_DATABASE_URL" -qAtX -c "SELECT uuid FROM call_logd_tenant ORDER BY uuid LIMIT 1")
+step "A call-logd database: 20 tenants, their call logs and recording files"
+"$DEMO/fixturegen" -database-url "$DATABASE_URL" -create-schema -tenants 20 -call-logs 400 -idle 720h \
+	-recordings-root "$DEMO/recordings" -exports-root "$DEMO/exports" >/dev/null
+BEFORE=$(counts)
+echo "$BEFORE; $(find "$DEMO/recordings" -type f | wc -l) files on disk"
+# wazo-auth has deleted one tenant: its list holds the other 19.
+DROPPED=$(sql "SELECT uuid FROM call_logd_tenant ORDER BY uuid LIMIT 1")
+sql "SELECT uuid FROM call_logd_tenant WHERE uuid <> '$DROPPED'" >"$DEMO/auth.txt"
+echo "wazo-auth lists 19 tenants; it deleted $DROPPED"
 
-step "What a purge of one tenant reaches" tables
-pg tables
+step "The buggy sync compares str with uuid: every tenant looks deleted"
+"$SYNC" targets buggy "$DEMO/auth.txt" >"$DEMO/buggy.txt"
+echo "the buggy sync would delete $(wc -l <"$DEMO/buggy.txt") tenants"
+show purgeguard check --delete buggy.txt --source-of-truth auth.txt
+pg check --delete "$DEMO/buggy.txt" --source-of-truth "$DEMO/auth.txt" || echo "(exit $?: refused by policy)"
 
-step "Snapshot one tenant before purging it" snapshot --tenant "$TENANT" --reason demo
-pg snapshot --tenant "$TENANT" --reason "demo: before purge"
+step "Through guard, the buggy deletion set is refused and the job never runs"
+show purgeguard guard --delete buggy.txt --source-of-truth auth.txt -- sync.sh delete buggy.txt
+pg guard --delete "$DEMO/buggy.txt" --source-of-truth "$DEMO/auth.txt" -- "$SYNC" delete "$DEMO/buggy.txt" || echo "(exit $?)"
+echo "database: $(counts)"
 
-step "Committed snapshots" list
+step "With the fence installed, even the buggy job run WITHOUT guard deletes nothing"
+show purgeguard fence install
+pg fence install
+show sync.sh run buggy auth.txt
+"$SYNC" run buggy "$DEMO/auth.txt" 2>&1 | sed 's/^/  /' || true
+echo "database: $(counts)"
+
+step "The fixed sync through guard: the dropped tenant alone is snapshotted, then purged"
+"$SYNC" targets fixed "$DEMO/auth.txt" >"$DEMO/fixed.txt"
+show purgeguard guard --delete fixed.txt --source-of-truth auth.txt -- sync.sh delete fixed.txt
+pg guard --delete "$DEMO/fixed.txt" --source-of-truth "$DEMO/auth.txt" --reason "tenant sync" -- "$SYNC" delete "$DEMO/fixed.txt"
+AFTER=$(counts)
+echo "database: $AFTER"
+show purgeguard list
 pg list
+show purgeguard verify --tenant "$DROPPED"
+pg verify --tenant "$DROPPED"
 
-step "Read every object back and check it" verify --tenant "$TENANT"
-pg verify --tenant "$TENANT"
+step "Oops, that tenant was wanted after all: restore it (dry run first)"
+rm -rf "$DEMO/recordings/$DROPPED" # its recordings went with it
+show purgeguard restore --tenant "$DROPPED" --dry-run
+pg restore --tenant "$DROPPED" --dry-run
+show purgeguard restore --tenant "$DROPPED"
+pg restore --tenant "$DROPPED"
+RESTORED=$(counts)
+show purgeguard restore --tenant "$DROPPED" "(again: safe to run twice)"
+pg restore --tenant "$DROPPED" | tail -1
 
-echo
-echo "Storage layout under $PURGEGUARD_STORAGE_URL:"
-(cd "$DEMO/backups" && find . -type f -not -path './blobs/*' | sed 's|^\./|  |' | sort)
-echo "  blobs/sha256/…: $(find "$DEMO/backups/blobs" -type f | wc -l) file blobs"
-echo
-echo "demo done."
+step "Summary"
+printf '%-16s %s\n' "before:" "$BEFORE" "after purge:" "$AFTER" "after restore:" "$RESTORED"
+printf '%-16s %s\n' "snapshots:" "$(pg -o json list | grep -c '"snapshot"')" "recordings:" "$(find "$DEMO/recordings" -type f | wc -l) files on disk"
+[ "$BEFORE" = "$RESTORED" ] && echo "restored: identical counts to before the purge" || { echo "restore did not bring everything back"; exit 1; }

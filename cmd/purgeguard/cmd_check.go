@@ -1,15 +1,123 @@
 package main
 
-import "github.com/urfave/cli/v2"
+import (
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/urfave/cli/v2"
+
+	"github.com/purgeguard/purgeguard/internal/archive"
+	"github.com/purgeguard/purgeguard/internal/catalog"
+	"github.com/purgeguard/purgeguard/internal/guard"
+	"github.com/purgeguard/purgeguard/internal/repository"
+	"github.com/purgeguard/purgeguard/policy"
+)
 
 var cmdCheck = &cli.Command{
 	Name:  "check",
 	Usage: "run the policy on a deletion set without deleting anything (exit 3 if refused)",
-	Flags: []cli.Flag{
-		&cli.StringFlag{Name: "delete", Usage: "`FILE` of tenant UUIDs to delete (- for stdin)"},
-		&cli.StringFlag{Name: "source-of-truth", Usage: "`FILE` or http(s) URL listing the tenants that must exist (e.g. wazo-auth)"},
-		&cli.StringSliceFlag{Name: "source-of-truth-header", Usage: "HTTP header for the source of truth, 'Name: value' (never logged)"},
-		flagDatabaseURL,
-	},
-	Action: notImplemented("check"),
+	Description: `With --source-of-truth alone, the targets are derived: the database's tenants minus
+the source's, as typed UUID sets. With --delete as well, the caller's own targets are
+checked against the source of truth: a target the source still lists is refused —
+this is what catches a caller whose own set difference went wrong.
+
+Rules (config policy.*): max_tenants, max_fraction of the database's tenants,
+protected tenants, a target the source of truth lists, an empty source of truth or
+one smaller than min_source_ratio of the previous guard run's, a target active within
+active_within. A target absent from the database is reported, not refused.
+
+Exit status: 0 allowed, 3 refused. With -o json:
+   {"allowed":false,"targets":[…],"violations":[{"rule":"max_tenants","detail":"…"}]}
+
+Examples:
+   purgeguard check --delete doomed.txt
+   purgeguard check --source-of-truth https://auth:9497/api/auth/0.1/tenants \
+       --source-of-truth-header "X-Auth-Token: $TOKEN" -o json`,
+	Flags:  []cli.Flag{flagDelete, flagSource, flagHeader, flagDatabaseURL},
+	Action: runCheck,
+}
+
+func runCheck(c *cli.Context) error {
+	e := getEnv(c)
+	store, err := openStore(c.Context, e)
+	if err != nil {
+		return err
+	}
+	in, err := decisionInput(c, store)
+	if err != nil {
+		return err
+	}
+	cfg, err := connConfig(c, e)
+	if err != nil {
+		return err
+	}
+	copts, err := catalogOptions(e.cfg)
+	if err != nil {
+		return err
+	}
+	act, err := activity(e.cfg)
+	if err != nil {
+		return err
+	}
+	conn, err := pgx.ConnectConfig(c.Context, cfg)
+	if err != nil {
+		return fmt.Errorf("connect: %w", err)
+	}
+	defer conn.Close(c.Context)
+	tx, err := conn.BeginTx(c.Context, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback(c.Context)
+	g, err := catalog.Load(c.Context, tx, copts)
+	if err != nil {
+		return err
+	}
+	d, err := guard.Decide(c.Context, tx, g, act, in, policyRules(e.cfg), time.Now())
+	if err != nil {
+		return err
+	}
+	audit := newAudit(archive.AuditDecision, d.Targets)
+	audit.Outcome = outcome(d)
+	audit.Detail = jsonDetail(map[string]any{"command": "check", "decision": d})
+	if err := repository.PutAudit(c.Context, store, audit); err != nil {
+		e.log.Warn("audit record not written", "err", err)
+	}
+	if err := e.emit(d, func(w io.Writer) { printDecision(w, d) }); err != nil {
+		return err
+	}
+	if !d.Allowed {
+		return &errReported{code: exitRefused}
+	}
+	return nil
+}
+
+func outcome(d policy.Decision) string {
+	if d.Allowed {
+		return "allowed"
+	}
+	return "refused"
+}
+
+func printDecision(w io.Writer, d policy.Decision) {
+	if d.Allowed {
+		fmt.Fprintf(w, "allowed: %d tenants to delete\n", len(d.Targets))
+	} else {
+		fmt.Fprintf(w, "REFUSED: %d tenants to delete, %d rules violated\n", len(d.Targets), len(d.Violations))
+	}
+	for _, v := range d.Violations {
+		fmt.Fprintf(w, "  refused  %-26s %s\n", v.Rule, v.Detail)
+	}
+	for _, n := range d.Notes {
+		fmt.Fprintf(w, "  note     %-26s %s\n", n.Rule, n.Detail)
+	}
+	if len(d.Targets) > 0 && len(d.Targets) <= 20 {
+		ids := make([]string, len(d.Targets))
+		for i, t := range d.Targets {
+			ids[i] = t.String()
+		}
+		fmt.Fprintf(w, "targets: %v\n", ids)
+	}
 }

@@ -1,13 +1,82 @@
 package main
 
-import "github.com/urfave/cli/v2"
+import (
+	"fmt"
+	"io"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/urfave/cli/v2"
+
+	"github.com/purgeguard/purgeguard/internal/catalog"
+	"github.com/purgeguard/purgeguard/internal/fence"
+)
 
 var cmdFence = &cli.Command{
 	Name:  "fence",
 	Usage: "database triggers that refuse any tenant DELETE the guard did not approve",
+	Description: `The fence is a purgeguard schema (approvals) and two kinds of trigger: a row trigger
+on the tenant root refusing the DELETE of a tenant that has no live approval, and a
+TRUNCATE trigger on every table of the tenant graph. 'guard' approves exactly the
+tenants it has snapshotted, for the time of the purge.
+
+With the fence on, any other tenant delete fails and removes nothing — including
+call-logd's own delete on wazo-auth's auth_tenant_deleted event: that tenant then
+waits for the next guarded sync run, which snapshots it first. That is the point.`,
 	Subcommands: []*cli.Command{
-		{Name: "install", Usage: "create the purgeguard schema and triggers (idempotent)", Flags: []cli.Flag{flagDatabaseURL}, Action: notImplemented("fence install")},
-		{Name: "status", Usage: "show whether the fence is installed and its live approvals", Flags: []cli.Flag{flagDatabaseURL}, Action: notImplemented("fence status")},
-		{Name: "uninstall", Usage: "remove the triggers and the purgeguard schema", Flags: []cli.Flag{flagDatabaseURL}, Action: notImplemented("fence uninstall")},
+		{Name: "install", Usage: "create the purgeguard schema and triggers (idempotent)", Flags: []cli.Flag{flagDatabaseURL}, Action: runFence("install")},
+		{Name: "status", Usage: "show whether the fence is installed and its live approvals", Flags: []cli.Flag{flagDatabaseURL}, Action: runFence("status")},
+		{Name: "uninstall", Usage: "remove the triggers and the purgeguard schema", Flags: []cli.Flag{flagDatabaseURL}, Action: runFence("uninstall")},
 	},
+}
+
+func runFence(verb string) cli.ActionFunc {
+	return func(c *cli.Context) error {
+		e := getEnv(c)
+		cfg, err := connConfig(c, e)
+		if err != nil {
+			return err
+		}
+		copts, err := catalogOptions(e.cfg)
+		if err != nil {
+			return err
+		}
+		conn, err := pgx.ConnectConfig(c.Context, cfg)
+		if err != nil {
+			return fmt.Errorf("connect: %w", err)
+		}
+		defer conn.Close(c.Context)
+		if verb != "status" {
+			g, err := catalog.Load(c.Context, conn, copts)
+			switch {
+			case err != nil && verb == "install":
+				return err
+			case err != nil:
+				// The root may be gone: uninstall still finds its triggers by function.
+				e.log.Warn("tenant graph unreadable; uninstalling from the fence's own records", "err", err)
+				err = fence.Uninstall(c.Context, conn, nil)
+			case verb == "install":
+				err = fence.Install(c.Context, conn, g)
+			default:
+				err = fence.Uninstall(c.Context, conn, g)
+			}
+			if err != nil {
+				return err
+			}
+			e.log.Info("fence " + verb + "ed")
+		}
+		st, err := fence.Status(c.Context, conn)
+		if err != nil {
+			return err
+		}
+		return e.emit(st, func(w io.Writer) {
+			if !st.Installed {
+				fmt.Fprintln(w, "fence: not installed")
+				return
+			}
+			fmt.Fprintf(w, "fence: installed on %d tables, %d live approvals\n", len(st.Tables), len(st.Approvals))
+			for _, a := range st.Approvals {
+				fmt.Fprintf(w, "  tenant %s approved until %s (snapshot %s, run %s)\n", a.Tenant, a.ExpiresAt.Format("2006-01-02 15:04:05Z07:00"), a.Snapshot, a.Run)
+			}
+		})
+	}
 }

@@ -1,17 +1,167 @@
 package main
 
-import "github.com/urfave/cli/v2"
+import (
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/google/uuid"
+	"github.com/urfave/cli/v2"
+
+	"github.com/purgeguard/purgeguard/internal/archive"
+	"github.com/purgeguard/purgeguard/internal/guard"
+	"github.com/purgeguard/purgeguard/internal/repository"
+	"github.com/purgeguard/purgeguard/policy"
+	"github.com/purgeguard/purgeguard/snapshot"
+)
 
 var cmdGuard = &cli.Command{
 	Name:      "guard",
 	Usage:     "check, snapshot and verify, then run the purge COMMAND and check its blast radius",
 	ArgsUsage: "-- COMMAND [ARGS...]",
-	Flags: []cli.Flag{
-		&cli.StringFlag{Name: "delete", Usage: "`FILE` of tenant UUIDs the purge will delete (- for stdin)"},
-		&cli.StringFlag{Name: "source-of-truth", Usage: "`FILE` or http(s) URL listing the tenants that must exist"},
-		&cli.StringSliceFlag{Name: "source-of-truth-header", Usage: "HTTP header for the source of truth, 'Name: value' (never logged)"},
-		flagReason, flagDatabaseURL,
+	Description: `Runs the purge under protection, in this order:
+  1. takes purgeguard's advisory lock (a second guard waits; --no-wait fails instead);
+  2. runs the policy on the deletion set (as 'check' does): refused, COMMAND never runs;
+  3. snapshots every target present in the database and verifies the snapshots;
+  4. counts every tenant's rows in every table of the tenant graph;
+  5. if the fence is installed, approves exactly the snapshotted targets;
+  6. runs COMMAND with PURGEGUARD_APPROVED_TENANTS (comma-separated UUIDs) and
+     PURGEGUARD_SNAPSHOTS (tenant:snapshot pairs) in its environment, its stdin,
+     stdout and stderr passed through, SIGINT/SIGTERM passed on;
+  7. withdraws the approvals and counts again: no other tenant may have lost a row,
+     and no approved tenant may have lost more rows of a table than its snapshot holds.
+
+Exit status: COMMAND's own when all is well; 3 when refused (COMMAND never ran); 4
+when the blast-radius check finds a loss (tenants, tables, counts and snapshots named).
+
+Example (call-logd's tenant sync):
+   purgeguard guard --source-of-truth https://localhost:9497/api/auth/0.1/tenants \
+       --source-of-truth-header "X-Auth-Token: $TOKEN" -- wazo-call-logd-sync-db`,
+	Flags: []cli.Flag{flagDelete, flagSource, flagHeader, flagReason, flagDatabaseURL,
 		&cli.BoolFlag{Name: "no-wait", Usage: "fail instead of waiting when another guard holds the lock"},
+		&cli.IntFlag{Name: "jobs", Aliases: []string{"j"}, Usage: "snapshot worker connections (default: snapshot.jobs)"},
 	},
-	Action: notImplemented("guard"),
+	Action: runGuard,
+}
+
+func runGuard(c *cli.Context) error {
+	e := getEnv(c)
+	command := c.Args().Slice()
+	if len(command) == 0 {
+		return usagef("guard: give the purge command after --, e.g. purgeguard guard --delete f.txt -- ./purge.sh")
+	}
+	store, err := openStore(c.Context, e)
+	if err != nil {
+		return err
+	}
+	in, err := decisionInput(c, store)
+	if err != nil {
+		return err
+	}
+	cfg, err := connConfig(c, e)
+	if err != nil {
+		return err
+	}
+	copts, err := catalogOptions(e.cfg)
+	if err != nil {
+		return err
+	}
+	files, err := fileColumns(e.cfg)
+	if err != nil {
+		return err
+	}
+	act, err := activity(e.cfg)
+	if err != nil {
+		return err
+	}
+	jobs := e.cfg.Snapshot.Jobs
+	if c.IsSet("jobs") {
+		jobs = c.Int("jobs")
+	}
+	prog := newProgress(e, "snapshot", 0)
+	res, err := guard.Run(c.Context, cfg, store, guard.Options{
+		Input: in, Rules: policyRules(e.cfg), Activity: act, Reason: c.String(flagReason.Name),
+		NoWait: c.Bool("no-wait"), Command: command,
+		Stdin: c.App.Reader, Stdout: c.App.Writer, Stderr: c.App.ErrWriter, Log: e.log,
+		Snapshot: snapshot.Options{Jobs: jobs, Level: e.cfg.Snapshot.CompressionLevel, Catalog: copts, Files: files,
+			ToolVersion: toolVersion(), Log: e.log, Progress: func(ev snapshot.Event) {
+				if ev.File != "" {
+					prog.minor(ev.Bytes)
+				} else {
+					prog.item(ev.Table, ev.Rows, ev.Bytes, "tenant", ev.Tenant)
+				}
+			}},
+	})
+	prog.done()
+	writeGuardAudit(c, e, res, err)
+	if res == nil {
+		return err
+	}
+	var refused *policy.RefusedError
+	var blast *guard.BlastRadiusError
+	switch {
+	case errors.As(err, &refused):
+		if perr := e.emit(res, func(w io.Writer) { printDecision(w, res.Decision); fmt.Fprintln(w, "the purge command was not run") }); perr != nil {
+			return perr
+		}
+		return &errReported{code: exitRefused}
+	case errors.As(err, &blast):
+		if perr := e.emit(res, func(w io.Writer) { printLosses(w, res) }); perr != nil {
+			return perr
+		}
+		return &errReported{code: exitVerify}
+	case err != nil:
+		return err
+	}
+	e.log.Info("guarded purge done", "run", res.Run, "snapshots", len(res.Snapshots), "exit_code", res.ExitCode, "fenced", res.Fenced)
+	return e.emit(res, func(w io.Writer) {
+		fmt.Fprintf(w, "guarded purge done: %d tenants approved and snapshotted, blast radius clean, command exit %d\n", len(res.Snapshots), res.ExitCode)
+		for _, s := range res.Snapshots {
+			fmt.Fprintf(w, "  tenant %s: snapshot %s\n", s.Tenant, s.Snapshot)
+		}
+	})
+}
+
+func printLosses(w io.Writer, res *guard.Result) {
+	fmt.Fprintf(w, "BLAST RADIUS CHECK FAILED: %d losses (purge command exit %d)\n", len(res.Losses), res.ExitCode)
+	for _, l := range res.Losses {
+		switch l.Kind {
+		case guard.LossCollateral:
+			fmt.Fprintf(w, "  tenant %s was NOT approved and lost %d rows of %s (%d -> %d)\n", l.Tenant, l.Before-l.After, l.Table, l.Before, l.After)
+		default:
+			fmt.Fprintf(w, "  tenant %s lost %d rows of %s; snapshot %s holds %d: %d rows purged without a copy\n",
+				l.Tenant, l.Before-l.After, l.Table, l.Snapshot, l.Saved, l.Before-l.After-l.Saved)
+		}
+	}
+	fmt.Fprintln(w, "restore with: purgeguard restore --tenant TENANT (its newest snapshot), see purgeguard list --tenant TENANT")
+}
+
+func writeGuardAudit(c *cli.Context, e *env, res *guard.Result, err error) {
+	store, serr := openStore(c.Context, e)
+	if serr != nil {
+		return
+	}
+	var tenants []uuid.UUID
+	a := newAudit(archive.AuditGuard, nil)
+	a.Outcome = "done"
+	detail := map[string]any{}
+	if res != nil {
+		tenants = res.Decision.Targets
+		for _, s := range res.Snapshots {
+			a.Snapshots = append(a.Snapshots, archive.SnapshotRef{Tenant: s.Tenant, ID: s.Snapshot})
+		}
+		detail["run"], detail["decision"], detail["exit_code"], detail["losses"], detail["fenced"] = res.Run, res.Decision, res.ExitCode, res.Losses, res.Fenced
+		if !res.Decision.Allowed {
+			a.Outcome = "refused"
+		}
+	}
+	if err != nil && a.Outcome != "refused" {
+		a.Outcome = "failed"
+		detail["error"] = err.Error()
+	}
+	a.Tenants = tenants
+	a.Detail = jsonDetail(detail)
+	if perr := repository.PutAudit(c.Context, store, a); perr != nil {
+		e.log.Warn("audit record not written", "err", perr)
+	}
 }

@@ -138,6 +138,9 @@ func runRestore(c *cli.Context) error {
 	return err
 }
 
+// maxFilesShown bounds the files the text report names one by one.
+const maxFilesShown = 10
+
 func printRestore(w io.Writer, r *restore.Report) {
 	verb := "restored"
 	if r.DryRun {
@@ -155,11 +158,17 @@ func printRestore(w io.Writer, r *restore.Report) {
 	}
 	tw.Flush()
 	byOutcome := map[string]int{}
+	shown := 0
 	for _, f := range r.Files {
 		byOutcome[f.Outcome]++
 		if f.Outcome != restore.FileWritten && f.Outcome != restore.FilePresent {
-			fmt.Fprintf(w, "file %s: %s %s\n", f.Path, f.Outcome, f.Detail)
+			if shown++; shown <= maxFilesShown {
+				fmt.Fprintf(w, "file %s: %s %s\n", f.Path, f.Outcome, f.Detail)
+			}
 		}
+	}
+	if shown > maxFilesShown {
+		fmt.Fprintf(w, "… and %d more files (-o json lists every one)\n", shown-maxFilesShown)
 	}
 	written := "written"
 	if r.DryRun {

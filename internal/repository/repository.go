@@ -10,8 +10,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"slices"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -115,4 +117,40 @@ func PutAudit(ctx context.Context, s storage.Store, a *archive.Audit) error {
 		return fmt.Errorf("audit %s: %w", a.ID, err)
 	}
 	return nil
+}
+
+// stateKey holds what one guard run leaves for the next: the source of truth's
+// size, against which a shrunken source is refused.
+const stateKey = "state/guard.json"
+
+// State is the guard's memory between runs.
+type State struct {
+	SourceOfTruthSize int       `json:"source_of_truth_size"`
+	At                time.Time `json:"at"`
+}
+
+// GetState reads the state; none yet is the zero State.
+func GetState(ctx context.Context, s storage.Store) (State, error) {
+	var st State
+	rc, err := s.Get(ctx, stateKey)
+	if errors.Is(err, fs.ErrNotExist) {
+		return st, nil
+	}
+	if err != nil {
+		return st, err
+	}
+	defer rc.Close()
+	if err := json.NewDecoder(io.LimitReader(rc, 1<<20)).Decode(&st); err != nil {
+		return st, fmt.Errorf("%s: %w", stateKey, err)
+	}
+	return st, nil
+}
+
+// PutState records the state.
+func PutState(ctx context.Context, s storage.Store, st State) error {
+	b, err := json.Marshal(st)
+	if err != nil {
+		return err
+	}
+	return s.Put(ctx, stateKey, bytes.NewReader(b))
 }

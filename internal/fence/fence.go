@@ -1,0 +1,59 @@
+// Package fence installs database triggers that refuse any tenant DELETE purgeguard did
+// not approve, and any TRUNCATE of a table a purge reaches. A tenant sync that deletes
+// every tenant (as call-logd's once did, through ON DELETE CASCADE) then fails before
+// it removes a single row, whatever client runs it.
+//
+// Approvals live in purgeguard.approval: the guard snapshots a tenant, arms the fence
+// for it (a committed row, visible to the purging session), and disarms it afterwards.
+// The triggers compare the deleted row's key, as text, with the live approvals.
+package fence
+
+import (
+	"errors"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/purgeguard/purgeguard/internal/catalog"
+)
+
+// SQLState is the SQLSTATE of the fence's exceptions, for a refused DELETE and a
+// refused TRUNCATE alike. It is a code of its own (class "PG" is unused by PostgreSQL)
+// rather than P0001, which every plain RAISE EXCEPTION of any trigger also raises.
+const SQLState = "PGF01"
+
+// Names the fence creates. The schema is purgeguard's own; nothing else lives there.
+const (
+	Schema          = "purgeguard"
+	DeleteTrigger   = "purgeguard_fence"          // BEFORE DELETE FOR EACH ROW on the root
+	TruncateTrigger = "purgeguard_fence_truncate" // BEFORE TRUNCATE on every fenced table
+)
+
+// ErrNotInstalled is wrapped by the errors of Arm and Disarm when the database has no
+// fence; test for it with errors.Is.
+var ErrNotInstalled = errors.New("the fence is not installed")
+
+// IsRefused reports whether err is the fence refusing a DELETE or a TRUNCATE. It looks
+// at the SQLSTATE only: messages are for humans and may change.
+func IsRefused(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == SQLState
+}
+
+// State is what Status found.
+type State struct {
+	Installed bool           `json:"installed"`
+	Tables    []catalog.Name `json:"tables"`    // fenced tables, partitions included
+	Approvals []Approval     `json:"approvals"` // live ones only
+}
+
+// Approval lets one tenant's root row be deleted until ExpiresAt.
+type Approval struct {
+	// Tenant is the key in its text form: what `key::text` gives in PostgreSQL.
+	Tenant    string    `json:"tenant"`
+	Snapshot  uuid.UUID `json:"snapshot"`
+	Run       uuid.UUID `json:"run"`
+	ExpiresAt time.Time `json:"expires_at"`
+	CreatedAt time.Time `json:"created_at"` // set by the database; ignored by Arm
+}

@@ -1,0 +1,71 @@
+package fence_test
+
+import (
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/purgeguard/purgeguard/internal/catalog"
+	"github.com/purgeguard/purgeguard/internal/fence"
+	"github.com/purgeguard/purgeguard/testdata"
+)
+
+// subPartitions adds a partition of app.audit_log that is itself partitioned.
+const subPartitions = `
+CREATE TABLE app.audit_log_2027 PARTITION OF app.audit_log
+	FOR VALUES FROM ('2027-01-01 00:00:00+00') TO ('2028-01-01 00:00:00+00') PARTITION BY RANGE (at);
+CREATE TABLE app.audit_log_2027_h1 PARTITION OF app.audit_log_2027
+	FOR VALUES FROM ('2027-01-01 00:00:00+00') TO ('2027-07-01 00:00:00+00');
+INSERT INTO app.audit_log (at, org_id, message)
+	VALUES ('2027-02-01 00:00:00+00', 'dddddddd-dddd-4ddd-8ddd-dddddddddddd', 'sub-partition');`
+
+func TestGraphSchemaPartitionsAndRootKeyID(t *testing.T) {
+	e := newEnv(t, testdata.MustSQL("graph/schema.sql"), testdata.MustSQL("graph/data.sql"), subPartitions)
+	g := e.load(t, catalog.Options{
+		Root:        catalog.Name{Schema: "app", Table: "org"},
+		Key:         "id",
+		ExtraTables: []catalog.Extra{{Table: catalog.Name{Schema: "app", Table: "usage"}, Column: "org_id"}},
+	})
+	catalogBefore := e.catalogState(t)
+	e.install(t, g)
+
+	// A statement trigger on the parent does not fire for TRUNCATE of a partition:
+	// each partition, at every level, carries its own. CASCADE: app.audit_note
+	// references app.audit_log, and without it TRUNCATE fails before any trigger.
+	for _, table := range []string{"app.audit_log", "app.audit_log_2025", "app.audit_log_2026", "app.audit_log_2027", "app.audit_log_2027_h1"} {
+		e.refused(t, "TRUNCATE "+table+" CASCADE", "truncate of "+table)
+	}
+	e.refused(t, `TRUNCATE app."attachment ""v2"".files"`, `truncate of app."attachment ""v2"".files"`)
+	e.refused(t, "TRUNCATE app.usage", "truncate of app.usage")
+	st, err := fence.Status(e.ctx, e.admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"audit_log_2025", "audit_log_2027", "audit_log_2027_h1"} {
+		if !slices.Contains(st.Tables, catalog.Name{Schema: "app", Table: p}) {
+			t.Errorf("Status tables %v lack partition app.%s", st.Tables, p)
+		}
+	}
+
+	const orgD = "dddddddd-dddd-4ddd-8ddd-dddddddddddd"
+	e.refused(t, "DELETE FROM app.org WHERE id = '"+orgD+"'", "tenant "+orgD, "app.org")
+	e.arm(t, uuid.New(), time.Now().Add(time.Hour), orgD)
+	if n := e.deleted(t, "DELETE FROM app.org WHERE id = $1", orgD); n != 1 {
+		t.Fatalf("approved delete of org D removed %d rows, want 1", n)
+	}
+	var left int
+	if err := e.admin.QueryRow(e.ctx, "SELECT count(*) FROM app.audit_log WHERE org_id = $1", orgD).Scan(&left); err != nil || left != 0 {
+		t.Errorf("audit_log rows of org D after its delete: %d, %v; want the cascade to remove them", left, err)
+	}
+	e.refused(t, "DELETE FROM app.org", "delete of tenant")
+
+	e.uninstall(t, g)
+	if after := e.catalogState(t); !slices.Equal(catalogBefore, after) {
+		t.Errorf("catalog after Uninstall differs:\nbefore %q\nafter  %q", catalogBefore, after)
+	}
+	if _, err := e.svc.Exec(e.ctx, "TRUNCATE app.audit_log_2025 CASCADE"); err != nil {
+		t.Errorf("TRUNCATE of a partition after Uninstall: %v", err)
+	}
+}

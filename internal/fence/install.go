@@ -1,0 +1,158 @@
+package fence
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/purgeguard/purgeguard/internal/catalog"
+)
+
+// Install fences g in one transaction: the schema purgeguard with its approval table
+// and trigger functions, a BEFORE DELETE row trigger on the root, and a BEFORE TRUNCATE
+// trigger on every table of g and every partition below a partitioned one. Running it
+// again brings the fence in line with g: tables that joined the graph gain the trigger,
+// tables that left it (or a former root) lose theirs. Approvals are kept.
+//
+// Partitions created after Install are not fenced against a direct TRUNCATE until
+// Install runs again: a TRUNCATE trigger on the parent does not fire for them.
+func Install(ctx context.Context, conn *pgx.Conn, g *catalog.Graph) error {
+	if g == nil || g.Key == "" {
+		return errors.New("fence: install: no graph or no key column")
+	}
+	err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+		if err := begin(ctx, tx, true); err != nil {
+			return err
+		}
+		if err := checkKey(ctx, tx, g.Root, g.Key); err != nil {
+			return err
+		}
+		tables, err := graphTables(ctx, tx, g)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, createSchemaSQL); err != nil {
+			return fmt.Errorf("create schema %s: %w", Schema, err)
+		}
+		if _, err := tx.Exec(ctx, createFunctionsSQL); err != nil {
+			return fmt.Errorf("create trigger functions: %w", err)
+		}
+		if err := dropStale(ctx, tx, g.Root, tables); err != nil {
+			return err
+		}
+		if err := createTriggers(ctx, tx, g.Root, g.Key, tables); err != nil {
+			return err
+		}
+		return record(ctx, tx, tables)
+	})
+	if err != nil {
+		return fmt.Errorf("fence: install on %s: %w", g.Root, err)
+	}
+	return nil
+}
+
+// Uninstall removes the fence in one transaction: the triggers of every table recorded
+// in purgeguard.fenced or in g (nil is fine), any other trigger calling the fence's
+// functions (a fenced table renamed since), then the schema purgeguard with its
+// approvals. The service's tables are left as they were before Install. Uninstalling
+// an absent fence does nothing. A schema holding objects the fence did not create is
+// an error, and the fence stays: see dropSchema.
+func Uninstall(ctx context.Context, conn *pgx.Conn, g *catalog.Graph) error {
+	err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+		if err := begin(ctx, tx, true); err != nil {
+			return err
+		}
+		var tables []catalog.Name
+		if g != nil {
+			var err error
+			if tables, err = graphTables(ctx, tx, g); err != nil {
+				return err
+			}
+		}
+		recorded, err := fencedTables(ctx, tx)
+		if err != nil {
+			return err
+		}
+		triggers, err := fenceTriggers(ctx, tx, append(tables, recorded...))
+		if err != nil {
+			return err
+		}
+		for _, tr := range triggers {
+			if err := tr.drop(ctx, tx); err != nil {
+				return err
+			}
+		}
+		return dropSchema(ctx, tx)
+	})
+	if err != nil {
+		if g != nil {
+			return fmt.Errorf("fence: uninstall from %s: %w", g.Root, err)
+		}
+		return fmt.Errorf("fence: uninstall: %w", err)
+	}
+	return nil
+}
+
+// dropSchema drops the fence's objects by name, then the schema without CASCADE. A
+// role named purgeguard has the schema first on its default search_path ("$user"),
+// so its unqualified CREATE TABLE lands there: CASCADE would drop that table too.
+func dropSchema(ctx context.Context, tx pgx.Tx) error {
+	if _, err := tx.Exec(ctx, dropObjectsSQL); err != nil {
+		return fmt.Errorf("drop the fence's functions and tables: %w", err)
+	}
+	if _, err := tx.Exec(ctx, "DROP SCHEMA IF EXISTS purgeguard"); err != nil {
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) && pgErr.Code == dependentObjectsStillExist {
+			return fmt.Errorf("drop schema %s: it holds objects the fence did not create; move them elsewhere first: %w", Schema, err)
+		}
+		return fmt.Errorf("drop schema %s: %w", Schema, err)
+	}
+	return nil
+}
+
+// begin prepares a fence transaction: bounded lock waits, the server version, and the
+// advisory lock (exclusive for Install/Uninstall, shared for Arm/Disarm).
+func begin(ctx context.Context, tx pgx.Tx, exclusive bool) error {
+	var version int
+	if err := tx.QueryRow(ctx, "SELECT current_setting('server_version_num')::int").Scan(&version); err != nil {
+		return fmt.Errorf("server version: %w", err)
+	}
+	if version < minVersion {
+		return fmt.Errorf("postgresql %d: version 14 or later is needed: %w", version/10000, catalog.ErrUnsupported)
+	}
+	if _, err := tx.Exec(ctx, "SET LOCAL lock_timeout = '"+lockTimeout+"'"); err != nil {
+		return fmt.Errorf("set lock_timeout: %w", err)
+	}
+	lock := "SELECT pg_advisory_xact_lock_shared($1)"
+	if exclusive {
+		lock = "SELECT pg_advisory_xact_lock($1)"
+	}
+	if _, err := tx.Exec(ctx, lock, lockKey); err != nil {
+		return fmt.Errorf("advisory lock: %w", err)
+	}
+	return nil
+}
+
+// checkKey fails unless the root has the key column: with a wrong name every DELETE
+// would fail, approved or not, with an error that is not the fence's.
+func checkKey(ctx context.Context, tx pgx.Tx, root catalog.Name, key string) error {
+	var ok bool
+	err := tx.QueryRow(ctx, `
+		SELECT EXISTS (
+			SELECT 1 FROM pg_attribute a
+			JOIN pg_class c ON c.oid = a.attrelid
+			JOIN pg_namespace n ON n.oid = c.relnamespace
+			WHERE n.nspname = $1 AND c.relname = $2 AND a.attname = $3
+				AND a.attnum > 0 AND NOT a.attisdropped)`,
+		root.Schema, root.Table, key).Scan(&ok)
+	if err != nil {
+		return fmt.Errorf("key column %q: %w", key, err)
+	}
+	if !ok {
+		return fmt.Errorf("key column %q: %w", key, catalog.ErrNotFound)
+	}
+	return nil
+}

@@ -1,0 +1,306 @@
+// Package guard runs a tenant purge under purgeguard's protection: take the lock,
+// decide on the deletion set, snapshot and verify every target, count every
+// tenant's rows, approve exactly the targets at the database fence, run the purge
+// command, withdraw the approvals, and check the blast radius: no other tenant lost
+// a row, and no approved tenant lost more rows than its snapshot holds.
+package guard
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/purgeguard/purgeguard/internal/archive"
+	"github.com/purgeguard/purgeguard/internal/catalog"
+	"github.com/purgeguard/purgeguard/internal/fence"
+	"github.com/purgeguard/purgeguard/internal/repository"
+	"github.com/purgeguard/purgeguard/policy"
+	"github.com/purgeguard/purgeguard/snapshot"
+	"github.com/purgeguard/purgeguard/storage"
+)
+
+// Environment variables the purge command receives.
+const (
+	EnvApproved  = "PURGEGUARD_APPROVED_TENANTS"
+	EnvSnapshots = "PURGEGUARD_SNAPSHOTS"
+)
+
+// Options says what to guard.
+type Options struct {
+	Input    Input
+	Rules    policy.Rules
+	Activity *Activity
+	// Snapshot carries the catalog, files and tuning; Tenants and Reason are set here.
+	Snapshot snapshot.Options
+	Reason   string
+	NoWait   bool
+	// Command is the purge, run with the approvals in its environment.
+	Command        []string
+	Stdin          io.Reader
+	Stdout, Stderr io.Writer
+	// ApprovalTTL bounds how long the fence accepts the approved deletes; default 1h.
+	ApprovalTTL time.Duration
+	Log         *slog.Logger
+	Now         func() time.Time
+}
+
+// Result is what a guarded run did.
+type Result struct {
+	Run       uuid.UUID        `json:"run"`
+	Decision  policy.Decision  `json:"decision"`
+	Snapshots []snapshotRef    `json:"snapshots"`
+	Fenced    bool             `json:"fenced"`
+	ExitCode  int              `json:"exit_code"`
+	Losses    []Loss           `json:"losses"`
+	Removed   map[string]int64 `json:"rows_removed"` // per table, approved tenants
+	manifests map[string]*archive.Manifest
+}
+
+type snapshotRef struct {
+	Tenant   uuid.UUID `json:"tenant"`
+	Snapshot uuid.UUID `json:"snapshot"`
+}
+
+// CommandError carries the purge command's own failure: its exit code is the
+// guard's.
+type CommandError struct {
+	Code int
+	Err  error
+}
+
+func (e *CommandError) Error() string { return fmt.Sprintf("guard: purge command: %v", e.Err) }
+func (e *CommandError) Unwrap() error { return e.Err }
+
+// ExitCode is the command's status.
+func (e *CommandError) ExitCode() int { return e.Code }
+
+// Run guards one purge. It returns a *policy.RefusedError when the policy refuses
+// (the command never runs), a *BlastRadiusError when rows went that should not
+// have, a *CommandError when the command failed, or another error.
+func Run(ctx context.Context, cfg *pgx.ConnConfig, store storage.Store, o Options) (*Result, error) {
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.ApprovalTTL <= 0 {
+		o.ApprovalTTL = time.Hour
+	}
+	if len(o.Command) == 0 {
+		return nil, errors.New("guard: no purge command given")
+	}
+	run, err := uuid.NewV7()
+	if err != nil {
+		return nil, err
+	}
+	res := &Result{Run: run, Snapshots: []snapshotRef{}, Losses: []Loss{}, Removed: map[string]int64{}, manifests: map[string]*archive.Manifest{}}
+
+	unlock, err := lock(ctx, cfg, o.NoWait)
+	if err != nil {
+		return res, err
+	}
+	defer unlock()
+
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return res, fmt.Errorf("guard: connect: %w", err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	g, err := catalog.Load(ctx, conn, o.Snapshot.Catalog)
+	if err != nil {
+		return res, fmt.Errorf("guard: %w", err)
+	}
+	res.Decision, err = Decide(ctx, conn, g, o.Activity, o.Input, o.Rules, o.Now())
+	if err != nil {
+		return res, err
+	}
+	if err := res.Decision.Err(); err != nil {
+		o.Log.Warn("deletion set refused by policy: the purge does not run", "violations", len(res.Decision.Violations))
+		return res, err
+	}
+	present := presentTargets(res.Decision)
+	o.Log.Info("deletion set allowed", "targets", len(res.Decision.Targets), "present", len(present))
+
+	if len(present) > 0 {
+		so := o.Snapshot
+		so.Tenants, so.Reason = present, o.Reason
+		if so.Reason == "" {
+			so.Reason = "guard run " + run.String()
+		}
+		ms, err := snapshot.Run(ctx, cfg, store, so)
+		if err != nil {
+			return res, err
+		}
+		if err := verifyAll(ctx, store, ms); err != nil {
+			return res, err
+		}
+		for _, m := range ms {
+			res.manifests[m.Tenant.String()] = m
+			res.Snapshots = append(res.Snapshots, snapshotRef{Tenant: m.Tenant, Snapshot: m.ID})
+		}
+	}
+	if testHookBeforeCount != nil {
+		testHookBeforeCount()
+	}
+	before, err := count(ctx, conn, g)
+	if err != nil {
+		return res, err
+	}
+	res.Fenced, err = arm(ctx, conn, run, res, o)
+	if err != nil {
+		return res, err
+	}
+	code, cmdErr := runCommand(ctx, o, res)
+	res.ExitCode = code
+
+	// The purge is over (or was interrupted): withdraw the approvals and look at what
+	// it did, even if our own context ended.
+	after := context.WithoutCancel(ctx)
+	if res.Fenced {
+		if err := fence.Disarm(after, conn, run); err != nil {
+			o.Log.Error("could not withdraw the fence approvals; they expire on their own", "run", run, "err", err)
+		}
+	}
+	counted, err := count(after, conn, g)
+	if err != nil {
+		return res, err
+	}
+	for table, m := range before {
+		for k, n := range m {
+			if _, ok := res.manifests[k]; ok && counted[table][k] < n {
+				res.Removed[table] += n - counted[table][k]
+			}
+		}
+	}
+	res.Losses = blastRadius(before, counted, res.manifests)
+	if res.Losses == nil {
+		res.Losses = []Loss{}
+	}
+	if len(res.Losses) > 0 {
+		return res, &BlastRadiusError{Losses: res.Losses}
+	}
+	if cmdErr != nil {
+		return res, &CommandError{Code: code, Err: cmdErr}
+	}
+	if o.Input.HasSourceOfTruth {
+		if err := repository.PutState(after, store, repository.State{SourceOfTruthSize: len(o.Input.SourceOfTruth), At: o.Now().UTC()}); err != nil {
+			o.Log.Warn("could not record the source of truth's size for the next run", "err", err)
+		}
+	}
+	return res, nil
+}
+
+// presentTargets are the targets the database holds: an absent one has nothing to
+// save (the policy reports it as a note).
+func presentTargets(d policy.Decision) []uuid.UUID {
+	absent := map[uuid.UUID]bool{}
+	for _, n := range d.Notes {
+		if n.Rule == policy.RuleAbsentFromDatabase {
+			for _, t := range n.Tenants {
+				absent[t] = true
+			}
+		}
+	}
+	var out []uuid.UUID
+	for _, t := range d.Targets {
+		if !absent[t] {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+func verifyAll(ctx context.Context, store storage.Store, ms []*archive.Manifest) error {
+	chk, err := repository.NewChecker(store)
+	if err != nil {
+		return err
+	}
+	defer chk.Close()
+	for _, m := range ms {
+		probs, err := chk.Verify(ctx, m, nil)
+		if err != nil {
+			return err
+		}
+		if len(probs) > 0 {
+			return fmt.Errorf("guard: snapshot %s of tenant %s fails verification, the purge does not run: %w", m.ID, m.Tenant, errors.Join(probs...))
+		}
+	}
+	return nil
+}
+
+// arm approves exactly the snapshotted targets at the fence, if it is installed.
+func arm(ctx context.Context, conn *pgx.Conn, run uuid.UUID, res *Result, o Options) (bool, error) {
+	st, err := fence.Status(ctx, conn)
+	if err != nil {
+		return false, err
+	}
+	if !st.Installed {
+		return false, nil
+	}
+	expires := o.Now().Add(o.ApprovalTTL)
+	var approvals []fence.Approval
+	for _, s := range res.Snapshots {
+		approvals = append(approvals, fence.Approval{Tenant: s.Tenant.String(), Snapshot: s.Snapshot, Run: run, ExpiresAt: expires})
+	}
+	if len(approvals) == 0 {
+		return true, nil
+	}
+	if err := fence.Arm(ctx, conn, run, approvals); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+// runCommand runs the purge with the approvals in its environment and its streams
+// passed through. A signal that ends our context is passed on to it; the guard
+// then waits for it to exit before checking what it did.
+func runCommand(ctx context.Context, o Options, res *Result) (int, error) {
+	var approved, snaps []string
+	for _, s := range res.Snapshots {
+		approved = append(approved, s.Tenant.String())
+		snaps = append(snaps, s.Tenant.String()+":"+s.Snapshot.String())
+	}
+	cmd := exec.Command(o.Command[0], o.Command[1:]...)
+	cmd.Env = append(os.Environ(), EnvApproved+"="+strings.Join(approved, ","), EnvSnapshots+"="+strings.Join(snaps, ","))
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = o.Stdin, o.Stdout, o.Stderr
+	o.Log.Info("running the purge command", "command", o.Command[0], "approved", len(approved))
+	if err := cmd.Start(); err != nil {
+		return 127, fmt.Errorf("start %s: %w", o.Command[0], err)
+	}
+	done := make(chan struct{})
+	go func() {
+		select {
+		case <-ctx.Done():
+			_ = cmd.Process.Signal(syscall.SIGTERM)
+		case <-done:
+		}
+	}()
+	err := cmd.Wait()
+	close(done)
+	if err == nil {
+		return 0, nil
+	}
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			return 128 + int(ws.Signal()), err
+		}
+		return ee.ExitCode(), err
+	}
+	return 1, err
+}
+
+// testHookBeforeCount runs between the snapshots and the counts: a test writes a
+// row there, which the purge then removes without a copy.
+var testHookBeforeCount func()

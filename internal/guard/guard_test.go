@@ -1,0 +1,172 @@
+package guard_test
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/purgeguard/purgeguard/internal/catalog"
+	"github.com/purgeguard/purgeguard/internal/fixture"
+	"github.com/purgeguard/purgeguard/internal/guard"
+	"github.com/purgeguard/purgeguard/internal/testenv"
+	"github.com/purgeguard/purgeguard/policy"
+	"github.com/purgeguard/purgeguard/snapshot"
+	"github.com/purgeguard/purgeguard/storage"
+)
+
+type world struct {
+	dsn     string
+	conn    *pgx.Conn
+	tenants []uuid.UUID
+	store   storage.Store
+	dir     string
+}
+
+func newWorld(t *testing.T) *world {
+	t.Helper()
+	ctx := testenv.Context(t)
+	w := &world{dsn: testenv.Postgres(t), dir: t.TempDir()}
+	w.conn = testenv.Connect(t, w.dsn)
+	if err := fixture.CreateSchema(ctx, w.conn); err != nil {
+		t.Fatal(err)
+	}
+	res, err := fixture.Generate(ctx, w.conn, fixture.Options{Seed: 4, Tenants: 10, CallLogsPerTenant: 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.tenants = res.Tenants
+	if w.store, err = storage.NewFile(t.TempDir()); err != nil {
+		t.Fatal(err)
+	}
+	return w
+}
+
+// run guards a shell command (sh -c script) deleting as told.
+func (w *world) run(t *testing.T, targets []uuid.UUID, script string) (*guard.Result, error) {
+	t.Helper()
+	cfg, _ := pgx.ParseConfig(w.dsn)
+	root, _ := catalog.ParseName("public.call_logd_tenant")
+	t.Setenv("DATABASE_URL", w.dsn)
+	psql := "psql"
+	if bin := os.Getenv("PGBIN"); bin != "" {
+		psql = filepath.Join(bin, "psql")
+	}
+	t.Setenv("PSQL", psql)
+	return guard.Run(testenv.Context(t), cfg, w.store, guard.Options{
+		Input: guard.Input{Targets: targets}, Rules: policy.DefaultRules(),
+		Snapshot: snapshot.Options{Catalog: catalog.Options{Root: root, Key: "uuid"}, ToolVersion: "test"},
+		Command:  []string{"sh", "-c", script}, Stdout: os.Stderr, Stderr: os.Stderr,
+	})
+}
+
+const del = `"$PSQL" "$DATABASE_URL" -qAtX -v ON_ERROR_STOP=1 -c `
+
+func TestRun_CleanPurge(t *testing.T) {
+	w := newWorld(t)
+	a := w.tenants[2]
+	envFile := filepath.Join(w.dir, "env")
+	res, err := w.run(t, []uuid.UUID{a}, `env > `+envFile+` && `+del+`"DELETE FROM call_logd_tenant WHERE uuid = '`+a.String()+`'"`)
+	if err != nil {
+		t.Fatalf("guard: %v", err)
+	}
+	if len(res.Snapshots) != 1 || res.Snapshots[0].Tenant != a || len(res.Losses) != 0 || res.ExitCode != 0 {
+		t.Errorf("result %+v: want one snapshot of %s, no loss, exit 0", res, a)
+	}
+	if res.Removed["public.call_logd_call_log"] != 20 {
+		t.Errorf("removed call logs: %d, want 20", res.Removed["public.call_logd_call_log"])
+	}
+	b, _ := os.ReadFile(envFile)
+	if want := guard.EnvApproved + "=" + a.String() + "\n"; !strings.Contains(string(b), want) {
+		t.Errorf("command environment lacks %q", want)
+	}
+	if !strings.Contains(string(b), guard.EnvSnapshots+"="+a.String()+":"+res.Snapshots[0].Snapshot.String()) {
+		t.Errorf("command environment lacks %s", guard.EnvSnapshots)
+	}
+}
+
+// The command deletes a tenant it was not approved for: collateral loss, named.
+func TestRun_CollateralLoss(t *testing.T) {
+	w := newWorld(t)
+	a, b := w.tenants[1], w.tenants[5]
+	_, err := w.run(t, []uuid.UUID{a}, del+`"DELETE FROM call_logd_tenant WHERE uuid IN ('`+a.String()+`', '`+b.String()+`')"`)
+	var br *guard.BlastRadiusError
+	if !errors.As(err, &br) {
+		t.Fatalf("got %v, want a BlastRadiusError", err)
+	}
+	var named bool
+	for _, l := range br.Losses {
+		if l.Tenant == a.String() {
+			t.Errorf("approved tenant reported as a loss: %+v", l)
+		}
+		if l.Kind == guard.LossCollateral && l.Tenant == b.String() && l.Table == "public.call_logd_call_log" && l.Before == 20 && l.After == 0 {
+			named = true
+		}
+	}
+	if !named {
+		t.Errorf("losses %+v do not name tenant %s's 20 call logs", br.Losses, b)
+	}
+}
+
+// A row written after the snapshot and purged without a copy is data loss.
+func TestRun_UnsavedRows(t *testing.T) {
+	w := newWorld(t)
+	a := w.tenants[0]
+	writer := testenv.Connect(t, w.dsn)
+	defer guard.SetBeforeCountHook(func() {
+		if _, err := writer.Exec(testenv.Context(t), "INSERT INTO call_logd_call_log (date, tenant_uuid) VALUES (now(), $1)", a); err != nil {
+			t.Errorf("late insert: %v", err)
+		}
+	})()
+	res, err := w.run(t, []uuid.UUID{a}, del+`"DELETE FROM call_logd_tenant WHERE uuid = '`+a.String()+`'"`)
+	var br *guard.BlastRadiusError
+	if !errors.As(err, &br) {
+		t.Fatalf("got %v, want a BlastRadiusError", err)
+	}
+	want := guard.Loss{Kind: guard.LossUnsaved, Tenant: a.String(), Table: "public.call_logd_call_log",
+		Before: 21, After: 0, Saved: 20, Snapshot: res.Snapshots[0].Snapshot}
+	if len(br.Losses) != 1 || br.Losses[0] != want {
+		t.Errorf("losses: got %+v, want [%+v]", br.Losses, want)
+	}
+}
+
+func TestRun_RefusedNeverRuns(t *testing.T) {
+	w := newWorld(t)
+	marker := filepath.Join(w.dir, "ran")
+	_, err := w.run(t, w.tenants, "touch "+marker)
+	var refused *policy.RefusedError
+	if !errors.As(err, &refused) {
+		t.Fatalf("deleting every tenant: got %v, want refused", err)
+	}
+	if _, err := os.Stat(marker); err == nil {
+		t.Error("the command ran")
+	}
+}
+
+func TestRun_CommandExitCode(t *testing.T) {
+	w := newWorld(t)
+	res, err := w.run(t, []uuid.UUID{}, "exit 7")
+	var ce *guard.CommandError
+	if !errors.As(err, &ce) || ce.ExitCode() != 7 || res.ExitCode != 7 {
+		t.Errorf("got %v (%+v), want the command's exit 7", err, res)
+	}
+}
+
+func TestRun_NoWait(t *testing.T) {
+	w := newWorld(t)
+	holder := testenv.Connect(t, w.dsn)
+	if _, err := holder.Exec(testenv.Context(t), "SELECT pg_advisory_lock($1, $2)", 0x70677264, 1); err != nil {
+		t.Fatal(err)
+	}
+	cfg, _ := pgx.ParseConfig(w.dsn)
+	root, _ := catalog.ParseName("public.call_logd_tenant")
+	_, err := guard.Run(testenv.Context(t), cfg, w.store, guard.Options{NoWait: true, Input: guard.Input{Targets: []uuid.UUID{}},
+		Rules: policy.DefaultRules(), Snapshot: snapshot.Options{Catalog: catalog.Options{Root: root, Key: "uuid"}}, Command: []string{"true"}})
+	if !errors.Is(err, guard.ErrLocked) {
+		t.Errorf("second guard with --no-wait: got %v, want ErrLocked", err)
+	}
+}

@@ -1,0 +1,43 @@
+package guard
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// ErrLocked is returned with NoWait when another guard holds the lock.
+var ErrLocked = errors.New("another purgeguard run holds the lock")
+
+// lockKey is the advisory lock purgeguard runs take, in the two-int form so that it
+// cannot collide with a service's own single-bigint keys: 'pgrd', 1.
+const lockKey1, lockKey2 = 0x70677264, 1
+
+// lock takes the advisory lock on its own connection, held until unlock: a session
+// lock, so a command that opens transactions of its own does not release it.
+func lock(ctx context.Context, cfg *pgx.ConnConfig, noWait bool) (unlock func(), err error) {
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("guard: connect for the lock: %w", err)
+	}
+	if noWait {
+		var ok bool
+		if err := conn.QueryRow(ctx, "SELECT pg_try_advisory_lock($1, $2)", lockKey1, lockKey2).Scan(&ok); err != nil {
+			conn.Close(ctx)
+			return nil, fmt.Errorf("guard: lock: %w", err)
+		}
+		if !ok {
+			conn.Close(ctx)
+			return nil, ErrLocked
+		}
+	} else if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock($1, $2)", lockKey1, lockKey2); err != nil {
+		conn.Close(ctx)
+		return nil, fmt.Errorf("guard: lock: %w", err)
+	}
+	return func() {
+		// Closing the session releases the lock, whatever state it is in.
+		_ = conn.Close(context.WithoutCancel(ctx))
+	}, nil
+}
