@@ -36,6 +36,11 @@ echo "bench: generating $TENANTS tenants, tenant #0 with $BIG call logs, the oth
 "$W/fixturegen" -database-url "$DSN" -create-schema -tenants "$TENANTS" -call-logs "$CALL_LOGS" \
 	-big-tenant-call-logs "$BIG" -file-tenants 1 -recordings-root "$W/recordings" -exports-root "$W/exports" >"$W/fixture.json"
 "$PGBIN/psql" "$DSN" -qAtX -c "VACUUM ANALYZE"
+GUARD_TENANTS=${BENCH_GUARD_TENANTS:-10000}
+"$PGBIN/psql" "$PURGEGUARD_TEST_DATABASE_URL" -qAtX -c "CREATE DATABASE bench_guard"
+GUARD_DSN="${PURGEGUARD_TEST_DATABASE_URL%/*}/bench_guard?sslmode=disable"
+echo "bench: generating $GUARD_TENANTS small tenants for the guard overhead..." >&2
+"$W/fixturegen" -database-url "$GUARD_DSN" -create-schema -tenants "$GUARD_TENANTS" -call-logs 3 >/dev/null
 TENANT=$(sed -n 's/.*"tenants":\["\([^"]*\)".*/\1/p' "$W/fixture.json")
 
 printf 'files: []\n' >"$W/tables.yaml"
@@ -51,4 +56,5 @@ YAML
 
 MACHINE="$(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1), PostgreSQL $("$PGBIN/postgres" --version | awk '{print $3}'), $(zstd --version | awk '{print $NF}' | tr -d ,)"
 "$W/benchrun" -database-url "$DSN" -purgeguard "$W/purgeguard" -pgbin "$PGBIN" -tenant "$TENANT" \
-	-work "$W" -tables-config "$W/tables.yaml" -full-config "$W/full.yaml" -runs "$RUNS" -machine "$MACHINE"
+	-work "$W" -tables-config "$W/tables.yaml" -full-config "$W/full.yaml" -runs "$RUNS" -machine "$MACHINE" \
+	-guard-database-url "$GUARD_DSN" -guard-tenants "$GUARD_TENANTS"

@@ -45,12 +45,24 @@ func main() {
 		runs    = flag.Int("runs", 3, "runs of each measurement; the median is printed")
 		jobs    = flag.Int("jobs", 2, "purgeguard snapshot --jobs")
 		machine = flag.String("machine", "", "machine description to print")
+		guardDB = flag.String("guard-database-url", "", "database of many small tenants for the guard overhead")
+		guardN  = flag.Int("guard-tenants", 0, "tenants in that database (for the printout)")
 	)
 	flag.Parse()
 	if err := run(*dsn, *bin, *pgbin, *tenant, *work, *tables, *full, *runs, *jobs, *machine); err != nil {
 		fmt.Fprintln(os.Stderr, "benchrun:", err)
 		os.Exit(1)
 	}
+	if *guardDB == "" {
+		return
+	}
+	g, err := guardOverhead(*bin, *guardDB, *work, *tables, *runs)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "benchrun:", err)
+		os.Exit(1)
+	}
+	fmt.Printf("guard overhead, empty deletion set, %d tenants: %.3f s, peak RSS %.1f MiB (target <= 1 s: %s)\n",
+		*guardN, g.wall.Seconds(), float64(g.rssKiB)/1024, verdict(g.wall.Seconds() <= 1))
 }
 
 func run(dsn, bin, pgbin, tenantS, work, tablesCfg, fullCfg string, runs, jobs int, machine string) error {
