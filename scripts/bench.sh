@@ -4,8 +4,10 @@
 # that tenant, the raw `psql COPY | zstd -3` pipeline for the same selects, and
 # pg_dump -Fc of the whole database (internal/benchrun prints the figures).
 #
-# The other 99 tenants have 20k call logs each (the database is ~11x the tenant), and
-# only the measured tenant's recording files are written to disk.
+# Tenant #1 has 10k call logs (peak RSS is compared with #0's), the other 98 have 20k
+# each (the database is ~11x the tenant), and only tenant #0's recording files are
+# written to disk. It also prints 1 tenant vs 20 tenants in one run, and the guard's
+# overhead with an empty deletion set on a database of 10k small tenants.
 #
 #   BENCH_BIG=200000 BENCH_TENANTS=100 BENCH_CALL_LOGS=20000 BENCH_RUNS=3 make bench
 set -euo pipefail
@@ -34,7 +36,7 @@ go build -o "$W/benchrun" ./internal/benchrun
 DSN="${PURGEGUARD_TEST_DATABASE_URL%/*}/bench?sslmode=disable"
 echo "bench: generating $TENANTS tenants, tenant #0 with $BIG call logs, the others $CALL_LOGS each..." >&2
 "$W/fixturegen" -database-url "$DSN" -create-schema -tenants "$TENANTS" -call-logs "$CALL_LOGS" \
-	-big-tenant-call-logs "$BIG" -file-tenants 1 -recordings-root "$W/recordings" -exports-root "$W/exports" >"$W/fixture.json"
+	-big-tenant-call-logs "$BIG" -second-tenant-call-logs 10000 -file-tenants 1 -recordings-root "$W/recordings" -exports-root "$W/exports" >"$W/fixture.json"
 "$PGBIN/psql" "$DSN" -qAtX -c "VACUUM ANALYZE"
 GUARD_TENANTS=${BENCH_GUARD_TENANTS:-10000}
 "$PGBIN/psql" "$PURGEGUARD_TEST_DATABASE_URL" -qAtX -c "CREATE DATABASE bench_guard"
@@ -42,6 +44,7 @@ GUARD_DSN="${PURGEGUARD_TEST_DATABASE_URL%/*}/bench_guard?sslmode=disable"
 echo "bench: generating $GUARD_TENANTS small tenants for the guard overhead..." >&2
 "$W/fixturegen" -database-url "$GUARD_DSN" -create-schema -tenants "$GUARD_TENANTS" -call-logs 3 >/dev/null
 TENANT=$(sed -n 's/.*"tenants":\["\([^"]*\)".*/\1/p' "$W/fixture.json")
+OTHERS=$(sed -n 's/.*"tenants":\["[^"]*",\([^]]*\)\].*/\1/p' "$W/fixture.json" | tr -d '"')
 
 printf 'files: []\n' >"$W/tables.yaml"
 cat >"$W/full.yaml" <<YAML
@@ -57,4 +60,4 @@ YAML
 MACHINE="$(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1), PostgreSQL $("$PGBIN/postgres" --version | awk '{print $3}'), $(zstd --version | awk '{print $NF}' | tr -d ,)"
 "$W/benchrun" -database-url "$DSN" -purgeguard "$W/purgeguard" -pgbin "$PGBIN" -tenant "$TENANT" \
 	-work "$W" -tables-config "$W/tables.yaml" -full-config "$W/full.yaml" -runs "$RUNS" -machine "$MACHINE" \
-	-guard-database-url "$GUARD_DSN" -guard-tenants "$GUARD_TENANTS"
+	-guard-database-url "$GUARD_DSN" -guard-tenants "$GUARD_TENANTS" -other-tenants "$OTHERS"

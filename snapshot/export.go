@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/klauspost/compress/zstd"
 
@@ -37,6 +38,7 @@ type exporter struct {
 // unit is one table of one tenant, or the file paths one column names for a tenant.
 type unit struct {
 	m     *archive.Manifest
+	many  []*archive.Manifest // several tenants' table from one scan (m is nil)
 	table *catalog.Table
 	files *fileColumn
 	size  int64 // relation size: largest first keeps every worker busy to the end
@@ -50,11 +52,21 @@ func (e *exporter) run(ctx context.Context, r *read, ms []*archive.Manifest, fil
 		return err
 	}
 	var units []unit
-	for _, m := range ms {
+	tenants := make([]uuid.UUID, len(ms))
+	for i, m := range ms {
 		e.tables[m] = map[catalog.Name]archive.Table{}
-		for _, t := range e.g.Tables {
+		tenants[i] = m.Tenant
+	}
+	for _, t := range e.g.Tables {
+		if _, ok := e.g.SelectTenants(t, tenants); ok && len(ms) > 1 {
+			units = append(units, unit{many: ms, table: t, size: sizes[t.Name]})
+			continue
+		}
+		for _, m := range ms {
 			units = append(units, unit{m: m, table: t, size: sizes[t.Name]})
 		}
+	}
+	for _, m := range ms {
 		for i := range files {
 			units = append(units, unit{m: m, files: &files[i]})
 		}
@@ -98,9 +110,12 @@ func (e *exporter) runTables(ctx context.Context, r *read, units []unit) error {
 					continue
 				}
 				var err error
-				if u.files != nil {
+				switch {
+				case u.files != nil:
 					err = e.readPaths(ctx, tx, u)
-				} else {
+				case u.many != nil:
+					err = e.exportMany(ctx, tx, enc, u)
+				default:
 					err = e.exportTable(ctx, tx, enc, u)
 				}
 				if err != nil {
@@ -124,31 +139,35 @@ func (e *exporter) exportTable(ctx context.Context, tx pgx.Tx, enc *zstd.Encoder
 	t, m := u.table, u.m
 	key := archive.TableKey(m.Tenant, m.ID, t.Name.Schema, t.Name.Table)
 	sql := "COPY (" + e.g.Select(t, m.Tenant) + ") TO STDOUT"
-	var rows archive.RowCounter
 	start := time.Now()
-	stored, err := putCompressed(ctx, e.store, key, enc, func(w io.Writer) error {
-		_, err := tx.Conn().PgConn().CopyTo(ctx, io.MultiWriter(w, &rows), sql)
+	o, err := putCompressed(ctx, e.store, key, enc, func(w io.Writer) error {
+		_, err := tx.Conn().PgConn().CopyTo(ctx, w, sql)
 		return err
 	})
 	if err != nil {
 		return fmt.Errorf("snapshot: table %s of tenant %s: %w", t.Name, m.Tenant, err)
 	}
+	e.o.Log.Debug("table saved", "tenant", m.Tenant, "table", t.Name.String(), "rows", o.rows.Rows,
+		"raw_bytes", o.rows.Bytes, "stored_bytes", o.stored.Size(), "seconds", time.Since(start).Seconds())
+	e.record(m, t, key, o)
+	return nil
+}
+
+// record adds a stored table object to its manifest.
+func (e *exporter) record(m *archive.Manifest, t *catalog.Table, key string, o *object) {
 	cols := make([]archive.Column, len(t.Columns))
 	for i, c := range t.Columns {
 		cols[i] = archive.Column{Name: c.Name, Type: c.Type}
 	}
 	at := archive.Table{
 		Schema: t.Name.Schema, Name: t.Name.Table, Reach: t.Reach, Columns: cols,
-		PrimaryKey: t.PrimaryKey, Rows: rows.Rows, RawBytes: rows.Bytes,
-		StoredBytes: stored.Size(), SHA256: stored.Hex(), Key: key,
+		PrimaryKey: t.PrimaryKey, Rows: o.rows.Rows, RawBytes: o.rows.Bytes,
+		StoredBytes: o.stored.Size(), SHA256: o.stored.Hex(), Key: key,
 	}
-	e.o.Log.Debug("table saved", "tenant", m.Tenant, "table", t.Name.String(), "rows", rows.Rows,
-		"raw_bytes", rows.Bytes, "stored_bytes", stored.Size(), "seconds", time.Since(start).Seconds())
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.tables[m][t.Name] = at
-	e.progress(Event{Tenant: m.Tenant, Table: t.Name.String(), Rows: rows.Rows, Bytes: rows.Bytes, Stored: stored.Size()})
-	return nil
+	e.progress(Event{Tenant: m.Tenant, Table: t.Name.String(), Rows: o.rows.Rows, Bytes: o.rows.Bytes, Stored: o.stored.Size()})
 }
 
 // progress reports one event; e.mu is held.

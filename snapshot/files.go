@@ -84,7 +84,7 @@ func (e *exporter) readPaths(ctx context.Context, tx pgx.Tx, u unit) error {
 	return nil
 }
 
-const fileWorkersPerJob = 4
+const fileWorkersPerJob = 3
 
 // runFiles saves every path of every manifest on Jobs goroutines.
 func (e *exporter) runFiles(ctx context.Context, ms []*archive.Manifest) error {
@@ -100,7 +100,7 @@ func (e *exporter) runFiles(ctx context.Context, ms []*archive.Manifest) error {
 	// goroutines than connections keep the disk or the network busy.
 	for range e.o.Jobs * fileWorkersPerJob {
 		wg.Go(func() {
-			enc, err := newEncoder(e.o.Level)
+			enc, err := newBlobEncoder(e.o.Level)
 			if err != nil {
 				cancel(err)
 				return
@@ -213,7 +213,7 @@ func (e *exporter) saveFile(ctx context.Context, enc *zstd.Encoder, p filePath) 
 			_ = e.store.Delete(ctx, key)
 			return 0, false, fmt.Errorf("file changed while it was saved: %w", err)
 		}
-		return stored.Size(), true, nil
+		return stored.stored.Size(), true, nil
 	})
 	if err != nil {
 		return f, ev, err

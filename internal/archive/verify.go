@@ -1,6 +1,7 @@
 package archive
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -76,11 +77,7 @@ type RowCounter struct {
 }
 
 func (c *RowCounter) Write(p []byte) (int, error) {
-	for _, b := range p {
-		if b == '\n' {
-			c.Rows++
-		}
-	}
+	c.Rows += int64(bytes.Count(p, newline))
 	if len(p) > 0 {
 		c.last = p[len(p)-1]
 	}
@@ -91,5 +88,7 @@ func (c *RowCounter) Write(p []byte) (int, error) {
 // Complete reports whether the text ended at a row boundary: a truncated stream that
 // happens to decompress cleanly still shows here.
 func (c *RowCounter) Complete() bool { return c.Bytes == 0 || c.last == '\n' }
+
+var newline = []byte{'\n'}
 
 var _ io.Writer = (*RowCounter)(nil)

@@ -47,9 +47,10 @@ func main() {
 		machine = flag.String("machine", "", "machine description to print")
 		guardDB = flag.String("guard-database-url", "", "database of many small tenants for the guard overhead")
 		guardN  = flag.Int("guard-tenants", 0, "tenants in that database (for the printout)")
+		others  = flag.String("other-tenants", "", "comma-separated tenants #1.. of the database, for the scale runs")
 	)
 	flag.Parse()
-	if err := run(*dsn, *bin, *pgbin, *tenant, *work, *tables, *full, *runs, *jobs, *machine); err != nil {
+	if err := run(*dsn, *bin, *pgbin, *tenant, *work, *tables, *full, *runs, *jobs, *machine, strings.Split(*others, ",")); err != nil {
 		fmt.Fprintln(os.Stderr, "benchrun:", err)
 		os.Exit(1)
 	}
@@ -65,7 +66,7 @@ func main() {
 		*guardN, g.wall.Seconds(), float64(g.rssKiB)/1024, verdict(g.wall.Seconds() <= 1))
 }
 
-func run(dsn, bin, pgbin, tenantS, work, tablesCfg, fullCfg string, runs, jobs int, machine string) error {
+func run(dsn, bin, pgbin, tenantS, work, tablesCfg, fullCfg string, runs, jobs int, machine string, others []string) error {
 	ctx := context.Background()
 	tenant, err := uuid.Parse(tenantS)
 	if err != nil {
@@ -86,11 +87,14 @@ func run(dsn, bin, pgbin, tenantS, work, tablesCfg, fullCfg string, runs, jobs i
 	conn.Close(ctx)
 
 	keep := filepath.Join(work, "store-kept") // the last tables snapshot, for the restore bench
-	snap := func(cfg, name string) (measure, error) {
+	snapOf := func(cfg, name string, tenants []string) (measure, error) {
 		store := filepath.Join(work, "store-"+name)
 		defer func() { os.RemoveAll(keep); os.Rename(store, keep); os.RemoveAll(store) }()
-		cmd := exec.Command(bin, "-o", "json", "--log-level", "warn", "snapshot", "--tenant", tenant.String(),
-			"--jobs", fmt.Sprint(jobs), "--reason", "bench")
+		args := []string{"-o", "json", "--log-level", "warn", "snapshot", "--jobs", fmt.Sprint(jobs), "--reason", "bench"}
+		for _, t := range tenants {
+			args = append(args, "--tenant", t)
+		}
+		cmd := exec.Command(bin, args...)
 		cmd.Env = append(os.Environ(), "PURGEGUARD_DATABASE_URL="+dsn, "PURGEGUARD_STORAGE_URL=file://"+store, "PURGEGUARD_CONFIG="+cfg)
 		var out strings.Builder
 		cmd.Stdout, cmd.Stderr = &out, os.Stderr
@@ -106,16 +110,23 @@ func run(dsn, bin, pgbin, tenantS, work, tablesCfg, fullCfg string, runs, jobs i
 				FilesBytes int64 `json:"files_bytes"`
 			} `json:"snapshots"`
 		}
-		if err := json.Unmarshal([]byte(out.String()), &res); err != nil || len(res.Snapshots) != 1 {
+		if err := json.Unmarshal([]byte(out.String()), &res); err != nil || len(res.Snapshots) != len(tenants) {
 			return m, fmt.Errorf("snapshot output: %v: %s", err, out.String())
 		}
-		s := res.Snapshots[0]
-		m.rows, m.bytes = s.Rows, s.RawBytes
-		if s.Files > 0 {
-			m.note = fmt.Sprintf("+ %d files, %.1f MB", s.Files, float64(s.FilesBytes)/1e6)
+		var files int
+		var filesBytes int64
+		for _, s := range res.Snapshots {
+			m.rows += s.Rows
+			m.bytes += s.RawBytes
+			files += s.Files
+			filesBytes += s.FilesBytes
+		}
+		if files > 0 {
+			m.note = fmt.Sprintf("+ %d files, %.1f MB", files, float64(filesBytes)/1e6)
 		}
 		return m, nil
 	}
+	snap := func(cfg, name string) (measure, error) { return snapOf(cfg, name, []string{tenant.String()}) }
 	raw := func() (measure, error) {
 		m := measure{name: "psql COPY | zstd -3"}
 		start := time.Now()
@@ -203,6 +214,28 @@ func run(dsn, bin, pgbin, tenantS, work, tablesCfg, fullCfg string, runs, jobs i
 		full = append(full, f)
 	}
 	results := append([]measure{a, b, c, ra, rr}, full...)
+	var scale []measure
+	if len(others) >= 21 {
+		// One tenant of 10k call logs, one other tenant alone, and twenty others at once.
+		small, err := median(runs, func() (measure, error) {
+			return snapOf(tablesCfg, "purgeguard snapshot, tenant #1 (10k call logs)", others[:1])
+		})
+		if err != nil {
+			return err
+		}
+		one, err := median(runs, func() (measure, error) { return snapOf(tablesCfg, "purgeguard snapshot, 1 tenant (#2)", others[1:2]) })
+		if err != nil {
+			return err
+		}
+		twenty, err := median(runs, func() (measure, error) {
+			return snapOf(tablesCfg, "purgeguard snapshot, 20 tenants (#2-#21)", others[1:21])
+		})
+		if err != nil {
+			return err
+		}
+		scale = []measure{small, one, twenty}
+		results = append(results, scale...)
+	}
 	fmt.Printf("\nmake bench — %s\n", machine)
 	fmt.Printf("tenant %s: %d tables; database: %d rows in all\n", tenant, len(selects), dbRows)
 	fmt.Printf("median of %d runs (pg_dump and the files snapshot: 1 run)\n\n", runs)
@@ -218,6 +251,14 @@ func run(dsn, bin, pgbin, tenantS, work, tablesCfg, fullCfg string, runs, jobs i
 	ab, ac := a.wall.Seconds()/b.wall.Seconds(), a.wall.Seconds()/c.wall.Seconds()
 	fmt.Printf("\nsnapshot / raw COPY|zstd wall time: %.3f (target <= 1.11: %s)\n", ab, verdict(ab <= 1.11))
 	fmt.Printf("snapshot / pg_dump -Fc wall time:   %.3f (target <= 0.05: %s)\n", ac, verdict(ac <= 0.05))
+	if len(scale) == 3 {
+		rssRatio := float64(a.rssKiB) / float64(scale[0].rssKiB)
+		fmt.Printf("snapshot peak RSS, 200k / 10k call logs: %.1f / %.1f MiB = %.2f (targets <= 64 MiB and within 10%%: %s)\n",
+			float64(a.rssKiB)/1024, float64(scale[0].rssKiB)/1024, rssRatio,
+			verdict(a.rssKiB <= 64<<10 && rssRatio <= 1.10 && rssRatio >= 1/1.10))
+		fmt.Printf("snapshot of 20 tenants / of 1 tenant wall time: %.2f (20x the rows, one scan per table)\n",
+			scale[2].wall.Seconds()/scale[1].wall.Seconds())
+	}
 	rab := ra.wall.Seconds() / rr.wall.Seconds()
 	fmt.Printf("restore / raw COPY FROM wall time:  %.3f (target <= 1.43: %s)\n", rab, verdict(rab <= 1.43))
 	fmt.Printf("restore peak RSS:                   %.1f MiB (target <= 64: %s)\n", float64(ra.rssKiB)/1024, verdict(ra.rssKiB <= 64<<10))

@@ -1,0 +1,134 @@
+package snapshot_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/purgeguard/purgeguard/internal/archive"
+	"github.com/purgeguard/purgeguard/internal/catalog"
+	"github.com/purgeguard/purgeguard/internal/fixture"
+	"github.com/purgeguard/purgeguard/internal/testenv"
+	"github.com/purgeguard/purgeguard/snapshot"
+)
+
+// seqScans reads pg_stat_user_tables once the snapshot's connections have gone
+// (a backend flushes its statistics as it exits).
+func seqScans(t *testing.T, ctx context.Context, conn *pgx.Conn) map[string]int64 {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var others int
+		if err := conn.QueryRow(ctx, "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()").Scan(&others); err != nil {
+			t.Fatal(err)
+		}
+		if others == 0 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	read := func() map[string]int64 {
+		if _, err := conn.Exec(ctx, "SELECT pg_stat_clear_snapshot()"); err != nil {
+			t.Fatal(err)
+		}
+		rows, err := conn.Query(ctx, "SELECT relname::text, coalesce(seq_scan, 0) FROM pg_stat_user_tables WHERE relname LIKE 'call_logd_%'")
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]int64{}
+		for rows.Next() {
+			var n string
+			var c int64
+			if err := rows.Scan(&n, &c); err != nil {
+				t.Fatal(err)
+			}
+			out[n] = c
+		}
+		return out
+	}
+	prev := read()
+	for range 20 { // settled: two reads 100ms apart agree
+		time.Sleep(100 * time.Millisecond)
+		cur := read()
+		same := len(cur) == len(prev)
+		for k, v := range cur {
+			same = same && prev[k] == v
+		}
+		if same {
+			return cur
+		}
+		prev = cur
+	}
+	return prev
+}
+
+// Twenty tenants in one run read each table no more often than one tenant does, and
+// each tenant's snapshot holds exactly its own rows.
+func TestRun_ManyTenantsOneScanPerTable(t *testing.T) {
+	ctx := testenv.Context(t)
+	dsn := testenv.Postgres(t)
+	conn := testenv.Connect(t, dsn)
+	if err := fixture.CreateSchema(ctx, conn); err != nil {
+		t.Fatal(err)
+	}
+	res, err := fixture.Generate(ctx, conn, fixture.Options{Seed: 12, Tenants: 30, CallLogsPerTenant: 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn.Close(ctx) // counted connections: only the ones this test opens below
+	stats := testenv.Connect(t, dsn)
+	cfg, _ := pgx.ParseConfig(dsn)
+	root, _ := catalog.ParseName("public.call_logd_tenant")
+	s := fileStore(t)
+	run := func(tenants []uuid.UUID) (map[string]int64, []*archive.Manifest) {
+		before := seqScans(t, ctx, stats)
+		ms, err := snapshot.Run(ctx, cfg, s, snapshot.Options{Tenants: tenants, Catalog: catalog.Options{Root: root, Key: "uuid"}})
+		if err != nil {
+			t.Fatalf("snapshot of %d tenants: %v", len(tenants), err)
+		}
+		after := seqScans(t, ctx, stats)
+		delta := map[string]int64{}
+		for k, v := range after {
+			delta[k] = v - before[k]
+		}
+		return delta, ms
+	}
+	one, _ := run(res.Tenants[:1])
+	twenty, ms := run(res.Tenants[5:25])
+	for table, n := range twenty {
+		if n > one[table] {
+			t.Errorf("%s: %d sequential scans for 20 tenants, %d for one", table, n, one[table])
+		}
+	}
+	if one["call_logd_call_log"] == 0 {
+		t.Errorf("no sequential scan of call_log counted: the test measures nothing (%v)", one)
+	}
+	for _, m := range ms {
+		for _, tb := range m.Tables {
+			var want int64
+			q := "SELECT count(*) FROM (" + selectFor(t, ctx, stats, tb, m.Tenant) + ") x"
+			if err := stats.QueryRow(ctx, q).Scan(&want); err != nil {
+				t.Fatal(err)
+			}
+			if tb.Rows != want {
+				t.Errorf("tenant %s, %s: snapshot holds %d rows, the tenant has %d", m.Tenant, tb.Name, tb.Rows, want)
+			}
+		}
+		if got := storedLines(t, s, m.Tables[1].Key); int64(len(got)) != m.Tables[1].Rows {
+			t.Errorf("tenant %s: object of %s holds %d lines, manifest %d", m.Tenant, m.Tables[1].Name, len(got), m.Tables[1].Rows)
+		}
+	}
+}
+
+func selectFor(t *testing.T, ctx context.Context, conn *pgx.Conn, tb archive.Table, tenant uuid.UUID) string {
+	t.Helper()
+	root, _ := catalog.ParseName("public.call_logd_tenant")
+	g, err := catalog.Load(ctx, conn, catalog.Options{Root: root, Key: "uuid"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return g.Select(g.Table(catalog.Name{Schema: tb.Schema, Table: tb.Name}), tenant)
+}
