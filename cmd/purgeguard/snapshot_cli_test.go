@@ -170,3 +170,29 @@ func TestCLI_Restore(t *testing.T) {
 		t.Errorf("restore of a corrupted snapshot: exit %d (want %d), %d call logs (want 0)\n%s%s", code, exitVerify, count(), out, errOut)
 	}
 }
+
+func TestCLI_Prune(t *testing.T) {
+	env, res, _ := cliEnv(t)
+	tenant := res.Tenants[0].String()
+	for range 3 {
+		if code, out, errOut := runCLI(t, env, "snapshot", "--tenant", tenant); code != exitOK {
+			t.Fatalf("snapshot: exit %d\n%s%s", code, out, errOut)
+		}
+	}
+	if code, _, errOut := runCLI(t, env, "prune"); code != exitUsage || !strings.Contains(errOut, "--keep-last") {
+		t.Errorf("prune without a rule: exit %d, want %d: %s", code, exitUsage, errOut)
+	}
+	code, out, _ := runCLI(t, env, "prune", "--keep-last", "1", "--dry-run")
+	if code != exitOK || !strings.Contains(out, "would remove (dry run) 2 snapshots, kept 1") {
+		t.Errorf("prune --dry-run: exit %d:\n%s", code, out)
+	}
+	if code, out, _ := runCLI(t, env, "-o", "json", "list"); code != exitOK || strings.Count(out, `"snapshot":`) != 3 {
+		t.Errorf("a dry run removed snapshots:\n%s", out)
+	}
+	if code, out, _ := runCLI(t, env, "prune", "--keep-last", "1"); code != exitOK || !strings.Contains(out, "removed 2 snapshots, kept 1") {
+		t.Errorf("prune: exit %d:\n%s", code, out)
+	}
+	if code, out, _ := runCLI(t, env, "verify", "--all"); code != exitOK || strings.Count(out, "ok ") != 1 {
+		t.Errorf("verify after prune: exit %d, want the one kept snapshot ok:\n%s", code, out)
+	}
+}
