@@ -28,6 +28,7 @@ type exporter struct {
 	blobs *blobSet
 
 	reported atomic.Int64 // files reported missing or outside their root
+	reused   []string     // blobs found already stored, not uploaded by this run
 
 	mu sync.Mutex // serialises Progress and guards the results below
 	// results per manifest, assembled in catalog order at the end
@@ -78,6 +79,13 @@ func (e *exporter) run(ctx context.Context, r *read, ms []*archive.Manifest, fil
 	}
 	if err := e.runFiles(ctx, ms); err != nil {
 		return err
+	}
+	// A blob found already stored may have been unreferenced, and a prune may have
+	// swept it since: check again just before the manifests name it.
+	for _, key := range e.reused {
+		if _, err := e.store.Stat(ctx, key); err != nil {
+			return fmt.Errorf("snapshot: blob %s, already stored when this run began, is gone (a concurrent prune?): run the snapshot again: %w", key, err)
+		}
 	}
 	for _, m := range ms {
 		for _, t := range e.g.Tables {

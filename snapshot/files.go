@@ -194,6 +194,9 @@ func (e *exporter) saveFile(ctx context.Context, enc *zstd.Encoder, p filePath) 
 	key := archive.BlobKey(sum.Sum())
 	storedSize, uploaded, err := e.blobs.ensure(key, func() (int64, bool, error) {
 		if info, err := e.store.Stat(ctx, key); err == nil {
+			e.mu.Lock()
+			e.reused = append(e.reused, key)
+			e.mu.Unlock()
 			return info.Size, false, nil // a blob is immutable: once stored, done
 		} else if !errors.Is(err, fs.ErrNotExist) {
 			return 0, false, err
