@@ -471,3 +471,17 @@ func TestRun_StorageDiesMidway(t *testing.T) {
 		t.Errorf("after a failed run: %d snapshots listed (%v), want none", len(ms), err)
 	}
 }
+
+// A database that cannot be reached is an error, not a crash.
+func TestRun_Unreachable(t *testing.T) {
+	cfg, err := pgx.ParseConfig("postgres://nobody@127.0.0.1:1/none?connect_timeout=2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	root, _ := catalog.ParseName("public.call_logd_tenant")
+	_, err = snapshot.Run(context.Background(), cfg, fileStore(t), snapshot.Options{Tenants: []uuid.UUID{uuid.New()},
+		Catalog: catalog.Options{Root: root, Key: "uuid"}})
+	if err == nil || !strings.Contains(err.Error(), "connect") {
+		t.Errorf("got %v, want a connection error", err)
+	}
+}
