@@ -128,7 +128,7 @@ func run(dsn, bin, pgbin, tenantS, work, tablesCfg, fullCfg string, runs, jobs i
 	}
 	snap := func(cfg, name string) (measure, error) { return snapOf(cfg, name, []string{tenant.String()}) }
 	raw := func() (measure, error) {
-		m := measure{name: "psql COPY | zstd -3"}
+		m := measure{name: "psql COPY | zstd -3 (same settings)"}
 		start := time.Now()
 		for _, sel := range selects {
 			psql := exec.Command(filepath.Join(pgbin, "psql"), dsn, "-qAtX", "-v", "ON_ERROR_STOP=1", "-c", "COPY ("+sel+") TO STDOUT")
@@ -137,6 +137,9 @@ func run(dsn, bin, pgbin, tenantS, work, tablesCfg, fullCfg string, runs, jobs i
 			if err != nil {
 				return m, err
 			}
+			// The same planner settings as purgeguard's read: the baseline measures the
+			// pipeline, not a different plan.
+			psql.Env = append(os.Environ(), "PGOPTIONS=-c max_parallel_workers_per_gather=0 -c jit=off")
 			psql.Stdout, psql.Stderr = pw, os.Stderr
 			devnull, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
 			if err != nil {
