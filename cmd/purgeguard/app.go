@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -147,12 +146,6 @@ func (e *env) emit(v any, text func(w io.Writer)) error {
 	}
 	text(e.stdout)
 	return nil
-}
-
-func notImplemented(name string) cli.ActionFunc {
-	return func(*cli.Context) error {
-		return fmt.Errorf("%s: not implemented yet", name)
-	}
 }
 
 // splitList accepts repeated flags and comma-separated values alike.

@@ -17,7 +17,6 @@ const (
 	exitUsage    = 2
 	exitRefused  = 3 // refused by policy
 	exitVerify   = 4 // verification failed: integrity or blast radius
-	exitNotBuilt = exitError
 )
 
 // usageError marks a command line that cannot be run as given.
