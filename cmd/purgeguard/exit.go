@@ -12,11 +12,11 @@ import (
 
 // Exit codes (DESIGN.md): scripts and the guard's caller branch on them.
 const (
-	exitOK       = 0
-	exitError    = 1
-	exitUsage    = 2
-	exitRefused  = 3 // refused by policy
-	exitVerify   = 4 // verification failed: integrity or blast radius
+	exitOK      = 0
+	exitError   = 1
+	exitUsage   = 2
+	exitRefused = 3 // refused by policy
+	exitVerify  = 4 // verification failed: integrity or blast radius
 )
 
 // usageError marks a command line that cannot be run as given.
