@@ -49,21 +49,13 @@ func runCheck(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	cfg, err := connConfig(c, e)
-	if err != nil {
-		return err
-	}
-	copts, err := catalogOptions(e.cfg)
-	if err != nil {
-		return err
-	}
 	act, err := activity(e.cfg)
 	if err != nil {
 		return err
 	}
-	conn, err := pgx.ConnectConfig(c.Context, cfg)
+	conn, copts, err := connect(c, e)
 	if err != nil {
-		return fmt.Errorf("connect: %w", err)
+		return err
 	}
 	defer conn.Close(c.Context)
 	tx, err := conn.BeginTx(c.Context, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})

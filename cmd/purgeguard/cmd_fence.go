@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/urfave/cli/v2"
 
 	"github.com/purgeguard/purgeguard/internal/catalog"
@@ -32,17 +31,9 @@ waits for the next guarded sync run, which snapshots it first. That is the point
 func runFence(verb string) cli.ActionFunc {
 	return func(c *cli.Context) error {
 		e := getEnv(c)
-		cfg, err := connConfig(c, e)
+		conn, copts, err := connect(c, e)
 		if err != nil {
 			return err
-		}
-		copts, err := catalogOptions(e.cfg)
-		if err != nil {
-			return err
-		}
-		conn, err := pgx.ConnectConfig(c.Context, cfg)
-		if err != nil {
-			return fmt.Errorf("connect: %w", err)
 		}
 		defer conn.Close(c.Context)
 		if verb != "status" {

@@ -42,17 +42,9 @@ func runTables(c *cli.Context) error {
 		}
 		tenant = id
 	}
-	cfg, err := connConfig(c, e)
+	conn, copts, err := connect(c, e)
 	if err != nil {
 		return err
-	}
-	copts, err := catalogOptions(e.cfg)
-	if err != nil {
-		return err
-	}
-	conn, err := pgx.ConnectConfig(c.Context, cfg)
-	if err != nil {
-		return fmt.Errorf("connect: %w", err)
 	}
 	defer conn.Close(c.Context)
 	tx, err := conn.BeginTx(c.Context, pgx.TxOptions{AccessMode: pgx.ReadOnly})

@@ -36,6 +36,24 @@ func parseDSN(dsn string) (*pgx.ConnConfig, error) {
 	return cfg, nil
 }
 
+// connect opens the database a command works on, with the catalog options of the
+// configuration: the start of every command that reads the tenant graph.
+func connect(c *cli.Context, e *env) (*pgx.Conn, catalog.Options, error) {
+	copts, err := catalogOptions(e.cfg)
+	if err != nil {
+		return nil, copts, err
+	}
+	cfg, err := connConfig(c, e)
+	if err != nil {
+		return nil, copts, err
+	}
+	conn, err := pgx.ConnectConfig(c.Context, cfg)
+	if err != nil {
+		return nil, copts, fmt.Errorf("connect: %w", err)
+	}
+	return conn, copts, nil
+}
+
 func openStore(ctx context.Context, e *env) (storage.Store, error) {
 	s3 := e.cfg.Storage.S3
 	return storage.Open(ctx, e.cfg.Storage.URL, storage.Options{S3: storage.S3Options{
