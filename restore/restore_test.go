@@ -20,6 +20,7 @@ import (
 	"github.com/purgeguard/purgeguard/restore"
 	"github.com/purgeguard/purgeguard/snapshot"
 	"github.com/purgeguard/purgeguard/storage"
+	"github.com/purgeguard/purgeguard/storage/storagetest"
 	"github.com/purgeguard/purgeguard/testdata"
 )
 
@@ -91,23 +92,9 @@ func graph(t *testing.T, store storage.Store) *world {
 	return w
 }
 
-func fileStore(t *testing.T) storage.Store {
-	s, err := storage.NewFile(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
-}
+func fileStore(t *testing.T) storage.Store { return storagetest.File(t) }
 
-func s3Store(t *testing.T) storage.Store {
-	b := testenv.MinIO(t)
-	s, err := storage.NewS3(testenv.Context(t), b.Bucket, "r", storage.S3Options{Endpoint: b.Endpoint,
-		Region: b.Region, AccessKeyID: b.AccessKey, SecretAccessKey: b.SecretKey, Insecure: true, PartSize: 5 << 20})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
-}
+func s3Store(t *testing.T) storage.Store { return storagetest.MinIO(t, "r") }
 
 func (w *world) snapshot(t *testing.T, tenant uuid.UUID) *archive.Manifest {
 	t.Helper()

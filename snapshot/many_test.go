@@ -106,10 +106,14 @@ func TestRun_ManyTenantsOneScanPerTable(t *testing.T) {
 	if one["call_logd_call_log"] == 0 {
 		t.Errorf("no sequential scan of call_log counted: the test measures nothing (%v)", one)
 	}
+	g, err := catalog.Load(ctx, stats, catalog.Options{Root: root, Key: "uuid"})
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, m := range ms {
 		for _, tb := range m.Tables {
 			var want int64
-			q := "SELECT count(*) FROM (" + selectFor(t, ctx, stats, tb, m.Tenant) + ") x"
+			q := "SELECT count(*) FROM (" + g.Select(g.Table(catalog.Name{Schema: tb.Schema, Table: tb.Name}), m.Tenant) + ") x"
 			if err := stats.QueryRow(ctx, q).Scan(&want); err != nil {
 				t.Fatal(err)
 			}
@@ -121,14 +125,4 @@ func TestRun_ManyTenantsOneScanPerTable(t *testing.T) {
 			t.Errorf("tenant %s: object of %s holds %d lines, manifest %d", m.Tenant, m.Tables[1].Name, len(got), m.Tables[1].Rows)
 		}
 	}
-}
-
-func selectFor(t *testing.T, ctx context.Context, conn *pgx.Conn, tb archive.Table, tenant uuid.UUID) string {
-	t.Helper()
-	root, _ := catalog.ParseName("public.call_logd_tenant")
-	g, err := catalog.Load(ctx, conn, catalog.Options{Root: root, Key: "uuid"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return g.Select(g.Table(catalog.Name{Schema: tb.Schema, Table: tb.Name}), tenant)
 }

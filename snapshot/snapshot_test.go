@@ -24,6 +24,7 @@ import (
 	"github.com/purgeguard/purgeguard/internal/testenv"
 	"github.com/purgeguard/purgeguard/snapshot"
 	"github.com/purgeguard/purgeguard/storage"
+	"github.com/purgeguard/purgeguard/storage/storagetest"
 )
 
 // env is a generated call-logd database with its files, and a store.
@@ -79,23 +80,9 @@ func (e *env) run(t *testing.T, s storage.Store, o snapshot.Options) []*archive.
 	return ms
 }
 
-func fileStore(t *testing.T) storage.Store {
-	s, err := storage.NewFile(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
-}
+func fileStore(t *testing.T) storage.Store { return storagetest.File(t) }
 
-func s3Store(t *testing.T) storage.Store {
-	b := testenv.MinIO(t)
-	s, err := storage.NewS3(testenv.Context(t), b.Bucket, "pg", storage.S3Options{Endpoint: b.Endpoint,
-		Region: b.Region, AccessKeyID: b.AccessKey, SecretAccessKey: b.SecretKey, Insecure: true, PartSize: 5 << 20})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
-}
+func s3Store(t *testing.T) storage.Store { return storagetest.MinIO(t, "pg") }
 
 var backends = []struct {
 	name string

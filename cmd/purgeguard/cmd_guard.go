@@ -12,7 +12,6 @@ import (
 	"github.com/purgeguard/purgeguard/internal/guard"
 	"github.com/purgeguard/purgeguard/internal/repository"
 	"github.com/purgeguard/purgeguard/policy"
-	"github.com/purgeguard/purgeguard/snapshot"
 )
 
 var cmdGuard = &cli.Command{
@@ -62,35 +61,18 @@ func runGuard(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	copts, err := catalogOptions(e.cfg)
-	if err != nil {
-		return err
-	}
-	files, err := fileColumns(e.cfg)
-	if err != nil {
-		return err
-	}
 	act, err := activity(e.cfg)
 	if err != nil {
 		return err
 	}
-	jobs := e.cfg.Snapshot.Jobs
-	if c.IsSet("jobs") {
-		jobs = c.Int("jobs")
+	so, prog, err := snapshotOptions(c, e)
+	if err != nil {
+		return err
 	}
-	prog := newProgress(e, "snapshot", 0)
 	res, err := guard.Run(c.Context, cfg, store, guard.Options{
 		Input: in, Rules: policyRules(e.cfg), Activity: act, Reason: c.String(flagReason.Name),
-		NoWait: c.Bool("no-wait"), Command: command,
+		NoWait: c.Bool("no-wait"), Command: command, Snapshot: so,
 		Stdin: c.App.Reader, Stdout: c.App.Writer, Stderr: c.App.ErrWriter, Log: e.log,
-		Snapshot: snapshot.Options{Jobs: jobs, Level: e.cfg.Snapshot.CompressionLevel, Catalog: copts, Files: files,
-			ToolVersion: toolVersion(), Log: e.log, Progress: func(ev snapshot.Event) {
-				if ev.File != "" {
-					prog.minor(ev.Bytes)
-				} else {
-					prog.item(ev.Table, ev.Rows, ev.Bytes, "tenant", ev.Tenant)
-				}
-			}},
 	})
 	prog.done()
 	writeGuardAudit(c, e, res, err)

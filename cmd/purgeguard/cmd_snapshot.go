@@ -73,37 +73,16 @@ func runSnapshot(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	copts, err := catalogOptions(e.cfg)
-	if err != nil {
-		return err
-	}
-	files, err := fileColumns(e.cfg)
-	if err != nil {
-		return err
-	}
 	store, err := openStore(c.Context, e)
 	if err != nil {
 		return err
 	}
-	jobs := e.cfg.Snapshot.Jobs
-	if c.IsSet("jobs") {
-		if jobs = c.Int("jobs"); jobs < 1 || jobs > 64 {
-			return usagef("--jobs %d: must be between 1 and 64", jobs)
-		}
+	so, prog, err := snapshotOptions(c, e)
+	if err != nil {
+		return err
 	}
-	prog := newProgress(e, "snapshot", 0)
-	ms, err := snapshot.Run(c.Context, cfg, store, snapshot.Options{
-		Tenants: tenants, Reason: c.String(flagReason.Name), Jobs: jobs,
-		Level: e.cfg.Snapshot.CompressionLevel, Catalog: copts, Files: files,
-		ToolVersion: toolVersion(), Log: e.log,
-		Progress: func(ev snapshot.Event) {
-			if ev.File != "" {
-				prog.minor(ev.Bytes)
-				return
-			}
-			prog.item(ev.Table, ev.Rows, ev.Bytes, "tenant", ev.Tenant, "stored_bytes", ev.Stored)
-		},
-	})
+	so.Tenants, so.Reason = tenants, c.String(flagReason.Name)
+	ms, err := snapshot.Run(c.Context, cfg, store, so)
 	prog.done()
 	audit := newAudit(archive.AuditSnapshot, tenants)
 	audit.Outcome = "done"
@@ -134,6 +113,37 @@ func runSnapshot(c *cli.Context) error {
 			fmt.Fprintln(w)
 		}
 	})
+}
+
+// snapshotOptions is the snapshot configuration shared by snapshot and guard: the
+// catalog, the file columns, --jobs and the progress display (done by the caller).
+func snapshotOptions(c *cli.Context, e *env) (snapshot.Options, *progress, error) {
+	copts, err := catalogOptions(e.cfg)
+	if err != nil {
+		return snapshot.Options{}, nil, err
+	}
+	files, err := fileColumns(e.cfg)
+	if err != nil {
+		return snapshot.Options{}, nil, err
+	}
+	jobs := e.cfg.Snapshot.Jobs
+	if c.IsSet("jobs") {
+		if jobs = c.Int("jobs"); jobs < 1 || jobs > 64 {
+			return snapshot.Options{}, nil, usagef("--jobs %d: must be between 1 and 64", jobs)
+		}
+	}
+	prog := newProgress(e, "snapshot", 0)
+	return snapshot.Options{
+		Jobs: jobs, Level: e.cfg.Snapshot.CompressionLevel, Catalog: copts, Files: files,
+		ToolVersion: toolVersion(), Log: e.log,
+		Progress: func(ev snapshot.Event) {
+			if ev.File != "" {
+				prog.minor(ev.Bytes)
+				return
+			}
+			prog.item(ev.Table, ev.Rows, ev.Bytes, "tenant", ev.Tenant, "stored_bytes", ev.Stored)
+		},
+	}, prog, nil
 }
 
 // newAudit starts an audit record: who ran what, where. Never a credential.

@@ -1,0 +1,30 @@
+package storagetest
+
+import (
+	"testing"
+
+	"github.com/purgeguard/purgeguard/internal/testenv"
+	"github.com/purgeguard/purgeguard/storage"
+)
+
+// File returns an empty directory store for the test.
+func File(t *testing.T) storage.Store {
+	t.Helper()
+	s, err := storage.NewFile(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// MinIO returns a store on a fresh bucket of the test MinIO server, under prefix.
+func MinIO(t *testing.T, prefix string) storage.Store {
+	t.Helper()
+	b := testenv.MinIO(t)
+	s, err := storage.NewS3(testenv.Context(t), b.Bucket, prefix, storage.S3Options{Endpoint: b.Endpoint,
+		Region: b.Region, AccessKeyID: b.AccessKey, SecretAccessKey: b.SecretKey, Insecure: true, PartSize: 5 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
