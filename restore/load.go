@@ -187,6 +187,15 @@ func (l *loader) finish(ctx context.Context, plans []*plan, rep *Report) error {
 		}
 		rep.Tables[i].Updated += n
 	}
+	if l.o.OnConflict == ConflictFillNulls {
+		for i, p := range plans {
+			n, err := l.fillNulls(ctx, p)
+			if err != nil {
+				return fmt.Errorf("restore: table %s: fill NULLs: %w", p.live.Name, err)
+			}
+			rep.Tables[i].Updated += n
+		}
+	}
 	if l.o.DryRun {
 		return nil
 	}
@@ -327,6 +336,37 @@ func (l *loader) putBack(ctx context.Context, p *plan, cols []string) (int64, er
 		total += n
 	}
 	return total, nil
+}
+
+// fillNulls sets, in the rows of p's table that were already present, every column
+// the live row holds NULL and the snapshot does not; it returns the rows changed. A
+// table copied straight in, or without a primary key to match rows by, has nothing
+// to fill.
+func (l *loader) fillNulls(ctx context.Context, p *plan) (int64, error) {
+	if !p.rows || p.stage == "" || len(p.live.PrimaryKey) == 0 {
+		return 0, nil
+	}
+	var sets, conds []string
+	for _, c := range p.insert {
+		if slices.Contains(p.live.PrimaryKey, c) || slices.Contains(p.nulled, c) {
+			continue // keys match already; cycle breaks were put back by finish
+		}
+		id := pgx.Identifier{c}.Sanitize()
+		sets = append(sets, id+" = coalesce(l."+id+", s."+id+")")
+		conds = append(conds, "l."+id+" IS NULL AND s."+id+" IS NOT NULL")
+	}
+	if len(sets) == 0 {
+		return 0, nil
+	}
+	where := matchKey(p, "l", "s") + " AND (" + strings.Join(conds, " OR ") + ")"
+	if l.o.DryRun {
+		return l.count(ctx, "SELECT count(*) FROM "+p.live.Name.Sanitize()+" l, "+p.stage+" s WHERE "+where)
+	}
+	tag, err := l.tx.Exec(ctx, "UPDATE "+p.live.Name.Sanitize()+" l SET "+strings.Join(sets, ", ")+" FROM "+p.stage+" s WHERE "+where)
+	if err != nil {
+		return 0, err
+	}
+	return tag.RowsAffected(), nil
 }
 
 // setDefault reports whether a purge sets column c of p's table to its default

@@ -25,6 +25,10 @@ import (
 const (
 	ConflictSkip = "skip"
 	ConflictFail = "fail"
+	// ConflictFillNulls also sets, in a row already present, each column the live
+	// row holds NULL and the snapshot does not: what a retention purge emptied
+	// (call-logd's recording path) comes back, what anyone set since stays.
+	ConflictFillNulls = "fill-nulls"
 )
 
 // FileColumn is a configured file column and the only directory its files may be
@@ -42,7 +46,7 @@ type Options struct {
 	DryRun   bool
 	// Tables limits the restore to these tables; empty: every table of the snapshot.
 	Tables           []catalog.Name
-	OnConflict       string // ConflictSkip (default) or ConflictFail
+	OnConflict       string // ConflictSkip (default), ConflictFail or ConflictFillNulls
 	AllowDropColumns bool
 	Catalog          catalog.Options
 	Files            []FileColumn
@@ -68,13 +72,15 @@ type Report struct {
 	Tenant   uuid.UUID     `json:"tenant"`
 	Snapshot uuid.UUID     `json:"snapshot"`
 	DryRun   bool          `json:"dry_run"`
+	Scope    archive.Scope `json:"scope"` // what the snapshot holds: a whole tenant, or a retention purge's take
 	Tables   []TableReport `json:"tables"`
 	Files    []FileReport  `json:"files"`
 	Totals   Totals        `json:"totals"`
 }
 
 // TableReport is one table. Inserted is what was (or would be) inserted; Updated
-// counts rows whose SET NULL'd references were put back.
+// counts rows whose SET NULL'd references were put back, or whose NULLs were filled
+// (fill-nulls).
 type TableReport struct {
 	Table      string `json:"table"`
 	InSnapshot int64  `json:"in_snapshot"`
@@ -128,9 +134,9 @@ func Run(ctx context.Context, cfg *pgx.ConnConfig, store storage.Store, o Option
 	switch o.OnConflict {
 	case "":
 		o.OnConflict = ConflictSkip
-	case ConflictSkip, ConflictFail:
+	case ConflictSkip, ConflictFail, ConflictFillNulls:
 	default:
-		return nil, fmt.Errorf("restore: on-conflict %q: want skip or fail", o.OnConflict)
+		return nil, fmt.Errorf("restore: on-conflict %q: want skip, fail or fill-nulls", o.OnConflict)
 	}
 	m, err := manifest(ctx, store, o)
 	if err != nil {
@@ -159,7 +165,7 @@ func Run(ctx context.Context, cfg *pgx.ConnConfig, store storage.Store, o Option
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx))
 
-	rep := &Report{Tenant: m.Tenant, Snapshot: m.ID, DryRun: o.DryRun, Tables: []TableReport{}, Files: []FileReport{}}
+	rep := &Report{Tenant: m.Tenant, Snapshot: m.ID, DryRun: o.DryRun, Scope: m.Scope, Tables: []TableReport{}, Files: []FileReport{}}
 	l, err := newLoader(ctx, tx, store, m, o)
 	if err != nil {
 		return nil, err

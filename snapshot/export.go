@@ -22,18 +22,28 @@ import (
 // exporter runs the work of one Run: the table units on the read's transactions,
 // then the files on as many goroutines.
 type exporter struct {
-	o     Options
-	g     *catalog.Graph
-	store storage.Store
-	blobs *blobSet
+	o      Options
+	g      *catalog.Graph
+	sel    selector         // renders what is saved of a table: a tenant or a retention scope
+	tables []*catalog.Table // the graph's tables the scope reaches, in load order
+	store  storage.Store
+	blobs  *blobSet
 
 	reported atomic.Int64 // files reported missing or outside their root
 	reused   []string     // blobs found already stored, not uploaded by this run
 
 	mu sync.Mutex // serialises Progress and guards the results below
 	// results per manifest, assembled in catalog order at the end
-	tables map[*archive.Manifest]map[catalog.Name]archive.Table
-	paths  map[*archive.Manifest][]filePath
+	saved map[*archive.Manifest]map[catalog.Name]archive.Table
+	paths map[*archive.Manifest][]filePath
+}
+
+// selector renders the rows a snapshot saves of a table: *catalog.Graph for a
+// tenant purge, *catalog.Retention for a retention purge.
+type selector interface {
+	Select(t *catalog.Table, tenant uuid.UUID) string
+	SelectColumns(t *catalog.Table, tenant uuid.UUID, cols []string) string
+	SelectTenants(t *catalog.Table, tenants []uuid.UUID) (string, bool)
 }
 
 // unit is one table of one tenant, or the file paths one column names for a tenant.
@@ -46,7 +56,7 @@ type unit struct {
 }
 
 func (e *exporter) run(ctx context.Context, r *read, ms []*archive.Manifest, files []fileColumn) error {
-	e.tables = map[*archive.Manifest]map[catalog.Name]archive.Table{}
+	e.saved = map[*archive.Manifest]map[catalog.Name]archive.Table{}
 	e.paths = map[*archive.Manifest][]filePath{}
 	sizes, err := relationSizes(ctx, r.coord, e.g)
 	if err != nil {
@@ -55,11 +65,11 @@ func (e *exporter) run(ctx context.Context, r *read, ms []*archive.Manifest, fil
 	var units []unit
 	tenants := make([]uuid.UUID, len(ms))
 	for i, m := range ms {
-		e.tables[m] = map[catalog.Name]archive.Table{}
+		e.saved[m] = map[catalog.Name]archive.Table{}
 		tenants[i] = m.Tenant
 	}
-	for _, t := range e.g.Tables {
-		if _, ok := e.g.SelectTenants(t, tenants); ok && len(ms) > 1 {
+	for _, t := range e.tables {
+		if _, ok := e.sel.SelectTenants(t, tenants); ok && len(ms) > 1 {
 			units = append(units, unit{many: ms, table: t, size: sizes[t.Name]})
 			continue
 		}
@@ -69,6 +79,9 @@ func (e *exporter) run(ctx context.Context, r *read, ms []*archive.Manifest, fil
 	}
 	for _, m := range ms {
 		for i := range files {
+			if !slices.Contains(e.tables, files[i].table) {
+				continue // the scope holds no row of that table
+			}
 			units = append(units, unit{m: m, files: &files[i]})
 		}
 	}
@@ -88,8 +101,8 @@ func (e *exporter) run(ctx context.Context, r *read, ms []*archive.Manifest, fil
 		}
 	}
 	for _, m := range ms {
-		for _, t := range e.g.Tables {
-			m.Tables = append(m.Tables, e.tables[m][t.Name])
+		for _, t := range e.tables {
+			m.Tables = append(m.Tables, e.saved[m][t.Name])
 		}
 		slices.SortFunc(m.Files, func(a, b archive.File) int {
 			return strings.Compare(a.Table+"\x00"+a.Column+"\x00"+a.Path, b.Table+"\x00"+b.Column+"\x00"+b.Path)
@@ -146,7 +159,7 @@ func (e *exporter) runTables(ctx context.Context, r *read, units []unit) error {
 func (e *exporter) exportTable(ctx context.Context, tx pgx.Tx, enc *zstd.Encoder, u unit) error {
 	t, m := u.table, u.m
 	key := archive.TableKey(m.Tenant, m.ID, t.Name.Schema, t.Name.Table)
-	sql := "COPY (" + e.g.Select(t, m.Tenant) + ") TO STDOUT"
+	sql := "COPY (" + e.sel.Select(t, m.Tenant) + ") TO STDOUT"
 	start := time.Now()
 	o, err := putCompressed(ctx, e.store, key, enc, func(w io.Writer) error {
 		_, err := tx.Conn().PgConn().CopyTo(ctx, w, sql)
@@ -174,7 +187,7 @@ func (e *exporter) record(m *archive.Manifest, t *catalog.Table, key string, o *
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	e.tables[m][t.Name] = at
+	e.saved[m][t.Name] = at
 	e.progress(Event{Tenant: m.Tenant, Table: t.Name.String(), Rows: o.rows.Rows, Bytes: o.rows.Bytes, Stored: o.stored.Size()})
 }
 

@@ -64,7 +64,7 @@ func fileColumns(g *catalog.Graph, cols []FileColumn, log *slog.Logger) ([]fileC
 // names for the tenant.
 func (e *exporter) readPaths(ctx context.Context, tx pgx.Tx, u unit) error {
 	c := u.files
-	sql := "SELECT DISTINCT p::text FROM (" + e.g.SelectColumns(c.table, u.m.Tenant, []string{c.Column}) +
+	sql := "SELECT DISTINCT p::text FROM (" + e.sel.SelectColumns(c.table, u.m.Tenant, []string{c.Column}) +
 		") AS s(p) WHERE p IS NOT NULL ORDER BY 1"
 	rows, err := tx.Query(ctx, sql)
 	if err != nil {

@@ -26,7 +26,7 @@ func (e *exporter) exportMany(ctx context.Context, tx pgx.Tx, enc *zstd.Encoder,
 		tenants[i] = m.Tenant
 		byKey[m.Tenant.String()] = m
 	}
-	sql, ok := e.g.SelectTenants(t, tenants)
+	sql, ok := e.sel.SelectTenants(t, tenants)
 	if !ok {
 		return fmt.Errorf("snapshot: table %s: no single-scan select", t.Name)
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/purgeguard/purgeguard/internal/archive"
 	"github.com/purgeguard/purgeguard/internal/catalog"
 	"github.com/purgeguard/purgeguard/internal/repository"
+	"github.com/purgeguard/purgeguard/internal/retention"
 	"github.com/purgeguard/purgeguard/storage"
 )
 
@@ -31,11 +32,14 @@ type FileColumn struct {
 
 // Options says what to save and how.
 type Options struct {
-	Tenants     []uuid.UUID
-	Reason      string
-	Jobs        int // worker connections sharing the read; default 2
-	Level       int // zstd level; default 3
-	Catalog     catalog.Options
+	Tenants []uuid.UUID
+	Reason  string
+	Jobs    int // worker connections sharing the read; default 2
+	Level   int // zstd level; default 3
+	Catalog catalog.Options
+	// Retention, when set, saves what the scheduled retention purge will remove
+	// instead of a whole tenant; no Tenants then means every tenant of the root.
+	Retention   *retention.Options
 	Files       []FileColumn
 	ToolVersion string
 	Log         *slog.Logger
@@ -65,7 +69,7 @@ var ErrTenantAbsent = errors.New("tenant not in the tenant root table")
 // objects already written are deleted (best effort: prune removes any left).
 func Run(ctx context.Context, cfg *pgx.ConnConfig, store storage.Store, o Options) ([]*archive.Manifest, error) {
 	o.defaults()
-	if len(o.Tenants) == 0 {
+	if len(o.Tenants) == 0 && o.Retention == nil {
 		return nil, errors.New("snapshot: no tenant given")
 	}
 	r, err := openRead(ctx, cfg, o.Jobs)
@@ -78,12 +82,30 @@ func Run(ctx context.Context, cfg *pgx.ConnConfig, store storage.Store, o Option
 	if err != nil {
 		return nil, fmt.Errorf("snapshot: %w", err)
 	}
+	if len(o.Tenants) == 0 {
+		if o.Tenants, err = g.Tenants(ctx, r.coord); err != nil {
+			return nil, fmt.Errorf("snapshot: %w", err)
+		}
+		if len(o.Tenants) == 0 {
+			return nil, fmt.Errorf("snapshot: %s holds no tenant", g.Root)
+		}
+	}
 	if err := checkTenants(ctx, r.coord, g, o.Tenants); err != nil {
 		return nil, err
 	}
 	files, err := fileColumns(g, o.Files, o.Log)
 	if err != nil {
 		return nil, err
+	}
+	e := &exporter{o: o, g: g, sel: g, tables: g.Tables, store: store, blobs: newBlobSet()}
+	scopes := map[uuid.UUID]archive.Scope{}
+	for _, t := range o.Tenants {
+		scopes[t] = archive.Scope{Kind: archive.ScopeTenant}
+	}
+	if o.Retention != nil {
+		if e.sel, e.tables, err = retentionScope(ctx, r.coord, g, *o.Retention, scopes); err != nil {
+			return nil, err
+		}
 	}
 	ms := make([]*archive.Manifest, len(o.Tenants))
 	for i, t := range o.Tenants {
@@ -99,16 +121,18 @@ func Run(ctx context.Context, cfg *pgx.ConnConfig, store storage.Store, o Option
 			CreatedAt:     o.Now().UTC(),
 			ToolVersion:   o.ToolVersion,
 			ServerVersion: r.serverVersion,
-			Scope:         archive.Scope{Kind: archive.ScopeTenant},
+			Scope:         scopes[t],
 			Root:          archive.Root{Schema: g.Root.Schema, Table: g.Root.Table, Key: g.Key},
 			Tables:        []archive.Table{},
 			Files:         []archive.File{},
 		}
 	}
-	e := &exporter{o: o, g: g, store: store, blobs: newBlobSet()}
 	if err := e.run(ctx, r, ms, files); err != nil {
 		e.discard(ms)
 		return nil, err
+	}
+	if o.Retention != nil {
+		ms = e.dropEmpty(ms)
 	}
 	for _, m := range ms {
 		if err := repository.PutManifest(ctx, store, m); err != nil {
@@ -135,6 +159,47 @@ func (o *Options) defaults() {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+}
+
+// retentionScope reads each tenant's retention days within the read, records them
+// in the tenants' scopes, and returns the selector and tables of what the purge
+// will remove.
+func retentionScope(ctx context.Context, q pgx.Tx, g *catalog.Graph, o retention.Options, scopes map[uuid.UUID]archive.Scope) (selector, []*catalog.Table, error) {
+	tenants := make([]uuid.UUID, 0, len(scopes))
+	for t := range scopes {
+		tenants = append(tenants, t)
+	}
+	days, err := retention.Read(ctx, q, o, tenants)
+	if err != nil {
+		return nil, nil, fmt.Errorf("snapshot: %w", err)
+	}
+	cutoffs := make(map[uuid.UUID]map[string]time.Time, len(days))
+	for t, d := range days {
+		cutoffs[t] = d.Cutoffs
+		scopes[t] = archive.Scope{Kind: archive.ScopeRetention, Cutoffs: d.Cutoffs, Days: d.Days}
+	}
+	ret, err := g.Retention(o.Rules(), cutoffs)
+	if err != nil {
+		return nil, nil, fmt.Errorf("snapshot: %w", err)
+	}
+	return ret, ret.Tables(), nil
+}
+
+// dropEmpty discards the snapshots of tenants the retention purge takes nothing
+// from: a nightly run over every tenant would otherwise commit one empty snapshot
+// per quiet tenant.
+func (e *exporter) dropEmpty(ms []*archive.Manifest) []*archive.Manifest {
+	var keep, empty []*archive.Manifest
+	for _, m := range ms {
+		if t := m.Totals(); t.Rows == 0 && len(m.Files) == 0 {
+			empty = append(empty, m)
+			e.o.Log.Info("nothing to save: the retention purge removes nothing of this tenant", "tenant", m.Tenant)
+			continue
+		}
+		keep = append(keep, m)
+	}
+	e.discard(empty)
+	return keep
 }
 
 // checkTenants refuses tenants the root does not hold, naming them all.

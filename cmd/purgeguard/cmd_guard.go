@@ -33,10 +33,20 @@ var cmdGuard = &cli.Command{
 Exit status: COMMAND's own when all is well; 3 when refused (COMMAND never ran); 4
 when the blast-radius check finds a loss (tenants, tables, counts and snapshots named).
 
-Example (call-logd's tenant sync):
+With --retention it guards the scheduled retention purge instead (no deletion set,
+no policy): it reads every tenant's retention cut-offs (see snapshot --help), counts
+the rows newer than them, saves and verifies what the purge will remove (snapshot
+--retention), runs COMMAND, and checks that no row newer than its tenant's cut-off
+went (or lost its recording), that no table outside the purge's reach lost a row,
+and that no tenant lost more rows of a table than its snapshot holds. The command
+must finish within --margin of the start, or the rows it then reaches count as
+losses.
+
+Examples (call-logd's tenant sync; its nightly retention purge):
    purgeguard guard --source-of-truth https://localhost:9497/api/auth/0.1/tenants \
-       --source-of-truth-header "X-Auth-Token: $TOKEN" -- wazo-call-logd-sync-db`,
-	Flags: []cli.Flag{flagDelete, flagSource, flagHeader, flagReason, flagDatabaseURL,
+       --source-of-truth-header "X-Auth-Token: $TOKEN" -- wazo-call-logd-sync-db
+   purgeguard guard --retention -- wazo-purge-db`,
+	Flags: []cli.Flag{flagDelete, flagSource, flagHeader, flagReason, flagDatabaseURL, flagRetention, flagMargin, flagPurgeDays,
 		&cli.BoolFlag{Name: "no-wait", Usage: "fail instead of waiting when another guard holds the lock"},
 		&cli.IntFlag{Name: "jobs", Aliases: []string{"j"}, Usage: "snapshot worker connections (default: snapshot.jobs)"},
 	},
@@ -48,6 +58,12 @@ func runGuard(c *cli.Context) error {
 	command := c.Args().Slice()
 	if len(command) == 0 {
 		return usagef("guard: give the purge command after --, e.g. purgeguard guard --delete f.txt -- ./purge.sh")
+	}
+	if c.Bool(flagRetention.Name) {
+		return runGuardRetention(c, e, command)
+	}
+	if c.IsSet(flagMargin.Name) || c.IsSet(flagPurgeDays.Name) {
+		return usagef("--margin and --purge-days go with --retention")
 	}
 	store, err := openStore(c.Context, e)
 	if err != nil {
@@ -75,6 +91,42 @@ func runGuard(c *cli.Context) error {
 		Stdin: c.App.Reader, Stdout: c.App.Writer, Stderr: c.App.ErrWriter, Log: e.log,
 	})
 	prog.done()
+	return guardOutcome(c, e, res, err)
+}
+
+// runGuardRetention guards the scheduled retention purge.
+func runGuardRetention(c *cli.Context, e *env, command []string) error {
+	for _, f := range []string{flagDelete.Name, flagSource.Name, flagHeader.Name} {
+		if c.IsSet(f) {
+			return usagef("--%s has no place with --retention: a retention purge has no deletion set", f)
+		}
+	}
+	store, err := openStore(c.Context, e)
+	if err != nil {
+		return err
+	}
+	cfg, err := connConfig(c, e)
+	if err != nil {
+		return err
+	}
+	so, prog, err := snapshotOptions(c, e)
+	if err != nil {
+		return err
+	}
+	if so.Retention, err = retentionOptions(c, e.cfg); err != nil {
+		return err
+	}
+	res, err := guard.RunRetention(c.Context, cfg, store, guard.RetentionOptions{
+		Snapshot: so, Reason: c.String(flagReason.Name), NoWait: c.Bool("no-wait"), Command: command,
+		Stdin: c.App.Reader, Stdout: c.App.Writer, Stderr: c.App.ErrWriter, Log: e.log,
+	})
+	prog.done()
+	return guardOutcome(c, e, res, err)
+}
+
+// guardOutcome audits a guarded run and turns its result into output and an exit
+// status.
+func guardOutcome(c *cli.Context, e *env, res *guard.Result, err error) error {
 	writeGuardAudit(c, e, res, err)
 	if res == nil {
 		return err
@@ -97,7 +149,7 @@ func runGuard(c *cli.Context) error {
 	}
 	e.log.Info("guarded purge done", "run", res.Run, "snapshots", len(res.Snapshots), "exit_code", res.ExitCode, "fenced", res.Fenced)
 	return e.emit(res, func(w io.Writer) {
-		fmt.Fprintf(w, "guarded purge done: %d tenants approved and snapshotted, blast radius clean, command exit %d\n", len(res.Snapshots), res.ExitCode)
+		fmt.Fprintf(w, "guarded purge done: %d tenants snapshotted, blast radius clean, command exit %d\n", len(res.Snapshots), res.ExitCode)
 		for _, s := range res.Snapshots {
 			fmt.Fprintf(w, "  tenant %s: snapshot %s\n", s.Tenant, s.Snapshot)
 		}
@@ -110,6 +162,8 @@ func printLosses(w io.Writer, res *guard.Result) {
 		switch l.Kind {
 		case guard.LossCollateral:
 			fmt.Fprintf(w, "  tenant %s was NOT approved and lost %d rows of %s (%d -> %d)\n", l.Tenant, l.Before-l.After, l.Table, l.Before, l.After)
+		case guard.LossNewer:
+			fmt.Fprintf(w, "  tenant %s lost %d %s rows NEWER than its retention cut-off (%d -> %d): the purge took what it must keep\n", l.Tenant, l.Before-l.After, l.Table, l.Before, l.After)
 		default:
 			fmt.Fprintf(w, "  tenant %s lost %d rows of %s; snapshot %s holds %d: %d rows purged without a copy\n",
 				l.Tenant, l.Before-l.After, l.Table, l.Snapshot, l.Saved, l.Before-l.After-l.Saved)

@@ -23,8 +23,9 @@ var cmdRestore = &cli.Command{
   2. the target schema is checked: a column added since the snapshot gets its default,
      a dropped column or a changed type is an error naming table and column;
   3. every table is loaded in foreign-key order inside ONE transaction; rows already
-     present are left alone (or refused with --on-conflict fail), references a purge
-     set to NULL are put back, sequences are moved past the restored ids;
+     present are left alone (or refused with --on-conflict fail, or completed with
+     --on-conflict fill-nulls), references a purge set to NULL are put back,
+     sequences are moved past the restored ids;
   4. files are written under their root (temp file, fsync, rename, mode and mtime);
      a file with the same content is left alone, one with other content is an error
      unless --overwrite-files; a path leaving its root is refused and reported.
@@ -32,10 +33,16 @@ Any error rolls the whole database back. Run it with --dry-run first: it prints,
 table, the rows in the snapshot, already present and to insert, and per file whether
 it is present, missing or different, and changes nothing.
 
+A retention snapshot (snapshot --retention) holds what the retention purge removed:
+restore it with --on-conflict fill-nulls, so that a recording whose row survived with
+its path emptied gets the path (and its file) back. Restoring several retention
+snapshots of a tenant, in any order, gives the same result.
+
 Examples:
    purgeguard restore --tenant 2f3c6a1e-0b4d-4c57-9b1e-6f0d2a9c8e71 --dry-run
    purgeguard restore --tenant 2f3c… --target-database-url postgres://…/scratch --files-root /tmp/inspect
-   purgeguard restore --tenant 2f3c… --snapshot 0193… -o json`,
+   purgeguard restore --tenant 2f3c… --snapshot 0193… -o json
+   purgeguard restore --tenant 2f3c… --snapshot 0193… --on-conflict fill-nulls   (a retention snapshot)`,
 	Flags: []cli.Flag{
 		&cli.StringFlag{Name: "tenant", Aliases: []string{"t"}, Usage: "tenant `UUID` to restore", Required: true},
 		&cli.StringFlag{Name: "snapshot", Aliases: []string{"s"}, Usage: "snapshot `ID` (default: the newest of the tenant)"},
@@ -44,7 +51,7 @@ Examples:
 		&cli.StringFlag{Name: "target-database-url", Usage: "restore into this database instead (e.g. a scratch copy)"},
 		&cli.StringFlag{Name: "files-root", Usage: "write files under this `DIR` instead of the configured roots"},
 		&cli.StringSliceFlag{Name: "tables", Usage: "restore only these tables (schema.table, repeat or comma-separate)"},
-		&cli.StringFlag{Name: "on-conflict", Value: restore.ConflictSkip, Usage: "a row already present: skip or fail"},
+		&cli.StringFlag{Name: "on-conflict", Value: restore.ConflictSkip, Usage: "a row already present: skip, fail, or fill-nulls (also set the columns it holds NULL and the snapshot does not: a retention snapshot's emptied recording paths)"},
 		&cli.BoolFlag{Name: "allow-drop-columns", Usage: "restore even if columns were dropped since the snapshot (their values are lost)"},
 		&cli.BoolFlag{Name: "overwrite-files", Usage: "replace files whose content differs from the snapshot"},
 	},
@@ -63,8 +70,8 @@ func runRestore(c *cli.Context) error {
 			return usagef("--snapshot %q: not a snapshot id", s)
 		}
 	}
-	if oc := c.String("on-conflict"); oc != restore.ConflictSkip && oc != restore.ConflictFail {
-		return usagef("--on-conflict %q: want skip or fail", oc)
+	if oc := c.String("on-conflict"); oc != restore.ConflictSkip && oc != restore.ConflictFail && oc != restore.ConflictFillNulls {
+		return usagef("--on-conflict %q: want skip, fail or fill-nulls", oc)
 	}
 	var tables []catalog.Name
 	for _, s := range splitList(c.StringSlice("tables")) {
@@ -147,12 +154,15 @@ func printRestore(w io.Writer, r *restore.Report) {
 		verb = "dry run, nothing changed: would restore"
 	}
 	fmt.Fprintf(w, "%s tenant %s from snapshot %s\n", verb, r.Tenant, r.Snapshot)
+	if r.Scope.Kind == archive.ScopeRetention {
+		fmt.Fprintf(w, "scope: what a retention purge removes: %s\n", scopeText(r.Scope))
+	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
 	insert := "INSERTED"
 	if r.DryRun {
 		insert = "TO INSERT"
 	}
-	fmt.Fprintf(tw, "TABLE\tIN SNAPSHOT\tPRESENT\t%s\tREFS PUT BACK\t\n", insert)
+	fmt.Fprintf(tw, "TABLE\tIN SNAPSHOT\tPRESENT\t%s\tUPDATED\t\n", insert)
 	for _, t := range r.Tables {
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t\n", t.Table, t.InSnapshot, t.Present, t.Inserted, t.Updated)
 	}

@@ -5,6 +5,8 @@ import (
 	"io"
 	"os"
 	"os/user"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -20,6 +22,9 @@ var (
 	flagTenant      = &cli.StringSliceFlag{Name: "tenant", Aliases: []string{"t"}, Usage: "tenant `UUID` (repeat, or comma-separate)"}
 	flagTenantsFile = &cli.StringFlag{Name: "tenants-file", Usage: "`FILE` of tenant UUIDs: one per line, a JSON array, or wazo-auth's {\"items\":[{\"uuid\":…}]}; - for stdin"}
 	flagReason      = &cli.StringFlag{Name: "reason", Usage: "why this snapshot is taken, kept in its manifest"}
+	flagRetention   = &cli.BoolFlag{Name: "retention", Usage: "save what the scheduled retention purge will remove (config: retention), for every tenant unless --tenant"}
+	flagMargin      = &cli.StringFlag{Name: "margin", Usage: "with --retention: also save rows this much newer than the cut-off (default: retention.margin)"}
+	flagPurgeDays   = &cli.IntFlag{Name: "purge-days", Usage: "with --retention: the purge job's own days (wazo-purge-db's days_to_keep; default: retention.purge_days)"}
 )
 
 var cmdSnapshot = &cli.Command{
@@ -34,11 +39,21 @@ a snapshot without one does not exist.
 A row naming a missing file, or a path outside its configured root, is recorded in the
 manifest (missing / outside_root) and reported; such a file is never read.
 
+With --retention it saves instead what the scheduled retention purge (call-logd's
+nightly wazo-purge-db) will remove: per tenant, the rows older than that tenant's
+cut-off (its own days, else the global ones: see the retention section of the
+configuration), what cascades from them, and the files they name; recordings the
+purge only empties (path set to NULL) are saved whole, with their call log. Rows up
+to --margin newer than the cut-off are saved too, since the purge runs later. The
+manifest records the days and cut-offs. A tenant the purge takes nothing from gets
+no snapshot. Restore one with --on-conflict fill-nulls.
+
 Examples:
    purgeguard snapshot --tenant 2f3c6a1e-0b4d-4c57-9b1e-6f0d2a9c8e71 --reason "before manual purge"
-   purgeguard snapshot --tenants-file doomed.txt -o json`,
+   purgeguard snapshot --tenants-file doomed.txt -o json
+   purgeguard snapshot --retention --reason "nightly, before wazo-purge-db"`,
 	Flags: []cli.Flag{
-		flagTenant, flagTenantsFile, flagReason, flagDatabaseURL,
+		flagTenant, flagTenantsFile, flagReason, flagDatabaseURL, flagRetention, flagMargin, flagPurgeDays,
 		&cli.IntFlag{Name: "jobs", Aliases: []string{"j"}, Usage: "worker connections (default: snapshot.jobs)"},
 	},
 	Action: runSnapshot,
@@ -46,15 +61,16 @@ Examples:
 
 // snapshotSummary is one committed snapshot as commands print it.
 type snapshotSummary struct {
-	Tenant    uuid.UUID `json:"tenant"`
-	Snapshot  uuid.UUID `json:"snapshot"`
-	Reason    string    `json:"reason,omitempty"`
-	CreatedAt time.Time `json:"created_at"`
+	Tenant    uuid.UUID     `json:"tenant"`
+	Snapshot  uuid.UUID     `json:"snapshot"`
+	Reason    string        `json:"reason,omitempty"`
+	CreatedAt time.Time     `json:"created_at"`
+	Scope     archive.Scope `json:"scope"`
 	archive.Totals
 }
 
 func summarize(m *archive.Manifest) snapshotSummary {
-	return snapshotSummary{Tenant: m.Tenant, Snapshot: m.ID, Reason: m.Reason, CreatedAt: m.CreatedAt, Totals: m.Totals()}
+	return snapshotSummary{Tenant: m.Tenant, Snapshot: m.ID, Reason: m.Reason, CreatedAt: m.CreatedAt, Scope: m.Scope, Totals: m.Totals()}
 }
 
 func runSnapshot(c *cli.Context) error {
@@ -66,8 +82,12 @@ func runSnapshot(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	if len(tenants) == 0 {
-		return usagef("snapshot: give at least one --tenant or --tenants-file")
+	retain := c.Bool(flagRetention.Name)
+	if len(tenants) == 0 && !retain {
+		return usagef("snapshot: give at least one --tenant or --tenants-file (or --retention for every tenant)")
+	}
+	if !retain && (c.IsSet(flagMargin.Name) || c.IsSet(flagPurgeDays.Name)) {
+		return usagef("--margin and --purge-days go with --retention")
 	}
 	cfg, err := connConfig(c, e)
 	if err != nil {
@@ -82,6 +102,11 @@ func runSnapshot(c *cli.Context) error {
 		return err
 	}
 	so.Tenants, so.Reason = tenants, c.String(flagReason.Name)
+	if retain {
+		if so.Retention, err = retentionOptions(c, e.cfg); err != nil {
+			return err
+		}
+	}
 	ms, err := snapshot.Run(c.Context, cfg, store, so)
 	prog.done()
 	audit := newAudit(archive.AuditSnapshot, tenants)
@@ -107,6 +132,9 @@ func runSnapshot(c *cli.Context) error {
 		for _, s := range out {
 			fmt.Fprintf(w, "snapshot %s of tenant %s: %d tables, %d rows, %d files (%s), %s stored",
 				s.Snapshot, s.Tenant, s.Tables, s.Rows, s.Files, humanBytes(s.FilesBytes), humanBytes(s.StoredBytes))
+			if s.Scope.Kind == archive.ScopeRetention {
+				fmt.Fprintf(w, "; retention %s", scopeText(s.Scope))
+			}
 			if s.Missing > 0 || s.OutsideRoot > 0 {
 				fmt.Fprintf(w, "; %d files missing, %d outside their root (not saved)", s.Missing, s.OutsideRoot)
 			}
@@ -144,6 +172,20 @@ func snapshotOptions(c *cli.Context, e *env) (snapshot.Options, *progress, error
 			prog.item(ev.Table, ev.Rows, ev.Bytes, "tenant", ev.Tenant, "stored_bytes", ev.Stored)
 		},
 	}, prog, nil
+}
+
+// scopeText renders a retention scope: "cdr 30d (before 2026-10-26), ...".
+func scopeText(sc archive.Scope) string {
+	kinds := make([]string, 0, len(sc.Cutoffs))
+	for k := range sc.Cutoffs {
+		kinds = append(kinds, k)
+	}
+	slices.Sort(kinds)
+	parts := make([]string, len(kinds))
+	for i, k := range kinds {
+		parts[i] = fmt.Sprintf("%s %dd (before %s)", k, sc.Days[k], sc.Cutoffs[k].Format(time.RFC3339))
+	}
+	return strings.Join(parts, ", ")
 }
 
 // newAudit starts an audit record: who ran what, where. Never a credential.

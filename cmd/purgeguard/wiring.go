@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/purgeguard/purgeguard/internal/catalog"
 	"github.com/purgeguard/purgeguard/internal/config"
+	"github.com/purgeguard/purgeguard/internal/retention"
 	"github.com/purgeguard/purgeguard/internal/tenantlist"
 	"github.com/purgeguard/purgeguard/snapshot"
 	"github.com/purgeguard/purgeguard/storage"
@@ -140,4 +142,55 @@ func parseTenantFlag(flag, s string) (uuid.UUID, error) {
 		return uuid.Nil, usagef("%s: %v", flag, err)
 	}
 	return id, nil
+}
+
+// retentionOptions turns the config's retention section into the snapshot engine's,
+// with --margin over retention.margin.
+func retentionOptions(c *cli.Context, cfg *config.Config) (*retention.Options, error) {
+	r := cfg.Retention
+	name := func(key, s string) (catalog.Name, error) {
+		if s == "" {
+			return catalog.Name{}, nil
+		}
+		n, err := catalog.ParseName(s)
+		if err != nil {
+			return n, &config.Error{Key: key, Msg: err.Error()}
+		}
+		return n, nil
+	}
+	o := &retention.Options{TenantColumn: r.TenantColumn, PurgeDays: r.PurgeDays,
+		PurgeDefaultDays: r.PurgeDefaultDays, Margin: time.Duration(r.Margin)}
+	var err error
+	if o.Table, err = name("retention.table", r.Table); err != nil {
+		return nil, err
+	}
+	if o.DefaultsTable, err = name("retention.defaults_table", r.DefaultsTable); err != nil {
+		return nil, err
+	}
+	if c.IsSet(flagMargin.Name) {
+		if o.Margin, err = config.ParseDuration(c.String(flagMargin.Name)); err != nil || o.Margin < 0 {
+			return nil, usagef("--margin %q: want a duration such as 24h or 2d", c.String(flagMargin.Name))
+		}
+	}
+	if c.IsSet(flagPurgeDays.Name) {
+		if o.PurgeDays = c.Int(flagPurgeDays.Name); o.PurgeDays < 1 {
+			return nil, usagef("--purge-days %d: must be at least 1", o.PurgeDays)
+		}
+	}
+	if len(r.Kinds) == 0 {
+		return nil, &config.Error{Key: "retention.kinds", Msg: "no kind: nothing to save"}
+	}
+	for i, k := range r.Kinds {
+		key := fmt.Sprintf("retention.kinds[%d]", i)
+		rule := catalog.Rule{Kind: k.Kind, TenantColumn: k.TenantColumn, TimeColumn: k.TimeColumn, NullColumns: k.NullColumns}
+		if rule.Table, err = name(key+".table", k.Table); err != nil {
+			return nil, err
+		}
+		if rule.NullTable, err = name(key+".null_table", k.NullTable); err != nil {
+			return nil, err
+		}
+		o.Kinds = append(o.Kinds, retention.Kind{Rule: rule, DaysColumn: k.DaysColumn,
+			DefaultColumn: k.DefaultColumn, DefaultDays: k.DefaultDays})
+	}
+	return o, nil
 }

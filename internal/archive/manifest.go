@@ -41,10 +41,12 @@ type Root struct {
 }
 
 // Scope says which rows the snapshot holds. For a retention snapshot, Cutoffs maps
-// each kind (cdr, recording, export) to the instant before which rows were saved.
+// each kind (cdr, recording, export) to the instant before which rows were saved
+// (the purge's cut-off plus a margin).
 type Scope struct {
 	Kind    string               `json:"kind"`
 	Cutoffs map[string]time.Time `json:"cutoffs,omitempty"`
+	Days    map[string]int       `json:"days,omitempty"` // the tenant's retention days per kind
 }
 
 // Column is one saved column with its type as PostgreSQL formats it.

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 )
 
@@ -181,6 +182,26 @@ type Graph struct {
 	Tables []*Table `json:"tables"`
 	FKs    []FK     `json:"fks"` // every foreign key between two tables of the graph
 	Cycles []Cycle  `json:"cycles,omitempty"`
+}
+
+// Tenants lists the tenants of the root, in key order: every tenant a purge of all
+// of them (a retention purge) goes through.
+func (g *Graph) Tenants(ctx context.Context, q Querier) ([]uuid.UUID, error) {
+	rows, err := q.Query(ctx, fmt.Sprintf("SELECT %s::text FROM %s ORDER BY 1", ident(g.Key), g.Root.Sanitize()))
+	if err != nil {
+		return nil, fmt.Errorf("catalog: tenants of %s: %w", g.Root, err)
+	}
+	keys, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("catalog: tenants of %s: %w", g.Root, err)
+	}
+	out := make([]uuid.UUID, len(keys))
+	for i, k := range keys {
+		if out[i], err = uuid.Parse(k); err != nil {
+			return nil, fmt.Errorf("catalog: %s.%s holds %q, not a tenant UUID: %w", g.Root, g.Key, k, err)
+		}
+	}
+	return out, nil
 }
 
 // Table returns the table called n, or nil if it is not in the graph.

@@ -24,8 +24,15 @@ func (g *Graph) Select(t *Table, tenant uuid.UUID) string {
 // purge deletes; a table cascading from itself gets a WITH RECURSIVE closure of its
 // deleted rows. The same graph and tenant always give the same text.
 func (g *Graph) SelectColumns(t *Table, tenant uuid.UUID, cols []string) string {
-	r := &renderer{g: g, literal: "'" + tenant.String() + "'", ctes: map[Name]string{}}
-	terms := append(r.deleted(t, "t0", 0, true), r.changed(t, "t0")...)
+	r := &renderer{g: g, ctes: map[Name]string{}}
+	literal := "'" + tenant.String() + "'"
+	r.anchor = func(t *Table, alias string) []string { return tenantAnchor(g, t, alias, literal) }
+	return r.render(t, cols, append(r.deleted(t, "t0", 0, true), r.changed(t, "t0")...))
+}
+
+// render assembles the select of cols of t under terms (OR'ed), with the closures
+// the terms use.
+func (r *renderer) render(t *Table, cols []string, terms []string) string {
 	list := make([]string, len(cols))
 	for i, c := range cols {
 		list[i] = "t0." + ident(c)
@@ -46,11 +53,14 @@ func (g *Graph) TenantLiteral(tenant uuid.UUID) string {
 }
 
 type renderer struct {
-	g       *Graph
-	literal string          // the tenant, quoted, without a cast
-	ctes    map[Name]string // closure name of each self-cascading table seen
-	defs    []string        // closure definitions, each after those it uses
-	path    []Name          // tables whose deleted rows are being rendered
+	g *Graph
+	// anchor returns the conditions that make row alias of t deleted by the purge
+	// itself rather than through a foreign key: the tenant's root row and extra rows
+	// for a tenant purge, the rows older than a cut-off for a retention purge.
+	anchor func(t *Table, alias string) []string
+	ctes   map[Name]string // closure name of each self-cascading table seen
+	defs   []string        // closure definitions, each after those it uses
+	path   []Name          // tables whose deleted rows are being rendered
 }
 
 // deleted returns the conditions, any of which makes row alias of t one the purge
@@ -63,23 +73,15 @@ func (r *renderer) deleted(t *Table, alias string, depth int, self bool) []strin
 	r.path = append(r.path, t.Name)
 	defer func() { r.path = r.path[:len(r.path)-1] }()
 
-	var terms []string
-	if t.Name == r.g.Root {
-		terms = append(terms, alias+"."+ident(r.g.Key)+" = "+typed(r.literal, r.g.KeyType))
-	}
-	for _, c := range t.ExtraColumns {
-		typ := ""
-		if col := t.Column(c); col != nil {
-			typ = col.Type
-		}
-		terms = append(terms, alias+"."+ident(c)+" = "+typed(r.literal, typ))
-	}
+	terms := r.anchor(t, alias)
 	for _, fk := range t.Via {
 		if fk.OnDelete != OnDeleteCascade {
 			continue
 		}
 		if fk.Parent != t.Name {
-			terms = append(terms, r.exists(fk, alias, depth))
+			if e := r.exists(fk, alias, depth); e != "" {
+				terms = append(terms, e)
+			}
 		} else if self {
 			d := r.closure(t)
 			terms = append(terms, "EXISTS (SELECT 1 FROM "+d+" WHERE "+match(fk, alias, d)+")")
@@ -101,12 +103,32 @@ func (r *renderer) changed(t *Table, alias string) []string {
 			terms = append(terms, "EXISTS (SELECT 1 FROM "+d+" WHERE "+match(fk, alias, d)+")")
 			continue
 		}
-		terms = append(terms, r.exists(fk, alias, 0))
+		if e := r.exists(fk, alias, 0); e != "" {
+			terms = append(terms, e)
+		}
 	}
 	return terms
 }
 
-// exists renders: the row of fk.Parent that row alias references through fk is deleted.
+// tenantAnchor: t's rows the purge of one tenant deletes by themselves: the root's
+// row and the extra table's rows of the tenant (literal, quoted, uncast).
+func tenantAnchor(g *Graph, t *Table, alias, literal string) []string {
+	var terms []string
+	if t.Name == g.Root {
+		terms = append(terms, alias+"."+ident(g.Key)+" = "+typed(literal, g.KeyType))
+	}
+	for _, c := range t.ExtraColumns {
+		typ := ""
+		if col := t.Column(c); col != nil {
+			typ = col.Type
+		}
+		terms = append(terms, alias+"."+ident(c)+" = "+typed(literal, typ))
+	}
+	return terms
+}
+
+// exists renders: the row of fk.Parent that row alias references through fk is
+// deleted; "" when no row of the parent is.
 func (r *renderer) exists(fk FK, alias string, depth int) string {
 	parent := r.g.Table(fk.Parent)
 	if parent == nil {
@@ -117,7 +139,7 @@ func (r *renderer) exists(fk FK, alias string, depth int) string {
 	where := match(fk, alias, p) + " AND "
 	switch len(cond) {
 	case 0:
-		where += "false"
+		return ""
 	case 1:
 		where += cond[0]
 	default:

@@ -13,12 +13,13 @@ import (
 // Config is the whole configuration. Library packages never see it: the CLI turns
 // its sections into each package's own options.
 type Config struct {
-	Database Database     `yaml:"database" json:"database"`
-	Storage  Storage      `yaml:"storage" json:"storage"`
-	Tenants  Tenants      `yaml:"tenants" json:"tenants"`
-	Files    []FileColumn `yaml:"files" json:"files"`
-	Snapshot Snapshot     `yaml:"snapshot" json:"snapshot"`
-	Policy   Policy       `yaml:"policy" json:"policy"`
+	Database  Database     `yaml:"database" json:"database"`
+	Storage   Storage      `yaml:"storage" json:"storage"`
+	Tenants   Tenants      `yaml:"tenants" json:"tenants"`
+	Files     []FileColumn `yaml:"files" json:"files"`
+	Snapshot  Snapshot     `yaml:"snapshot" json:"snapshot"`
+	Policy    Policy       `yaml:"policy" json:"policy"`
+	Retention Retention    `yaml:"retention" json:"retention"`
 }
 
 // Database says where the service's PostgreSQL is.
@@ -110,6 +111,7 @@ func Default() *Config {
 			ActiveWithin:   Duration(7 * 24 * time.Hour),
 			Activity:       Activity{Table: "public.call_logd_call_log", TenantColumn: "tenant_uuid", TimeColumn: "date"},
 		},
+		Retention: defaultRetention(),
 	}
 }
 

@@ -366,5 +366,5 @@ func (c *Config) validate(file string, doc *yaml.Node) error {
 			return bad("policy.activity", "tenant_column and time_column must be set with table")
 		}
 	}
-	return nil
+	return c.Retention.validate(bad)
 }

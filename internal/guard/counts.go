@@ -118,6 +118,8 @@ func (e *BlastRadiusError) Error() string {
 		switch l.Kind {
 		case LossCollateral:
 			s += fmt.Sprintf("; tenant %s (not approved) lost %d rows of %s (%d -> %d)", l.Tenant, l.Before-l.After, l.Table, l.Before, l.After)
+		case LossNewer:
+			s += fmt.Sprintf("; tenant %s lost %d %s rows newer than its retention cut-off (%d -> %d)", l.Tenant, l.Before-l.After, l.Table, l.Before, l.After)
 		default:
 			s += fmt.Sprintf("; tenant %s lost %d rows of %s but snapshot %s holds %d: %d rows purged without a copy",
 				l.Tenant, l.Before-l.After, l.Table, l.Snapshot, l.Saved, l.Before-l.After-l.Saved)

@@ -1,0 +1,206 @@
+package guard
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/purgeguard/purgeguard/internal/archive"
+	"github.com/purgeguard/purgeguard/internal/catalog"
+	"github.com/purgeguard/purgeguard/internal/retention"
+	"github.com/purgeguard/purgeguard/snapshot"
+	"github.com/purgeguard/purgeguard/storage"
+)
+
+// LossNewer: a retention purge removed (or emptied) rows newer than the tenant's
+// cut-off, which it must never touch.
+const LossNewer = "newer_than_cutoff"
+
+// RetentionOptions says what to guard: a scheduled retention purge.
+type RetentionOptions struct {
+	// Snapshot carries the catalog, files, tuning and Retention; Tenants empty means
+	// every tenant, as the purge itself does.
+	Snapshot       snapshot.Options
+	Reason         string
+	NoWait         bool
+	Command        []string
+	Stdin          io.Reader
+	Stdout, Stderr io.Writer
+	Log            *slog.Logger
+}
+
+// RunRetention guards a retention purge: lock; read every tenant's cut-offs and
+// count its rows newer than them (and every table's rows); snapshot and verify what
+// the purge will remove; run the command; count again. No row newer than its
+// tenant's cut-off may go, no table the purge does not reach may lose a row, and no
+// tenant may lose more rows of a table than its snapshot holds. The cut-offs
+// include the margin, so a purge that runs longer than the margin after they were
+// read shows as a loss rather than passing unsaved rows.
+func RunRetention(ctx context.Context, cfg *pgx.ConnConfig, store storage.Store, o RetentionOptions) (*Result, error) {
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	if len(o.Command) == 0 {
+		return nil, errors.New("guard: no purge command given")
+	}
+	if o.Snapshot.Retention == nil {
+		return nil, errors.New("guard: no retention configured")
+	}
+	run, err := uuid.NewV7()
+	if err != nil {
+		return nil, err
+	}
+	res := &Result{Run: run, Snapshots: []snapshotRef{}, Losses: []Loss{}, Removed: map[string]int64{}, manifests: map[string]*archive.Manifest{}}
+	// A retention purge has no deletion set for the policy to refuse.
+	res.Decision.Allowed = true
+	unlock, err := lock(ctx, cfg, o.NoWait)
+	if err != nil {
+		return res, err
+	}
+	defer unlock()
+
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return res, fmt.Errorf("guard: connect: %w", err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	g, err := catalog.Load(ctx, conn, o.Snapshot.Catalog)
+	if err != nil {
+		return res, fmt.Errorf("guard: %w", err)
+	}
+	tenants := o.Snapshot.Tenants
+	if len(tenants) == 0 {
+		if tenants, err = g.Tenants(ctx, conn); err != nil {
+			return res, err
+		}
+	}
+	// Read before the snapshot: its own cut-offs are then no earlier, so every row
+	// older than these is in it.
+	days, err := retention.Read(ctx, conn, *o.Snapshot.Retention, tenants)
+	if err != nil {
+		return res, fmt.Errorf("guard: %w", err)
+	}
+	cutoffs := make(map[uuid.UUID]map[string]time.Time, len(days))
+	for t, d := range days {
+		cutoffs[t] = d.Cutoffs
+	}
+	scope, err := g.Retention(o.Snapshot.Retention.Rules(), cutoffs)
+	if err != nil {
+		return res, fmt.Errorf("guard: %w", err)
+	}
+	reached := map[string]bool{}
+	for _, t := range scope.Tables() {
+		reached[t.Name.String()] = true
+	}
+	newerBefore, err := countNewer(ctx, conn, scope)
+	if err != nil {
+		return res, err
+	}
+	before, err := count(ctx, conn, g)
+	if err != nil {
+		return res, err
+	}
+
+	so := o.Snapshot
+	so.Tenants, so.Reason = tenants, o.Reason
+	if so.Reason == "" {
+		so.Reason = "guard --retention run " + run.String()
+	}
+	ms, err := snapshot.Run(ctx, cfg, store, so)
+	if err != nil {
+		return res, err
+	}
+	if err := verifyAll(ctx, store, ms); err != nil {
+		return res, err
+	}
+	for _, m := range ms {
+		res.manifests[m.Tenant.String()] = m
+		res.Snapshots = append(res.Snapshots, snapshotRef{Tenant: m.Tenant, Snapshot: m.ID})
+	}
+
+	code, cmdErr := runCommand(ctx, Options{Command: o.Command, Stdin: o.Stdin, Stdout: o.Stdout, Stderr: o.Stderr, Log: o.Log}, res)
+	res.ExitCode = code
+	after := context.WithoutCancel(ctx)
+	newerAfter, err := countNewer(after, conn, scope)
+	if err != nil {
+		return res, err
+	}
+	counted, err := count(after, conn, g)
+	if err != nil {
+		return res, err
+	}
+	for kind, m := range newerBefore {
+		for k, n := range m {
+			if a := newerAfter[kind][k]; a < n {
+				res.Losses = append(res.Losses, Loss{Kind: LossNewer, Tenant: k, Table: kind, Before: n, After: a})
+			}
+		}
+	}
+	// Every tenant is in reach of a retention purge, but only in the tables the
+	// scope reaches: elsewhere any drop is collateral.
+	inReach := map[string]*archive.Manifest{}
+	for table, m := range before {
+		for k, n := range m {
+			if counted[table][k] < n {
+				res.Removed[table] += n - counted[table][k]
+			}
+		}
+	}
+	for table := range before {
+		if !reached[table] {
+			continue
+		}
+		for k := range before[table] {
+			if m, ok := res.manifests[k]; ok {
+				inReach[k] = m
+			} else if _, ok := inReach[k]; !ok {
+				inReach[k] = &archive.Manifest{} // nothing saved: any loss is unsaved
+			}
+		}
+	}
+	for _, l := range blastRadius(before, counted, inReach) {
+		if l.Kind == LossUnsaved && !reached[l.Table] {
+			l.Kind, l.Saved, l.Snapshot = LossCollateral, 0, uuid.Nil
+		}
+		res.Losses = append(res.Losses, l)
+	}
+	if len(res.Losses) > 0 {
+		return res, &BlastRadiusError{Losses: res.Losses}
+	}
+	if cmdErr != nil {
+		return res, &CommandError{Code: code, Err: cmdErr}
+	}
+	return res, nil
+}
+
+// countNewer counts, per kind and tenant, the rows the purge must leave alone.
+func countNewer(ctx context.Context, q catalog.Querier, scope *catalog.Retention) (Counts, error) {
+	out := Counts{}
+	for _, n := range scope.NewerSQL() {
+		rows, err := q.Query(ctx, n.SQL)
+		if err != nil {
+			return nil, fmt.Errorf("guard: count %s rows newer than the cut-offs: %w", n.Kind, err)
+		}
+		m := map[string]int64{}
+		for rows.Next() {
+			var k string
+			var c int64
+			if err := rows.Scan(&k, &c); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("guard: count %s rows newer than the cut-offs: %w", n.Kind, err)
+			}
+			m[k] = c
+		}
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("guard: count %s rows newer than the cut-offs: %w", n.Kind, err)
+		}
+		out[n.Kind] = m
+	}
+	return out, nil
+}
