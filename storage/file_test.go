@@ -64,4 +64,9 @@ func TestOpen(t *testing.T) {
 			t.Errorf("Open(%q): got %v, want error containing %q", tt.url, err, tt.wantErr)
 		}
 	}
+	// A directory cannot keep the promise of immutability: refused, not ignored.
+	lock := storage.Options{S3: storage.S3Options{ObjectLock: storage.ObjectLock{Mode: "COMPLIANCE", Days: 7}}}
+	if _, err := storage.Open(context.Background(), "file://"+dir, lock); err == nil || !strings.Contains(err.Error(), "object lock") {
+		t.Errorf("Open(file://) with object lock: got %v, want a refusal naming object lock", err)
+	}
 }

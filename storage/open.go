@@ -24,6 +24,10 @@ func Open(ctx context.Context, rawURL string, o Options) (Store, error) {
 		if u.Host != "" || !filepath.IsAbs(u.Path) {
 			return nil, fmt.Errorf("storage: URL %q: want file:///absolute/path", rawURL)
 		}
+		if o.S3.ObjectLock.Mode != "" {
+			// Ignoring it would promise immutability that a directory cannot keep.
+			return nil, fmt.Errorf("storage: URL %q: object lock is an S3 feature; a file:// store cannot hold it", rawURL)
+		}
 		return NewFile(u.Path)
 	case "s3":
 		if u.Host == "" {

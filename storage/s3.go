@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"net/http"
 	"path"
 	"strings"
 	"sync"
@@ -27,6 +29,29 @@ type S3Options struct {
 	// the first part, minio-go keeping its own). Objects
 	// can be at most 10 000 parts. Default 8 MiB, at least 5 MiB (S3's minimum).
 	PartSize int64
+	// ObjectLock puts S3 Object Lock retention on every object written, so that no
+	// one (purgeguard's own prune included) can delete a snapshot before it expires.
+	ObjectLock ObjectLock
+}
+
+// ObjectLock is the retention set on every object written. The zero value is off.
+type ObjectLock struct {
+	Mode string // GOVERNANCE (removable by a user allowed to bypass it) or COMPLIANCE (by no one)
+	Days int    // retention from the moment of writing, at least 1
+}
+
+// Validate checks the mode and the days.
+func (l ObjectLock) Validate() error {
+	if l.Mode == "" {
+		return nil
+	}
+	if !minio.RetentionMode(l.Mode).IsValid() {
+		return fmt.Errorf("object lock mode %q: want GOVERNANCE or COMPLIANCE", l.Mode)
+	}
+	if l.Days < 1 {
+		return fmt.Errorf("object lock days %d: want at least 1", l.Days)
+	}
+	return nil
 }
 
 const (
@@ -41,6 +66,13 @@ type S3Store struct {
 	prefix   string // "" or ending in "/"
 	partSize uint64
 	bufs     *sync.Pool // *[]byte of partSize: the first part of each upload
+	lock     ObjectLock
+	// lockable: the bucket has Object Lock, so any object may be under retention
+	// (ours, or a bucket default rule's). Delete must then look before it removes:
+	// a plain DELETE on such a bucket (always versioned) does not fail on a locked
+	// object, it succeeds by adding a delete marker, and the object vanishes from
+	// listings while its locked version stays behind, out of reach of purgeguard.
+	lockable bool
 }
 
 var _ Store = (*S3Store)(nil)
@@ -57,6 +89,9 @@ func NewS3(ctx context.Context, bucket, prefix string, o S3Options) (*S3Store, e
 	}
 	if ps < minPartSize {
 		return nil, fmt.Errorf("s3: part size %d below the 5 MiB minimum", ps)
+	}
+	if err := o.ObjectLock.Validate(); err != nil {
+		return nil, fmt.Errorf("s3: %w", err)
 	}
 	var creds *credentials.Credentials
 	if o.AccessKeyID != "" {
@@ -79,9 +114,21 @@ func NewS3(ctx context.Context, bucket, prefix string, o S3Options) (*S3Store, e
 		if !o.CreateBucket {
 			return nil, fmt.Errorf("s3: bucket %s does not exist at %s (create it, or set storage.s3.create_bucket)", bucket, endpoint)
 		}
-		if err := client.MakeBucket(ctx, bucket, minio.MakeBucketOptions{Region: o.Region}); err != nil {
+		// Object Lock can only be switched on when a bucket is made (on MinIO).
+		mo := minio.MakeBucketOptions{Region: o.Region, ObjectLocking: o.ObjectLock.Mode != ""}
+		if err := client.MakeBucket(ctx, bucket, mo); err != nil {
 			return nil, fmt.Errorf("s3: create bucket %s: %w", bucket, err)
 		}
+	}
+	lockable, err := bucketLockable(ctx, client, bucket)
+	switch {
+	case o.ObjectLock.Mode != "" && err != nil:
+		return nil, fmt.Errorf("s3: bucket %s: read its object lock configuration: %w", bucket, err)
+	case o.ObjectLock.Mode != "" && !lockable:
+		// Found now rather than at the first write, which would fail mid-snapshot.
+		return nil, fmt.Errorf("s3: bucket %s does not have object lock enabled, which storage.s3.object_lock needs (create the bucket with object locking)", bucket)
+	case err != nil:
+		lockable = true // cannot tell: look before every delete rather than risk a hidden one
 	}
 	prefix = strings.Trim(prefix, "/")
 	if prefix != "" {
@@ -91,7 +138,21 @@ func NewS3(ctx context.Context, bucket, prefix string, o S3Options) (*S3Store, e
 		prefix += "/"
 	}
 	bufs := &sync.Pool{New: func() any { b := make([]byte, ps); return &b }}
-	return &S3Store{client: client, bucket: bucket, prefix: prefix, partSize: uint64(ps), bufs: bufs}, nil
+	return &S3Store{client: client, bucket: bucket, prefix: prefix, partSize: uint64(ps), bufs: bufs,
+		lock: o.ObjectLock, lockable: lockable}, nil
+}
+
+// bucketLockable reports whether the bucket has Object Lock enabled.
+func bucketLockable(ctx context.Context, c *minio.Client, bucket string) (bool, error) {
+	enabled, _, _, _, err := c.GetObjectLockConfig(ctx, bucket)
+	var er minio.ErrorResponse
+	if errors.As(err, &er) && (er.Code == "ObjectLockConfigurationNotFoundError" || er.Code == "NotImplemented") {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return enabled == "Enabled", nil
 }
 
 func (s *S3Store) object(key string) (string, error) {
@@ -144,10 +205,12 @@ func (s *S3Store) Put(ctx context.Context, key string, r io.Reader) error {
 			r = io.MultiReader(bytes.NewReader(*bp), r)
 		}
 	}
-	_, err = s.client.PutObject(ctx, s.bucket, obj, r, size, minio.PutObjectOptions{
-		PartSize:    s.partSize,
-		ContentType: "application/octet-stream",
-	})
+	po := minio.PutObjectOptions{PartSize: s.partSize, ContentType: "application/octet-stream"}
+	if s.lock.Mode != "" {
+		po.Mode = minio.RetentionMode(s.lock.Mode)
+		po.RetainUntilDate = time.Now().AddDate(0, 0, s.lock.Days)
+	}
+	_, err = s.client.PutObject(ctx, s.bucket, obj, r, size, po)
 	if err != nil {
 		// The upload's own context may be what ended: abort with one of our own.
 		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
@@ -213,16 +276,73 @@ func (s *S3Store) List(ctx context.Context, prefix string, fn func(Info) error) 
 	return ctx.Err()
 }
 
-// Delete removes the object; S3 answers success for a missing key.
+// Delete removes the object; S3 answers success for a missing key. On a bucket with
+// Object Lock, an object under retention or legal hold is refused with a
+// *LockedError, before anything is sent that would hide it behind a delete marker.
 func (s *S3Store) Delete(ctx context.Context, key string) error {
 	obj, err := s.object(key)
 	if err != nil {
 		return err
 	}
+	if s.lockable {
+		if err := s.checkLock(ctx, key, obj); err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
+			return err
+		}
+	}
 	if err := s.client.RemoveObject(ctx, s.bucket, obj, minio.RemoveObjectOptions{}); err != nil && !isNotExist(err) {
 		return fmt.Errorf("s3: delete %s: %w", key, err)
 	}
 	return nil
+}
+
+// CheckLock answers what Delete would about the lock: a *LockedError when the
+// object is under retention or legal hold, nil when it is not (or the bucket has no
+// Object Lock). It removes nothing: a dry run uses it.
+func (s *S3Store) CheckLock(ctx context.Context, key string) error {
+	obj, err := s.object(key)
+	if err != nil {
+		return err
+	}
+	if !s.lockable {
+		return nil
+	}
+	return s.checkLock(ctx, key, obj)
+}
+
+func (s *S3Store) checkLock(ctx context.Context, key, obj string) error {
+	st, err := s.client.StatObject(ctx, s.bucket, obj, minio.StatObjectOptions{})
+	if err != nil {
+		if isNotExist(err) {
+			return &NotExistError{Key: key}
+		}
+		return fmt.Errorf("s3: delete %s: read its lock: %w", key, err)
+	}
+	return lockOf(key, st.Metadata, time.Now())
+}
+
+// lockOf reads an object's retention and legal hold from its HEAD headers.
+func lockOf(key string, h http.Header, now time.Time) error {
+	e := &LockedError{Key: key, Mode: h.Get("X-Amz-Object-Lock-Mode"),
+		LegalHold: strings.EqualFold(h.Get("X-Amz-Object-Lock-Legal-Hold"), "ON")}
+	retained := false
+	if until := h.Get("X-Amz-Object-Lock-Retain-Until-Date"); e.Mode != "" && until != "" {
+		t, err := time.Parse(time.RFC3339, until)
+		// A retention date we cannot read is still a retention: refuse rather than guess.
+		retained = err != nil || t.After(now)
+		if err == nil && retained {
+			e.Until = t
+		}
+	}
+	if !retained && !e.LegalHold {
+		return nil
+	}
+	if !retained {
+		e.Mode = ""
+	}
+	return e
 }
 
 // String names the store without credentials.

@@ -5,6 +5,7 @@ package storage
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -24,7 +25,8 @@ type Store interface {
 	// List calls fn for every object whose key starts with prefix, in lexical key
 	// order. An error from fn stops the walk and is returned.
 	List(ctx context.Context, prefix string, fn func(Info) error) error
-	// Delete removes an object. Deleting a missing key is not an error.
+	// Delete removes an object. Deleting a missing key is not an error. An object
+	// under retention (S3 Object Lock) is not removed: the error Is ErrLocked.
 	Delete(ctx context.Context, key string) error
 }
 
@@ -42,6 +44,35 @@ func (e *NotExistError) Error() string { return "storage: " + e.Key + ": object 
 
 // Is makes errors.Is(err, fs.ErrNotExist) true.
 func (e *NotExistError) Is(target error) bool { return target == fs.ErrNotExist }
+
+// ErrLocked is what Delete answers for an object under retention: the store keeps it
+// until its lock expires, whoever asks.
+var ErrLocked = errors.New("object is locked")
+
+// LockedError is the refusal of Delete for an object under retention or legal hold.
+type LockedError struct {
+	Key       string
+	Mode      string    // GOVERNANCE or COMPLIANCE; "" when only a legal hold protects it
+	Until     time.Time // when the retention ends; zero when unknown or a legal hold alone
+	LegalHold bool      // held until someone lifts the hold, whatever Until says
+}
+
+func (e *LockedError) Error() string {
+	msg := "storage: " + e.Key + ": object is locked"
+	switch {
+	case !e.Until.IsZero():
+		msg += " (" + e.Mode + ") until " + e.Until.UTC().Format(time.RFC3339)
+	case e.Mode != "":
+		msg += " (" + e.Mode + ")"
+	}
+	if e.LegalHold {
+		msg += ", under legal hold"
+	}
+	return msg
+}
+
+// Is makes errors.Is(err, ErrLocked) true.
+func (e *LockedError) Is(target error) bool { return target == ErrLocked }
 
 // ValidKey rejects keys that could escape a directory or mean two things.
 func ValidKey(key string) error {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -21,6 +22,9 @@ manifest goes first, so it stops existing before its objects do. Objects of snap
 never committed (a crashed run) are removed once an hour old. File blobs are shared
 by every tenant: one is removed only if no surviving snapshot of any tenant names it,
 and never if it was written within the last hour (a snapshot may be writing it now).
+On S3 with Object Lock, a snapshot still under retention is not removed: it is kept
+whole (with its blobs), reported as locked, and removed by a later prune once its
+retention ends; this is not an error.
 
 Examples:
    purgeguard prune --keep-last 3 --keep-within 30d --dry-run
@@ -40,7 +44,7 @@ func runPrune(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	o := repository.PruneOptions{Tenants: tenants, KeepLast: c.Int("keep-last"), DryRun: c.Bool("dry-run")}
+	o := repository.PruneOptions{Tenants: tenants, KeepLast: c.Int("keep-last"), DryRun: c.Bool("dry-run"), Log: e.log}
 	if o.KeepLast < 0 {
 		return usagef("--keep-last %d: must not be negative", o.KeepLast)
 	}
@@ -81,6 +85,24 @@ func runPrune(c *cli.Context) error {
 		}
 		if len(rep.Incomplete) > 0 {
 			fmt.Fprintf(w, "  incomplete: %s\n", strings.Join(rep.Incomplete, ", "))
+		}
+		if len(rep.Locked) > 0 {
+			fmt.Fprintf(w, "locked: %d snapshots kept under object lock (not removed)\n", len(rep.Locked))
+			for _, l := range rep.Locked {
+				until := "under legal hold"
+				if !l.Until.IsZero() {
+					until = "until " + l.Until.UTC().Format(time.RFC3339)
+				}
+				fmt.Fprintf(w, "  snapshot %s of tenant %s locked %s\n", l.ID, l.Tenant, until)
+			}
+		}
+		if len(rep.LockedObjects) > 0 {
+			keys := rep.LockedObjects
+			more := ""
+			if len(keys) > 10 { // thousands of blobs would drown the rest; JSON has them all
+				keys, more = keys[:10], ", …"
+			}
+			fmt.Fprintf(w, "locked: %d other objects kept under object lock: %s%s\n", len(rep.LockedObjects), strings.Join(keys, ", "), more)
 		}
 	})
 }

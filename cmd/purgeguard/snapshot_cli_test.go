@@ -196,3 +196,67 @@ func TestCLI_Prune(t *testing.T) {
 		t.Errorf("verify after prune: exit %d, want the one kept snapshot ok:\n%s", code, out)
 	}
 }
+
+// With object lock on, prune refuses the locked snapshot and says so; verify still
+// passes. A bucket without object lock is refused at open, before anything is written.
+func TestCLI_PruneObjectLock(t *testing.T) {
+	env, res, _ := cliEnv(t)
+	b := testenv.MinIOWithLock(t)
+	cfg, err := os.ReadFile(env["PURGEGUARD_CONFIG"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg = append(cfg, "storage:\n  s3:\n    insecure: true\n    object_lock:\n      mode: GOVERNANCE\n      days: 1\n"...)
+	if err := os.WriteFile(env["PURGEGUARD_CONFIG"], cfg, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env["PURGEGUARD_STORAGE_URL"] = b.URL("pg")
+	env["PURGEGUARD_S3_ENDPOINT"] = b.Endpoint
+	env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"], env["AWS_REGION"] = b.AccessKey, b.SecretKey, b.Region
+
+	tenant := res.Tenants[0].String()
+	var ids []string
+	for range 2 {
+		code, out, errOut := runCLI(t, env, "-o", "json", "snapshot", "--tenant", tenant)
+		if code != exitOK {
+			t.Fatalf("snapshot: exit %d\n%s%s", code, out, errOut)
+		}
+		var snap struct {
+			Snapshots []struct {
+				Snapshot string `json:"snapshot"`
+			} `json:"snapshots"`
+		}
+		if err := json.Unmarshal([]byte(out), &snap); err != nil || len(snap.Snapshots) != 1 {
+			t.Fatalf("snapshot -o json: %v\n%s", err, out)
+		}
+		ids = append(ids, snap.Snapshots[0].Snapshot)
+	}
+	code, out, errOut := runCLI(t, env, "prune", "--keep-last", "1")
+	if code != exitOK || !strings.Contains(out, "removed 0 snapshots, kept 1") ||
+		!strings.Contains(out, "snapshot "+ids[0]+" of tenant "+tenant+" locked until ") {
+		t.Errorf("prune of a locked snapshot: exit %d, want 0 and it reported locked:\n%s%s", code, out, errOut)
+	}
+	if !strings.Contains(errOut, "snapshot locked") {
+		t.Errorf("prune logged no warning:\n%s", errOut)
+	}
+	code, out, _ = runCLI(t, env, "-o", "json", "prune", "--keep-last", "1", "--dry-run")
+	var rep struct {
+		Locked []struct {
+			ID    string `json:"id"`
+			Until string `json:"locked_until"`
+		} `json:"locked"`
+	}
+	if err := json.Unmarshal([]byte(out), &rep); code != exitOK || err != nil || len(rep.Locked) != 1 || rep.Locked[0].ID != ids[0] || rep.Locked[0].Until == "" {
+		t.Errorf("prune --dry-run -o json: exit %d, %v, want %s locked with its date:\n%s", code, err, ids[0], out)
+	}
+	if code, out, _ := runCLI(t, env, "verify", "--all"); code != exitOK || strings.Count(out, "ok ") != 2 {
+		t.Errorf("verify after prune: exit %d, want both snapshots ok:\n%s", code, out)
+	}
+
+	plain := testenv.MinIO(t)
+	env["PURGEGUARD_STORAGE_URL"] = plain.URL("pg")
+	code, out, errOut = runCLI(t, env, "snapshot", "--tenant", tenant)
+	if code != exitError || !strings.Contains(errOut, "does not have object lock enabled") {
+		t.Errorf("snapshot with object lock on a bucket without it: exit %d, want %d and a clear error:\n%s%s", code, exitError, out, errOut)
+	}
+}

@@ -62,6 +62,7 @@ func openStore(ctx context.Context, e *env) (storage.Store, error) {
 		Endpoint: s3.Endpoint, Region: s3.Region, AccessKeyID: s3.AccessKeyID,
 		SecretAccessKey: s3.SecretAccessKey.Reveal(), Insecure: s3.Insecure,
 		CreateBucket: s3.CreateBucket, PartSize: int64(s3.PartSize),
+		ObjectLock: storage.ObjectLock{Mode: s3.ObjectLock.Mode, Days: s3.ObjectLock.Days},
 	}})
 }
 

@@ -37,14 +37,29 @@ type Storage struct {
 
 // S3 configures the s3:// backend.
 type S3 struct {
-	Endpoint        string   `yaml:"endpoint" json:"endpoint"` // host:port; empty: AWS
-	Region          string   `yaml:"region" json:"region"`
-	AccessKeyID     string   `yaml:"access_key_id" json:"access_key_id"`
-	SecretAccessKey Secret   `yaml:"secret_access_key" json:"secret_access_key"`
-	Insecure        bool     `yaml:"insecure" json:"insecure"` // plain HTTP (a MinIO on loopback)
-	CreateBucket    bool     `yaml:"create_bucket" json:"create_bucket"`
-	PartSize        ByteSize `yaml:"part_size" json:"part_size"`
+	Endpoint        string     `yaml:"endpoint" json:"endpoint"` // host:port; empty: AWS
+	Region          string     `yaml:"region" json:"region"`
+	AccessKeyID     string     `yaml:"access_key_id" json:"access_key_id"`
+	SecretAccessKey Secret     `yaml:"secret_access_key" json:"secret_access_key"`
+	Insecure        bool       `yaml:"insecure" json:"insecure"` // plain HTTP (a MinIO on loopback)
+	CreateBucket    bool       `yaml:"create_bucket" json:"create_bucket"`
+	PartSize        ByteSize   `yaml:"part_size" json:"part_size"`
+	ObjectLock      ObjectLock `yaml:"object_lock" json:"object_lock"`
 }
+
+// ObjectLock sets S3 Object Lock retention on every object written, so that a
+// snapshot cannot be deleted (by prune, a bug or an intruder) before Days have passed.
+// An empty Mode is off.
+type ObjectLock struct {
+	Mode string `yaml:"mode" json:"mode"` // GOVERNANCE or COMPLIANCE
+	Days int    `yaml:"days" json:"days"`
+}
+
+// Object Lock retention modes, spelt as S3 spells them.
+const (
+	ObjectLockGovernance = "GOVERNANCE" // a user granted s3:BypassGovernanceRetention may still delete
+	ObjectLockCompliance = "COMPLIANCE" // no one may delete, not even the bucket's owner
+)
 
 // Tenants names the tenant root and the tables keyed by tenant without a foreign key.
 type Tenants struct {

@@ -52,6 +52,12 @@ func TestParse_Errors(t *testing.T) {
 		{"relative file url", "storage:\n  url: file://relative\n", 2, "storage.url"},
 		{"bad table name", "tenants:\n  table: a.b.c\n", 2, "tenants.table"},
 		{"compression level", "snapshot:\n  compression_level: 23\n", 2, "snapshot.compression_level"},
+		{"object lock bad mode", "storage:\n  url: s3://b/p\n  s3:\n    object_lock:\n      mode: governance\n      days: 7\n", 5, "storage.s3.object_lock.mode"},
+		{"object lock days 0", "storage:\n  url: s3://b/p\n  s3:\n    object_lock:\n      mode: COMPLIANCE\n      days: 0\n", 6, "storage.s3.object_lock.days"},
+		{"object lock days left out", "storage:\n  url: s3://b/p\n  s3:\n    object_lock:\n      mode: GOVERNANCE\n", 5, "storage.s3.object_lock.days"},
+		{"object lock days without mode", "storage:\n  url: s3://b/p\n  s3:\n    object_lock:\n      days: 30\n", 5, "storage.s3.object_lock.mode"},
+		{"object lock on file url", "storage:\n  url: file:///x\n  s3:\n    object_lock:\n      mode: GOVERNANCE\n      days: 1\n", 5, "storage.s3.object_lock.mode"},
+		{"object lock unknown key", "storage:\n  s3:\n    object_lock:\n      retain_days: 3\n", 4, "storage.s3.object_lock.retain_days"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -76,6 +82,7 @@ storage:
   url: s3://bucket/pfx
   s3:
     part_size: 16MiB
+    object_lock: {mode: COMPLIANCE, days: 30}
 policy:
   active_within: 36h
   max_tenants: -1
@@ -87,6 +94,9 @@ files: []
 	}
 	if got, want := int64(cfg.Storage.S3.PartSize), int64(16<<20); got != want {
 		t.Errorf("part_size: got %d, want %d", got, want)
+	}
+	if got, want := cfg.Storage.S3.ObjectLock, (config.ObjectLock{Mode: config.ObjectLockCompliance, Days: 30}); got != want {
+		t.Errorf("object_lock: got %+v, want %+v", got, want)
 	}
 	if got, want := time.Duration(cfg.Policy.ActiveWithin), 36*time.Hour; got != want {
 		t.Errorf("active_within: got %v, want %v", got, want)

@@ -294,10 +294,18 @@ func (c *Config) Validate() error { return c.validate("", nil) }
 func (c *Config) validate(file string, doc *yaml.Node) error {
 	bad := func(key, format string, args ...any) error {
 		e := &Error{File: file, Key: key, Msg: fmt.Sprintf(format, args...)}
-		if doc != nil {
-			if n := findNode(doc, key); n != nil {
+		// A key left out (object_lock.days under a mode) is pointed at by its
+		// nearest written parent.
+		for k := key; doc != nil && k != ""; {
+			if n := findNode(doc, k); n != nil {
 				e.Line = n.Line
+				break
 			}
+			i := strings.LastIndexByte(k, '.')
+			if i < 0 {
+				break
+			}
+			k = k[:i]
 		}
 		return e
 	}
@@ -318,6 +326,18 @@ func (c *Config) validate(file string, doc *yaml.Node) error {
 	}
 	if ps := c.Storage.S3.PartSize; ps < 5<<20 || ps > 5<<30 {
 		return bad("storage.s3.part_size", "%s: must be between 5MiB and 5GiB", ps)
+	}
+	if l := c.Storage.S3.ObjectLock; l.Mode != "" || l.Days != 0 {
+		switch {
+		case l.Mode == "":
+			return bad("storage.s3.object_lock.mode", "must be GOVERNANCE or COMPLIANCE when days is set")
+		case l.Mode != ObjectLockGovernance && l.Mode != ObjectLockCompliance:
+			return bad("storage.s3.object_lock.mode", "%q: must be GOVERNANCE or COMPLIANCE (empty: no object lock)", l.Mode)
+		case l.Days < 1:
+			return bad("storage.s3.object_lock.days", "%d: must be at least 1 with a mode", l.Days)
+		case strings.HasPrefix(c.Storage.URL, "file:"):
+			return bad("storage.s3.object_lock.mode", "object lock is an S3 feature: storage.url must be s3://")
+		}
 	}
 	if _, _, err := TableName(c.Tenants.Table); err != nil {
 		return bad("tenants.table", "%v", err)

@@ -2,7 +2,10 @@ package repository
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
+	"log/slog"
 	"slices"
 	"time"
 
@@ -24,6 +27,7 @@ type PruneOptions struct {
 	// this (default 1h).
 	Grace time.Duration
 	Now   time.Time
+	Log   *slog.Logger // nil: no log
 }
 
 // PruneReport says what Prune removed (or, with DryRun, would remove).
@@ -34,7 +38,27 @@ type PruneReport struct {
 	Blobs        int                   `json:"blobs_removed"`
 	BlobBytes    int64                 `json:"blob_bytes_removed"`
 	ObjectsBytes int64                 `json:"snapshot_bytes_removed"`
-	DryRun       bool                  `json:"dry_run"`
+	// Locked are the snapshots no rule keeps that the store refused to delete (S3
+	// Object Lock): each is left whole, still listed and verifiable, and so are the
+	// blobs it names. A later prune removes it once its retention has ended.
+	Locked []LockedSnapshot `json:"locked"`
+	// LockedObjects are other objects the store refused to delete: unreferenced blobs,
+	// objects of uncommitted snapshots. They stay until their retention ends.
+	LockedObjects []string `json:"locked_objects"`
+	DryRun        bool     `json:"dry_run"`
+}
+
+// LockedSnapshot is a snapshot kept because its manifest is under object lock.
+type LockedSnapshot struct {
+	archive.SnapshotRef
+	Until time.Time `json:"locked_until,omitzero"` // zero: a legal hold, no date
+}
+
+// lockChecker is the optional capability of a store that can tell, without deleting,
+// whether Delete would be refused for a lock: a dry run then reports what a real
+// prune would skip.
+type lockChecker interface {
+	CheckLock(ctx context.Context, key string) error
 }
 
 // Prune removes the snapshots no rule keeps (manifest first, so a snapshot stops
@@ -52,8 +76,13 @@ func Prune(ctx context.Context, s storage.Store, o PruneOptions) (*PruneReport, 
 	if o.Now.IsZero() {
 		o.Now = time.Now()
 	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
 	markStart := o.Now
-	rep := &PruneReport{DryRun: o.DryRun, Kept: []archive.SnapshotRef{}, Removed: []archive.SnapshotRef{}, Incomplete: []string{}}
+	rep := &PruneReport{DryRun: o.DryRun, Kept: []archive.SnapshotRef{}, Removed: []archive.SnapshotRef{}, Incomplete: []string{},
+		Locked: []LockedSnapshot{}, LockedObjects: []string{}}
+	p := &pruner{s: s, o: o, rep: rep}
 
 	// Every object under snapshots/, grouped by snapshot: committed or not.
 	type snap struct {
@@ -98,7 +127,7 @@ func Prune(ctx context.Context, s storage.Store, o PruneOptions) (*PruneReport, 
 			keep = o.KeepLast > 0 && perTenant[m.Tenant] <= o.KeepLast ||
 				o.KeepWithin > 0 && o.Now.Sub(m.CreatedAt) < o.KeepWithin
 		}
-		if keep {
+		mark := func() {
 			for _, f := range m.Files {
 				if f.SHA256 != "" {
 					if k, err := archive.BlobKeyHex(f.SHA256); err == nil {
@@ -106,15 +135,31 @@ func Prune(ctx context.Context, s storage.Store, o PruneOptions) (*PruneReport, 
 					}
 				}
 			}
+		}
+		if keep {
+			mark()
 			if inScope(m.Tenant) {
 				rep.Kept = append(rep.Kept, m.Ref())
 			}
 			continue
 		}
-		rep.Removed = append(rep.Removed, m.Ref())
-		if err := removeSnapshot(ctx, s, m.Ref(), snaps[m.Ref()].objects, o.DryRun, &rep.ObjectsBytes); err != nil {
+		var objects []storage.Info
+		if sn := snaps[m.Ref()]; sn != nil {
+			objects = sn.objects
+		}
+		lock, err := p.removeSnapshot(ctx, m.Ref(), objects)
+		if err != nil {
 			return rep, err
 		}
+		if lock != nil {
+			// The snapshot stays whole, so must every blob it names, even one whose
+			// own retention (set when a first snapshot uploaded it) has ended.
+			mark()
+			rep.Locked = append(rep.Locked, LockedSnapshot{SnapshotRef: m.Ref(), Until: lock.Until})
+			o.Log.Warn("snapshot locked until its retention ends: kept", "tenant", m.Tenant, "snapshot", m.ID, "until", lock.Until, "mode", lock.Mode)
+			continue
+		}
+		rep.Removed = append(rep.Removed, m.Ref())
 	}
 	// Objects of snapshots never committed: a crashed run, or one still writing.
 	for ref, sn := range snaps {
@@ -122,13 +167,13 @@ func Prune(ctx context.Context, s storage.Store, o PruneOptions) (*PruneReport, 
 			continue
 		}
 		for _, i := range sn.objects {
+			if locked, err := p.remove(ctx, i.Key); err != nil {
+				return rep, fmt.Errorf("prune: %w", err)
+			} else if locked != nil {
+				continue
+			}
 			rep.Incomplete = append(rep.Incomplete, i.Key)
 			rep.ObjectsBytes += i.Size
-			if !o.DryRun {
-				if err := s.Delete(ctx, i.Key); err != nil {
-					return rep, fmt.Errorf("prune: %w", err)
-				}
-			}
 		}
 	}
 	slices.Sort(rep.Incomplete)
@@ -145,20 +190,64 @@ func Prune(ctx context.Context, s storage.Store, o PruneOptions) (*PruneReport, 
 		return rep, fmt.Errorf("prune: list blobs: %w", err)
 	}
 	for _, i := range doomed {
+		if locked, err := p.remove(ctx, i.Key); err != nil {
+			return rep, fmt.Errorf("prune: %w", err)
+		} else if locked != nil {
+			continue
+		}
 		rep.Blobs++
 		rep.BlobBytes += i.Size
-		if !o.DryRun {
-			if err := s.Delete(ctx, i.Key); err != nil {
-				return rep, fmt.Errorf("prune: %w", err)
-			}
-		}
+	}
+	slices.Sort(rep.LockedObjects)
+	if n := len(rep.LockedObjects); n > 0 {
+		// One line, not one per object: a locked bucket can hold thousands of blobs.
+		o.Log.Warn("objects locked until their retention ends: kept", "count", n, "first", rep.LockedObjects[0])
 	}
 	return rep, nil
 }
 
+type pruner struct {
+	s   storage.Store
+	o   PruneOptions
+	rep *PruneReport
+}
+
+// remove deletes an object (with DryRun, only asks whether it could). A refusal for
+// a lock is no error: it is returned, and the key recorded in LockedObjects.
+func (p *pruner) remove(ctx context.Context, key string) (*storage.LockedError, error) {
+	lock, err := p.try(ctx, key)
+	if lock != nil {
+		p.rep.LockedObjects = append(p.rep.LockedObjects, key)
+	}
+	return lock, err
+}
+
+func (p *pruner) try(ctx context.Context, key string) (*storage.LockedError, error) {
+	var err error
+	if !p.o.DryRun {
+		err = p.s.Delete(ctx, key)
+	} else if lc, ok := p.s.(lockChecker); ok {
+		if err = lc.CheckLock(ctx, key); errors.Is(err, fs.ErrNotExist) {
+			err = nil // gone meanwhile: nothing would be refused
+		}
+	}
+	var le *storage.LockedError
+	switch {
+	case errors.As(err, &le):
+		return le, nil
+	case errors.Is(err, storage.ErrLocked): // a store saying so without details
+		return &storage.LockedError{Key: key}, nil
+	}
+	return nil, err
+}
+
 // removeSnapshot deletes the manifest first: from then on the snapshot does not
-// exist for any reader, whatever happens to the rest.
-func removeSnapshot(ctx context.Context, s storage.Store, ref archive.SnapshotRef, objects []storage.Info, dry bool, bytes *int64) error {
+// exist for any reader, whatever happens to the rest. A manifest under object lock
+// is refused: then nothing else is touched, the snapshot stays whole, and the
+// refusal is returned. (Every object of a snapshot carries the same retention, so
+// the manifest, written last, is the first to refuse; an object of the snapshot
+// refused after its manifest went is recorded and left for a later prune.)
+func (p *pruner) removeSnapshot(ctx context.Context, ref archive.SnapshotRef, objects []storage.Info) (*storage.LockedError, error) {
 	mk := archive.ManifestKey(ref.Tenant, ref.ID)
 	slices.SortFunc(objects, func(a, b storage.Info) int {
 		switch {
@@ -170,13 +259,23 @@ func removeSnapshot(ctx context.Context, s storage.Store, ref archive.SnapshotRe
 		return 0
 	})
 	for _, i := range objects {
-		*bytes += i.Size
-		if dry {
+		var lock *storage.LockedError
+		var err error
+		if i.Key == mk {
+			lock, err = p.try(ctx, i.Key)
+		} else {
+			lock, err = p.remove(ctx, i.Key)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("prune: snapshot %s of tenant %s: %w", ref.ID, ref.Tenant, err)
+		}
+		if lock != nil {
+			if i.Key == mk {
+				return lock, nil
+			}
 			continue
 		}
-		if err := s.Delete(ctx, i.Key); err != nil {
-			return fmt.Errorf("prune: snapshot %s of tenant %s: %w", ref.ID, ref.Tenant, err)
-		}
+		p.rep.ObjectsBytes += i.Size
 	}
-	return nil
+	return nil, nil
 }
