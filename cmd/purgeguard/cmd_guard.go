@@ -79,6 +79,7 @@ func runGuard(c *cli.Context) error {
 	if res == nil {
 		return err
 	}
+	e.saved(res.Saved())
 	var refused *policy.RefusedError
 	var blast *guard.BlastRadiusError
 	switch {
