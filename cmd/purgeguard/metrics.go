@@ -23,7 +23,7 @@ var measured = map[string]struct{ rows, bytes bool }{
 	"verify":   {},
 }
 
-// saved adds a snapshot's rows and stored bytes to the run's numbers.
+// saved adds a snapshot's rows and stored (compressed) bytes to the run's numbers.
 func (e *env) saved(t archive.Totals) {
 	e.rows += t.Rows
 	e.bytes += t.StoredBytes

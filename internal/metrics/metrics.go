@@ -145,7 +145,7 @@ func families(r Run, prev map[string]*dto.MetricFamily) ([]*dto.MetricFamily, er
 		gauge(Rows, "Rows the last run saved (snapshot, guard) or restored (restore).", float64(*r.Rows))
 	}
 	if r.Bytes != nil {
-		gauge(Bytes, "Bytes the last run stored (snapshot, guard) or freed (prune).", float64(*r.Bytes))
+		gauge(Bytes, "Compressed bytes of the snapshots the last run took (snapshot, guard), or bytes it freed (prune).", float64(*r.Bytes))
 	}
 	// A counter across runs of a process that exits: carried from the previous file.
 	// A removed file starts again from 0, which rate() and increase() read as a reset.
