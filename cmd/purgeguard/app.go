@@ -39,6 +39,10 @@ var (
 	flagLogFormat = &cli.StringFlag{Name: "log-format", Value: "text", Usage: "log format on stderr: text or json"}
 	flagLogLevel  = &cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error"}
 	flagOutput    = &cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "text", Usage: "result format on stdout: text or json"}
+	flagMetrics   = &cli.StringFlag{
+		Name: "metrics-file", EnvVars: []string{"PURGEGUARD_METRICS_FILE"},
+		Usage: "write Prometheus metrics of the run to `FILE` (*.prom, for node_exporter's textfile collector)",
+	}
 )
 
 // env is what every command receives: the loaded configuration, a logger and where
@@ -49,6 +53,8 @@ type env struct {
 	stdout io.Writer
 	stderr io.Writer
 	json   bool
+	// rows and bytes are what the command saved, restored or freed, for --metrics-file.
+	rows, bytes int64
 }
 
 const (
@@ -71,11 +77,12 @@ Exit codes: 0 done or allowed, 1 error, 2 usage, 3 refused by policy,
 4 verification failed (integrity or blast radius).
 
 Environment: PURGEGUARD_DATABASE_URL (else libpq PG* variables), PURGEGUARD_STORAGE_URL,
-PURGEGUARD_S3_ENDPOINT, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION.`,
+PURGEGUARD_S3_ENDPOINT, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION,
+PURGEGUARD_CONFIG (--config), PURGEGUARD_METRICS_FILE (--metrics-file).`,
 		Version:              toolVersion(),
 		HideVersion:          true,
 		EnableBashCompletion: true,
-		Flags:                []cli.Flag{flagConfig, flagLogFormat, flagLogLevel, flagOutput},
+		Flags:                []cli.Flag{flagConfig, flagLogFormat, flagLogLevel, flagOutput, flagMetrics},
 		Before:               setup,
 		OnUsageError:         onUsageError,
 		Metadata:             map[string]any{},
@@ -89,6 +96,9 @@ PURGEGUARD_S3_ENDPOINT, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION.`,
 	}
 	for _, cmd := range app.Commands {
 		setUsageHandler(cmd)
+		if _, ok := measured[cmd.Name]; ok {
+			cmd.Before = markMeasured
+		}
 	}
 	return app
 }

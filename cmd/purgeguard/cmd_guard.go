@@ -131,6 +131,7 @@ func guardOutcome(c *cli.Context, e *env, res *guard.Result, err error) error {
 	if res == nil {
 		return err
 	}
+	e.saved(res.Saved())
 	var refused *policy.RefusedError
 	var blast *guard.BlastRadiusError
 	switch {

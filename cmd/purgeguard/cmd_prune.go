@@ -66,6 +66,7 @@ func runPrune(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	e.bytes = rep.BlobBytes + rep.ObjectsBytes
 	if !o.DryRun {
 		a := newAudit(archive.AuditPrune, tenants)
 		a.Outcome, a.Snapshots, a.Detail = "done", rep.Removed, jsonDetail(rep)

@@ -121,6 +121,9 @@ func runRestore(c *cli.Context) error {
 		},
 	})
 	prog.done()
+	if rep != nil {
+		e.rows = rep.Totals.Inserted
+	}
 	if !c.Bool("dry-run") {
 		audit := newAudit(archive.AuditRestore, []uuid.UUID{tenant})
 		audit.Outcome = "done"

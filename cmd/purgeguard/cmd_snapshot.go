@@ -117,6 +117,7 @@ func runSnapshot(c *cli.Context) error {
 	}
 	for _, m := range ms {
 		audit.Snapshots = append(audit.Snapshots, m.Ref())
+		e.saved(m.Totals())
 	}
 	if aerr := repository.PutAudit(c.Context, store, audit); aerr != nil {
 		e.log.Warn("audit record not written", "err", aerr)

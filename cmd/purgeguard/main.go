@@ -13,6 +13,7 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"syscall"
+	"time"
 )
 
 // defaultMemoryLimit is the Go heap's soft limit unless GOMEMLIMIT says otherwise: a
@@ -34,9 +35,11 @@ func main() {
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	app := newApp()
 	app.Reader, app.Writer, app.ErrWriter = stdin, stdout, stderr
+	start := time.Now()
 	err := app.RunContext(ctx, args)
 	if name, ok := app.Metadata[unknownKey].(string); ok && err == nil {
 		err = usagef("unknown command %q", name)
 	}
+	writeMetrics(app, start, err)
 	return report(stdout, stderr, err)
 }

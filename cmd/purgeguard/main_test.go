@@ -15,7 +15,7 @@ import (
 func runCLI(t *testing.T, env map[string]string, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
 	for _, k := range []string{"PURGEGUARD_DATABASE_URL", "PURGEGUARD_STORAGE_URL", "PURGEGUARD_S3_ENDPOINT",
-		"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION", "PURGEGUARD_CONFIG"} {
+		"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION", "PURGEGUARD_CONFIG", "PURGEGUARD_METRICS_FILE"} {
 		t.Setenv(k, env[k])
 	}
 	var out, errb bytes.Buffer

@@ -71,6 +71,23 @@ type snapshotRef struct {
 	Snapshot uuid.UUID `json:"snapshot"`
 }
 
+// Saved sums the run's snapshots: what was saved before the purge ran.
+func (r *Result) Saved() archive.Totals {
+	var t archive.Totals
+	for _, m := range r.manifests {
+		mt := m.Totals()
+		t.Tables += mt.Tables
+		t.Rows += mt.Rows
+		t.Files += mt.Files
+		t.FilesBytes += mt.FilesBytes
+		t.RawBytes += mt.RawBytes
+		t.StoredBytes += mt.StoredBytes
+		t.Missing += mt.Missing
+		t.OutsideRoot += mt.OutsideRoot
+	}
+	return t
+}
+
 // CommandError carries the purge command's own failure: its exit code is the
 // guard's.
 type CommandError struct {
