@@ -6,39 +6,22 @@ import (
 	"os"
 	"strconv"
 	"testing"
-	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
 	"github.com/purgeguard/purgeguard/internal/archive"
-	"github.com/purgeguard/purgeguard/internal/catalog"
-	"github.com/purgeguard/purgeguard/internal/retention"
+	"github.com/purgeguard/purgeguard/internal/fixture"
 	"github.com/purgeguard/purgeguard/internal/testenv"
 	"github.com/purgeguard/purgeguard/restore"
 	"github.com/purgeguard/purgeguard/snapshot"
 	"github.com/purgeguard/purgeguard/testdata"
 )
 
-// callLogdRetention is call-logd's retention purge, as config's defaults describe it.
-func callLogdRetention(purgeDays int) *retention.Options {
-	callLog := name("public.call_logd_call_log")
-	kind := func(k string, def int) retention.Kind {
-		return retention.Kind{Rule: catalog.Rule{Kind: k, Table: callLog, TenantColumn: "tenant_uuid", TimeColumn: "date"},
-			DaysColumn: k + "_days", DefaultColumn: "retention_" + k + "_days", DefaultDays: def}
-	}
-	cdr, rec, exp := kind("cdr", 365), kind("recording", 365), kind("export", 2)
-	rec.Rule.NullTable, rec.Rule.NullColumns = name("public.call_logd_recording"), []string{"path"}
-	exp.Rule.Table, exp.Rule.TimeColumn = name("public.call_logd_export"), "requested_at"
-	return &retention.Options{Table: name("public.call_logd_retention"), TenantColumn: "tenant_uuid",
-		DefaultsTable: name("public.call_logd_config"), PurgeDays: purgeDays, PurgeDefaultDays: 365,
-		Margin: 24 * time.Hour, Kinds: []retention.Kind{cdr, rec, exp}}
-}
-
 func (w *world) retentionSnapshot(t *testing.T, purgeDays int) []*archive.Manifest {
 	t.Helper()
 	cfg, _ := pgx.ParseConfig(w.dsn)
-	ms, err := snapshot.Run(testenv.Context(t), cfg, w.store, snapshot.Options{Retention: callLogdRetention(purgeDays),
+	ms, err := snapshot.Run(testenv.Context(t), cfg, w.store, snapshot.Options{Retention: fixture.Retention(purgeDays),
 		Catalog: w.catalog, Files: w.snapF, ToolVersion: "test", Reason: "nightly"})
 	if err != nil {
 		t.Fatalf("snapshot --retention: %v", err)

@@ -127,9 +127,8 @@ func (r *Retention) SelectTenants(t *Table, tenants []uuid.UUID) (string, bool) 
 	if !ok || len(tenants) == 0 {
 		return "", false
 	}
-	rd := &renderer{g: r.g, ctes: map[Name]string{}}
-	terms := r.terms(rd, t, tenants)
-	if len(terms) == 0 {
+	terms, ok := r.chainTerms(t, tenants)
+	if !ok {
 		return "", false
 	}
 	lits := make([]string, len(tenants))
@@ -140,12 +139,45 @@ func (r *Retention) SelectTenants(t *Table, tenants []uuid.UUID) (string, bool) 
 	for i, c := range t.Columns {
 		cols[i] = "t0." + ident(c.Name)
 	}
-	sql := fmt.Sprintf("SELECT %s::text, %s FROM %s WHERE %s IN (%s) AND (%s) ORDER BY %s",
-		expr, strings.Join(cols, ", "), joins, expr, strings.Join(lits, ", "), strings.Join(terms, " OR "), expr)
-	if len(rd.defs) > 0 {
-		sql = "WITH RECURSIVE " + strings.Join(rd.defs, ", ") + " " + sql
+	return fmt.Sprintf("SELECT %s::text, %s FROM %s WHERE %s IN (%s) AND (%s) ORDER BY %s",
+		expr, strings.Join(cols, ", "), joins, expr, strings.Join(lits, ", "), strings.Join(terms, " OR "), expr), true
+}
+
+// chainTerms renders terms for a table on a strict cascade chain, on the aliases
+// the attribution joins it with (t1 its parent, t2 the grandparent...): a row is
+// deleted when any table up the chain anchors it, so each level is a plain
+// condition on the joined row, not a subquery scanning the parent again.
+func (r *Retention) chainTerms(t *Table, tenants []uuid.UUID) ([]string, bool) {
+	anchor := r.anchor(tenants)
+	var terms []string
+	cur, alias := t, "t0"
+	for depth := 1; cur != nil && cur.Name != r.g.Root; depth++ {
+		terms = append(terms, anchor(cur, alias)...)
+		fk, ok := cascadeParent(cur)
+		if !ok || depth > len(r.g.Tables) {
+			return nil, false
+		}
+		next := fmt.Sprintf("t%d", depth)
+		for _, rule := range r.rules {
+			if !rule.nulls() {
+				continue
+			}
+			if rule.NullTable == cur.Name && depth == 1 && rule.fk.Constraint == fk.Constraint && rule.fk.Parent == fk.Parent {
+				terms = append(terms, "("+notNull(rule.NullColumns, "t0")+") AND "+r.older(rule, next, tenants))
+			} else if rule.NullTable == t.Name && depth == 1 {
+				return nil, false // nulled through another key: the general form
+			}
+			if rule.Table == cur.Name && depth == 1 {
+				terms = append(terms, r.older(rule, "t0", tenants)+" AND EXISTS (SELECT 1 FROM "+
+					from(rule.null, "n1")+" WHERE "+match(rule.fk, "n1", "t0")+" AND ("+notNull(rule.NullColumns, "n1")+"))")
+			}
+		}
+		cur, alias = r.g.Table(fk.Parent), next
 	}
-	return sql, true
+	if len(terms) == 0 {
+		return nil, false
+	}
+	return terms, true
 }
 
 // terms are the conditions, any of which puts row t0 of t in the scope. With no
