@@ -150,21 +150,8 @@ func Run(ctx context.Context, cfg *pgx.ConnConfig, store storage.Store, o Option
 	o.Log.Info("deletion set allowed", "targets", len(res.Decision.Targets), "present", len(present))
 
 	if len(present) > 0 {
-		so := o.Snapshot
-		so.Tenants, so.Reason = present, o.Reason
-		if so.Reason == "" {
-			so.Reason = "guard run " + run.String()
-		}
-		ms, err := snapshot.Run(ctx, cfg, store, so)
-		if err != nil {
+		if err := res.save(ctx, cfg, store, o.Snapshot, present, o.Reason, "guard run"); err != nil {
 			return res, err
-		}
-		if err := verifyAll(ctx, store, ms); err != nil {
-			return res, err
-		}
-		for _, m := range ms {
-			res.manifests[m.Tenant.String()] = m
-			res.Snapshots = append(res.Snapshots, snapshotRef{Tenant: m.Tenant, Snapshot: m.ID})
 		}
 	}
 	if testHookBeforeCount != nil {
@@ -236,6 +223,27 @@ func presentTargets(d policy.Decision) []uuid.UUID {
 		}
 	}
 	return out
+}
+
+// save snapshots tenants, verifies the snapshots and records them in the result.
+func (res *Result) save(ctx context.Context, cfg *pgx.ConnConfig, store storage.Store, so snapshot.Options,
+	tenants []uuid.UUID, reason, defaultReason string) error {
+	so.Tenants, so.Reason = tenants, reason
+	if so.Reason == "" {
+		so.Reason = defaultReason + " " + res.Run.String()
+	}
+	ms, err := snapshot.Run(ctx, cfg, store, so)
+	if err != nil {
+		return err
+	}
+	if err := verifyAll(ctx, store, ms); err != nil {
+		return err
+	}
+	for _, m := range ms {
+		res.manifests[m.Tenant.String()] = m
+		res.Snapshots = append(res.Snapshots, snapshotRef{Tenant: m.Tenant, Snapshot: m.ID})
+	}
+	return nil
 }
 
 func verifyAll(ctx context.Context, store storage.Store, ms []*archive.Manifest) error {

@@ -107,21 +107,8 @@ func RunRetention(ctx context.Context, cfg *pgx.ConnConfig, store storage.Store,
 		return res, err
 	}
 
-	so := o.Snapshot
-	so.Tenants, so.Reason = tenants, o.Reason
-	if so.Reason == "" {
-		so.Reason = "guard --retention run " + run.String()
-	}
-	ms, err := snapshot.Run(ctx, cfg, store, so)
-	if err != nil {
+	if err := res.save(ctx, cfg, store, o.Snapshot, tenants, o.Reason, "guard --retention run"); err != nil {
 		return res, err
-	}
-	if err := verifyAll(ctx, store, ms); err != nil {
-		return res, err
-	}
-	for _, m := range ms {
-		res.manifests[m.Tenant.String()] = m
-		res.Snapshots = append(res.Snapshots, snapshotRef{Tenant: m.Tenant, Snapshot: m.ID})
 	}
 
 	code, cmdErr := runCommand(ctx, Options{Command: o.Command, Stdin: o.Stdin, Stdout: o.Stdout, Stderr: o.Stderr, Log: o.Log}, res)
