@@ -117,27 +117,16 @@ func Run(ctx context.Context, cfg *pgx.ConnConfig, store storage.Store, o Option
 	if len(o.Command) == 0 {
 		return nil, errors.New("guard: no purge command given")
 	}
-	run, err := uuid.NewV7()
+	res, err := newResult()
 	if err != nil {
 		return nil, err
 	}
-	res := &Result{Run: run, Snapshots: []snapshotRef{}, Losses: []Loss{}, Removed: map[string]int64{}, manifests: map[string]*archive.Manifest{}}
-
-	unlock, err := lock(ctx, cfg, o.NoWait)
+	run := res.Run
+	conn, g, release, err := begin(ctx, cfg, o.NoWait, o.Snapshot.Catalog)
 	if err != nil {
 		return res, err
 	}
-	defer unlock()
-
-	conn, err := pgx.ConnectConfig(ctx, cfg)
-	if err != nil {
-		return res, fmt.Errorf("guard: connect: %w", err)
-	}
-	defer conn.Close(context.WithoutCancel(ctx))
-	g, err := catalog.Load(ctx, conn, o.Snapshot.Catalog)
-	if err != nil {
-		return res, fmt.Errorf("guard: %w", err)
-	}
+	defer release()
 	res.Decision, err = Decide(ctx, conn, g, o.Activity, o.Input, o.Rules, o.Now())
 	if err != nil {
 		return res, err
@@ -203,6 +192,38 @@ func Run(ctx context.Context, cfg *pgx.ConnConfig, store storage.Store, o Option
 		}
 	}
 	return res, nil
+}
+
+func newResult() (*Result, error) {
+	run, err := uuid.NewV7()
+	if err != nil {
+		return nil, err
+	}
+	return &Result{Run: run, Snapshots: []snapshotRef{}, Losses: []Loss{}, Removed: map[string]int64{}, manifests: map[string]*archive.Manifest{}}, nil
+}
+
+// begin takes purgeguard's lock, then opens the guard's own connection and reads the
+// tenant graph; release closes both, the lock last.
+func begin(ctx context.Context, cfg *pgx.ConnConfig, noWait bool, co catalog.Options) (*pgx.Conn, *catalog.Graph, func(), error) {
+	unlock, err := lock(ctx, cfg, noWait)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		unlock()
+		return nil, nil, nil, fmt.Errorf("guard: connect: %w", err)
+	}
+	release := func() {
+		conn.Close(context.WithoutCancel(ctx))
+		unlock()
+	}
+	g, err := catalog.Load(ctx, conn, co)
+	if err != nil {
+		release()
+		return nil, nil, nil, fmt.Errorf("guard: %w", err)
+	}
+	return conn, g, release, nil
 }
 
 // presentTargets are the targets the database holds: an absent one has nothing to

@@ -52,28 +52,17 @@ func RunRetention(ctx context.Context, cfg *pgx.ConnConfig, store storage.Store,
 	if o.Snapshot.Retention == nil {
 		return nil, errors.New("guard: no retention configured")
 	}
-	run, err := uuid.NewV7()
+	res, err := newResult()
 	if err != nil {
 		return nil, err
 	}
-	res := &Result{Run: run, Snapshots: []snapshotRef{}, Losses: []Loss{}, Removed: map[string]int64{}, manifests: map[string]*archive.Manifest{}}
 	// A retention purge has no deletion set for the policy to refuse.
 	res.Decision.Allowed = true
-	unlock, err := lock(ctx, cfg, o.NoWait)
+	conn, g, release, err := begin(ctx, cfg, o.NoWait, o.Snapshot.Catalog)
 	if err != nil {
 		return res, err
 	}
-	defer unlock()
-
-	conn, err := pgx.ConnectConfig(ctx, cfg)
-	if err != nil {
-		return res, fmt.Errorf("guard: connect: %w", err)
-	}
-	defer conn.Close(context.WithoutCancel(ctx))
-	g, err := catalog.Load(ctx, conn, o.Snapshot.Catalog)
-	if err != nil {
-		return res, fmt.Errorf("guard: %w", err)
-	}
+	defer release()
 	tenants := o.Snapshot.Tenants
 	if len(tenants) == 0 {
 		if tenants, err = g.Tenants(ctx, conn); err != nil {
