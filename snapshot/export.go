@@ -46,7 +46,8 @@ type selector interface {
 	SelectTenants(t *catalog.Table, tenants []uuid.UUID) (string, bool)
 }
 
-// unit is one table of one tenant, or the file paths one column names for a tenant.
+// unit is one table of one tenant, or the file paths one column names for a tenant;
+// with many, the same for several tenants from one scan.
 type unit struct {
 	m     *archive.Manifest
 	many  []*archive.Manifest // several tenants' table from one scan (m is nil)
@@ -77,11 +78,15 @@ func (e *exporter) run(ctx context.Context, r *read, ms []*archive.Manifest, fil
 			units = append(units, unit{m: m, table: t, size: sizes[t.Name]})
 		}
 	}
-	for _, m := range ms {
-		for i := range files {
-			if !slices.Contains(e.tables, files[i].table) {
-				continue // the scope holds no row of that table
-			}
+	for i := range files {
+		if !slices.Contains(e.tables, files[i].table) {
+			continue // the scope holds no row of that table
+		}
+		if _, ok := e.sel.SelectTenants(files[i].table, tenants); ok && len(ms) > 1 {
+			units = append(units, unit{many: ms, files: &files[i]})
+			continue
+		}
+		for _, m := range ms {
 			units = append(units, unit{m: m, files: &files[i]})
 		}
 	}
@@ -132,6 +137,8 @@ func (e *exporter) runTables(ctx context.Context, r *read, units []unit) error {
 				}
 				var err error
 				switch {
+				case u.files != nil && u.many != nil:
+					err = e.readPathsMany(ctx, tx, u)
 				case u.files != nil:
 					err = e.readPaths(ctx, tx, u)
 				case u.many != nil:

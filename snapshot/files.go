@@ -13,6 +13,7 @@ import (
 	"sync"
 	"syscall"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/klauspost/compress/zstd"
 
@@ -80,6 +81,51 @@ func (e *exporter) readPaths(ctx context.Context, tx pgx.Tx, u unit) error {
 	}
 	e.mu.Lock()
 	e.paths[u.m] = append(e.paths[u.m], paths...)
+	e.mu.Unlock()
+	return nil
+}
+
+// readPathsMany is readPaths for several tenants in one scan: the single-scan
+// select of the column's table, its first column (the tenant) renamed, routes each
+// path to its tenant. Per tenant, a nightly retention run over every tenant would
+// read the recordings and call logs once per tenant.
+func (e *exporter) readPathsMany(ctx context.Context, tx pgx.Tx, u unit) error {
+	c := u.files
+	tenants := make([]uuid.UUID, len(u.many))
+	byKey := make(map[string]*archive.Manifest, len(u.many))
+	for i, m := range u.many {
+		tenants[i] = m.Tenant
+		byKey[m.Tenant.String()] = m
+	}
+	sel, ok := e.sel.SelectTenants(c.table, tenants)
+	if !ok {
+		return fmt.Errorf("snapshot: paths in %s.%s: no single-scan select", c.Table, c.Column)
+	}
+	col := pgx.Identifier{c.Column}.Sanitize()
+	rows, err := tx.Query(ctx, "SELECT DISTINCT s.k, s."+col+"::text FROM ("+sel+") AS s(k) WHERE s."+col+" IS NOT NULL ORDER BY 1, 2")
+	if err != nil {
+		return fmt.Errorf("snapshot: paths in %s.%s: %w", c.Table, c.Column, err)
+	}
+	defer rows.Close()
+	found := map[*archive.Manifest][]filePath{}
+	for rows.Next() {
+		var k, p string
+		if err := rows.Scan(&k, &p); err != nil {
+			return fmt.Errorf("snapshot: paths in %s.%s: %w", c.Table, c.Column, err)
+		}
+		m, ok := byKey[k]
+		if !ok {
+			return fmt.Errorf("snapshot: paths in %s.%s: a row of tenant %q, not asked for", c.Table, c.Column, k)
+		}
+		found[m] = append(found[m], filePath{col: c, path: p})
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("snapshot: paths in %s.%s: %w", c.Table, c.Column, err)
+	}
+	e.mu.Lock()
+	for m, ps := range found {
+		e.paths[m] = append(e.paths[m], ps...)
+	}
 	e.mu.Unlock()
 	return nil
 }

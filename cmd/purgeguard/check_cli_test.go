@@ -13,14 +13,7 @@ import (
 func TestCLI_Check(t *testing.T) {
 	env, res, _ := cliEnv(t)
 	dir := t.TempDir()
-	// Three tenants: one of them is a third of the database.
-	cfg, err := os.ReadFile(env["PURGEGUARD_CONFIG"])
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(env["PURGEGUARD_CONFIG"], append(cfg, "policy:\n  max_fraction: 0.5\n"...), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	appendConfig(t, env, thirdOfTenants)
 	write := func(name, content string) string {
 		p := filepath.Join(dir, name)
 		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {

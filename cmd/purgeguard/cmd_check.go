@@ -41,15 +41,7 @@ Examples:
 
 func runCheck(c *cli.Context) error {
 	e := getEnv(c)
-	store, err := openStore(c.Context, e)
-	if err != nil {
-		return err
-	}
-	in, err := decisionInput(c, store)
-	if err != nil {
-		return err
-	}
-	act, err := activity(e.cfg)
+	store, in, act, err := decisionSetup(c, e)
 	if err != nil {
 		return err
 	}

@@ -65,19 +65,11 @@ func runGuard(c *cli.Context) error {
 	if c.IsSet(flagMargin.Name) || c.IsSet(flagPurgeDays.Name) {
 		return usagef("--margin and --purge-days go with --retention")
 	}
-	store, err := openStore(c.Context, e)
-	if err != nil {
-		return err
-	}
-	in, err := decisionInput(c, store)
+	store, in, act, err := decisionSetup(c, e)
 	if err != nil {
 		return err
 	}
 	cfg, err := connConfig(c, e)
-	if err != nil {
-		return err
-	}
-	act, err := activity(e.cfg)
 	if err != nil {
 		return err
 	}

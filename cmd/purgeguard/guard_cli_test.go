@@ -11,25 +11,14 @@ import (
 // check finds a tenant that lost rows without approval.
 func TestCLI_GuardExitCodes(t *testing.T) {
 	env, res, _ := cliEnv(t)
-	cfg, err := os.ReadFile(env["PURGEGUARD_CONFIG"])
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Three tenants: one is a third of the database.
-	if err := os.WriteFile(env["PURGEGUARD_CONFIG"], append(cfg, "policy:\n  max_fraction: 0.5\n"...), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	appendConfig(t, env, thirdOfTenants)
 	dir := t.TempDir()
 	target := filepath.Join(dir, "target.txt")
 	if err := os.WriteFile(target, []byte(res.Tenants[0].String()+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	psql := "psql"
-	if bin := os.Getenv("PGBIN"); bin != "" {
-		psql = filepath.Join(bin, "psql")
-	}
 	del := func(ids ...string) string {
-		return psql + ` "` + env["PURGEGUARD_DATABASE_URL"] + `" -qAtX -v ON_ERROR_STOP=1 -c "DELETE FROM call_logd_tenant WHERE uuid IN ('` +
+		return psql() + ` "` + env["PURGEGUARD_DATABASE_URL"] + `" -qAtX -v ON_ERROR_STOP=1 -c "DELETE FROM call_logd_tenant WHERE uuid IN ('` +
 			strings.Join(ids, "','") + `')"`
 	}
 

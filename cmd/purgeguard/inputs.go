@@ -28,6 +28,25 @@ var (
 )
 
 // decisionInput reads --delete and --source-of-truth into typed sets.
+// decisionSetup opens the store (it keeps the previous source of truth's size) and
+// reads the deletion set and where activity is read: what check and guard both
+// decide from.
+func decisionSetup(c *cli.Context, e *env) (storage.Store, guard.Input, *guard.Activity, error) {
+	store, err := openStore(c.Context, e)
+	if err != nil {
+		return nil, guard.Input{}, nil, err
+	}
+	in, err := decisionInput(c, store)
+	if err != nil {
+		return nil, guard.Input{}, nil, err
+	}
+	act, err := activity(e.cfg)
+	if err != nil {
+		return nil, guard.Input{}, nil, err
+	}
+	return store, in, act, nil
+}
+
 func decisionInput(c *cli.Context, store storage.Store) (guard.Input, error) {
 	var in guard.Input
 	if !c.IsSet(flagDelete.Name) && !c.IsSet(flagSource.Name) {

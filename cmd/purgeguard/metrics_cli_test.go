@@ -19,14 +19,7 @@ import (
 // commands keeps each one's series.
 func TestCLI_MetricsFile(t *testing.T) {
 	env, res, _ := cliEnv(t)
-	cfg, err := os.ReadFile(env["PURGEGUARD_CONFIG"])
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Three tenants: one is a third of the database.
-	if err := os.WriteFile(env["PURGEGUARD_CONFIG"], append(cfg, "policy:\n  max_fraction: 0.5\n"...), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	appendConfig(t, env, thirdOfTenants)
 	dir := t.TempDir()
 	prom := filepath.Join(dir, "purgeguard.prom")
 	tenantsFile := func(name string, n int) string {

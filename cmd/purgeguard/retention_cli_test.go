@@ -76,11 +76,7 @@ func TestCLI_GuardRetention(t *testing.T) {
 	}
 
 	// A purge that also deletes a tenant's newest call logs.
-	psql := "psql"
-	if bin := os.Getenv("PGBIN"); bin != "" {
-		psql = filepath.Join(bin, "psql")
-	}
-	greedy := purge + ` && ` + psql + ` "$DATABASE_URL" -qAtX -c "DELETE FROM call_logd_call_log WHERE id IN (SELECT id FROM call_logd_call_log WHERE tenant_uuid = '` +
+	greedy := purge + ` && ` + psql() + ` "$DATABASE_URL" -qAtX -c "DELETE FROM call_logd_call_log WHERE id IN (SELECT id FROM call_logd_call_log WHERE tenant_uuid = '` +
 		res.Tenants[2].String() + `' ORDER BY date DESC LIMIT 2)"`
 	code, out, errOut = runCLI(t, env, "guard", "--retention", "--", "sh", "-c", greedy)
 	if code != exitVerify || !strings.Contains(out, res.Tenants[2].String()) || !strings.Contains(out, "NEWER than its retention cut-off") {

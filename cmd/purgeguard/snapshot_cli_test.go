@@ -42,6 +42,29 @@ func cliEnv(t *testing.T) (env map[string]string, res *fixture.Result, backups s
 	}, res, backups
 }
 
+// appendConfig adds YAML to the test's configuration file.
+func appendConfig(t *testing.T, env map[string]string, yaml string) {
+	t.Helper()
+	cfg, err := os.ReadFile(env["PURGEGUARD_CONFIG"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(env["PURGEGUARD_CONFIG"], append(cfg, yaml...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// thirdOfTenants lets a deletion set be one tenant of cliEnv's three.
+const thirdOfTenants = "policy:\n  max_fraction: 0.5\n"
+
+// psql is the client of the test cluster (PGBIN from with-servers.sh), else PATH's.
+func psql() string {
+	if bin := os.Getenv("PGBIN"); bin != "" {
+		return filepath.Join(bin, "psql")
+	}
+	return "psql"
+}
+
 // snapshot → list → verify, then a flipped byte in one stored table: verify names
 // the object and exits 4.
 func TestCLI_SnapshotListVerify(t *testing.T) {
@@ -202,14 +225,7 @@ func TestCLI_Prune(t *testing.T) {
 func TestCLI_PruneObjectLock(t *testing.T) {
 	env, res, _ := cliEnv(t)
 	b := testenv.MinIOWithLock(t)
-	cfg, err := os.ReadFile(env["PURGEGUARD_CONFIG"])
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg = append(cfg, "storage:\n  s3:\n    insecure: true\n    object_lock:\n      mode: GOVERNANCE\n      days: 1\n"...)
-	if err := os.WriteFile(env["PURGEGUARD_CONFIG"], cfg, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	appendConfig(t, env, "storage:\n  s3:\n    insecure: true\n    object_lock:\n      mode: GOVERNANCE\n      days: 1\n")
 	env["PURGEGUARD_STORAGE_URL"] = b.URL("pg")
 	env["PURGEGUARD_S3_ENDPOINT"] = b.Endpoint
 	env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"], env["AWS_REGION"] = b.AccessKey, b.SecretKey, b.Region

@@ -67,6 +67,19 @@ type Loss struct {
 	Snapshot uuid.UUID `json:"snapshot,omitzero"`
 }
 
+// removed sums, per table, the rows the approved tenants lost.
+func removed(before, after Counts, approved map[string]*archive.Manifest) map[string]int64 {
+	out := map[string]int64{}
+	for table, m := range before {
+		for k, n := range m {
+			if _, ok := approved[k]; ok && after[table][k] < n {
+				out[table] += n - after[table][k]
+			}
+		}
+	}
+	return out
+}
+
 // blastRadius compares counts before and after the purge.
 func blastRadius(before, after Counts, approved map[string]*archive.Manifest) []Loss {
 	var out []Loss

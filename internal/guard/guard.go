@@ -169,13 +169,7 @@ func Run(ctx context.Context, cfg *pgx.ConnConfig, store storage.Store, o Option
 	if err != nil {
 		return res, err
 	}
-	for table, m := range before {
-		for k, n := range m {
-			if _, ok := res.manifests[k]; ok && counted[table][k] < n {
-				res.Removed[table] += n - counted[table][k]
-			}
-		}
-	}
+	res.Removed = removed(before, counted, res.manifests)
 	res.Losses = blastRadius(before, counted, res.manifests)
 	if res.Losses == nil {
 		res.Losses = []Loss{}

@@ -118,28 +118,18 @@ func RunRetention(ctx context.Context, cfg *pgx.ConnConfig, store storage.Store,
 			}
 		}
 	}
-	// Every tenant is in reach of a retention purge, but only in the tables the
-	// scope reaches: elsewhere any drop is collateral.
-	inReach := map[string]*archive.Manifest{}
-	for table, m := range before {
-		for k, n := range m {
-			if counted[table][k] < n {
-				res.Removed[table] += n - counted[table][k]
-			}
+	// Every tenant is in the purge's reach, but only in the tables the scope
+	// reaches: elsewhere any drop is collateral. A tenant without a snapshot had
+	// nothing to lose.
+	inReach := make(map[string]*archive.Manifest, len(tenants))
+	for _, t := range tenants {
+		if m, ok := res.manifests[t.String()]; ok {
+			inReach[t.String()] = m
+		} else {
+			inReach[t.String()] = &archive.Manifest{}
 		}
 	}
-	for table := range before {
-		if !reached[table] {
-			continue
-		}
-		for k := range before[table] {
-			if m, ok := res.manifests[k]; ok {
-				inReach[k] = m
-			} else if _, ok := inReach[k]; !ok {
-				inReach[k] = &archive.Manifest{} // nothing saved: any loss is unsaved
-			}
-		}
-	}
+	res.Removed = removed(before, counted, inReach)
 	for _, l := range blastRadius(before, counted, inReach) {
 		if l.Kind == LossUnsaved && !reached[l.Table] {
 			l.Kind, l.Saved, l.Snapshot = LossCollateral, 0, uuid.Nil
