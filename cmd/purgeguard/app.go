@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"runtime/debug"
+	"slices"
 	"strings"
 
 	"github.com/urfave/cli/v2"
@@ -96,9 +97,11 @@ PURGEGUARD_CONFIG (--config), PURGEGUARD_METRICS_FILE (--metrics-file).`,
 	}
 	for _, cmd := range app.Commands {
 		setUsageHandler(cmd)
+		var before cli.BeforeFunc
 		if _, ok := measured[cmd.Name]; ok {
-			cmd.Before = markMeasured
+			before = markMeasured
 		}
+		addOutputFlag(cmd, before)
 	}
 	return app
 }
@@ -110,18 +113,53 @@ func setUsageHandler(cmd *cli.Command) {
 	}
 }
 
+// addOutputFlag lets --output follow the command as well as precede it, as the
+// examples of --help write it ("purgeguard verify --all -o json").
+// The commands are package variables: a second app (tests) must not add it twice.
+func addOutputFlag(cmd *cli.Command, before cli.BeforeFunc) {
+	if !slices.ContainsFunc(cmd.Flags, func(f cli.Flag) bool { return slices.Contains(f.Names(), flagOutput.Name) }) {
+		cmd.Flags = append(cmd.Flags, &cli.StringFlag{Name: flagOutput.Name, Aliases: flagOutput.Aliases, Usage: flagOutput.Usage})
+	}
+	cmd.Before = func(c *cli.Context) error {
+		// The command's own flag, "" when not given there: the global one stands.
+		if err := setOutput(c.String(flagOutput.Name)); err != nil {
+			return err
+		}
+		if e, ok := c.App.Metadata[envKey].(*env); ok {
+			e.json = outputJSON
+		}
+		if before != nil {
+			return before(c)
+		}
+		return nil
+	}
+	for _, sub := range cmd.Subcommands {
+		addOutputFlag(sub, nil)
+	}
+}
+
+// setOutput applies an --output value; "" changes nothing.
+func setOutput(o string) error {
+	switch o {
+	case "":
+	case "text":
+		outputJSON = false
+	case "json":
+		outputJSON = true
+	default:
+		return usagef("--output %q: want text or json", o)
+	}
+	return nil
+}
+
 func onUsageError(_ *cli.Context, err error, _ bool) error { return &usageError{msg: err.Error()} }
 
 // setup loads the configuration and builds the logger before any command runs, so a
 // bad file fails every command the same way, naming the key and line.
 func setup(c *cli.Context) error {
 	outputJSON = false
-	switch o := c.String(flagOutput.Name); o {
-	case "text":
-	case "json":
-		outputJSON = true
-	default:
-		return usagef("--output %q: want text or json", o)
+	if err := setOutput(c.String(flagOutput.Name)); err != nil {
+		return err
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(c.String(flagLogLevel.Name))); err != nil {

@@ -109,3 +109,27 @@ func TestSecretsNotInOutput(t *testing.T) {
 		}
 	}
 }
+
+// --output may follow the command, as the examples of --help write it, and a value
+// given there wins over the one before the command.
+func TestOutputAfterCommand(t *testing.T) {
+	store := map[string]string{"PURGEGUARD_STORAGE_URL": "file://" + t.TempDir()}
+	for _, args := range [][]string{
+		{"list", "-o", "json"},
+		{"list", "--output", "json"},
+		{"-o", "json", "list"},
+		{"-o", "text", "list", "-o", "json"},
+	} {
+		code, out, errOut := runCLI(t, store, args...)
+		var doc map[string]any
+		if code != exitOK || json.Unmarshal([]byte(out), &doc) != nil {
+			t.Errorf("%v: exit %d, stdout not one JSON document:\n%s%s", args, code, out, errOut)
+		}
+	}
+	if code, out, _ := runCLI(t, store, "-o", "json", "list", "-o", "text"); code != exitOK || strings.HasPrefix(out, "{") {
+		t.Errorf("-o json list -o text: exit %d, got JSON:\n%s", code, out)
+	}
+	if code, _, errOut := runCLI(t, store, "list", "-o", "yaml"); code != exitUsage || !strings.Contains(errOut, `--output "yaml"`) {
+		t.Errorf("list -o yaml: exit %d, %s; want a usage error naming the value", code, errOut)
+	}
+}
