@@ -29,6 +29,11 @@ type exporter struct {
 	store  storage.Store
 	blobs  *blobSet
 
+	// keys of parent tables' saved rows, by table and column, for children selected
+	// by them (a one-tenant run of a tenant scope)
+	keys     map[keyCol]*parentKeys
+	keyBytes atomic.Int64 // held by all of keys: over keyBudget, children join their parent
+
 	reported atomic.Int64 // files reported missing or outside their root
 	reused   []string     // blobs found already stored, not uploaded by this run
 
@@ -53,7 +58,15 @@ type unit struct {
 	many  []*archive.Manifest // several tenants' table from one scan (m is nil)
 	table *catalog.Table
 	files *fileColumn
-	size  int64 // relation size: largest first keeps every worker busy to the end
+	ref   *catalog.KeyRef // rows selected by the keys of the parent's saved rows
+	size  int64           // relation size: largest first keeps every worker busy to the end
+	depth int             // parents selected by keys above the table: 0 if none
+}
+
+// keyCol names a parent's key column whose values a snapshot collects.
+type keyCol struct {
+	table  catalog.Name
+	column string
 }
 
 func (e *exporter) run(ctx context.Context, r *read, ms []*archive.Manifest, files []fileColumn) error {
@@ -69,15 +82,27 @@ func (e *exporter) run(ctx context.Context, r *read, ms []*archive.Manifest, fil
 		e.saved[m] = map[catalog.Name]archive.Table{}
 		tenants[i] = m.Tenant
 	}
+	refs := e.keyRefs(ms)
 	for _, t := range e.tables {
-		if _, ok := e.sel.SelectTenants(t, tenants); ok && len(ms) > 1 {
-			units = append(units, unit{many: ms, table: t, size: sizes[t.Name]})
-			continue
+		ref, keyed := refs[t.Name]
+		var depth int
+		for p, ok := ref, keyed; ok; p, ok = refs[p.Parent.Name] {
+			depth++
 		}
-		for _, m := range ms {
-			units = append(units, unit{m: m, table: t, size: sizes[t.Name]})
+		switch _, many := e.sel.SelectTenants(t, tenants); {
+		case keyed && len(ms) > 1:
+			units = append(units, unit{many: ms, table: t, ref: &ref, size: sizes[t.Name], depth: depth})
+		case keyed:
+			units = append(units, unit{m: ms[0], table: t, ref: &ref, size: sizes[t.Name], depth: depth})
+		case many && len(ms) > 1:
+			units = append(units, unit{many: ms, table: t, size: sizes[t.Name]})
+		default:
+			for _, m := range ms {
+				units = append(units, unit{m: m, table: t, size: sizes[t.Name]})
+			}
 		}
 	}
+	e.countParentUnits(units)
 	for i := range files {
 		if !slices.Contains(e.tables, files[i].table) {
 			continue // the scope holds no row of that table
@@ -90,7 +115,14 @@ func (e *exporter) run(ctx context.Context, r *read, ms []*archive.Manifest, fil
 			units = append(units, unit{m: m, files: &files[i]})
 		}
 	}
-	slices.SortStableFunc(units, func(a, b unit) int { return int(min(max(b.size-a.size, -1), 1)) })
+	// Children selected by keys wait for their parent's: they come after every other
+	// unit, parents before children.
+	slices.SortStableFunc(units, func(a, b unit) int {
+		if a.depth != b.depth {
+			return a.depth - b.depth
+		}
+		return int(min(max(b.size-a.size, -1), 1))
+	})
 
 	if err := e.runTables(ctx, r, units); err != nil {
 		return err
@@ -137,6 +169,8 @@ func (e *exporter) runTables(ctx context.Context, r *read, units []unit) error {
 				}
 				var err error
 				switch {
+				case u.ref != nil:
+					err = e.exportKeyed(ctx, tx, enc, u)
 				case u.files != nil && u.many != nil:
 					err = e.readPathsMany(ctx, tx, u)
 				case u.files != nil:
@@ -148,11 +182,19 @@ func (e *exporter) runTables(ctx context.Context, r *read, units []unit) error {
 				}
 				if err != nil {
 					cancel(err)
+					continue
 				}
+				e.unitDone(u)
 			}
 		})
 	}
 	for _, u := range units {
+		if u.ref != nil {
+			select { // the parent's rows are being saved by a unit sent before
+			case <-e.keys[keyCol{u.ref.Parent.Name, u.ref.Column}].ready:
+			case <-ctx.Done():
+			}
+		}
 		if ctx.Err() != nil {
 			break
 		}
@@ -164,13 +206,20 @@ func (e *exporter) runTables(ctx context.Context, r *read, units []unit) error {
 }
 
 func (e *exporter) exportTable(ctx context.Context, tx pgx.Tx, enc *zstd.Encoder, u unit) error {
-	t, m := u.table, u.m
+	return e.saveTable(ctx, enc, u.m, u.table, func(w io.Writer) error {
+		_, err := tx.Conn().PgConn().CopyTo(ctx, w, "COPY ("+e.sel.Select(u.table, u.m.Tenant)+") TO STDOUT")
+		return err
+	})
+}
+
+// saveTable stores the COPY text rows writes as table t of snapshot m, collecting
+// the keys of t's rows that children are selected by.
+func (e *exporter) saveTable(ctx context.Context, enc *zstd.Encoder, m *archive.Manifest, t *catalog.Table, rows func(w io.Writer) error) error {
 	key := archive.TableKey(m.Tenant, m.ID, t.Name.Schema, t.Name.Table)
-	sql := "COPY (" + e.sel.Select(t, m.Tenant) + ") TO STDOUT"
 	start := time.Now()
 	o, err := putCompressed(ctx, e.store, key, enc, func(w io.Writer) error {
-		_, err := tx.Conn().PgConn().CopyTo(ctx, w, sql)
-		return err
+		tw := e.tapKeys(t, m, w)
+		return tw.done(rows(tw))
 	})
 	if err != nil {
 		return fmt.Errorf("snapshot: table %s of tenant %s: %w", t.Name, m.Tenant, err)

@@ -6,3 +6,11 @@ func SetAfterExportHook(f func()) (restore func()) {
 	testHookAfterExport = f
 	return func() { testHookAfterExport = nil }
 }
+
+// SetKeyBudget sets how many bytes of parent keys a run may hold, for the duration
+// of a test.
+func SetKeyBudget(n int64) (restore func()) {
+	old := keyBudget
+	keyBudget = n
+	return func() { keyBudget = old }
+}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"time"
 
 	"github.com/google/uuid"
@@ -19,21 +20,29 @@ import (
 // one object open at a time. Without this, call-logd's call_log — no index on
 // tenant_uuid — would be read once per tenant.
 func (e *exporter) exportMany(ctx context.Context, tx pgx.Tx, enc *zstd.Encoder, u unit) error {
-	t := u.table
 	tenants := make([]uuid.UUID, len(u.many))
 	byKey := make(map[string]*archive.Manifest, len(u.many))
 	for i, m := range u.many {
 		tenants[i] = m.Tenant
 		byKey[m.Tenant.String()] = m
 	}
-	sql, ok := e.sel.SelectTenants(t, tenants)
+	sql, ok := e.sel.SelectTenants(u.table, tenants)
 	if !ok {
-		return fmt.Errorf("snapshot: table %s: no single-scan select", t.Name)
+		return fmt.Errorf("snapshot: table %s: no single-scan select", u.table.Name)
 	}
+	return e.split(ctx, enc, u, byKey, func(w io.Writer) error {
+		_, err := tx.Conn().PgConn().CopyTo(ctx, w, "COPY ("+sql+") TO STDOUT")
+		return err
+	})
+}
+
+// split saves table u.table of the tenants u.many from the COPY text rows writes:
+// lines "tenant\trow...", grouped by tenant, the tenant field being a key of byKey.
+func (e *exporter) split(ctx context.Context, enc *zstd.Encoder, u unit, byKey map[string]*archive.Manifest, rows func(w io.Writer) error) error {
+	t := u.table
 	start := time.Now()
 	sp := &splitter{ctx: ctx, e: e, t: t, enc: enc, byKey: byKey, seen: map[*archive.Manifest]bool{}}
-	_, err := tx.Conn().PgConn().CopyTo(ctx, sp, "COPY ("+sql+") TO STDOUT")
-	if err := sp.finish(err); err != nil {
+	if err := sp.finish(rows(sp)); err != nil {
 		return fmt.Errorf("snapshot: table %s: %w", t.Name, err)
 	}
 	// Tenants with no row in the table still get their (empty) object: a manifest
@@ -67,7 +76,9 @@ type splitter struct {
 	prefix []byte // the tenant field read so far
 	inRow  bool   // past the tenant field, inside a row
 	cur    *object
+	w      *tapped // cur, through the taps collecting its keys
 	curM   *archive.Manifest
+	curTag string // the tenant field of curM's rows
 	curKey string
 }
 
@@ -91,12 +102,12 @@ func (s *splitter) Write(p []byte) (int, error) {
 		}
 		i := bytes.IndexByte(p, '\n')
 		if i < 0 {
-			if _, err := s.cur.Write(p); err != nil {
+			if _, err := s.w.Write(p); err != nil {
 				return 0, err
 			}
 			return n, nil
 		}
-		if _, err := s.cur.Write(p[:i+1]); err != nil {
+		if _, err := s.w.Write(p[:i+1]); err != nil {
 			return 0, err
 		}
 		p, s.inRow = p[i+1:], false
@@ -105,7 +116,7 @@ func (s *splitter) Write(p []byte) (int, error) {
 }
 
 func (s *splitter) switchTo(tenant string) error {
-	if s.curM != nil && s.curM.Tenant.String() == tenant {
+	if s.curM != nil && s.curTag == tenant {
 		return nil
 	}
 	m := s.byKey[tenant]
@@ -118,9 +129,10 @@ func (s *splitter) switchTo(tenant string) error {
 	if err := s.finish(nil); err != nil {
 		return err
 	}
-	s.seen[m], s.curM = true, m
+	s.seen[m], s.curM, s.curTag = true, m, tenant
 	s.curKey = archive.TableKey(m.Tenant, m.ID, s.t.Name.Schema, s.t.Name.Table)
 	s.cur = openObject(s.ctx, s.e.store, s.curKey, s.enc)
+	s.w = s.e.tapKeys(s.t, m, s.cur)
 	return nil
 }
 
@@ -134,7 +146,7 @@ func (s *splitter) finish(err error) error {
 	if err == nil && s.inRow {
 		err = fmt.Errorf("COPY text ended inside a row")
 	}
-	if cerr := o.close(err); cerr != nil {
+	if cerr := o.close(s.w.done(err)); cerr != nil {
 		return cerr
 	}
 	s.e.record(s.curM, s.t, s.curKey, o)

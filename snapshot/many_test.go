@@ -105,6 +105,7 @@ func TestRun_ManyTenantsOneScanPerTable(t *testing.T) {
 	}
 	one, _ := run(res.Tenants[:1], nil)
 	twenty, _ := run(res.Tenants[5:25], nil)
+	t.Logf("sequential scans: 1 tenant %v; 20 tenants %v", one, twenty)
 	for table, n := range twenty {
 		if n > one[table] {
 			t.Errorf("%s: %d sequential scans for 20 tenants, %d for one", table, n, one[table])

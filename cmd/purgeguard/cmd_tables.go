@@ -60,6 +60,9 @@ func runTables(c *cli.Context) error {
 	type tableOut struct {
 		*catalog.Table
 		SQL string `json:"sql,omitempty"`
+		// KeyedBy is the parent column whose saved keys select the table's rows in
+		// a snapshot, instead of SQL's join back to the parent.
+		KeyedBy string `json:"keyed_by,omitempty"`
 	}
 	out := struct {
 		Root   catalog.Name    `json:"root"`
@@ -72,6 +75,9 @@ func runTables(c *cli.Context) error {
 	}
 	for _, t := range g.Tables {
 		to := tableOut{Table: t}
+		if ref, ok := g.KeyedBy(t); ok {
+			to.KeyedBy = ref.Parent.Name.String() + "." + ref.Column
+		}
 		if withSQL {
 			to.SQL = g.Select(t, tenant)
 		}
@@ -94,6 +100,9 @@ func runTables(c *cli.Context) error {
 			fmt.Fprintln(w)
 			for _, v := range via {
 				fmt.Fprintf(w, "       via %s\n", v)
+			}
+			if t.KeyedBy != "" {
+				fmt.Fprintf(w, "       snapshot selects by the saved keys of %s (no second scan of the parent)\n", t.KeyedBy)
 			}
 			if t.SQL != "" {
 				fmt.Fprintf(w, "       %s\n", t.SQL)

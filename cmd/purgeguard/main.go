@@ -21,9 +21,20 @@ import (
 // streams' live memory is far below it, so the collector keeps garbage from piling up.
 const defaultMemoryLimit = 48 << 20
 
+// defaultGCPercent is the collector's target unless GOGC says otherwise. A snapshot's
+// live heap is a few MiB of encoders and buffers whatever the tenant; at Go's default
+// of 100 a long run's garbage doubles the heap past it before a collection, while a
+// short run never collects, so peak memory depended on the tenant's size (measured:
+// 29 vs 35 MiB for 10k and 200k call logs; 28 vs 30 at 25). A small live heap makes
+// the extra collections cheap.
+const defaultGCPercent = 25
+
 func main() {
 	if os.Getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(defaultMemoryLimit)
+	}
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(defaultGCPercent)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := run(ctx, os.Args, os.Stdin, os.Stdout, os.Stderr)

@@ -22,6 +22,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/purgeguard/purgeguard/internal/catalog"
+	"github.com/purgeguard/purgeguard/snapshot"
 )
 
 type measure struct {
@@ -75,6 +76,19 @@ func run(dsn, bin, pgbin, tenantS, work, tablesCfg, fullCfg string, runs, jobs i
 	selects, err := tenantSelects(ctx, dsn, tenant)
 	if err != nil {
 		return err
+	}
+	// One psql session per table, as the snapshot has one stream per table.
+	var scripts []string
+	for i, sels := range selects {
+		var b strings.Builder
+		for _, sel := range sels {
+			b.WriteString("COPY (" + sel + ") TO STDOUT;\n")
+		}
+		script := filepath.Join(work, fmt.Sprintf("raw-%d.sql", i))
+		if err := os.WriteFile(script, []byte(b.String()), 0o600); err != nil {
+			return err
+		}
+		scripts = append(scripts, script)
 	}
 	var dbRows int64
 	conn, err := pgx.Connect(ctx, dsn)
@@ -130,8 +144,8 @@ func run(dsn, bin, pgbin, tenantS, work, tablesCfg, fullCfg string, runs, jobs i
 	raw := func() (measure, error) {
 		m := measure{name: "psql COPY | zstd -3 (same settings)"}
 		start := time.Now()
-		for _, sel := range selects {
-			psql := exec.Command(filepath.Join(pgbin, "psql"), dsn, "-qAtX", "-v", "ON_ERROR_STOP=1", "-c", "COPY ("+sel+") TO STDOUT")
+		for _, script := range scripts {
+			psql := exec.Command(filepath.Join(pgbin, "psql"), dsn, "-qAtX", "-v", "ON_ERROR_STOP=1", "-f", script)
 			zstd := exec.Command("zstd", "-3", "-q", "-c")
 			pr, pw, err := os.Pipe()
 			if err != nil {
@@ -163,7 +177,7 @@ func run(dsn, bin, pgbin, tenantS, work, tablesCfg, fullCfg string, runs, jobs i
 		}
 		m.wall = time.Since(start)
 		// Rows and bytes of the same selects, counted outside the timed part.
-		m.rows, m.bytes, err = copyCounts(dsn, selects)
+		m.rows, m.bytes, err = copyCounts(dsn, slices.Concat(selects...))
 		return m, err
 	}
 	dump := func() (measure, error) {
@@ -275,8 +289,10 @@ func verdict(ok bool) string {
 	return "MISSED"
 }
 
-// tenantSelects renders, from the catalog, the same SELECTs purgeguard runs.
-func tenantSelects(ctx context.Context, dsn string, tenant uuid.UUID) ([]string, error) {
+// tenantSelects renders, from the catalog, the same SELECTs purgeguard runs, per
+// table: a child selected by its parent's keys gets purgeguard's chunked selects,
+// with the keys read here, before any timing (the baseline is spared that work).
+func tenantSelects(ctx context.Context, dsn string, tenant uuid.UUID) ([][]string, error) {
 	conn, err := pgx.Connect(ctx, dsn)
 	if err != nil {
 		return nil, err
@@ -287,9 +303,27 @@ func tenantSelects(ctx context.Context, dsn string, tenant uuid.UUID) ([]string,
 	if err != nil {
 		return nil, err
 	}
-	var out []string
+	var out [][]string
 	for _, t := range g.Tables {
-		out = append(out, g.Select(t, tenant))
+		ref, ok := g.KeyedBy(t)
+		if !ok {
+			out = append(out, []string{g.Select(t, tenant)})
+			continue
+		}
+		// The keys as the snapshot reads them: the COPY text of the parent's saved rows.
+		var text strings.Builder
+		if _, err := conn.PgConn().CopyTo(ctx, &text, "COPY ("+g.SelectColumns(ref.Parent, tenant, []string{ref.Column})+") TO STDOUT"); err != nil {
+			return nil, err
+		}
+		keys := strings.Fields(text.String())
+		head, tail := g.SelectByKeys(t, ref)
+		var sels []string
+		for len(keys) > 0 {
+			n := min(len(keys), snapshot.KeysPerQuery)
+			sels = append(sels, head+strings.Join(keys[:n], ",")+tail)
+			keys = keys[n:]
+		}
+		out = append(out, sels)
 	}
 	return out, nil
 }

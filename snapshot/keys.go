@@ -1,0 +1,373 @@
+package snapshot
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/klauspost/compress/zstd"
+
+	"github.com/purgeguard/purgeguard/internal/archive"
+	"github.com/purgeguard/purgeguard/internal/catalog"
+)
+
+// keySet holds the keys of the rows a snapshot saved of a parent table, for its
+// children's selects (catalog.SelectByKeys). Integers are kept as varint deltas from
+// the previous key (a table's ids come mostly in ascending runs: about two bytes
+// each), UUIDs as their 16 bytes: a tenant's keys cost a small fraction of what its
+// rows do, and nothing of them goes back into SQL unparsed.
+type keySet struct {
+	uuid bool // else an integer type
+	buf  []byte
+	last int64
+	n    int
+}
+
+// add parses one COPY text field; NULL (\N) is no key: no child row references it.
+func (k *keySet) add(field []byte) error {
+	if string(field) == `\N` {
+		return nil
+	}
+	if k.uuid {
+		id, err := uuid.ParseBytes(field)
+		if err != nil {
+			return fmt.Errorf("key %q is not a UUID: %w", field, err)
+		}
+		k.buf = append(k.buf, id[:]...)
+	} else {
+		v, err := strconv.ParseInt(string(field), 10, 64)
+		if err != nil {
+			return fmt.Errorf("key %q is not an integer: %w", field, err)
+		}
+		k.buf = binary.AppendVarint(k.buf, v-k.last)
+		k.last = v
+	}
+	k.n++
+	return nil
+}
+
+// keyChunks calls fn with the keys of sets as SQL array elements ("1,2,3"), at most
+// size at a time, set after set in the order each was filled; with several sets,
+// ords holds the number of each key's set in sets ("0,0,1"). The lists are only
+// valid during the call.
+func keyChunks(sets []*keySet, size int, fn func(keys, ords []byte) error) error {
+	var keys, ords []byte
+	n := 0
+	for i, k := range sets {
+		var last int64
+		for b := k.buf; len(b) > 0; {
+			if n > 0 {
+				keys = append(keys, ',')
+				if len(sets) > 1 {
+					ords = append(ords, ',')
+				}
+			}
+			if k.uuid {
+				keys = append(keys, uuid.UUID(b[:16]).String()...)
+				b = b[16:]
+			} else {
+				d, w := binary.Varint(b)
+				last += d
+				keys = strconv.AppendInt(keys, last, 10)
+				b = b[w:]
+			}
+			if len(sets) > 1 {
+				ords = strconv.AppendInt(ords, int64(i), 10)
+			}
+			if n++; n == size {
+				if err := fn(keys, ords); err != nil {
+					return err
+				}
+				keys, ords, n = keys[:0], ords[:0], 0
+			}
+		}
+	}
+	if n > 0 {
+		return fn(keys, ords)
+	}
+	return nil
+}
+
+// keyTap passes COPY text through to w and adds field col of every row to keys.
+// COPY escapes tabs and newlines inside values, so every raw tab ends a field and
+// every raw newline a row.
+type keyTap struct {
+	w     io.Writer
+	col   int
+	keys  *keySet
+	spent *atomic.Int64 // bytes of keys held by the run
+	field int           // index of the field being read
+	cur   []byte        // the key field read so far
+}
+
+func (k *keyTap) Write(p []byte) (int, error) {
+	n, err := k.w.Write(p)
+	if err != nil {
+		return n, err
+	}
+	for q := p; len(q) > 0; {
+		switch {
+		case k.field < k.col:
+			i := bytes.IndexByte(q, '\t')
+			if i < 0 {
+				i = len(q)
+			}
+			if bytes.IndexByte(q[:i], '\n') >= 0 {
+				return 0, fmt.Errorf("COPY row with %d fields, key column is field %d", k.field+1, k.col+1)
+			}
+			if i == len(q) {
+				return n, nil
+			}
+			k.field++
+			q = q[i+1:]
+		case k.field == k.col:
+			i := bytes.IndexAny(q, "\t\n")
+			end := i
+			if i < 0 {
+				end = len(q)
+			}
+			if len(k.cur)+end > 64 {
+				return 0, fmt.Errorf("key field longer than 64 bytes")
+			}
+			k.cur = append(k.cur, q[:end]...)
+			if i < 0 {
+				return n, nil
+			}
+			if k.spent.Load() <= keyBudget { // past it, the keys go unused
+				before := len(k.keys.buf)
+				if err := k.keys.add(k.cur); err != nil {
+					return 0, err
+				}
+				k.spent.Add(int64(len(k.keys.buf) - before))
+			}
+			k.cur = k.cur[:0]
+			k.field++
+			if q[i] == '\n' {
+				k.field = 0
+			}
+			q = q[i+1:]
+		default:
+			i := bytes.IndexByte(q, '\n')
+			if i < 0 {
+				return n, nil
+			}
+			k.field = 0
+			q = q[i+1:]
+		}
+	}
+	return n, nil
+}
+
+// done checks that the text ended at a row's end.
+func (k *keyTap) done() error {
+	if k.field != 0 || len(k.cur) > 0 {
+		return fmt.Errorf("COPY text ended inside a row")
+	}
+	return nil
+}
+
+// parentKeys are the keys of one column of a parent table, per snapshot, collected
+// while the parent's rows are saved.
+type parentKeys struct {
+	typ     string
+	mu      sync.Mutex
+	sets    map[*archive.Manifest]*keySet
+	pending int           // units saving the parent's rows, not done yet
+	ready   chan struct{} // closed when pending reaches 0
+}
+
+// set returns m's key set, made on first use.
+func (p *parentKeys) set(m *archive.Manifest) *keySet {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	k := p.sets[m]
+	if k == nil {
+		k = &keySet{uuid: p.typ == "uuid"}
+		p.sets[m] = k
+	}
+	return k
+}
+
+// keyBudget caps the keys a run holds (about 2 bytes per integer key): past it,
+// children are selected by joining back to their parent, as without keys, and the
+// run's memory stays bounded whatever its tenants' sizes. A variable for tests.
+var keyBudget int64 = 16 << 20
+
+// keyRefs returns the tables a run selects by their parent's keys: in a run of a
+// tenant scope, each table catalog.KeyedBy allows whose parent is saved too. It
+// makes the key sets those selects read.
+func (e *exporter) keyRefs(ms []*archive.Manifest) map[catalog.Name]catalog.KeyRef {
+	refs := map[catalog.Name]catalog.KeyRef{}
+	e.keys = map[keyCol]*parentKeys{}
+	if e.o.Retention != nil {
+		return refs
+	}
+	for _, t := range e.tables {
+		if ref, ok := e.g.KeyedBy(t); ok && slices.Contains(e.tables, ref.Parent) {
+			refs[t.Name] = ref
+			e.keys[keyCol{ref.Parent.Name, ref.Column}] = &parentKeys{
+				typ: ref.Type, sets: map[*archive.Manifest]*keySet{}, ready: make(chan struct{}),
+			}
+		}
+	}
+	return refs
+}
+
+// countParentUnits counts, for each collected key column, the units saving its
+// table's rows.
+func (e *exporter) countParentUnits(units []unit) {
+	for _, u := range units {
+		if u.table == nil {
+			continue
+		}
+		for _, col := range e.keyCols(u.table) {
+			e.keys[col].pending++
+		}
+	}
+}
+
+// unitDone marks a unit saved: the children of its table wait for every unit of it.
+func (e *exporter) unitDone(u unit) {
+	if u.table == nil {
+		return
+	}
+	for _, col := range e.keyCols(u.table) {
+		p := e.keys[col]
+		p.mu.Lock()
+		if p.pending--; p.pending == 0 {
+			close(p.ready)
+		}
+		p.mu.Unlock()
+	}
+}
+
+// keyCols are the columns of t whose keys this run collects.
+func (e *exporter) keyCols(t *catalog.Table) []keyCol {
+	var cols []keyCol
+	for _, c := range t.Columns {
+		if _, ok := e.keys[keyCol{t.Name, c.Name}]; ok {
+			cols = append(cols, keyCol{t.Name, c.Name})
+		}
+	}
+	return cols
+}
+
+// tapped is a table object's writer through the taps collecting its keys.
+type tapped struct {
+	io.Writer
+	taps []*keyTap
+}
+
+// tapKeys wraps w so that the keys of t's rows written to it for m are collected.
+func (e *exporter) tapKeys(t *catalog.Table, m *archive.Manifest, w io.Writer) *tapped {
+	tw := &tapped{Writer: w}
+	for _, col := range e.keyCols(t) {
+		tap := &keyTap{w: tw.Writer, col: slices.Index(t.ColumnNames(), col.column), keys: e.keys[col].set(m), spent: &e.keyBytes}
+		tw.taps = append(tw.taps, tap)
+		tw.Writer = tap
+	}
+	return tw
+}
+
+// done returns err, or an error if a tap's text ended inside a row.
+func (tw *tapped) done(err error) error {
+	if err != nil {
+		return err
+	}
+	for _, tap := range tw.taps {
+		if err := tap.done(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// KeysPerQuery is how many keys one select of a child takes: measured on the bench
+// database, 5000 keys (35 KiB of SQL) let the planner probe the child's index and
+// were faster than 20000 (a merge join reading the whole index); few enough that
+// the query strings in flight do not grow the heap.
+const KeysPerQuery = 5000
+
+// exportKeyed saves a table selected by the keys of its parent's saved rows, for
+// each tenant of the unit. When the keys went over budget it saves it as without
+// keys.
+func (e *exporter) exportKeyed(ctx context.Context, tx pgx.Tx, enc *zstd.Encoder, u unit) error {
+	if e.keyBytes.Load() > keyBudget {
+		e.o.Log.Debug("parent keys over budget: table selected by joining its parent", "table", u.table.Name.String(),
+			"parent", u.ref.Parent.Name.String(), "key_bytes", e.keyBytes.Load())
+		tenants := make([]uuid.UUID, len(u.many))
+		for i, m := range u.many {
+			tenants[i] = m.Tenant
+		}
+		if _, ok := e.sel.SelectTenants(u.table, tenants); ok && len(u.many) > 1 {
+			return e.exportMany(ctx, tx, enc, unit{many: u.many, table: u.table})
+		}
+		for _, m := range append(u.many, u.m) {
+			if m != nil {
+				if err := e.exportTable(ctx, tx, enc, unit{m: m, table: u.table}); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	}
+	pk := e.keys[keyCol{u.ref.Parent.Name, u.ref.Column}]
+	e.o.Log.Debug("table selected by its parent's saved keys", "table", u.table.Name.String(),
+		"parent", u.ref.Parent.Name.String()+"."+u.ref.Column, "key_bytes", e.keyBytes.Load())
+	if u.m != nil {
+		head, tail := e.g.SelectByKeys(u.table, *u.ref)
+		return e.saveTable(ctx, enc, u.m, u.table, func(w io.Writer) error {
+			return keyChunks([]*keySet{pk.set(u.m)}, KeysPerQuery, func(keys, _ []byte) error {
+				return copyQuery(ctx, tx, w, "COPY ("+head, keys, tail+") TO STDOUT")
+			})
+		})
+	}
+	// Several tenants: one query per chunk of their keys, whatever their number,
+	// rows routed by the tenant's ordinal.
+	head, mid, tail := e.g.SelectByKeysTenants(u.table, *u.ref)
+	sets := make([]*keySet, len(u.many))
+	byOrd := make(map[string]*archive.Manifest, len(u.many))
+	for i, m := range u.many {
+		sets[i] = pk.set(m)
+		byOrd[strconv.Itoa(i)] = m
+	}
+	return e.split(ctx, enc, u, byOrd, func(w io.Writer) error {
+		return keyChunks(sets, KeysPerQuery, func(keys, ords []byte) error {
+			return copyQuery(ctx, tx, w, "COPY ("+head, keys, mid, ords, tail+") TO STDOUT")
+		})
+	})
+}
+
+// copyQuery runs COPY with the query made of parts, strings and byte slices.
+func copyQuery(ctx context.Context, tx pgx.Tx, w io.Writer, parts ...any) error {
+	var sql strings.Builder // one allocation per query: the query string itself
+	n := 0
+	for _, p := range parts {
+		switch p := p.(type) {
+		case string:
+			n += len(p)
+		case []byte:
+			n += len(p)
+		}
+	}
+	sql.Grow(n)
+	for _, p := range parts {
+		switch p := p.(type) {
+		case string:
+			sql.WriteString(p)
+		case []byte:
+			sql.Write(p)
+		}
+	}
+	_, err := tx.Conn().PgConn().CopyTo(ctx, w, sql.String())
+	return err
+}
