@@ -25,6 +25,7 @@ import (
 type fileColumn struct {
 	FileColumn
 	table    *catalog.Table
+	name     string // Table as the manifest spells it, shared by every file's entry
 	realRoot string // Root with symbolic links resolved, to test resolved paths against
 }
 
@@ -56,7 +57,8 @@ func fileColumns(g *catalog.Graph, cols []FileColumn, log *slog.Logger) ([]fileC
 			}
 			real = root // no root yet: every file it should hold is missing
 		}
-		out = append(out, fileColumn{FileColumn: FileColumn{Table: c.Table, Column: c.Column, Root: root}, table: t, realRoot: real})
+		out = append(out, fileColumn{FileColumn: FileColumn{Table: c.Table, Column: c.Column, Root: root}, table: t,
+			name: c.Table.String(), realRoot: real})
 	}
 	return out, nil
 }
@@ -169,9 +171,16 @@ func (e *exporter) runFiles(ctx context.Context, ms []*archive.Manifest) error {
 			}
 		})
 	}
+	for _, m := range ms {
+		m.Files = slices.Grow(m.Files, len(e.paths[m])) // no doubling of a tenant's thousands of entries
+	}
 feed:
 	for _, m := range ms {
-		for _, p := range e.paths[m] {
+		paths := e.paths[m]
+		e.mu.Lock()
+		delete(e.paths, m) // the entries keep the path strings; the list can go
+		e.mu.Unlock()
+		for _, p := range paths {
 			select {
 			case ch <- job{m, p}:
 			case <-ctx.Done():
@@ -188,7 +197,7 @@ feed:
 // file is recorded as missing; both are reported, neither stops the snapshot.
 func (e *exporter) saveFile(ctx context.Context, enc *zstd.Encoder, p filePath) (archive.File, Event, error) {
 	c := p.col
-	f := archive.File{Table: c.Table.String(), Column: c.Column, Path: p.path}
+	f := archive.File{Table: c.name, Column: c.Column, Path: p.path}
 	ev := Event{Table: f.Table, File: p.path}
 	clean := filepath.Clean(p.path)
 	if !filepath.IsAbs(p.path) || !archive.Within(c.Root, clean) {
@@ -238,7 +247,7 @@ func (e *exporter) saveFile(ctx context.Context, enc *zstd.Encoder, p filePath) 
 	f.Size, f.Mode, f.ModTime, f.SHA256 = sum.Size(), uint32(st.Mode().Perm()), st.ModTime().UTC(), sum.Hex()
 	ev.Bytes = sum.Size()
 	key := archive.BlobKey(sum.Sum())
-	storedSize, uploaded, err := e.blobs.ensure(key, func() (int64, bool, error) {
+	storedSize, uploaded, err := e.blobs.ensure(sum.Sum(), func() (int64, bool, error) {
 		if info, err := e.store.Stat(ctx, key); err == nil {
 			e.mu.Lock()
 			e.reused = append(e.reused, key)
@@ -292,10 +301,12 @@ func (e *exporter) report(msg string, args ...any) {
 }
 
 // blobSet makes each blob go up once per run, even when two rows name the same
-// content at the same time.
+// content at the same time. A stored blob costs its digest and size: a tenant's
+// tens of thousands of recordings take a few MiB.
 type blobSet struct {
-	mu sync.Mutex
-	m  map[string]*blobEntry
+	mu      sync.Mutex
+	pending map[[32]byte]*blobEntry // being stored, or failed
+	stored  map[[32]byte]int64      // stored size
 }
 
 type blobEntry struct {
@@ -305,21 +316,33 @@ type blobEntry struct {
 	err      error
 }
 
-func newBlobSet() *blobSet { return &blobSet{m: map[string]*blobEntry{}} }
+func newBlobSet() *blobSet {
+	return &blobSet{pending: map[[32]byte]*blobEntry{}, stored: map[[32]byte]int64{}}
+}
 
-// ensure runs store for key once; later callers wait for it and share its result,
-// as not uploaded by them.
-func (b *blobSet) ensure(key string, store func() (int64, bool, error)) (size int64, uploaded bool, err error) {
+// ensure runs store for the blob of digest sum once; later callers wait for it and
+// share its result, as not uploaded by them.
+func (b *blobSet) ensure(sum [32]byte, store func() (int64, bool, error)) (size int64, uploaded bool, err error) {
 	b.mu.Lock()
-	if e, ok := b.m[key]; ok {
+	if size, ok := b.stored[sum]; ok {
+		b.mu.Unlock()
+		return size, false, nil
+	}
+	if e, ok := b.pending[sum]; ok {
 		b.mu.Unlock()
 		<-e.done
 		return e.size, false, e.err
 	}
 	e := &blobEntry{done: make(chan struct{})}
-	b.m[key] = e
+	b.pending[sum] = e
 	b.mu.Unlock()
 	e.size, e.uploaded, e.err = store()
+	if e.err == nil {
+		b.mu.Lock()
+		b.stored[sum] = e.size
+		delete(b.pending, sum) // waiters hold e itself
+		b.mu.Unlock()
+	}
 	close(e.done)
 	return e.size, e.uploaded, e.err
 }

@@ -1,6 +1,7 @@
 package archive
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/json"
 	"errors"
@@ -183,14 +184,43 @@ func (m *Manifest) Validate() error {
 	return nil
 }
 
-// Encode writes m as indented JSON after validating it.
+// Encode writes m as indented JSON after validating it: the same bytes as
+// json.Encoder with a two-space indent, but the files one at a time, so that a
+// manifest naming a hundred thousand files never sits in memory as one document.
 func Encode(w io.Writer, m *Manifest) error {
 	if err := m.Validate(); err != nil {
 		return err
 	}
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	if err := enc.Encode(m); err != nil {
+	head := *m
+	head.Files = nil
+	b, err := json.MarshalIndent(&head, "", "  ")
+	if err != nil {
+		return fmt.Errorf("archive: encode manifest %s: %w", m.ID, err)
+	}
+	// Files is the struct's last field: its null closes the document.
+	const tail = "\n  \"files\": null\n}"
+	if !bytes.HasSuffix(b, []byte(tail)) {
+		return fmt.Errorf("archive: encode manifest %s: files are not the last field", m.ID)
+	}
+	bw := bufio.NewWriter(w)
+	bw.Write(b[:len(b)-len(tail)])
+	bw.WriteString("\n  \"files\": [")
+	for i := range m.Files {
+		if i > 0 {
+			bw.WriteByte(',')
+		}
+		f, err := json.MarshalIndent(&m.Files[i], "    ", "  ")
+		if err != nil {
+			return fmt.Errorf("archive: encode manifest %s: file %s: %w", m.ID, m.Files[i].Path, err)
+		}
+		bw.WriteString("\n    ")
+		bw.Write(f)
+	}
+	if len(m.Files) > 0 {
+		bw.WriteString("\n  ")
+	}
+	bw.WriteString("]\n}\n")
+	if err := bw.Flush(); err != nil {
 		return fmt.Errorf("archive: encode manifest %s: %w", m.ID, err)
 	}
 	return nil

@@ -190,6 +190,19 @@ func TestEncodeDecodeRoundTrip(t *testing.T) {
 			if !strings.HasPrefix(enc, "{\n  \"format_version\": 1,\n") || !strings.HasSuffix(enc, "}\n") {
 				t.Errorf("Encode: got %q, want indented JSON beginning with format_version and ending in a newline", enc)
 			}
+			// Streamed file by file, it is byte for byte what encoding/json writes.
+			var whole bytes.Buffer
+			je := json.NewEncoder(&whole)
+			je.SetIndent("", "  ")
+			if tt.m.Files == nil {
+				tt.m.Files = []archive.File{} // Encode writes [] for none, as Run's manifests hold
+			}
+			if err := je.Encode(tt.m); err != nil {
+				t.Fatal(err)
+			}
+			if enc != whole.String() {
+				t.Errorf("Encode differs from encoding/json:\n got %s\nwant %s", enc, whole.String())
+			}
 			got, err := archive.Decode(&buf)
 			if err != nil {
 				t.Fatalf("Decode: got %v, want nil", err)

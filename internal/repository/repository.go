@@ -97,11 +97,13 @@ func Latest(ctx context.Context, s storage.Store, tenant uuid.UUID) (*archive.Ma
 
 // PutManifest commits a snapshot: every object it names must already be stored.
 func PutManifest(ctx context.Context, s storage.Store, m *archive.Manifest) error {
-	var buf bytes.Buffer
-	if err := archive.Encode(&buf, m); err != nil {
-		return err
-	}
-	if err := s.Put(ctx, archive.ManifestKey(m.Tenant, m.ID), &buf); err != nil {
+	// Streamed: a manifest naming many files is never whole in memory. A failed
+	// encoding aborts the upload, which then stores nothing.
+	pr, pw := io.Pipe()
+	go func() { pw.CloseWithError(archive.Encode(pw, m)) }()
+	err := s.Put(ctx, archive.ManifestKey(m.Tenant, m.ID), pr)
+	pr.CloseWithError(err) // the encoder stops if the upload did
+	if err != nil {
 		return fmt.Errorf("commit snapshot %s: %w", m.ID, err)
 	}
 	return nil
