@@ -14,10 +14,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 if [ "${1:-}" != "--inside" ]; then
-	if ! command -v zstd >/dev/null; then
-		echo "bench: installing Debian's zstd" >&2
-		if [ "$(id -u)" = 0 ]; then apt-get install -y -qq zstd >/dev/null; else sudo apt-get install -y -qq zstd >/dev/null; fi
-	fi
+	# zstd for the raw baseline; GNU time for every peak RSS (internal/benchrun/rss.go).
+	for pkg in zstd time; do
+		bin=$pkg; [ $pkg = time ] && bin=/usr/bin/time
+		if ! command -v $bin >/dev/null; then
+			echo "bench: installing Debian's $pkg" >&2
+			if [ "$(id -u)" = 0 ]; then apt-get install -y -qq $pkg >/dev/null; else sudo apt-get install -y -qq $pkg >/dev/null; fi
+		fi
+	done
 	exec scripts/with-servers.sh --pg-only -- "$0" --inside
 fi
 

@@ -63,6 +63,14 @@ type unit struct {
 	depth int             // parents selected by keys above the table: 0 if none
 }
 
+// manifests are the snapshots u saves a table of.
+func (u unit) manifests() []*archive.Manifest {
+	if u.m != nil {
+		return []*archive.Manifest{u.m}
+	}
+	return u.many
+}
+
 // keyCol names a parent's key column whose values a snapshot collects.
 type keyCol struct {
 	table  catalog.Name

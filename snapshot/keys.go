@@ -311,11 +311,9 @@ func (e *exporter) exportKeyed(ctx context.Context, tx pgx.Tx, enc *zstd.Encoder
 		if _, ok := e.sel.SelectTenants(u.table, tenants); ok && len(u.many) > 1 {
 			return e.exportMany(ctx, tx, enc, unit{many: u.many, table: u.table})
 		}
-		for _, m := range append(u.many, u.m) {
-			if m != nil {
-				if err := e.exportTable(ctx, tx, enc, unit{m: m, table: u.table}); err != nil {
-					return err
-				}
+		for _, m := range u.manifests() {
+			if err := e.exportTable(ctx, tx, enc, unit{m: m, table: u.table}); err != nil {
+				return err
 			}
 		}
 		return nil

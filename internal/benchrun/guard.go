@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 )
 
@@ -17,7 +16,7 @@ func guardOverhead(bin, dsn, work, cfg string, runs int) (measure, error) {
 	store := filepath.Join(work, "store-guard")
 	defer os.RemoveAll(store)
 	return median(runs, func() (measure, error) {
-		cmd := exec.Command(bin, "--log-level", "warn", "guard", "--delete", empty, "--", "true")
+		cmd := command(bin, "--log-level", "warn", "guard", "--delete", empty, "--", "true")
 		cmd.Env = append(os.Environ(), "PURGEGUARD_DATABASE_URL="+dsn, "PURGEGUARD_STORAGE_URL=file://"+store, "PURGEGUARD_CONFIG="+cfg)
 		cmd.Stdout, cmd.Stderr = nil, os.Stderr
 		m, err := timed("purgeguard guard, empty deletion set", cmd)

@@ -15,7 +15,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/google/uuid"
@@ -108,7 +107,7 @@ func run(dsn, bin, pgbin, tenantS, work, tablesCfg, fullCfg string, runs, jobs i
 		for _, t := range tenants {
 			args = append(args, "--tenant", t)
 		}
-		cmd := exec.Command(bin, args...)
+		cmd := command(bin, args...)
 		cmd.Env = append(os.Environ(), "PURGEGUARD_DATABASE_URL="+dsn, "PURGEGUARD_STORAGE_URL=file://"+store, "PURGEGUARD_CONFIG="+cfg)
 		var out strings.Builder
 		cmd.Stdout, cmd.Stderr = &out, os.Stderr
@@ -145,8 +144,8 @@ func run(dsn, bin, pgbin, tenantS, work, tablesCfg, fullCfg string, runs, jobs i
 		m := measure{name: "psql COPY | zstd -3 (same settings)"}
 		start := time.Now()
 		for _, script := range scripts {
-			psql := exec.Command(filepath.Join(pgbin, "psql"), dsn, "-qAtX", "-v", "ON_ERROR_STOP=1", "-f", script)
-			zstd := exec.Command("zstd", "-3", "-q", "-c")
+			psql := command(filepath.Join(pgbin, "psql"), dsn, "-qAtX", "-v", "ON_ERROR_STOP=1", "-f", script)
+			zstd := command("zstd", "-3", "-q", "-c")
 			pr, pw, err := os.Pipe()
 			if err != nil {
 				return m, err
@@ -183,7 +182,7 @@ func run(dsn, bin, pgbin, tenantS, work, tablesCfg, fullCfg string, runs, jobs i
 	dump := func() (measure, error) {
 		out := filepath.Join(work, "bench.dump")
 		defer os.Remove(out)
-		cmd := exec.Command(filepath.Join(pgbin, "pg_dump"), "-Fc", "-f", out, dsn)
+		cmd := command(filepath.Join(pgbin, "pg_dump"), "-Fc", "-f", out, dsn)
 		cmd.Stderr = os.Stderr
 		m, err := timed("pg_dump -Fc (whole database)", cmd)
 		if err != nil {
@@ -337,13 +336,6 @@ func timed(name string, cmd *exec.Cmd) (measure, error) {
 	}
 	m.rssKiB = rss(cmd)
 	return m, nil
-}
-
-func rss(cmd *exec.Cmd) int64 {
-	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-		return ru.Maxrss // KiB on Linux
-	}
-	return 0
 }
 
 func median(runs int, f func() (measure, error)) (measure, error) {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"time"
@@ -75,7 +74,7 @@ func (r *restoreBench) purgeguard(ctx context.Context) (measure, error) {
 	if err := r.empty(ctx); err != nil {
 		return measure{}, err
 	}
-	cmd := exec.Command(r.bin, "--log-level", "warn", "restore", "--tenant", r.tenant.String(), "--target-database-url", r.dsn)
+	cmd := command(r.bin, "--log-level", "warn", "restore", "--tenant", r.tenant.String(), "--target-database-url", r.dsn)
 	cmd.Env = append(os.Environ(), "PURGEGUARD_STORAGE_URL=file://"+r.store, "PURGEGUARD_CONFIG="+r.cfg)
 	cmd.Stdout, cmd.Stderr = nil, os.Stderr
 	m, err := timed("purgeguard restore (into an empty schema)", cmd)
@@ -95,8 +94,8 @@ func (r *restoreBench) raw(ctx context.Context) (measure, error) {
 			cols[i] = pgx.Identifier{c.Name}.Sanitize()
 		}
 		sql := "COPY " + pgx.Identifier{t.Schema, t.Name}.Sanitize() + " (" + strings.Join(cols, ", ") + ") FROM STDIN"
-		zstd := exec.Command("zstd", "-dcq", filepath.Join(r.store, filepath.FromSlash(t.Key)))
-		psql := exec.Command(filepath.Join(r.pgbin, "psql"), r.dsn, "-qAtX", "-v", "ON_ERROR_STOP=1", "-c", sql)
+		zstd := command("zstd", "-dcq", filepath.Join(r.store, filepath.FromSlash(t.Key)))
+		psql := command(filepath.Join(r.pgbin, "psql"), r.dsn, "-qAtX", "-v", "ON_ERROR_STOP=1", "-c", sql)
 		pr, pw, err := os.Pipe()
 		if err != nil {
 			return m, err
