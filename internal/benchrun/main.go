@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"time"
@@ -27,7 +28,8 @@ import (
 type measure struct {
 	name   string
 	wall   time.Duration
-	rssKiB int64 // largest process of the step
+	rssKiB int64   // largest process of the step
+	cpu    float64 // CPU seconds of the whole machine during the step (PostgreSQL's included)
 	rows   int64
 	bytes  int64 // raw COPY bytes (or dump bytes for pg_dump)
 	note   string
@@ -255,18 +257,21 @@ func run(dsn, bin, pgbin, tenantS, work, tablesCfg, fullCfg string, runs, jobs i
 	fmt.Printf("\nmake bench — %s\n", machine)
 	fmt.Printf("tenant %s: %d tables; database: %d rows in all\n", tenant, len(selects), dbRows)
 	fmt.Printf("median of %d runs (pg_dump and the files snapshot: 1 run)\n\n", runs)
-	fmt.Printf("%-42s %9s %12s %9s %12s  %s\n", "", "wall s", "rows/s", "MB/s", "peak RSS MiB", "")
+	fmt.Printf("%-42s %9s %12s %9s %12s %8s  %s\n", "", "wall s", "rows/s", "MB/s", "peak RSS MiB", "CPU s", "")
 	for _, m := range results {
 		secs := m.wall.Seconds()
-		fmt.Printf("%-42s %9.2f %12.0f %9.1f %12.1f  %s\n", m.name, secs, float64(m.rows)/secs,
-			float64(m.bytes)/1e6/secs, float64(m.rssKiB)/1024, m.note)
+		fmt.Printf("%-42s %9.2f %12.0f %9.1f %12.1f %8.2f  %s\n", m.name, secs, float64(m.rows)/secs,
+			float64(m.bytes)/1e6/secs, float64(m.rssKiB)/1024, m.cpu, m.note)
 	}
+	fmt.Printf("(CPU s: the whole machine's busy time during the step, PostgreSQL's included; %d cores)\n", runtime.NumCPU())
 	if a.rows != b.rows {
 		return fmt.Errorf("snapshot saved %d rows but the raw pipeline read %d: not the same data", a.rows, b.rows)
 	}
 	ab, ac := a.wall.Seconds()/b.wall.Seconds(), a.wall.Seconds()/c.wall.Seconds()
 	fmt.Printf("\nsnapshot / raw COPY|zstd wall time: %.3f (target <= 1.11: %s)\n", ab, verdict(ab <= 1.11))
 	fmt.Printf("snapshot / pg_dump -Fc wall time:   %.3f (target <= 0.05: %s)\n", ac, verdict(ac <= 0.05))
+	fmt.Printf("  snapshot CPU %.2f s on %d cores: no faster than %.2f s with every core busy; 1/20 of pg_dump is %.2f s\n",
+		a.cpu, runtime.NumCPU(), a.cpu/float64(runtime.NumCPU()), c.wall.Seconds()/20)
 	if len(scale) == 3 {
 		rssRatio := float64(a.rssKiB) / float64(scale[0].rssKiB)
 		fmt.Printf("snapshot peak RSS, 200k / 10k call logs: %.1f / %.1f MiB = %.2f (targets <= 64 MiB and within 10%%: %s)\n",
@@ -341,10 +346,12 @@ func timed(name string, cmd *exec.Cmd) (measure, error) {
 func median(runs int, f func() (measure, error)) (measure, error) {
 	var ms []measure
 	for range runs {
+		before := machineCPU()
 		m, err := f()
 		if err != nil {
 			return m, err
 		}
+		m.cpu = machineCPU() - before
 		ms = append(ms, m)
 	}
 	slices.SortFunc(ms, func(a, b measure) int { return int(a.wall - b.wall) })

@@ -38,3 +38,22 @@ func rss(cmd *exec.Cmd) int64 {
 	}
 	return kib
 }
+
+// machineCPU returns the machine's busy CPU time so far, in seconds, from
+// /proc/stat: user, nice, system, irq, softirq and steal of every core.
+func machineCPU() float64 {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line) // cpu user nice system idle iowait irq softirq steal ...
+	var ticks int64
+	for _, i := range []int{1, 2, 3, 6, 7, 8} {
+		if i < len(f) {
+			n, _ := strconv.ParseInt(f[i], 10, 64)
+			ticks += n
+		}
+	}
+	return float64(ticks) / 100 // USER_HZ, 100 on Linux
+}
