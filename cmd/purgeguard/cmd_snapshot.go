@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 	"github.com/urfave/cli/v2"
 
 	"github.com/purgeguard/purgeguard/internal/archive"
@@ -48,13 +49,18 @@ to --margin newer than the cut-off are saved too, since the purge runs later. Th
 manifest records the days and cut-offs. A tenant the purge takes nothing from gets
 no snapshot. Restore one with --on-conflict fill-nulls.
 
+With --dry-run it counts, in the same kind of read, the rows per table and the file
+paths each snapshot would hold, and writes nothing (storage is not even opened).
+
 Examples:
+   purgeguard snapshot --tenant 2f3c6a1e-0b4d-4c57-9b1e-6f0d2a9c8e71 --dry-run
    purgeguard snapshot --tenant 2f3c6a1e-0b4d-4c57-9b1e-6f0d2a9c8e71 --reason "before manual purge"
    purgeguard snapshot --tenants-file doomed.txt -o json
    purgeguard snapshot --retention --reason "nightly, before wazo-purge-db"`,
 	Flags: []cli.Flag{
 		flagTenant, flagTenantsFile, flagReason, flagDatabaseURL, flagRetention, flagMargin, flagPurgeDays,
 		&cli.IntFlag{Name: "jobs", Aliases: []string{"j"}, Usage: "worker connections (default: snapshot.jobs)"},
+		&cli.BoolFlag{Name: "dry-run", Usage: "count what each snapshot would hold; write nothing"},
 	},
 	Action: runSnapshot,
 }
@@ -93,10 +99,6 @@ func runSnapshot(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	store, err := openStore(c.Context, e)
-	if err != nil {
-		return err
-	}
 	so, prog, err := snapshotOptions(c, e)
 	if err != nil {
 		return err
@@ -106,6 +108,13 @@ func runSnapshot(c *cli.Context) error {
 		if so.Retention, err = retentionOptions(c, e.cfg); err != nil {
 			return err
 		}
+	}
+	if c.Bool("dry-run") {
+		return snapshotDryRun(c, e, cfg, so) // nothing saved: no progress to close
+	}
+	store, err := openStore(c.Context, e)
+	if err != nil {
+		return err
 	}
 	ms, err := snapshot.Run(c.Context, cfg, store, so)
 	prog.done()
@@ -140,6 +149,30 @@ func runSnapshot(c *cli.Context) error {
 				fmt.Fprintf(w, "; %d files missing, %d outside their root (not saved)", s.Missing, s.OutsideRoot)
 			}
 			fmt.Fprintln(w)
+		}
+	})
+}
+
+// snapshotDryRun prints what each snapshot would hold.
+func snapshotDryRun(c *cli.Context, e *env, cfg *pgx.ConnConfig, so snapshot.Options) error {
+	plans, err := snapshot.DryRun(c.Context, cfg, so)
+	if err != nil {
+		return err
+	}
+	return e.emit(map[string]any{"dry_run": true, "plans": plans}, func(w io.Writer) {
+		fmt.Fprintln(w, "dry run: nothing written")
+		for _, p := range plans {
+			fmt.Fprintf(w, "tenant %s: %d tables, %d rows, %d files named", p.Tenant, len(p.Tables), p.Rows, p.Files)
+			if p.Scope.Kind == archive.ScopeRetention {
+				fmt.Fprintf(w, "; retention %s", scopeText(p.Scope))
+				if p.Rows == 0 && p.Files == 0 {
+					fmt.Fprint(w, " (nothing to save: no snapshot)")
+				}
+			}
+			fmt.Fprintln(w)
+			for _, t := range p.Tables {
+				fmt.Fprintf(w, "  %-50s %10d rows\n", t.Table, t.Rows)
+			}
 		}
 	})
 }

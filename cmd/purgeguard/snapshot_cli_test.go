@@ -71,7 +71,24 @@ func TestCLI_SnapshotListVerify(t *testing.T) {
 	env, res, backups := cliEnv(t)
 	tenant := res.Tenants[1].String()
 
-	code, out, errOut := runCLI(t, env, "-o", "json", "snapshot", "--tenant", strings.ToUpper(tenant), "--reason", "cli test")
+	// A dry run counts what the snapshot will hold and writes nothing at all.
+	code, out, errOut := runCLI(t, env, "snapshot", "--tenant", tenant, "--dry-run", "-o", "json")
+	var plan struct {
+		DryRun bool `json:"dry_run"`
+		Plans  []struct {
+			Tenant string `json:"tenant"`
+			Rows   int64  `json:"rows"`
+			Files  int    `json:"files"`
+		} `json:"plans"`
+	}
+	if err := json.Unmarshal([]byte(out), &plan); code != exitOK || err != nil || !plan.DryRun || len(plan.Plans) != 1 {
+		t.Fatalf("snapshot --dry-run: exit %d, %v\n%s%s", code, err, out, errOut)
+	}
+	if _, err := os.Stat(backups); err == nil {
+		t.Errorf("snapshot --dry-run created the storage directory %s", backups)
+	}
+
+	code, out, errOut = runCLI(t, env, "-o", "json", "snapshot", "--tenant", strings.ToUpper(tenant), "--reason", "cli test")
 	if code != exitOK {
 		t.Fatalf("snapshot: exit %d\n%s\n%s", code, out, errOut)
 	}
@@ -82,6 +99,7 @@ func TestCLI_SnapshotListVerify(t *testing.T) {
 			Tables   int    `json:"tables"`
 			Rows     int64  `json:"rows"`
 			Files    int    `json:"files"`
+			Missing  int    `json:"missing_files"`
 		} `json:"snapshots"`
 	}
 	if err := json.Unmarshal([]byte(out), &snap); err != nil || len(snap.Snapshots) != 1 {
@@ -90,6 +108,9 @@ func TestCLI_SnapshotListVerify(t *testing.T) {
 	s := snap.Snapshots[0]
 	if s.Tenant != tenant || s.Tables != 8 || s.Rows == 0 || s.Files == 0 {
 		t.Errorf("snapshot summary: got %+v, want tenant %s with 8 tables, rows and files", s, tenant)
+	}
+	if p := plan.Plans[0]; p.Tenant != tenant || p.Rows != s.Rows || p.Files != s.Files+s.Missing || s.Missing == 0 {
+		t.Errorf("dry run counted %+v, the snapshot holds %d rows and names %d files (%d missing); want the same, some missing", p, s.Rows, s.Files+s.Missing, s.Missing)
 	}
 
 	code, out, _ = runCLI(t, env, "list", "--tenant", tenant)
