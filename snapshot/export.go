@@ -29,8 +29,8 @@ type exporter struct {
 	store  storage.Store
 	blobs  *blobSet
 
-	// keys of parent tables' saved rows, by table and column, for children selected
-	// by them (a one-tenant run of a tenant scope)
+	// keys of parent tables' saved rows, by table and column, for the children
+	// selected by them (in a tenant scope, not a retention scope)
 	keys     map[keyCol]*parentKeys
 	keyBytes atomic.Int64 // held by all of keys: over keyBudget, children join their parent
 

@@ -12,15 +12,8 @@ import (
 // On call-logd every table cascades along one path: per-tenant counts equal the
 // rows Select finds for that tenant, and sum to the table's rows.
 func TestCountSQLCallLogd(t *testing.T) {
-	ctx, conn := database(t)
-	if err := fixture.CreateSchema(ctx, conn); err != nil {
-		t.Fatal(err)
-	}
 	const seed = 5
-	if _, err := fixture.Generate(ctx, conn, fixture.Options{Seed: seed, Tenants: 3, CallLogsPerTenant: 30, BigTenantCallLogs: 50}); err != nil {
-		t.Fatal(err)
-	}
-	g := load(t, ctx, conn, catalog.Options{Root: name("public", "call_logd_tenant"), Key: "uuid"})
+	ctx, conn, g := calllogdDatabase(t, fixture.Options{Seed: seed, Tenants: 3, CallLogsPerTenant: 30, BigTenantCallLogs: 50})
 	for _, tb := range g.Tables {
 		sql := g.CountSQL(tb)
 		if sql == "" {

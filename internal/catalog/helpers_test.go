@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/purgeguard/purgeguard/internal/catalog"
+	"github.com/purgeguard/purgeguard/internal/fixture"
 	"github.com/purgeguard/purgeguard/internal/testenv"
 	"github.com/purgeguard/purgeguard/testdata"
 )
@@ -44,6 +45,19 @@ func database(t *testing.T, scripts ...string) (context.Context, *pgx.Conn) {
 		}
 	}
 	return ctx, conn
+}
+
+// calllogdDatabase returns a fresh call-logd database generated with o, and its graph.
+func calllogdDatabase(t *testing.T, o fixture.Options) (context.Context, *pgx.Conn, *catalog.Graph) {
+	t.Helper()
+	ctx, conn := database(t)
+	if err := fixture.CreateSchema(ctx, conn); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fixture.Generate(ctx, conn, o); err != nil {
+		t.Fatal(err)
+	}
+	return ctx, conn, load(t, ctx, conn, catalog.Options{Root: name("public", "call_logd_tenant"), Key: "uuid"})
 }
 
 func graphDatabase(t *testing.T) (context.Context, *pgx.Conn) {

@@ -19,15 +19,8 @@ import (
 // saved rows are all deleted; and for each, the keys of the parent's selected rows
 // select exactly the rows Select does, alone and several tenants at once.
 func TestSelectByKeysMatchesSelect(t *testing.T) {
-	ctx, conn := database(t)
-	if err := fixture.CreateSchema(ctx, conn); err != nil {
-		t.Fatal(err)
-	}
 	const seed = 9
-	if _, err := fixture.Generate(ctx, conn, fixture.Options{Seed: seed, Tenants: 3, CallLogsPerTenant: 25}); err != nil {
-		t.Fatal(err)
-	}
-	g := load(t, ctx, conn, catalog.Options{Root: name("public", "call_logd_tenant"), Key: "uuid"})
+	ctx, conn, g := calllogdDatabase(t, fixture.Options{Seed: seed, Tenants: 3, CallLogsPerTenant: 25})
 	checkKeyed(t, ctx, conn, g, []uuid.UUID{fixture.TenantID(seed, 0), fixture.TenantID(seed, 2)}, map[string]string{
 		"public.call_logd_call_log_participant": "public.call_logd_call_log.id integer",
 		"public.call_logd_call_log_destination": "public.call_logd_call_log.id integer",

@@ -18,15 +18,8 @@ import (
 // rows it gives each tenant are exactly the rows Select gives that tenant; and on
 // call-logd it accepts every table.
 func TestSelectTenantsMatchesSelect(t *testing.T) {
-	ctx, conn := database(t)
-	if err := fixture.CreateSchema(ctx, conn); err != nil {
-		t.Fatal(err)
-	}
 	const seed = 8
-	if _, err := fixture.Generate(ctx, conn, fixture.Options{Seed: seed, Tenants: 4, CallLogsPerTenant: 25}); err != nil {
-		t.Fatal(err)
-	}
-	g := load(t, ctx, conn, catalog.Options{Root: name("public", "call_logd_tenant"), Key: "uuid"})
+	ctx, conn, g := calllogdDatabase(t, fixture.Options{Seed: seed, Tenants: 4, CallLogsPerTenant: 25})
 	tenants := []uuid.UUID{fixture.TenantID(seed, 0), fixture.TenantID(seed, 2), fixture.TenantID(seed, 3)}
 	for _, tb := range g.Tables {
 		if _, ok := g.SelectTenants(tb, tenants); !ok {

@@ -68,15 +68,8 @@ func TestSelectMatchesPurgeGraph(t *testing.T) {
 }
 
 func TestSelectMatchesPurgeCallLogd(t *testing.T) {
-	ctx, conn := database(t)
-	if err := fixture.CreateSchema(ctx, conn); err != nil {
-		t.Fatal(err)
-	}
 	const seed = 7
-	if _, err := fixture.Generate(ctx, conn, fixture.Options{Seed: seed, Tenants: 3, CallLogsPerTenant: 40}); err != nil {
-		t.Fatal(err)
-	}
-	g := load(t, ctx, conn, catalog.Options{Root: name("public", "call_logd_tenant"), Key: "uuid"})
+	ctx, conn, g := calllogdDatabase(t, fixture.Options{Seed: seed, Tenants: 3, CallLogsPerTenant: 40})
 	for i := range 3 {
 		tenant := fixture.TenantID(seed, i)
 		t.Run(tenant.String(), func(t *testing.T) {
