@@ -57,6 +57,9 @@ type Options struct {
 	Log            *slog.Logger
 	// Progress, when set, is called after each table and file.
 	Progress func(Event)
+	// Lock, when set, runs first in the restore's transaction; its error stops the
+	// restore before anything is read or written (the CLI takes the guard's lock).
+	Lock func(ctx context.Context, tx pgx.Tx) error
 }
 
 // Event reports one restored table or file.
@@ -164,6 +167,11 @@ func Run(ctx context.Context, cfg *pgx.ConnConfig, store storage.Store, o Option
 		return nil, fmt.Errorf("restore: begin: %w", err)
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx))
+	if o.Lock != nil {
+		if err := o.Lock(ctx, tx); err != nil {
+			return nil, fmt.Errorf("restore: %w", err)
+		}
+	}
 
 	rep := &Report{Tenant: m.Tenant, Snapshot: m.ID, DryRun: o.DryRun, Scope: m.Scope, Tables: []TableReport{}, Files: []FileReport{}}
 	l, err := newLoader(ctx, tx, store, m, o)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/purgeguard/purgeguard/internal/archive"
 	"github.com/purgeguard/purgeguard/internal/catalog"
+	"github.com/purgeguard/purgeguard/internal/guard"
 	"github.com/purgeguard/purgeguard/internal/repository"
 	"github.com/purgeguard/purgeguard/restore"
 )
@@ -29,7 +30,9 @@ var cmdRestore = &cli.Command{
   4. files are written under their root (temp file, fsync, rename, mode and mtime);
      a file with the same content is left alone, one with other content is an error
      unless --overwrite-files; a path leaving its root is refused and reported.
-Any error rolls the whole database back. Run it with --dry-run first: it prints, per
+Any error rolls the whole database back. The transaction holds purgeguard's lock: while
+a guard run (or another restore) is at work on the database, the restore stops at once
+and changes nothing; a guard started meanwhile waits for it. Run it with --dry-run first: it prints, per
 table, the rows in the snapshot, already present and to insert, and per file whether
 it is present, missing or different, and changes nothing.
 
@@ -111,7 +114,7 @@ func runRestore(c *cli.Context) error {
 		Tenant: tenant, Snapshot: snap, DryRun: c.Bool("dry-run"), Tables: tables,
 		OnConflict: c.String("on-conflict"), AllowDropColumns: c.Bool("allow-drop-columns"),
 		Catalog: copts, Files: files, FilesRoot: c.String("files-root"), OverwriteFiles: c.Bool("overwrite-files"),
-		Log: e.log,
+		Log: e.log, Lock: guard.LockTx,
 		Progress: func(ev restore.Event) {
 			if ev.File != "" {
 				prog.minor(ev.Bytes)
@@ -121,6 +124,9 @@ func runRestore(c *cli.Context) error {
 		},
 	})
 	prog.done()
+	if errors.Is(err, guard.ErrLocked) {
+		err = fmt.Errorf("%w: a guard run (or another restore) is at work on this database; nothing was restored: run it again once that has ended", err)
+	}
 	if rep != nil {
 		e.rows = rep.Totals.Inserted
 	}

@@ -7,7 +7,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/purgeguard/purgeguard/internal/fixture"
+	"github.com/purgeguard/purgeguard/internal/guard"
 	"github.com/purgeguard/purgeguard/internal/testenv"
 )
 
@@ -182,7 +185,21 @@ func TestCLI_Restore(t *testing.T) {
 	if _, err := conn.Exec(ctx, "DELETE FROM call_logd_tenant WHERE uuid = $1", tenant); err != nil {
 		t.Fatal(err)
 	}
-	code, out, errOut := runCLI(t, env, "restore", "--tenant", tenant, "--dry-run")
+	// While a guard run holds the lock, a restore refuses and changes nothing.
+	cfg, err := pgx.ParseConfig(env["PURGEGUARD_DATABASE_URL"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	unlock, err := guard.Lock(ctx, cfg, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := runCLI(t, env, "restore", "--tenant", tenant)
+	unlock()
+	if code != exitError || !strings.Contains(errOut, "guard run") || count() != 0 {
+		t.Fatalf("restore under a guard's lock: exit %d, %d call logs after; want %d naming the guard\n%s%s", code, count(), exitError, out, errOut)
+	}
+	code, out, errOut = runCLI(t, env, "restore", "--tenant", tenant, "--dry-run")
 	if code != exitOK || !strings.Contains(out, "dry run") || count() != 0 {
 		t.Fatalf("restore --dry-run: exit %d, %d call logs after\n%s%s", code, count(), out, errOut)
 	}

@@ -199,7 +199,7 @@ func newResult() (*Result, error) {
 // begin takes purgeguard's lock, then opens the guard's own connection and reads the
 // tenant graph; release closes both, the lock last.
 func begin(ctx context.Context, cfg *pgx.ConnConfig, noWait bool, co catalog.Options) (*pgx.Conn, *catalog.Graph, func(), error) {
-	unlock, err := lock(ctx, cfg, noWait)
+	unlock, err := Lock(ctx, cfg, noWait)
 	if err != nil {
 		return nil, nil, nil, err
 	}

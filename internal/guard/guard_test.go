@@ -170,3 +170,47 @@ func TestRun_NoWait(t *testing.T) {
 		t.Errorf("second guard with --no-wait: got %v, want ErrLocked", err)
 	}
 }
+
+// A restore's transaction lock and a guard's session lock exclude each other: the
+// restore gives up at once while a guard runs, a guard without --no-wait would wait.
+func TestLockTx(t *testing.T) {
+	ctx := testenv.Context(t)
+	dsn := testenv.Postgres(t)
+	cfg, _ := pgx.ParseConfig(dsn)
+	conn := testenv.Connect(t, dsn)
+	tryTx := func() error {
+		tx, err := conn.Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer tx.Rollback(ctx)
+		return guard.LockTx(ctx, tx)
+	}
+	unlock, err := guard.Lock(ctx, cfg, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tryTx(); !errors.Is(err, guard.ErrLocked) {
+		t.Errorf("LockTx while a guard holds the lock: got %v, want ErrLocked", err)
+	}
+	unlock()
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := guard.LockTx(ctx, tx); err != nil {
+		t.Fatalf("LockTx with the lock free: %v", err)
+	}
+	if _, err := guard.Lock(ctx, cfg, true); !errors.Is(err, guard.ErrLocked) {
+		t.Errorf("guard --no-wait during a restore's transaction: got %v, want ErrLocked", err)
+	}
+	if err := tx.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	unlock, err = guard.Lock(ctx, cfg, true)
+	if err != nil {
+		t.Errorf("guard after the restore's transaction ended: %v, want the lock", err)
+	} else {
+		unlock()
+	}
+}

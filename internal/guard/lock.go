@@ -8,16 +8,17 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// ErrLocked is returned with NoWait when another guard holds the lock.
+// ErrLocked is returned with NoWait when another guard holds the lock, and by
+// LockTx while a guard or a restore does.
 var ErrLocked = errors.New("another purgeguard run holds the lock")
 
 // lockKey is the advisory lock purgeguard runs take, in the two-int form so that it
 // cannot collide with a service's own single-bigint keys: 'pgrd', 1.
 const lockKey1, lockKey2 = 0x70677264, 1
 
-// lock takes the advisory lock on its own connection, held until unlock: a session
+// Lock takes the advisory lock on its own connection, held until unlock: a session
 // lock, so a command that opens transactions of its own does not release it.
-func lock(ctx context.Context, cfg *pgx.ConnConfig, noWait bool) (unlock func(), err error) {
+func Lock(ctx context.Context, cfg *pgx.ConnConfig, noWait bool) (unlock func(), err error) {
 	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("guard: connect for the lock: %w", err)
@@ -40,4 +41,18 @@ func lock(ctx context.Context, cfg *pgx.ConnConfig, noWait bool) (unlock func(),
 		// Closing the session releases the lock, whatever state it is in.
 		_ = conn.Close(context.WithoutCancel(ctx))
 	}, nil
+}
+
+// LockTx takes the same lock for the length of tx, without waiting, or returns
+// ErrLocked: a restore takes it so that it never loads a tenant while a guard run
+// (and the purge it wraps) is at work, and a guard waits for the restore to end.
+func LockTx(ctx context.Context, tx pgx.Tx) error {
+	var ok bool
+	if err := tx.QueryRow(ctx, "SELECT pg_try_advisory_xact_lock($1, $2)", lockKey1, lockKey2).Scan(&ok); err != nil {
+		return fmt.Errorf("lock: %w", err)
+	}
+	if !ok {
+		return ErrLocked
+	}
+	return nil
 }
