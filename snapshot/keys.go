@@ -28,8 +28,7 @@ import (
 type keySet struct {
 	uuid bool // else an integer type
 	buf  []byte
-	last int64
-	n    int
+	last int64 // the last integer added, which the next delta is from
 }
 
 // add parses one COPY text field; NULL (\N) is no key: no child row references it.
@@ -51,7 +50,6 @@ func (k *keySet) add(field []byte) error {
 		k.buf = binary.AppendVarint(k.buf, v-k.last)
 		k.last = v
 	}
-	k.n++
 	return nil
 }
 

@@ -68,7 +68,11 @@ func DryRun(ctx context.Context, cfg *pgx.ConnConfig, o Options) ([]Plan, error)
 			return nil, fmt.Errorf("snapshot: count paths in %s.%s: %w", c.Table, c.Column, err)
 		}
 		for k, n := range counts {
-			at[k].Files += n
+			p, ok := at[k]
+			if !ok {
+				return nil, fmt.Errorf("snapshot: count paths in %s.%s: a row of tenant %q, not asked for", c.Table, c.Column, k)
+			}
+			p.Files += n
 		}
 	}
 	return plans, nil
