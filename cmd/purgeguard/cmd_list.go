@@ -40,7 +40,7 @@ func runList(c *cli.Context) error {
 			return err
 		}
 		for _, m := range ms {
-			out = append(out, summarize(m))
+			out = append(out, summaryOf(m))
 		}
 	}
 	return e.emit(map[string]any{"snapshots": out}, func(w io.Writer) {

@@ -76,7 +76,11 @@ type snapshotSummary struct {
 }
 
 func summarize(m *archive.Manifest) snapshotSummary {
-	return snapshotSummary{Tenant: m.Tenant, Snapshot: m.ID, Reason: m.Reason, CreatedAt: m.CreatedAt, Scope: m.Scope, Totals: m.Totals()}
+	return summaryOf(repository.Summary{SnapshotRef: m.Ref(), CreatedAt: m.CreatedAt, Reason: m.Reason, Scope: m.Scope, Totals: m.Totals()})
+}
+
+func summaryOf(s repository.Summary) snapshotSummary {
+	return snapshotSummary{Tenant: s.Tenant, Snapshot: s.ID, Reason: s.Reason, CreatedAt: s.CreatedAt, Scope: s.Scope, Totals: s.Totals}
 }
 
 func runSnapshot(c *cli.Context) error {

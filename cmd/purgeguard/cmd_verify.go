@@ -56,17 +56,15 @@ func runVerify(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	var ms []*archive.Manifest
+	// Snapshots are verified one manifest at a time: a repository of many
+	// snapshots of many files never sits in memory.
+	var refs []archive.SnapshotRef
 	if c.IsSet("snapshot") {
 		id, err := uuid.Parse(c.String("snapshot"))
 		if err != nil {
 			return usagef("--snapshot %q: not a snapshot id", c.String("snapshot"))
 		}
-		m, err := repository.Manifest(c.Context, store, archive.SnapshotRef{Tenant: tenants[0], ID: id})
-		if err != nil {
-			return err
-		}
-		ms = append(ms, m)
+		refs = append(refs, archive.SnapshotRef{Tenant: tenants[0], ID: id})
 	} else {
 		if all {
 			tenants = []uuid.UUID{uuid.Nil}
@@ -79,7 +77,9 @@ func runVerify(c *cli.Context) error {
 			if len(list) == 0 && t != uuid.Nil {
 				return fmt.Errorf("verify: tenant %s: %w", t, repository.ErrNoSnapshot)
 			}
-			ms = append(ms, list...)
+			for _, s := range list {
+				refs = append(refs, s.SnapshotRef)
+			}
 		}
 	}
 	chk, err := repository.NewChecker(store)
@@ -90,7 +90,12 @@ func runVerify(c *cli.Context) error {
 	prog := newProgress(e, "verify", 0)
 	results := []verifyResult{}
 	bad := 0
-	for _, m := range ms {
+	for _, ref := range refs {
+		m, err := repository.Manifest(c.Context, store, ref)
+		if err != nil {
+			prog.done()
+			return err
+		}
 		probs, err := chk.Verify(c.Context, m, func(_ string, n int64) { prog.minor(n) })
 		if err != nil {
 			prog.done()

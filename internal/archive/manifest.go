@@ -3,10 +3,13 @@ package archive
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"reflect"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -231,32 +234,193 @@ func Encode(w io.Writer, m *Manifest) error {
 const maxManifestBytes = 256 << 20
 
 // Decode reads and validates a manifest. Unknown fields are refused within this
-// format version: they mean a writer and reader that disagree on the format.
+// format version: they mean a writer and reader that disagree on the format. A
+// manifest of a newer format is refused as such (ErrNewerFormat), whatever else it
+// holds.
+//
+// It streams: the files are decoded one at a time, so that a manifest naming tens of
+// thousands of files costs its decoded entries and never also its text (twice, as
+// reading it whole and then decoding did).
 func Decode(r io.Reader) (*Manifest, error) {
-	data, err := io.ReadAll(io.LimitReader(r, maxManifestBytes+1))
-	if err != nil {
-		return nil, fmt.Errorf("archive: read manifest: %w", err)
-	}
-	if len(data) > maxManifestBytes {
-		return nil, fmt.Errorf("archive: manifest larger than %d bytes", maxManifestBytes)
-	}
-	var probe struct {
-		FormatVersion int `json:"format_version"`
-	}
-	if err := json.Unmarshal(data, &probe); err != nil {
-		return nil, fmt.Errorf("archive: decode manifest: %w", err)
-	}
-	if probe.FormatVersion > FormatVersion {
-		return nil, fmt.Errorf("archive: manifest format_version %d > %d: %w", probe.FormatVersion, FormatVersion, ErrNewerFormat)
-	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
+	cr := &countingReader{r: io.LimitReader(r, maxManifestBytes+1)}
 	var m Manifest
-	if err := dec.Decode(&m); err != nil {
+	err := decodeStream(json.NewDecoder(&squeezer{r: cr}), &m)
+	switch {
+	case cr.n > maxManifestBytes:
+		return nil, fmt.Errorf("archive: manifest larger than %d bytes", maxManifestBytes)
+	case cr.err != nil:
+		return nil, fmt.Errorf("archive: read manifest: %w", cr.err)
+	case m.FormatVersion > FormatVersion:
+		return nil, fmt.Errorf("archive: manifest format_version %d > %d: %w", m.FormatVersion, FormatVersion, ErrNewerFormat)
+	case err != nil:
 		return nil, fmt.Errorf("archive: decode manifest: %w", err)
 	}
 	if err := m.Validate(); err != nil {
 		return nil, err
 	}
 	return &m, nil
+}
+
+// decodeStream decodes one JSON object into m, field by field, then checks nothing
+// follows. A field it cannot decode (unknown, or of another type) does not stop it
+// when the text stays well-formed: the format version, wherever it stands, still
+// says whether the manifest is of a newer format; the first such error is returned.
+func decodeStream(dec *json.Decoder, m *Manifest) error {
+	dec.DisallowUnknownFields()
+	tok, err := dec.Token()
+	if err != nil {
+		return err
+	}
+	if tok != nil { // null decodes to the zero manifest, as json.Unmarshal does
+		if d, ok := tok.(json.Delim); !ok || d != '{' {
+			return fmt.Errorf("a manifest is a JSON object, not %v", tok)
+		}
+		fields := manifestFields(m)
+		var first error
+		for dec.More() {
+			tok, err := dec.Token()
+			if err != nil {
+				return err
+			}
+			name, _ := tok.(string)
+			var ferr error
+			switch field, ok := fields[name]; {
+			case name == "files":
+				ferr = decodeFiles(dec, &m.Files)
+			case ok:
+				ferr = dec.Decode(field)
+			default:
+				ferr = fmt.Errorf("json: unknown field %q", name)
+				var skip json.RawMessage
+				if err := dec.Decode(&skip); err != nil {
+					return err
+				}
+			}
+			if broken(ferr) {
+				return ferr
+			}
+			first = cmp.Or(first, ferr)
+		}
+		if _, err := dec.Token(); err != nil { // the closing brace
+			return err
+		}
+		if first != nil {
+			return first
+		}
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		if err == nil {
+			err = errors.New("data after the manifest")
+		}
+		return err
+	}
+	return nil
+}
+
+// decodeFiles decodes the files array one entry at a time. An entry it cannot
+// decode is skipped (the text being well-formed) and its error returned once the
+// array is read, so that the caller can go on reading the manifest.
+func decodeFiles(dec *json.Decoder, files *[]File) error {
+	tok, err := dec.Token()
+	if err != nil || tok == nil {
+		return err
+	}
+	if d, ok := tok.(json.Delim); !ok || d != '[' {
+		return fmt.Errorf("files: want an array, not %v", tok)
+	}
+	*files = []File{}
+	var first error
+	for dec.More() {
+		var f File
+		if err := dec.Decode(&f); err != nil {
+			if broken(err) {
+				return err
+			}
+			first = cmp.Or(first, err)
+			continue
+		}
+		*files = append(*files, f)
+	}
+	if _, err := dec.Token(); err != nil { // the closing bracket
+		return err
+	}
+	return first
+}
+
+// broken reports a decoding error after which the text cannot be read further.
+func broken(err error) bool {
+	var syntax *json.SyntaxError
+	return errors.As(err, &syntax) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF)
+}
+
+// manifestFields maps each JSON name of Manifest to its field in m, from the struct
+// tags themselves: a field added to Manifest is decoded without more code here.
+func manifestFields(m *Manifest) map[string]any {
+	v := reflect.ValueOf(m).Elem()
+	out := make(map[string]any, v.NumField())
+	for i := range v.NumField() {
+		name, _, _ := strings.Cut(v.Type().Field(i).Tag.Get("json"), ",")
+		out[name] = v.Field(i).Addr().Interface()
+	}
+	return out
+}
+
+// squeezer passes JSON text with each run of whitespace outside strings cut to its
+// first byte: the same JSON to a parser, but json.Decoder rescans a run of
+// whitespace at every refill of its buffer, so a long one (a corrupt manifest of
+// 256 MiB of spaces) took minutes instead of a second.
+type squeezer struct {
+	r                       io.Reader
+	inString, escaped, last bool // last: the previous byte kept was whitespace
+}
+
+func (s *squeezer) Read(p []byte) (int, error) {
+	for {
+		n, err := s.r.Read(p)
+		w := 0
+		for _, c := range p[:n] {
+			space := false
+			switch {
+			case s.inString:
+				switch {
+				case s.escaped:
+					s.escaped = false
+				case c == '\\':
+					s.escaped = true
+				case c == '"':
+					s.inString = false
+				}
+			case c == ' ' || c == '\t' || c == '\n' || c == '\r':
+				if s.last {
+					continue
+				}
+				space = true
+			case c == '"':
+				s.inString = true
+			}
+			s.last = space
+			p[w] = c
+			w++
+		}
+		if w > 0 || err != nil || n == 0 {
+			return w, err
+		}
+	}
+}
+
+// countingReader counts what was read and keeps the first read error that is not
+// the end of the input.
+type countingReader struct {
+	r   io.Reader
+	n   int64
+	err error
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	if err != nil && err != io.EOF && c.err == nil {
+		c.err = err
+	}
+	return n, err
 }

@@ -114,52 +114,64 @@ func Prune(ctx context.Context, s storage.Store, o PruneOptions) (*PruneReport, 
 	inScope := func(t uuid.UUID) bool { return len(o.Tenants) == 0 || slices.Contains(o.Tenants, t) }
 
 	// Decide per tenant, newest first.
-	ms, err := List(ctx, s, uuid.Nil)
+	sums, err := List(ctx, s, uuid.Nil)
 	if err != nil {
 		return nil, err
 	}
 	perTenant := map[uuid.UUID]int{}
 	marked := map[string]bool{}
-	for _, m := range ms {
+	// mark reads a surviving snapshot's manifest again, one at a time, for the
+	// blobs it names.
+	mark := func(ref archive.SnapshotRef) error {
+		m, err := Manifest(ctx, s, ref)
+		if err != nil {
+			return fmt.Errorf("prune: %w", err)
+		}
+		for _, f := range m.Files {
+			if f.SHA256 != "" {
+				if k, err := archive.BlobKeyHex(f.SHA256); err == nil {
+					marked[k] = true
+				}
+			}
+		}
+		return nil
+	}
+	for _, m := range sums {
 		keep := !inScope(m.Tenant)
 		if !keep {
 			perTenant[m.Tenant]++
 			keep = o.KeepLast > 0 && perTenant[m.Tenant] <= o.KeepLast ||
 				o.KeepWithin > 0 && o.Now.Sub(m.CreatedAt) < o.KeepWithin
 		}
-		mark := func() {
-			for _, f := range m.Files {
-				if f.SHA256 != "" {
-					if k, err := archive.BlobKeyHex(f.SHA256); err == nil {
-						marked[k] = true
-					}
-				}
-			}
-		}
 		if keep {
-			mark()
+			if err := mark(m.SnapshotRef); err != nil {
+				return rep, err
+			}
 			if inScope(m.Tenant) {
-				rep.Kept = append(rep.Kept, m.Ref())
+				rep.Kept = append(rep.Kept, m.SnapshotRef)
 			}
 			continue
 		}
 		var objects []storage.Info
-		if sn := snaps[m.Ref()]; sn != nil {
+		if sn := snaps[m.SnapshotRef]; sn != nil {
 			objects = sn.objects
 		}
-		lock, err := p.removeSnapshot(ctx, m.Ref(), objects)
+		lock, err := p.removeSnapshot(ctx, m.SnapshotRef, objects)
 		if err != nil {
 			return rep, err
 		}
 		if lock != nil {
-			// The snapshot stays whole, so must every blob it names, even one whose
-			// own retention (set when a first snapshot uploaded it) has ended.
-			mark()
-			rep.Locked = append(rep.Locked, LockedSnapshot{SnapshotRef: m.Ref(), Until: lock.Until})
+			// The snapshot stays whole (its manifest is the first object tried), so
+			// must every blob it names, even one whose own retention (set when a
+			// first snapshot uploaded it) has ended.
+			if err := mark(m.SnapshotRef); err != nil {
+				return rep, err
+			}
+			rep.Locked = append(rep.Locked, LockedSnapshot{SnapshotRef: m.SnapshotRef, Until: lock.Until})
 			o.Log.Warn("snapshot locked until its retention ends: kept", "tenant", m.Tenant, "snapshot", m.ID, "until", lock.Until, "mode", lock.Mode)
 			continue
 		}
-		rep.Removed = append(rep.Removed, m.Ref())
+		rep.Removed = append(rep.Removed, m.SnapshotRef)
 	}
 	// Objects of snapshots never committed: a crashed run, or one still writing.
 	for ref, sn := range snaps {

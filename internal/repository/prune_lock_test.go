@@ -112,7 +112,11 @@ func TestPrune_LockedObjects(t *testing.T) {
 				}
 				chk, _ := repository.NewChecker(s)
 				defer chk.Close()
-				if probs, err := chk.Verify(testenv.Context(t), ms[0], nil); err != nil || len(probs) > 0 {
+				m, err := repository.Manifest(testenv.Context(t), s, ms[0].SnapshotRef)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if probs, err := chk.Verify(testenv.Context(t), m, nil); err != nil || len(probs) > 0 {
 					t.Errorf("locked snapshot does not verify after prune: %v %v", probs, err)
 				}
 			}
@@ -173,7 +177,11 @@ func TestPrune_ObjectLockOnMinIO(t *testing.T) {
 	}
 	chk, _ := repository.NewChecker(plain)
 	defer chk.Close()
-	if probs, err := chk.Verify(ctx, ms[0], nil); err != nil || len(probs) > 0 {
+	m, err := repository.Manifest(ctx, plain, ms[0].SnapshotRef)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if probs, err := chk.Verify(ctx, m, nil); err != nil || len(probs) > 0 {
 		t.Errorf("locked snapshot does not verify after prune: %v %v", probs, err)
 	}
 	if exists(t, plain, goneBlob) {

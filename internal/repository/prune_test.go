@@ -124,8 +124,12 @@ func TestPrune_RandomHistories(t *testing.T) {
 			chk, _ := repository.NewChecker(s)
 			defer chk.Close()
 			referenced := map[string]bool{}
-			for _, m := range left {
-				got[m.ID] = true
+			for _, sum := range left {
+				got[sum.ID] = true
+				m, err := repository.Manifest(testenv.Context(t), s, sum.SnapshotRef)
+				if err != nil {
+					t.Fatal(err)
+				}
 				if probs, err := chk.Verify(testenv.Context(t), m, nil); err != nil || len(probs) > 0 {
 					t.Errorf("surviving snapshot %s does not verify: %v %v", m.ID, probs, err)
 				}

@@ -24,10 +24,22 @@ import (
 // ErrNoSnapshot is returned when a tenant has no committed snapshot.
 var ErrNoSnapshot = errors.New("no committed snapshot")
 
+// Summary is a committed snapshot without its list of files: what list shows and
+// what verify and prune decide on. A manifest can name tens of thousands of files
+// and a repository holds many snapshots: summaries keep one manifest at most whole
+// in memory at a time.
+type Summary struct {
+	archive.SnapshotRef
+	CreatedAt time.Time
+	Reason    string
+	Scope     archive.Scope
+	Totals    archive.Totals
+}
+
 // List returns the committed snapshots of tenant (every tenant when tenant is
 // uuid.Nil), newest first. Objects without a manifest are not snapshots and are
-// not listed.
-func List(ctx context.Context, s storage.Store, tenant uuid.UUID) ([]*archive.Manifest, error) {
+// not listed. Each manifest is read and validated, then only its summary is kept.
+func List(ctx context.Context, s storage.Store, tenant uuid.UUID) ([]Summary, error) {
 	prefix := archive.SnapshotsPrefix
 	if tenant != uuid.Nil {
 		prefix = archive.TenantPrefix(tenant)
@@ -42,15 +54,15 @@ func List(ctx context.Context, s storage.Store, tenant uuid.UUID) ([]*archive.Ma
 	if err != nil {
 		return nil, fmt.Errorf("list snapshots: %w", err)
 	}
-	out := make([]*archive.Manifest, 0, len(refs))
+	out := make([]Summary, 0, len(refs))
 	for _, ref := range refs {
 		m, err := Manifest(ctx, s, ref)
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, m)
+		out = append(out, Summary{SnapshotRef: ref, CreatedAt: m.CreatedAt, Reason: m.Reason, Scope: m.Scope, Totals: m.Totals()})
 	}
-	slices.SortStableFunc(out, func(a, b *archive.Manifest) int {
+	slices.SortStableFunc(out, func(a, b Summary) int {
 		if c := b.CreatedAt.Compare(a.CreatedAt); c != 0 {
 			return c
 		}
@@ -85,14 +97,14 @@ func Manifest(ctx context.Context, s storage.Store, ref archive.SnapshotRef) (*a
 
 // Latest returns the newest committed snapshot of tenant.
 func Latest(ctx context.Context, s storage.Store, tenant uuid.UUID) (*archive.Manifest, error) {
-	ms, err := List(ctx, s, tenant)
+	sums, err := List(ctx, s, tenant)
 	if err != nil {
 		return nil, err
 	}
-	if len(ms) == 0 {
+	if len(sums) == 0 {
 		return nil, fmt.Errorf("tenant %s: %w", tenant, ErrNoSnapshot)
 	}
-	return ms[0], nil
+	return Manifest(ctx, s, sums[0].SnapshotRef)
 }
 
 // PutManifest commits a snapshot: every object it names must already be stored.
