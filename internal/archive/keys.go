@@ -92,11 +92,20 @@ func BlobKey(sum [32]byte) string {
 // digits, as Digest.Hex writes them. Upper case is refused: Digest.Check compares the
 // strings, so a manifest holding it would pass Validate and then fail every verify.
 func BlobKeyHex(hexSum string) (string, error) {
+	sum, err := ParseDigestHex(hexSum)
+	if err != nil {
+		return "", err
+	}
+	return BlobKey(sum), nil
+}
+
+// ParseDigestHex parses a manifest's hex digest, held to the same form as BlobKeyHex.
+func ParseDigestHex(hexSum string) (sum [32]byte, err error) {
 	b, err := hex.DecodeString(hexSum)
 	if err != nil || len(b) != 32 || hex.EncodeToString(b) != hexSum {
-		return "", fmt.Errorf("archive: bad sha256 %q", hexSum)
+		return sum, fmt.Errorf("archive: bad sha256 %q", hexSum)
 	}
-	return BlobKey([32]byte(b)), nil
+	return [32]byte(b), nil
 }
 
 // ParseBlobKey returns the digest named by a blob key. Only the key BlobKey writes is

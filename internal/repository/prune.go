@@ -119,7 +119,7 @@ func Prune(ctx context.Context, s storage.Store, o PruneOptions) (*PruneReport, 
 		return nil, err
 	}
 	perTenant := map[uuid.UUID]int{}
-	marked := map[string]bool{}
+	marked := map[[32]byte]bool{} // digests, not keys: a third of the memory per blob
 	// mark reads a surviving snapshot's manifest again, one at a time, for the
 	// blobs it names.
 	mark := func(ref archive.SnapshotRef) error {
@@ -129,8 +129,8 @@ func Prune(ctx context.Context, s storage.Store, o PruneOptions) (*PruneReport, 
 		}
 		for _, f := range m.Files {
 			if f.SHA256 != "" {
-				if k, err := archive.BlobKeyHex(f.SHA256); err == nil {
-					marked[k] = true
+				if sum, err := archive.ParseDigestHex(f.SHA256); err == nil {
+					marked[sum] = true
 				}
 			}
 		}
@@ -193,7 +193,8 @@ func Prune(ctx context.Context, s storage.Store, o PruneOptions) (*PruneReport, 
 	// surviving manifest of any tenant names it.
 	var doomed []storage.Info
 	err = s.List(ctx, archive.BlobsPrefix, func(i storage.Info) error {
-		if !marked[i.Key] && i.ModTime.Before(markStart.Add(-o.Grace)) {
+		sum, ok := archive.ParseBlobKey(i.Key)
+		if !(ok && marked[sum]) && i.ModTime.Before(markStart.Add(-o.Grace)) {
 			doomed = append(doomed, i)
 		}
 		return nil
