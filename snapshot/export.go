@@ -268,8 +268,9 @@ func relationSizes(ctx context.Context, q pgx.Tx, g *catalog.Graph) (map[catalog
 	out := make(map[catalog.Name]int64, len(g.Tables))
 	for _, t := range g.Tables {
 		var n int64
-		err := q.QueryRow(ctx, `SELECT coalesce(sum(pg_relation_size(relid)), 0)::bigint FROM pg_partition_tree($1::regclass)`,
-			t.Name.Sanitize()).Scan(&n)
+		// pg_partition_tree has no row for a table that is not partitioned.
+		err := q.QueryRow(ctx, `SELECT coalesce((SELECT sum(pg_relation_size(relid)) FROM pg_partition_tree($1::regclass)),
+			pg_relation_size($1::regclass))::bigint`, t.Name.Sanitize()).Scan(&n)
 		if err != nil {
 			return nil, fmt.Errorf("snapshot: size of %s: %w", t.Name, err)
 		}
