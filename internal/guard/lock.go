@@ -38,8 +38,13 @@ func Lock(ctx context.Context, cfg *pgx.ConnConfig, noWait bool) (unlock func(),
 		return nil, fmt.Errorf("guard: lock: %w", err)
 	}
 	return func() {
-		// Closing the session releases the lock, whatever state it is in.
-		_ = conn.Close(context.WithoutCancel(ctx))
+		// Released before the session closes: the server ends a closed session's
+		// backend, and frees its locks, only some time after the client is gone, and
+		// a restore or guard started right after would find the lock still held.
+		// Closing releases it anyway if this fails.
+		cctx := context.WithoutCancel(ctx)
+		_, _ = conn.Exec(cctx, "SELECT pg_advisory_unlock($1, $2)", lockKey1, lockKey2)
+		_ = conn.Close(cctx)
 	}, nil
 }
 
