@@ -1,9 +1,5 @@
 package catalog
 
-import (
-	"strings"
-)
-
 // KeyRef says that a table's purged rows are exactly the rows whose one foreign-key
 // column holds the key of a row of Parent the purge deletes: a snapshot that has just
 // read Parent's rows can select the child's by those keys (SelectByKeys) instead of
@@ -51,11 +47,7 @@ func (g *Graph) KeyedBy(t *Table) (KeyRef, bool) {
 // text read from the database goes back into SQL as is. Keys are unique in the
 // parent (a foreign key references a unique key): the join returns each row once.
 func (g *Graph) SelectByKeys(t *Table, ref KeyRef) (head, tail string) {
-	list := make([]string, len(t.Columns))
-	for i, c := range t.Columns {
-		list[i] = "t0." + ident(c.Name)
-	}
-	return "SELECT " + strings.Join(list, ", ") + " FROM unnest('{",
+	return "SELECT " + columnList(t.ColumnNames()) + " FROM unnest('{",
 		"}'::" + ref.Type + "[]) k(v) JOIN " + from(t, "t0") + " ON t0." + ident(ref.Child) + " = k.v"
 }
 
@@ -65,11 +57,7 @@ func (g *Graph) SelectByKeys(t *Table, ref KeyRef) (head, tail string) {
 // tenant's ordinal as text first, ordered by it, so that a reader can route it to
 // the tenant's stream.
 func (g *Graph) SelectByKeysTenants(t *Table, ref KeyRef) (head, mid, tail string) {
-	list := make([]string, len(t.Columns))
-	for i, c := range t.Columns {
-		list[i] = "t0." + ident(c.Name)
-	}
-	return "SELECT k.t::text, " + strings.Join(list, ", ") + " FROM unnest('{",
+	return "SELECT k.t::text, " + columnList(t.ColumnNames()) + " FROM unnest('{",
 		"}'::" + ref.Type + "[], '{",
 		"}'::integer[]) k(v, t) JOIN " + from(t, "t0") + " ON t0." + ident(ref.Child) + " = k.v ORDER BY k.t"
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -62,24 +63,15 @@ func checkKeyed(t *testing.T, ctx context.Context, conn *pgx.Conn, g *catalog.Gr
 			if !slices.Equal(byKeys, want) {
 				t.Errorf("%s, tenant %s: %d rows by %d keys, Select %d", tb.Name, id, len(byKeys), len(keys), len(want))
 			}
+			ord := strconv.Itoa(i)
 			for _, k := range keys {
-				all, allOrds = append(all, k), append(allOrds, string(rune('0'+i)))
+				all, allOrds = append(all, k), append(allOrds, ord)
 			}
-			wantAll[string(rune('0'+i))] = want
+			wantAll[ord] = want
 		}
 		head, mid, tail := g.SelectByKeysTenants(tb, ref)
-		gotAll := map[string][]string{}
-		var prev string
-		for _, line := range copyLines(t, ctx, conn, head+strings.Join(all, ",")+mid+strings.Join(allOrds, ",")+tail) {
-			ord, row, _ := strings.Cut(line, "\t")
-			if ord < prev {
-				t.Errorf("%s: tenant %s after %s: not ordered by tenant", tb.Name, ord, prev)
-			}
-			prev = ord
-			gotAll[ord] = append(gotAll[ord], row)
-		}
+		gotAll := routedLines(t, ctx, conn, tb.Name, head+strings.Join(all, ",")+mid+strings.Join(allOrds, ",")+tail)
 		for ord, want := range wantAll {
-			slices.Sort(gotAll[ord])
 			if !slices.Equal(gotAll[ord], want) {
 				t.Errorf("%s, tenants at once, tenant #%s: %d rows, Select %d", tb.Name, ord, len(gotAll[ord]), len(want))
 			}

@@ -23,12 +23,8 @@ func (g *Graph) SelectTenants(t *Table, tenants []uuid.UUID) (sql string, ok boo
 	for i, id := range tenants {
 		lits[i] = g.TenantLiteral(id)
 	}
-	cols := make([]string, len(t.Columns))
-	for i, c := range t.Columns {
-		cols[i] = "t0." + ident(c.Name)
-	}
 	// Ordered by the key itself, not its text: for one tenant the order is then
 	// known from the WHERE clause and costs no sort.
 	return fmt.Sprintf("SELECT %s::text, %s FROM %s WHERE %s IN (%s) ORDER BY %s",
-		expr, strings.Join(cols, ", "), joins, expr, strings.Join(lits, ", "), expr), true
+		expr, columnList(t.ColumnNames()), joins, expr, strings.Join(lits, ", "), expr), true
 }

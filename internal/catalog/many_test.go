@@ -40,26 +40,36 @@ func compareMany(t *testing.T, ctx context.Context, conn *pgx.Conn, g *catalog.G
 		if !ok {
 			continue
 		}
-		got := map[string][]string{}
-		var prev string
-		for _, line := range copyLines(t, ctx, conn, sql) {
-			tenant, row, _ := strings.Cut(line, "\t")
-			if tenant < prev {
-				t.Errorf("%s: tenant %s after %s: not ordered by tenant", tb.Name, tenant, prev)
-			}
-			prev = tenant
-			got[tenant] = append(got[tenant], row)
-		}
+		got := routedLines(t, ctx, conn, tb.Name, sql)
 		for _, id := range tenants {
 			want := copyLines(t, ctx, conn, g.Select(tb, id))
-			g := got[id.String()]
-			slices.Sort(g)
 			slices.Sort(want)
-			if !slices.Equal(g, want) {
+			if g := got[id.String()]; !slices.Equal(g, want) {
 				t.Errorf("%s, tenant %s: SelectTenants gives %d rows, Select %d", tb.Name, id, len(g), len(want))
 			}
 		}
 	}
+}
+
+// routedLines runs sql, whose rows start with a tenant field, and returns each
+// tenant's rows (without the field), sorted. A snapshot routes such rows to one
+// stream at a time: a tenant's rows must come together.
+func routedLines(t *testing.T, ctx context.Context, conn *pgx.Conn, table catalog.Name, sql string) map[string][]string {
+	t.Helper()
+	got := map[string][]string{}
+	var prev string
+	for _, line := range copyLines(t, ctx, conn, sql) {
+		tenant, row, _ := strings.Cut(line, "\t")
+		if _, seen := got[tenant]; seen && tenant != prev {
+			t.Errorf("%s: rows of tenant %s resume after %s: not grouped by tenant", table, tenant, prev)
+		}
+		prev = tenant
+		got[tenant] = append(got[tenant], row)
+	}
+	for _, rows := range got {
+		slices.Sort(rows)
+	}
+	return got
 }
 
 func copyLines(t *testing.T, ctx context.Context, conn *pgx.Conn, sql string) []string {

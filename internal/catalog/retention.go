@@ -135,12 +135,8 @@ func (r *Retention) SelectTenants(t *Table, tenants []uuid.UUID) (string, bool) 
 	for i, id := range tenants {
 		lits[i] = r.g.TenantLiteral(id)
 	}
-	cols := make([]string, len(t.Columns))
-	for i, c := range t.Columns {
-		cols[i] = "t0." + ident(c.Name)
-	}
 	return fmt.Sprintf("SELECT %s::text, %s FROM %s WHERE %s IN (%s) AND (%s) ORDER BY %s",
-		expr, strings.Join(cols, ", "), joins, expr, strings.Join(lits, ", "), strings.Join(terms, " OR "), expr), true
+		expr, columnList(t.ColumnNames()), joins, expr, strings.Join(lits, ", "), strings.Join(terms, " OR "), expr), true
 }
 
 // chainTerms renders terms for a table on a strict cascade chain, on the aliases

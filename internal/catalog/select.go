@@ -33,11 +33,7 @@ func (g *Graph) SelectColumns(t *Table, tenant uuid.UUID, cols []string) string 
 // render assembles the select of cols of t under terms (OR'ed), with the closures
 // the terms use.
 func (r *renderer) render(t *Table, cols []string, terms []string) string {
-	list := make([]string, len(cols))
-	for i, c := range cols {
-		list[i] = "t0." + ident(c)
-	}
-	sql := "SELECT " + strings.Join(list, ", ") + " FROM " + from(t, "t0") + " WHERE " + strings.Join(terms, " OR ")
+	sql := "SELECT " + columnList(cols) + " FROM " + from(t, "t0") + " WHERE " + strings.Join(terms, " OR ")
 	if len(terms) == 0 {
 		sql += "false"
 	}
@@ -224,6 +220,15 @@ func from(t *Table, alias string) string {
 }
 
 func ident(s string) string { return pgx.Identifier{s}.Sanitize() }
+
+// columnList renders the select list of cols on the table aliased t0.
+func columnList(cols []string) string {
+	list := make([]string, len(cols))
+	for i, c := range cols {
+		list[i] = "t0." + ident(c)
+	}
+	return strings.Join(list, ", ")
+}
 
 func typed(literal, typ string) string {
 	if typ == "" {
