@@ -138,6 +138,30 @@ func TestCLI_SnapshotListVerify(t *testing.T) {
 	if code != exitVerify || !strings.Contains(out, "public.call_logd_call_log.copy.zst") {
 		t.Errorf("verify of a flipped byte: exit %d, want %d naming the object:\n%s", code, exitVerify, out)
 	}
+
+	// A truncated object (another table) and a truncated blob: each is named.
+	truncate := func(path string) {
+		t.Helper()
+		fi, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Truncate(path, fi.Size()/2); err != nil {
+			t.Fatal(err)
+		}
+	}
+	truncate(filepath.Join(backups, "snapshots", tenant, s.Snapshot, "tables", "public.call_logd_call_log_participant.copy.zst"))
+	blobs, err := filepath.Glob(filepath.Join(backups, "blobs", "sha256", "*", "*.zst"))
+	if err != nil || len(blobs) == 0 {
+		t.Fatalf("no blob stored (%v)", err)
+	}
+	truncate(blobs[0])
+	code, out, _ = runCLI(t, env, "verify", "--tenant", tenant)
+	for _, name := range []string{"public.call_logd_call_log_participant.copy.zst", filepath.Base(blobs[0])} {
+		if code != exitVerify || !strings.Contains(out, name) {
+			t.Errorf("verify of truncated objects: exit %d, want %d naming %s:\n%s", code, exitVerify, name, out)
+		}
+	}
 }
 
 func TestCLI_SnapshotUsage(t *testing.T) {
