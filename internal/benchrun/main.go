@@ -255,7 +255,8 @@ func run(dsn, bin, pgbin, tenantS, work, tablesCfg, fullCfg string, runs, jobs i
 		results = append(results, scale...)
 	}
 	fmt.Printf("\nmake bench — %s\n", machine)
-	fmt.Printf("tenant %s: %d tables; database: %d rows in all\n", tenant, len(selects), dbRows)
+	fmt.Printf("tenant %s: %d tables, %d rows: %.1f%% of the database's %d rows\n",
+		tenant, len(selects), a.rows, 100*float64(a.rows)/float64(dbRows), dbRows)
 	fmt.Printf("median of %d runs (pg_dump and the files snapshot: 1 run)\n\n", runs)
 	fmt.Printf("%-42s %9s %12s %9s %12s %8s  %s\n", "", "wall s", "rows/s", "MB/s", "peak RSS MiB", "CPU s", "")
 	for _, m := range results {
