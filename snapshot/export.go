@@ -2,8 +2,10 @@ package snapshot
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"slices"
 	"strings"
 	"sync"
@@ -41,6 +43,12 @@ type exporter struct {
 	// results per manifest, assembled in catalog order at the end
 	saved map[*archive.Manifest]map[catalog.Name]archive.Table
 	paths map[*archive.Manifest][]filePath
+}
+
+// lockExtender is a store whose objects may carry a retention (S3 Object Lock): a
+// blob stored by an earlier snapshot is kept as long as the manifest naming it now.
+type lockExtender interface {
+	ExtendLock(ctx context.Context, key string) error
 }
 
 // selector renders the rows a snapshot saves of a table: *catalog.Graph for a
@@ -139,10 +147,17 @@ func (e *exporter) run(ctx context.Context, r *read, ms []*archive.Manifest, fil
 		return err
 	}
 	// A blob found already stored may have been unreferenced, and a prune may have
-	// swept it since: check again just before the manifests name it.
+	// swept it since: check again just before the manifests name it. Under Object
+	// Lock the check also extends its retention to that of the objects written now.
 	for _, key := range e.reused {
-		if _, err := e.store.Stat(ctx, key); err != nil {
+		check := func() error { _, err := e.store.Stat(ctx, key); return err }
+		if l, ok := e.store.(lockExtender); ok {
+			check = func() error { return l.ExtendLock(ctx, key) }
+		}
+		if err := check(); errors.Is(err, fs.ErrNotExist) {
 			return fmt.Errorf("snapshot: blob %s, already stored when this run began, is gone (a concurrent prune?): run the snapshot again: %w", key, err)
+		} else if err != nil {
+			return fmt.Errorf("snapshot: blob %s, already stored: %w", key, err)
 		}
 	}
 	for _, m := range ms {

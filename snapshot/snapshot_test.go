@@ -16,6 +16,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/klauspost/compress/zstd"
+	"github.com/minio/minio-go/v7"
 
 	"github.com/purgeguard/purgeguard/internal/archive"
 	"github.com/purgeguard/purgeguard/internal/catalog"
@@ -373,6 +374,56 @@ func TestRun_BlobsStoredOnce(t *testing.T) {
 	}
 	if second.Totals().StoredBytes != first.Totals().StoredBytes {
 		t.Errorf("stored bytes: %d then %d; a shared blob still counts for each snapshot", first.Totals().StoredBytes, second.Totals().StoredBytes)
+	}
+}
+
+// Under Object Lock, a snapshot that reuses blobs stored earlier extends their
+// retention to its own: a blob must not become deletable while a manifest naming
+// it is still locked.
+func TestRun_ReusedBlobsLockedAsLong(t *testing.T) {
+	e := newEnv(t)
+	ctx := testenv.Context(t)
+	b := testenv.MinIOWithLock(t)
+	store := func(days int) storage.Store {
+		s, err := storage.NewS3(ctx, b.Bucket, "pg", storage.S3Options{Endpoint: b.Endpoint, Region: b.Region,
+			AccessKeyID: b.AccessKey, SecretAccessKey: b.SecretKey, Insecure: true,
+			ObjectLock: storage.ObjectLock{Mode: "GOVERNANCE", Days: days}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	tenant := e.res.Tenants[0]
+	c := b.Client(t)
+	blobsUntil := func() map[string]time.Time {
+		out := map[string]time.Time{}
+		for o := range c.ListObjects(ctx, b.Bucket, minio.ListObjectsOptions{Prefix: "pg/" + archive.BlobsPrefix, Recursive: true}) {
+			if o.Err != nil {
+				t.Fatal(o.Err)
+			}
+			_, until, err := c.GetObjectRetention(ctx, b.Bucket, o.Key, "")
+			if err != nil {
+				t.Fatalf("%s: %v", o.Key, err)
+			}
+			out[o.Key] = *until
+		}
+		return out
+	}
+	first := e.run(t, store(1), e.options(tenant))[0]
+	before := blobsUntil()
+	if len(before) == 0 || first.Totals().Files == 0 {
+		t.Fatalf("first snapshot stored %d blobs for %d files: the test needs some", len(before), first.Totals().Files)
+	}
+	start := time.Now()
+	e.run(t, store(3), e.options(tenant))
+	after := blobsUntil()
+	if len(after) != len(before) {
+		t.Fatalf("blobs: %d then %d; the second snapshot should upload none", len(before), len(after))
+	}
+	for key, until := range after {
+		if want := start.AddDate(0, 0, 3).Add(-time.Second); until.Before(want) {
+			t.Errorf("%s: locked until %v after the second snapshot (was %v), want at least %v", key, until, before[key], want)
+		}
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"io/fs"
 	"net/http"
 	"strings"
 	"testing"
@@ -208,5 +209,63 @@ func TestMinIO_PlainDeleteOfLockedObjectHidesIt(t *testing.T) {
 	// The locked version itself is refused only when named.
 	if err := c.RemoveObject(ctx, b.Bucket, "k", minio.RemoveObjectOptions{VersionID: info.VersionID}); err == nil {
 		t.Error("delete of the locked version by id: got nil, want a refusal")
+	}
+}
+
+// ExtendLock lengthens an earlier object's retention to that of an object written
+// now, keeps the mode of a retention in force, and never shortens one.
+func TestS3Store_ExtendLock(t *testing.T) {
+	b := testenv.MinIOWithLock(t)
+	ctx := testenv.Context(t)
+	c := b.Client(t)
+	retention := func(key string) (string, time.Time) {
+		t.Helper()
+		mode, until, err := c.GetObjectRetention(ctx, b.Bucket, "p/"+key, "")
+		if err != nil {
+			t.Fatalf("%s: retention: %v", key, err)
+		}
+		return string(*mode), *until
+	}
+	about := func(got time.Time, days int) bool {
+		want := time.Now().AddDate(0, 0, days)
+		return got.After(want.Add(-time.Minute)) && got.Before(want.Add(time.Minute))
+	}
+	put := func(s *storage.S3Store, key string) {
+		t.Helper()
+		if err := s.Put(ctx, key, strings.NewReader(key)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	short := lockedStore(t, b, "p", storage.ObjectLock{Mode: "COMPLIANCE", Days: 1})
+	long := lockedStore(t, b, "p", storage.ObjectLock{Mode: "GOVERNANCE", Days: 3})
+	none := lockedStore(t, b, "p", storage.ObjectLock{})
+
+	put(short, "blob")
+	if err := long.ExtendLock(ctx, "blob"); err != nil {
+		t.Fatal(err)
+	}
+	// COMPLIANCE in force stays COMPLIANCE: S3 refuses to change its mode.
+	if mode, until := retention("blob"); mode != "COMPLIANCE" || !about(until, 3) {
+		t.Errorf("extended: got %s until %v, want COMPLIANCE until about 3 days from now", mode, until)
+	}
+	// A store with a shorter retention, or none, leaves the longer one as it is.
+	for name, s := range map[string]*storage.S3Store{"shorter": short, "none": none} {
+		if err := s.ExtendLock(ctx, "blob"); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if _, until := retention("blob"); !about(until, 3) {
+			t.Errorf("%s: retention became %v, want it kept at about 3 days from now", name, until)
+		}
+	}
+	// An object written without retention gets the store's.
+	put(none, "plain")
+	if err := long.ExtendLock(ctx, "plain"); err != nil {
+		t.Fatal(err)
+	}
+	if mode, until := retention("plain"); mode != "GOVERNANCE" || !about(until, 3) {
+		t.Errorf("plain: got %s until %v, want GOVERNANCE until about 3 days from now", mode, until)
+	}
+	if err := long.ExtendLock(ctx, "never-written"); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("missing object: got %v, want fs.ErrNotExist", err)
 	}
 }

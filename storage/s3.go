@@ -323,6 +323,45 @@ func (s *S3Store) checkLock(ctx context.Context, key, obj string) error {
 	return lockOf(key, st.Metadata, time.Now())
 }
 
+// ExtendLock keeps an object stored earlier at least as long as one written now
+// (now + object_lock days). A blob is uploaded once and keeps the retention of that
+// upload: a later snapshot naming it again extends it, or the blob could be deleted
+// while the newer manifest naming it is still locked. A retention is only ever
+// lengthened (S3 refuses to shorten one, or to change the mode of one in force), so
+// an object already retained longer, and a store without object_lock, are left as
+// they are. A missing object is an error that Is fs.ErrNotExist.
+func (s *S3Store) ExtendLock(ctx context.Context, key string) error {
+	obj, err := s.object(key)
+	if err != nil {
+		return err
+	}
+	st, err := s.client.StatObject(ctx, s.bucket, obj, minio.StatObjectOptions{})
+	if err != nil {
+		if isNotExist(err) {
+			return &NotExistError{Key: key}
+		}
+		return fmt.Errorf("s3: extend the lock of %s: %w", key, err)
+	}
+	if s.lock.Mode == "" {
+		return nil
+	}
+	until := time.Now().AddDate(0, 0, s.lock.Days)
+	mode := minio.RetentionMode(s.lock.Mode)
+	var le *LockedError
+	if err := lockOf(key, st.Metadata, time.Now()); errors.As(err, &le) && le.Mode != "" {
+		if !le.Until.IsZero() && !le.Until.Before(until) {
+			return nil
+		}
+		mode = minio.RetentionMode(le.Mode)
+	}
+	err = s.client.PutObjectRetention(ctx, s.bucket, obj, minio.PutObjectRetentionOptions{
+		Mode: &mode, RetainUntilDate: &until, VersionID: st.VersionID})
+	if err != nil {
+		return fmt.Errorf("s3: extend the lock of %s to %s: %w", key, until.UTC().Format(time.RFC3339), err)
+	}
+	return nil
+}
+
 // lockOf reads an object's retention and legal hold from its HEAD headers.
 func lockOf(key string, h http.Header, now time.Time) error {
 	e := &LockedError{Key: key, Mode: h.Get("X-Amz-Object-Lock-Mode"),
