@@ -6,8 +6,9 @@
 #
 # Tenant #1 has 10k call logs (peak RSS is compared with #0's), the other 98 have as
 # many as tenant #0, so that it is one tenant of 100 as the pg_dump target says (about
-# 105M rows: generating them takes most of the bench's ~50 minutes and ~25 GB of disk);
-# only tenant #0's recording files are written to disk. It also prints 1 tenant vs 20
+# 104M rows and ~25 GB of disk: generating them is most of the bench's time, loaded
+# with fixturegen -bulk, indexes and keys made after the rows); only tenant #0's
+# recording files are written to disk. It also prints 1 tenant vs 20
 # tenants in one run, and the guard's overhead with an empty deletion set on a database
 # of 10k small tenants.
 #
@@ -44,14 +45,14 @@ go build -o "$W/benchrun" ./internal/benchrun
 "$PGBIN/psql" "$PURGEGUARD_TEST_DATABASE_URL" -qAtX -c "CREATE DATABASE bench"
 DSN="${PURGEGUARD_TEST_DATABASE_URL%/*}/bench?sslmode=disable"
 echo "bench: generating $TENANTS tenants, tenant #0 with $BIG call logs, the others $CALL_LOGS each..." >&2
-"$W/fixturegen" -database-url "$DSN" -create-schema -tenants "$TENANTS" -call-logs "$CALL_LOGS" \
+"$W/fixturegen" -database-url "$DSN" -create-schema -bulk -tenants "$TENANTS" -call-logs "$CALL_LOGS" \
 	-big-tenant-call-logs "$BIG" -second-tenant-call-logs 10000 -file-tenants 1 -recordings-root "$W/recordings" -exports-root "$W/exports" >"$W/fixture.json"
 "$PGBIN/psql" "$DSN" -qAtX -c "VACUUM ANALYZE"
 GUARD_TENANTS=${BENCH_GUARD_TENANTS:-10000}
 "$PGBIN/psql" "$PURGEGUARD_TEST_DATABASE_URL" -qAtX -c "CREATE DATABASE bench_guard"
 GUARD_DSN="${PURGEGUARD_TEST_DATABASE_URL%/*}/bench_guard?sslmode=disable"
 echo "bench: generating $GUARD_TENANTS small tenants for the guard overhead..." >&2
-"$W/fixturegen" -database-url "$GUARD_DSN" -create-schema -tenants "$GUARD_TENANTS" -call-logs 3 >/dev/null
+"$W/fixturegen" -database-url "$GUARD_DSN" -create-schema -bulk -tenants "$GUARD_TENANTS" -call-logs 3 >/dev/null
 TENANT=$(sed -n 's/.*"tenants":\["\([^"]*\)".*/\1/p' "$W/fixture.json")
 OTHERS=$(sed -n 's/.*"tenants":\["[^"]*",\([^]]*\)\].*/\1/p' "$W/fixture.json" | tr -d '"')
 
