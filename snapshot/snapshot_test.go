@@ -395,17 +395,29 @@ func TestRun_ReusedBlobsLockedAsLong(t *testing.T) {
 	}
 	tenant := e.res.Tenants[0]
 	c := b.Client(t)
-	blobsUntil := func() map[string]time.Time {
-		out := map[string]time.Time{}
-		for o := range c.ListObjects(ctx, b.Bucket, minio.ListObjectsOptions{Prefix: "pg/" + archive.BlobsPrefix, Recursive: true}) {
+	type version struct {
+		id    string
+		until time.Time
+	}
+	// Every version of every blob: a re-upload would add a version with the new
+	// retention, and must not pass for an extension.
+	blobsUntil := func() map[string]version {
+		out := map[string]version{}
+		for o := range c.ListObjects(ctx, b.Bucket, minio.ListObjectsOptions{Prefix: "pg/" + archive.BlobsPrefix, Recursive: true, WithVersions: true}) {
 			if o.Err != nil {
 				t.Fatal(o.Err)
 			}
-			_, until, err := c.GetObjectRetention(ctx, b.Bucket, o.Key, "")
+			if o.VersionID == "" {
+				t.Fatalf("%s: no version id: a bucket with Object Lock is versioned", o.Key)
+			}
+			if _, dup := out[o.Key]; dup {
+				t.Fatalf("%s: more than one version: the blob was uploaded again", o.Key)
+			}
+			_, until, err := c.GetObjectRetention(ctx, b.Bucket, o.Key, o.VersionID)
 			if err != nil {
 				t.Fatalf("%s: %v", o.Key, err)
 			}
-			out[o.Key] = *until
+			out[o.Key] = version{o.VersionID, *until}
 		}
 		return out
 	}
@@ -420,9 +432,12 @@ func TestRun_ReusedBlobsLockedAsLong(t *testing.T) {
 	if len(after) != len(before) {
 		t.Fatalf("blobs: %d then %d; the second snapshot should upload none", len(before), len(after))
 	}
-	for key, until := range after {
-		if want := start.AddDate(0, 0, 3).Add(-time.Second); until.Before(want) {
-			t.Errorf("%s: locked until %v after the second snapshot (was %v), want at least %v", key, until, before[key], want)
+	for key, v := range after {
+		if v.id != before[key].id {
+			t.Errorf("%s: version %s, was %s: the blob was uploaded again", key, v.id, before[key].id)
+		}
+		if want := start.AddDate(0, 0, 3).Add(-time.Second); v.until.Before(want) {
+			t.Errorf("%s: locked until %v after the second snapshot (was %v), want at least %v", key, v.until, before[key].until, want)
 		}
 	}
 }

@@ -265,6 +265,31 @@ func TestS3Store_ExtendLock(t *testing.T) {
 	if mode, until := retention("plain"); mode != "GOVERNANCE" || !about(until, 3) {
 		t.Errorf("plain: got %s until %v, want GOVERNANCE until about 3 days from now", mode, until)
 	}
+	// GOVERNANCE in force stays GOVERNANCE under a COMPLIANCE store (changing it needs
+	// the bypass permission), with the longer date.
+	put(long, "governed")
+	strict := lockedStore(t, b, "p", storage.ObjectLock{Mode: "COMPLIANCE", Days: 4})
+	if err := strict.ExtendLock(ctx, "governed"); err != nil {
+		t.Fatal(err)
+	}
+	if mode, until := retention("governed"); mode != "GOVERNANCE" || !about(until, 4) {
+		t.Errorf("governed: got %s until %v, want GOVERNANCE until about 4 days from now", mode, until)
+	}
+	// A legal hold alone is no retention: the store's is added.
+	put(none, "held")
+	on, off := minio.LegalHoldEnabled, minio.LegalHoldDisabled
+	if err := c.PutObjectLegalHold(ctx, b.Bucket, "p/held", minio.PutObjectLegalHoldOptions{Status: &on}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = c.PutObjectLegalHold(context.Background(), b.Bucket, "p/held", minio.PutObjectLegalHoldOptions{Status: &off})
+	})
+	if err := long.ExtendLock(ctx, "held"); err != nil {
+		t.Fatal(err)
+	}
+	if mode, until := retention("held"); mode != "GOVERNANCE" || !about(until, 3) {
+		t.Errorf("held: got %s until %v, want GOVERNANCE until about 3 days from now", mode, until)
+	}
 	if err := long.ExtendLock(ctx, "never-written"); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("missing object: got %v, want fs.ErrNotExist", err)
 	}

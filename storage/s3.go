@@ -327,36 +327,51 @@ func (s *S3Store) checkLock(ctx context.Context, key, obj string) error {
 // (now + object_lock days). A blob is uploaded once and keeps the retention of that
 // upload: a later snapshot naming it again extends it, or the blob could be deleted
 // while the newer manifest naming it is still locked. A retention is only ever
-// lengthened (S3 refuses to shorten one, or to change the mode of one in force), so
-// an object already retained longer, and a store without object_lock, are left as
-// they are. A missing object is an error that Is fs.ErrNotExist.
+// lengthened (S3 refuses to shorten one, or to change the mode of one in force
+// without the bypass permission purgeguard never uses), so an object already retained
+// longer, and a store without object_lock, are left as they are, and a GOVERNANCE
+// retention in force stays GOVERNANCE under a COMPLIANCE store. A missing object is
+// an error that Is fs.ErrNotExist.
 func (s *S3Store) ExtendLock(ctx context.Context, key string) error {
 	obj, err := s.object(key)
 	if err != nil {
 		return err
 	}
-	st, err := s.client.StatObject(ctx, s.bucket, obj, minio.StatObjectOptions{})
-	if err != nil {
-		if isNotExist(err) {
-			return &NotExistError{Key: key}
+	retained := func() (*minio.ObjectInfo, *LockedError, error) {
+		st, err := s.client.StatObject(ctx, s.bucket, obj, minio.StatObjectOptions{})
+		if err != nil {
+			if isNotExist(err) {
+				return nil, nil, &NotExistError{Key: key}
+			}
+			return nil, nil, fmt.Errorf("s3: extend the lock of %s: %w", key, err)
 		}
-		return fmt.Errorf("s3: extend the lock of %s: %w", key, err)
+		var le *LockedError
+		if err := lockOf(key, st.Metadata, time.Now()); errors.As(err, &le) && le.Mode != "" {
+			return &st, le, nil
+		}
+		return &st, nil, nil
 	}
-	if s.lock.Mode == "" {
-		return nil
+	st, le, err := retained()
+	if err != nil || s.lock.Mode == "" {
+		return err
 	}
 	until := time.Now().AddDate(0, 0, s.lock.Days)
+	longEnough := func(le *LockedError) bool { return le != nil && !le.Until.IsZero() && !le.Until.Before(until) }
+	if longEnough(le) {
+		return nil
+	}
 	mode := minio.RetentionMode(s.lock.Mode)
-	var le *LockedError
-	if err := lockOf(key, st.Metadata, time.Now()); errors.As(err, &le) && le.Mode != "" {
-		if !le.Until.IsZero() && !le.Until.Before(until) {
-			return nil
-		}
+	if le != nil {
 		mode = minio.RetentionMode(le.Mode)
 	}
 	err = s.client.PutObjectRetention(ctx, s.bucket, obj, minio.PutObjectRetentionOptions{
 		Mode: &mode, RetainUntilDate: &until, VersionID: st.VersionID})
 	if err != nil {
+		// A concurrent snapshot naming the same blob may have extended it further
+		// between our read and our write, and S3 refuses to shorten that: enough.
+		if _, le, rerr := retained(); rerr == nil && longEnough(le) {
+			return nil
+		}
 		return fmt.Errorf("s3: extend the lock of %s to %s: %w", key, until.UTC().Format(time.RFC3339), err)
 	}
 	return nil
