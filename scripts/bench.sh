@@ -12,9 +12,9 @@
 # tenants in one run, and the guard's overhead with an empty deletion set on a database
 # of 10k small tenants.
 #
-#   BENCH_BIG=200000 BENCH_TENANTS=100 BENCH_CALL_LOGS=200000 BENCH_RUNS=3 make bench
+#   BENCH_BIG=200000 BENCH_TENANTS=100 BENCH_CALL_LOGS=$BENCH_BIG BENCH_RUNS=3 make bench
 #
-# BENCH_CALL_LOGS=20000 is a quicker run (~12 minutes) in which tenant #0 is 9% of the
+# BENCH_CALL_LOGS=20000 is a quicker run in which tenant #0 is 9% of the
 # database: every target but the pg_dump one is measured as well there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -33,7 +33,7 @@ fi
 
 BIG=${BENCH_BIG:-200000}
 TENANTS=${BENCH_TENANTS:-100}
-CALL_LOGS=${BENCH_CALL_LOGS:-200000}
+CALL_LOGS=${BENCH_CALL_LOGS:-$BIG}
 RUNS=${BENCH_RUNS:-3}
 W=$(mktemp -d "${TMPDIR:-/tmp}/purgeguard-bench.XXXXXX")
 trap 'rm -rf "$W"' EXIT
