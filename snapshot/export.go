@@ -149,12 +149,12 @@ func (e *exporter) run(ctx context.Context, r *read, ms []*archive.Manifest, fil
 	// A blob found already stored may have been unreferenced, and a prune may have
 	// swept it since: check again just before the manifests name it. Under Object
 	// Lock the check also extends its retention to that of the objects written now.
+	check := func(key string) error { _, err := e.store.Stat(ctx, key); return err }
+	if l, ok := e.store.(lockExtender); ok {
+		check = func(key string) error { return l.ExtendLock(ctx, key) }
+	}
 	for _, key := range e.reused {
-		check := func() error { _, err := e.store.Stat(ctx, key); return err }
-		if l, ok := e.store.(lockExtender); ok {
-			check = func() error { return l.ExtendLock(ctx, key) }
-		}
-		if err := check(); errors.Is(err, fs.ErrNotExist) {
+		if err := check(key); errors.Is(err, fs.ErrNotExist) {
 			return fmt.Errorf("snapshot: blob %s, already stored when this run began, is gone (a concurrent prune?): run the snapshot again: %w", key, err)
 		} else if err != nil {
 			return fmt.Errorf("snapshot: blob %s, already stored: %w", key, err)
