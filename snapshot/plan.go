@@ -33,15 +33,11 @@ type PlanTable struct {
 // chain is counted for all of them in one scan, as Run reads it.
 func DryRun(ctx context.Context, cfg *pgx.ConnConfig, o Options) ([]Plan, error) {
 	o.defaults()
-	r, err := openRead(ctx, cfg, 1)
+	r, e, files, scopes, err := prepare(ctx, cfg, &o, 1)
 	if err != nil {
 		return nil, err
 	}
 	defer r.close()
-	e, files, scopes, err := prepare(ctx, r, &o)
-	if err != nil {
-		return nil, err
-	}
 	plans := make([]Plan, len(o.Tenants))
 	at := make(map[string]*Plan, len(o.Tenants))
 	for i, t := range o.Tenants {

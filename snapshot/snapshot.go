@@ -69,15 +69,11 @@ var ErrTenantAbsent = errors.New("tenant not in the tenant root table")
 // objects already written are deleted (best effort: prune removes any left).
 func Run(ctx context.Context, cfg *pgx.ConnConfig, store storage.Store, o Options) ([]*archive.Manifest, error) {
 	o.defaults()
-	r, err := openRead(ctx, cfg, o.Jobs)
+	r, e, files, scopes, err := prepare(ctx, cfg, &o, o.Jobs)
 	if err != nil {
 		return nil, err
 	}
 	defer r.close()
-	e, files, scopes, err := prepare(ctx, r, &o)
-	if err != nil {
-		return nil, err
-	}
 	e.store, e.blobs = store, newBlobSet()
 	g := e.g
 	ms := make([]*archive.Manifest, len(o.Tenants))
@@ -119,43 +115,53 @@ func Run(ctx context.Context, cfg *pgx.ConnConfig, store storage.Store, o Option
 	return ms, nil
 }
 
-// prepare reads, within r, what a run needs: the tenant graph, the tenants (every
-// tenant of the root for a retention run without any), the file columns, and each
-// tenant's scope; the exporter it returns has no store yet.
-func prepare(ctx context.Context, r *read, o *Options) (*exporter, []fileColumn, map[uuid.UUID]archive.Scope, error) {
+// prepare opens the read with jobs workers (Run and DryRun alike) and reads within it
+// what a run needs: the tenant graph, the tenants (every tenant of the root for a
+// retention run without any), the file columns, and each tenant's scope. The
+// exporter has no store yet. The caller closes the read; on error it is closed.
+func prepare(ctx context.Context, cfg *pgx.ConnConfig, o *Options, jobs int) (r *read, e *exporter, files []fileColumn, scopes map[uuid.UUID]archive.Scope, err error) {
 	if len(o.Tenants) == 0 && o.Retention == nil {
-		return nil, nil, nil, errors.New("snapshot: no tenant given")
+		return nil, nil, nil, nil, errors.New("snapshot: no tenant given")
 	}
+	if r, err = openRead(ctx, cfg, jobs); err != nil {
+		return nil, nil, nil, nil, err
+	}
+	defer func() {
+		if err != nil {
+			r.close()
+			r = nil
+		}
+	}()
 	g, err := catalog.Load(ctx, r.coord, o.Catalog)
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("snapshot: %w", err)
+		return r, nil, nil, nil, fmt.Errorf("snapshot: %w", err)
 	}
 	if len(o.Tenants) == 0 {
 		if o.Tenants, err = g.Tenants(ctx, r.coord); err != nil {
-			return nil, nil, nil, fmt.Errorf("snapshot: %w", err)
+			return r, nil, nil, nil, fmt.Errorf("snapshot: %w", err)
 		}
 		if len(o.Tenants) == 0 {
-			return nil, nil, nil, fmt.Errorf("snapshot: %s holds no tenant", g.Root)
+			return r, nil, nil, nil, fmt.Errorf("snapshot: %s holds no tenant", g.Root)
 		}
 	}
 	if err := checkTenants(ctx, r.coord, g, o.Tenants); err != nil {
-		return nil, nil, nil, err
+		return r, nil, nil, nil, err
 	}
-	files, err := fileColumns(g, o.Files, o.Log)
+	files, err = fileColumns(g, o.Files, o.Log)
 	if err != nil {
-		return nil, nil, nil, err
+		return r, nil, nil, nil, err
 	}
-	e := &exporter{o: *o, g: g, sel: g, tables: g.Tables}
-	scopes := map[uuid.UUID]archive.Scope{}
+	e = &exporter{o: *o, g: g, sel: g, tables: g.Tables}
+	scopes = map[uuid.UUID]archive.Scope{}
 	for _, t := range o.Tenants {
 		scopes[t] = archive.Scope{Kind: archive.ScopeTenant}
 	}
 	if o.Retention != nil {
 		if e.sel, e.tables, err = retentionScope(ctx, r.coord, g, *o.Retention, scopes); err != nil {
-			return nil, nil, nil, err
+			return r, nil, nil, nil, err
 		}
 	}
-	return e, files, scopes, nil
+	return r, e, files, scopes, nil
 }
 
 func (o *Options) defaults() {
