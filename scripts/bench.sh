@@ -2,7 +2,7 @@
 # make bench: generates a call-logd database of 100 tenants where one tenant has
 # 200k call logs, then measures on the same data, in one run: purgeguard snapshot of
 # that tenant, the raw `psql COPY | zstd -3` pipeline for the same selects, and
-# pg_dump -Fc of the whole database (internal/benchrun prints the figures).
+# pg_dump -Fc of the whole database (internal/devtools/benchrun prints the figures).
 #
 # Tenant #1 has 10k call logs (peak RSS is compared with #0's), the other 98 have as
 # many as tenant #0, so that it is one tenant of 100 as the pg_dump target says (about
@@ -20,7 +20,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 if [ "${1:-}" != "--inside" ]; then
-	# zstd for the raw baseline; GNU time for every peak RSS (internal/benchrun/rss.go).
+	# zstd for the raw baseline; GNU time for every peak RSS (internal/devtools/benchrun/rss.go).
 	for pkg in zstd time; do
 		bin=$pkg; [ $pkg = time ] && bin=/usr/bin/time
 		if ! command -v $bin >/dev/null; then
@@ -39,8 +39,8 @@ W=$(mktemp -d "${TMPDIR:-/tmp}/purgeguard-bench.XXXXXX")
 trap 'rm -rf "$W"' EXIT
 
 go build -o "$W/purgeguard" ./cmd/purgeguard
-go build -o "$W/fixturegen" ./internal/fixture/fixturegen
-go build -o "$W/benchrun" ./internal/benchrun
+go build -o "$W/fixturegen" ./internal/devtools/fixture/fixturegen
+go build -o "$W/benchrun" ./internal/devtools/benchrun
 
 "$PGBIN/psql" "$PURGEGUARD_TEST_DATABASE_URL" -qAtX -c "CREATE DATABASE bench"
 DSN="${PURGEGUARD_TEST_DATABASE_URL%/*}/bench?sslmode=disable"

@@ -13,7 +13,7 @@ fi
 DEMO=$(mktemp -d "${TMPDIR:-/tmp}/purgeguard-demo.XXXXXX")
 trap 'rm -rf "$DEMO"' EXIT
 go build -o "$DEMO/purgeguard" ./cmd/purgeguard
-go build -o "$DEMO/fixturegen" ./internal/fixture/fixturegen
+go build -o "$DEMO/fixturegen" ./internal/devtools/fixture/fixturegen
 SYNC="$PWD/testdata/incident/sync.sh"
 
 "$PGBIN/psql" "$PURGEGUARD_TEST_DATABASE_URL" -qAtX -c "CREATE DATABASE purgeguard_demo"

@@ -4,7 +4,7 @@ import (
 	"testing"
 
 	"github.com/purgeguard/purgeguard/internal/catalog"
-	"github.com/purgeguard/purgeguard/internal/testenv"
+	"github.com/purgeguard/purgeguard/internal/devtools/testenv"
 	"github.com/purgeguard/purgeguard/testdata"
 )
 

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/purgeguard/purgeguard/internal/testenv"
+	"github.com/purgeguard/purgeguard/internal/devtools/testenv"
 	"github.com/purgeguard/purgeguard/storage"
 	"github.com/purgeguard/purgeguard/storage/storagetest"
 )

@@ -7,8 +7,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/purgeguard/purgeguard/internal/fixture"
-	"github.com/purgeguard/purgeguard/internal/testenv"
+	"github.com/purgeguard/purgeguard/internal/devtools/fixture"
+	"github.com/purgeguard/purgeguard/internal/devtools/testenv"
 )
 
 // The call-logd incident, replayed with a stand-in sync job (testdata/incident) on a

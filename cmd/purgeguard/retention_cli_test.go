@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/purgeguard/purgeguard/internal/testenv"
+	"github.com/purgeguard/purgeguard/internal/devtools/testenv"
 )
 
 // guard --retention around testdata's retention purge: every tenant's take is saved

@@ -9,9 +9,9 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/purgeguard/purgeguard/internal/fixture"
-	"github.com/purgeguard/purgeguard/internal/guard"
-	"github.com/purgeguard/purgeguard/internal/testenv"
+	"github.com/purgeguard/purgeguard/guard"
+	"github.com/purgeguard/purgeguard/internal/devtools/fixture"
+	"github.com/purgeguard/purgeguard/internal/devtools/testenv"
 )
 
 // cliEnv is a generated call-logd database, its files, a storage directory and a

@@ -6,7 +6,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/purgeguard/purgeguard/internal/catalog"
-	"github.com/purgeguard/purgeguard/internal/fixture"
+	"github.com/purgeguard/purgeguard/internal/devtools/fixture"
 )
 
 // On call-logd every table cascades along one path: per-tenant counts equal the

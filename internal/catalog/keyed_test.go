@@ -12,7 +12,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/purgeguard/purgeguard/internal/catalog"
-	"github.com/purgeguard/purgeguard/internal/fixture"
+	"github.com/purgeguard/purgeguard/internal/devtools/fixture"
 )
 
 // Which tables are selected by their parent's keys, on both test schemas: only those

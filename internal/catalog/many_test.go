@@ -11,7 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/purgeguard/purgeguard/internal/catalog"
-	"github.com/purgeguard/purgeguard/internal/fixture"
+	"github.com/purgeguard/purgeguard/internal/devtools/fixture"
 )
 
 // For every table SelectTenants accepts, on call-logd and on the graph schema, the

@@ -13,7 +13,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/purgeguard/purgeguard/internal/catalog"
-	"github.com/purgeguard/purgeguard/internal/fixture"
+	"github.com/purgeguard/purgeguard/internal/devtools/fixture"
 )
 
 // The property everything else rests on: for every table of the graph, Select

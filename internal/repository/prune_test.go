@@ -13,8 +13,8 @@ import (
 	"github.com/klauspost/compress/zstd"
 
 	"github.com/purgeguard/purgeguard/internal/archive"
+	"github.com/purgeguard/purgeguard/internal/devtools/testenv"
 	"github.com/purgeguard/purgeguard/internal/repository"
-	"github.com/purgeguard/purgeguard/internal/testenv"
 	"github.com/purgeguard/purgeguard/storage"
 )
 

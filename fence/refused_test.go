@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"testing"
 
-	"github.com/purgeguard/purgeguard/internal/fence"
+	"github.com/purgeguard/purgeguard/fence"
 )
 
 // IsRefused must tell the fence's exception from any other failure of the statement.

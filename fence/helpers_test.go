@@ -13,10 +13,10 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/purgeguard/purgeguard/fence"
 	"github.com/purgeguard/purgeguard/internal/catalog"
-	"github.com/purgeguard/purgeguard/internal/fence"
-	"github.com/purgeguard/purgeguard/internal/fixture"
-	"github.com/purgeguard/purgeguard/internal/testenv"
+	"github.com/purgeguard/purgeguard/internal/devtools/fixture"
+	"github.com/purgeguard/purgeguard/internal/devtools/testenv"
 )
 
 // env is a test database with two sessions: admin installs and arms the fence, svc

@@ -9,7 +9,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
-	"github.com/purgeguard/purgeguard/internal/testenv"
+	"github.com/purgeguard/purgeguard/internal/devtools/testenv"
 )
 
 // The service's role has no rights on schema purgeguard: the trigger still reads the

@@ -3,7 +3,7 @@ package testenv_test
 import (
 	"testing"
 
-	"github.com/purgeguard/purgeguard/internal/testenv"
+	"github.com/purgeguard/purgeguard/internal/devtools/testenv"
 )
 
 // The harness itself: a fresh database answers, a fresh bucket exists and is empty.

@@ -11,8 +11,8 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/purgeguard/purgeguard/fence"
 	"github.com/purgeguard/purgeguard/internal/catalog"
-	"github.com/purgeguard/purgeguard/internal/fence"
 )
 
 const deleteTenant = "DELETE FROM call_logd_tenant WHERE uuid = '%s'"

@@ -12,7 +12,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/purgeguard/purgeguard/internal/archive"
-	"github.com/purgeguard/purgeguard/internal/fixture"
+	"github.com/purgeguard/purgeguard/internal/devtools/fixture"
 	"github.com/purgeguard/purgeguard/internal/repository"
 	"github.com/purgeguard/purgeguard/storage"
 )
