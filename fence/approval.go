@@ -8,13 +8,11 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
-
-	"github.com/purgeguard/purgeguard/internal/catalog"
 )
 
 // Status reports whether the fence is installed, the tables it guards and the live
 // approvals (expires_at > now()). Without the fence it returns Installed false.
-func Status(ctx context.Context, q catalog.Querier) (*State, error) {
+func Status(ctx context.Context, q Querier) (*State, error) {
 	st := &State{}
 	if err := q.QueryRow(ctx, installedSQL).Scan(&st.Installed); err != nil {
 		return nil, fmt.Errorf("fence: status: %w", err)

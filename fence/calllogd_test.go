@@ -203,14 +203,14 @@ func TestInstallIsOneTransaction(t *testing.T) {
 	e, _ := callLogd(t)
 	g := *callLogdGraph(t, e)
 	g.Key = "tenant_uuid" // not a column of the root
-	err := fence.Install(e.ctx, e.admin, &g)
+	err := fence.InstallGraph(e.ctx, e.admin, &g)
 	if !errors.Is(err, catalog.ErrNotFound) || !strings.Contains(err.Error(), "fence: install on public.call_logd_tenant") {
 		t.Fatalf("Install with a wrong key: %v, want a named ErrNotFound", err)
 	}
 	// The last table's trigger fails to create: nothing before it may stay.
 	g = *callLogdGraph(t, e)
 	g.Tables = append(slices.Clone(g.Tables), &catalog.Table{Name: catalog.Name{Schema: "public", Table: "no_such_table"}})
-	if err := fence.Install(e.ctx, e.admin, &g); err == nil || !strings.Contains(err.Error(), "public.no_such_table") {
+	if err := fence.InstallGraph(e.ctx, e.admin, &g); err == nil || !strings.Contains(err.Error(), "public.no_such_table") {
 		t.Fatalf("Install with a missing table: %v, want an error naming it", err)
 	}
 	if st, err := fence.Status(e.ctx, e.admin); err != nil || st.Installed {

@@ -9,13 +9,17 @@
 package fence
 
 import (
+	"github.com/purgeguard/purgeguard/profile"
+
 	"errors"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgconn"
 
-	"github.com/purgeguard/purgeguard/internal/catalog"
+	"context"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // SQLState is the SQLSTATE of the fence's exceptions, for a refused DELETE and a
@@ -43,9 +47,9 @@ func IsRefused(err error) bool {
 
 // State is what Status found.
 type State struct {
-	Installed bool           `json:"installed"`
-	Tables    []catalog.Name `json:"tables"`    // fenced tables, partitions included
-	Approvals []Approval     `json:"approvals"` // live ones only
+	Installed bool                `json:"installed"`
+	Tables    []profile.TableName `json:"tables"`    // fenced tables, partitions included
+	Approvals []Approval          `json:"approvals"` // live ones only
 }
 
 // Approval lets one tenant's root row be deleted until ExpiresAt.
@@ -57,3 +61,16 @@ type Approval struct {
 	ExpiresAt time.Time `json:"expires_at"`
 	CreatedAt time.Time `json:"created_at"` // set by the database; ignored by Arm
 }
+
+// Querier is what Status reads through: a *pgx.Conn, a pgx.Tx or a pool.
+type Querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// GraphError is returned by Uninstall when the tenant graph cannot be read: the
+// caller may uninstall from the fence's own records instead (tenants nil).
+type GraphError struct{ Err error }
+
+func (e *GraphError) Error() string { return "fence: tenant graph unreadable: " + e.Err.Error() }
+func (e *GraphError) Unwrap() error { return e.Err }

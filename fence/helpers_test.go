@@ -75,14 +75,14 @@ func (e *env) exec(t *testing.T, sql string, args ...any) {
 
 func (e *env) install(t *testing.T, g *catalog.Graph) {
 	t.Helper()
-	if err := fence.Install(e.ctx, e.admin, g); err != nil {
+	if err := fence.InstallGraph(e.ctx, e.admin, g); err != nil {
 		t.Fatalf("Install: %v", err)
 	}
 }
 
 func (e *env) uninstall(t *testing.T, g *catalog.Graph) {
 	t.Helper()
-	if err := fence.Uninstall(e.ctx, e.admin, g); err != nil {
+	if err := fence.UninstallGraph(e.ctx, e.admin, g); err != nil {
 		t.Fatalf("Uninstall: %v", err)
 	}
 }

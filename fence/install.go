@@ -1,6 +1,8 @@
 package fence
 
 import (
+	"github.com/purgeguard/purgeguard/profile"
+
 	"context"
 	"errors"
 	"fmt"
@@ -19,7 +21,15 @@ import (
 //
 // Partitions created after Install are not fenced against a direct TRUNCATE until
 // Install runs again: a TRUNCATE trigger on the parent does not fire for them.
-func Install(ctx context.Context, conn *pgx.Conn, g *catalog.Graph) error {
+func Install(ctx context.Context, conn *pgx.Conn, tenants profile.Tenants) error {
+	g, err := catalog.Load(ctx, conn, tenants)
+	if err != nil {
+		return fmt.Errorf("fence: install: %w", err)
+	}
+	return installGraph(ctx, conn, g)
+}
+
+func installGraph(ctx context.Context, conn *pgx.Conn, g *catalog.Graph) error {
 	if g == nil || g.Key == "" {
 		return errors.New("fence: install: no graph or no key column")
 	}
@@ -60,7 +70,21 @@ func Install(ctx context.Context, conn *pgx.Conn, g *catalog.Graph) error {
 // approvals. The service's tables are left as they were before Install. Uninstalling
 // an absent fence does nothing. A schema holding objects the fence did not create is
 // an error, and the fence stays: see dropSchema.
-func Uninstall(ctx context.Context, conn *pgx.Conn, g *catalog.Graph) error {
+//
+// With tenants nil, or a tenant graph that can no longer be read (its root dropped),
+// the fence's triggers are found through its own trigger functions instead.
+func Uninstall(ctx context.Context, conn *pgx.Conn, tenants *profile.Tenants) error {
+	var g *catalog.Graph
+	if tenants != nil {
+		var err error
+		if g, err = catalog.Load(ctx, conn, *tenants); err != nil {
+			return &GraphError{Err: err}
+		}
+	}
+	return uninstallGraph(ctx, conn, g)
+}
+
+func uninstallGraph(ctx context.Context, conn *pgx.Conn, g *catalog.Graph) error {
 	err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
 		if err := begin(ctx, tx, true); err != nil {
 			return err

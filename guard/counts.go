@@ -7,8 +7,8 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/purgeguard/purgeguard/internal/archive"
 	"github.com/purgeguard/purgeguard/internal/catalog"
+	"github.com/purgeguard/purgeguard/snapshot"
 )
 
 // Counts are rows per table per tenant (the tenant's key as text).
@@ -68,7 +68,7 @@ type Loss struct {
 }
 
 // removed sums, per table, the rows the approved tenants lost.
-func removed(before, after Counts, approved map[string]*archive.Manifest) map[string]int64 {
+func removed(before, after Counts, approved map[string]*snapshot.Snapshot) map[string]int64 {
 	out := map[string]int64{}
 	for table, m := range before {
 		for k, n := range m {
@@ -81,7 +81,7 @@ func removed(before, after Counts, approved map[string]*archive.Manifest) map[st
 }
 
 // blastRadius compares counts before and after the purge.
-func blastRadius(before, after Counts, approved map[string]*archive.Manifest) []Loss {
+func blastRadius(before, after Counts, approved map[string]*snapshot.Snapshot) []Loss {
 	var out []Loss
 	tables := make([]string, 0, len(before))
 	for t := range before {
@@ -106,7 +106,7 @@ func blastRadius(before, after Counts, approved map[string]*archive.Manifest) []
 			}
 			saved := int64(0)
 			for _, mt := range m.Tables {
-				if mt.Schema+"."+mt.Name == table {
+				if mt.Table == table {
 					saved = mt.Rows
 				}
 			}

@@ -1,6 +1,8 @@
 package guard
 
 import (
+	"github.com/purgeguard/purgeguard/profile"
+
 	"context"
 	"fmt"
 	"time"
@@ -12,13 +14,6 @@ import (
 	"github.com/purgeguard/purgeguard/policy"
 )
 
-// Activity names where a tenant's last activity is read: max(Time) per Tenant.
-type Activity struct {
-	Table  catalog.Name
-	Tenant string
-	Time   string
-}
-
 // Input is what a decision is made on. Targets nil means "derive them from the
 // source of truth"; HasSourceOfTruth tells an empty source from none.
 type Input struct {
@@ -28,10 +23,10 @@ type Input struct {
 	PreviousSourceSize int
 }
 
-// Decide reads the database's tenants (and the targets' last activity) and runs the
+// decide reads the database's tenants (and the targets' last activity) and runs the
 // policy. Every tenant ID read from the database is parsed: a root key that is not a
 // UUID is an error naming it, never a string compared with a UUID.
-func Decide(ctx context.Context, q catalog.Querier, g *catalog.Graph, act *Activity, in Input, rules policy.Rules, now time.Time) (policy.Decision, error) {
+func decide(ctx context.Context, q catalog.Querier, g *catalog.Graph, act *profile.Activity, in Input, rules policy.Rules, now time.Time) (policy.Decision, error) {
 	db, err := databaseTenants(ctx, q, g)
 	if err != nil {
 		return policy.Decision{}, err
@@ -70,16 +65,16 @@ func databaseTenants(ctx context.Context, q catalog.Querier, g *catalog.Graph) (
 	return out, nil
 }
 
-func lastActivity(ctx context.Context, q catalog.Querier, a *Activity, targets []uuid.UUID) (map[uuid.UUID]time.Time, error) {
+func lastActivity(ctx context.Context, q catalog.Querier, a *profile.Activity, targets []uuid.UUID) (map[uuid.UUID]time.Time, error) {
 	strs := make([]string, len(targets))
 	for i, t := range targets {
 		strs[i] = t.String()
 	}
 	sql := fmt.Sprintf("SELECT %[1]s::text, max(%[2]s)::timestamptz FROM %[3]s WHERE %[1]s::text = ANY($1) GROUP BY 1",
-		pgx.Identifier{a.Tenant}.Sanitize(), pgx.Identifier{a.Time}.Sanitize(), a.Table.Sanitize())
+		pgx.Identifier{a.TenantColumn}.Sanitize(), pgx.Identifier{a.TimeColumn}.Sanitize(), a.Table.Sanitize())
 	rows, err := q.Query(ctx, sql, strs)
 	if err != nil {
-		return nil, fmt.Errorf("guard: last activity from %s.%s: %w", a.Table, a.Time, err)
+		return nil, fmt.Errorf("guard: last activity from %s.%s: %w", a.Table, a.TimeColumn, err)
 	}
 	defer rows.Close()
 	out := map[uuid.UUID]time.Time{}
@@ -98,4 +93,38 @@ func lastActivity(ctx context.Context, q catalog.Querier, a *Activity, targets [
 		}
 	}
 	return out, rows.Err()
+}
+
+// CheckOptions says what to decide on: the deletion set and the rules, where the
+// tenant tree starts, and where activity is read (nil: no activity rule).
+type CheckOptions struct {
+	Input    Input
+	Rules    policy.Rules
+	Graph    profile.Tenants
+	Activity *profile.Activity
+	Now      func() time.Time
+}
+
+// Check runs the policy on a deletion set against the database as it is, in one
+// read-only transaction, and changes nothing: what `guard` would decide, without
+// the lock, the snapshot or the purge.
+func Check(ctx context.Context, cfg *pgx.ConnConfig, o CheckOptions) (policy.Decision, error) {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return policy.Decision{}, fmt.Errorf("guard: connect: %w", err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	tx, err := conn.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return policy.Decision{}, fmt.Errorf("guard: begin: %w", err)
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx))
+	g, err := catalog.Load(ctx, tx, o.Graph)
+	if err != nil {
+		return policy.Decision{}, fmt.Errorf("guard: %w", err)
+	}
+	return decide(ctx, tx, g, o.Activity, o.Input, o.Rules, o.Now())
 }

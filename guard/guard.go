@@ -6,6 +6,8 @@
 package guard
 
 import (
+	"github.com/purgeguard/purgeguard/profile"
+
 	"context"
 	"errors"
 	"fmt"
@@ -39,7 +41,7 @@ const (
 type Options struct {
 	Input    Input
 	Rules    policy.Rules
-	Activity *Activity
+	Activity *profile.Activity
 	// Snapshot carries the catalog, files and tuning; Tenants and Reason are set here.
 	Snapshot snapshot.Options
 	Reason   string
@@ -58,24 +60,25 @@ type Options struct {
 type Result struct {
 	Run       uuid.UUID        `json:"run"`
 	Decision  policy.Decision  `json:"decision"`
-	Snapshots []snapshotRef    `json:"snapshots"`
+	Snapshots []SnapshotRef    `json:"snapshots"`
 	Fenced    bool             `json:"fenced"`
 	ExitCode  int              `json:"exit_code"`
 	Losses    []Loss           `json:"losses"`
 	Removed   map[string]int64 `json:"rows_removed"` // per table, approved tenants
-	manifests map[string]*archive.Manifest
+	saved     map[string]*snapshot.Snapshot
 }
 
-type snapshotRef struct {
+// SnapshotRef names one snapshot the run took.
+type SnapshotRef struct {
 	Tenant   uuid.UUID `json:"tenant"`
 	Snapshot uuid.UUID `json:"snapshot"`
 }
 
 // Saved sums the run's snapshots: what was saved before the purge ran.
-func (r *Result) Saved() archive.Totals {
-	var t archive.Totals
-	for _, m := range r.manifests {
-		mt := m.Totals()
+func (r *Result) Saved() snapshot.Totals {
+	var t snapshot.Totals
+	for _, m := range r.saved {
+		mt := m.Totals
 		t.Tables += mt.Tables
 		t.Rows += mt.Rows
 		t.Files += mt.Files
@@ -122,12 +125,12 @@ func Run(ctx context.Context, cfg *pgx.ConnConfig, store storage.Store, o Option
 		return nil, err
 	}
 	run := res.Run
-	conn, g, release, err := begin(ctx, cfg, o.NoWait, o.Snapshot.Catalog)
+	conn, g, release, err := begin(ctx, cfg, o.NoWait, o.Snapshot.Graph)
 	if err != nil {
 		return res, err
 	}
 	defer release()
-	res.Decision, err = Decide(ctx, conn, g, o.Activity, o.Input, o.Rules, o.Now())
+	res.Decision, err = decide(ctx, conn, g, o.Activity, o.Input, o.Rules, o.Now())
 	if err != nil {
 		return res, err
 	}
@@ -169,8 +172,8 @@ func Run(ctx context.Context, cfg *pgx.ConnConfig, store storage.Store, o Option
 	if err != nil {
 		return res, err
 	}
-	res.Removed = removed(before, counted, res.manifests)
-	res.Losses = blastRadius(before, counted, res.manifests)
+	res.Removed = removed(before, counted, res.saved)
+	res.Losses = blastRadius(before, counted, res.saved)
 	if res.Losses == nil {
 		res.Losses = []Loss{}
 	}
@@ -193,7 +196,7 @@ func newResult() (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Result{Run: run, Snapshots: []snapshotRef{}, Losses: []Loss{}, Removed: map[string]int64{}, manifests: map[string]*archive.Manifest{}}, nil
+	return &Result{Run: run, Snapshots: []SnapshotRef{}, Losses: []Loss{}, Removed: map[string]int64{}, saved: map[string]*snapshot.Snapshot{}}, nil
 }
 
 // begin takes purgeguard's lock, then opens the guard's own connection and reads the
@@ -254,20 +257,27 @@ func (res *Result) save(ctx context.Context, cfg *pgx.ConnConfig, store storage.
 	if err := verifyAll(ctx, store, ms); err != nil {
 		return err
 	}
-	for _, m := range ms {
-		res.manifests[m.Tenant.String()] = m
-		res.Snapshots = append(res.Snapshots, snapshotRef{Tenant: m.Tenant, Snapshot: m.ID})
+	for i := range ms {
+		m := &ms[i]
+		res.saved[m.Tenant.String()] = m
+		res.Snapshots = append(res.Snapshots, SnapshotRef{Tenant: m.Tenant, Snapshot: m.ID})
 	}
 	return nil
 }
 
-func verifyAll(ctx context.Context, store storage.Store, ms []*archive.Manifest) error {
+// verifyAll re-reads each committed snapshot from storage, manifest first, and checks
+// every object it names: what the purge may rely on is what storage holds.
+func verifyAll(ctx context.Context, store storage.Store, ss []snapshot.Snapshot) error {
 	chk, err := repository.NewChecker(store)
 	if err != nil {
 		return err
 	}
 	defer chk.Close()
-	for _, m := range ms {
+	for _, s := range ss {
+		m, err := repository.Manifest(ctx, store, archive.SnapshotRef{Tenant: s.Tenant, ID: s.ID})
+		if err != nil {
+			return fmt.Errorf("guard: snapshot %s of tenant %s: %w", s.ID, s.Tenant, err)
+		}
 		probs, err := chk.Verify(ctx, m, nil)
 		if err != nil {
 			return err

@@ -59,7 +59,7 @@ func (w *world) run(t *testing.T, targets []uuid.UUID, script string) (*guard.Re
 	t.Setenv("PSQL", psql)
 	return guard.Run(testenv.Context(t), cfg, w.store, guard.Options{
 		Input: guard.Input{Targets: targets}, Rules: policy.DefaultRules(),
-		Snapshot: snapshot.Options{Catalog: catalog.Options{Root: root, Key: "uuid"}, ToolVersion: "test"},
+		Snapshot: snapshot.Options{Graph: catalog.Options{Root: root, Key: "uuid"}, ToolVersion: "test"},
 		Command:  []string{"sh", "-c", script}, Stdout: os.Stderr, Stderr: os.Stderr,
 	})
 }
@@ -165,9 +165,9 @@ func TestRun_NoWait(t *testing.T) {
 	cfg, _ := pgx.ParseConfig(w.dsn)
 	root, _ := catalog.ParseName("public.call_logd_tenant")
 	_, err := guard.Run(testenv.Context(t), cfg, w.store, guard.Options{NoWait: true, Input: guard.Input{Targets: []uuid.UUID{}},
-		Rules: policy.DefaultRules(), Snapshot: snapshot.Options{Catalog: catalog.Options{Root: root, Key: "uuid"}}, Command: []string{"true"}})
-	if !errors.Is(err, guard.ErrLocked) {
-		t.Errorf("second guard with --no-wait: got %v, want ErrLocked", err)
+		Rules: policy.DefaultRules(), Snapshot: snapshot.Options{Graph: catalog.Options{Root: root, Key: "uuid"}}, Command: []string{"true"}})
+	if !errors.Is(err, guard.ErrBusy) {
+		t.Errorf("second guard with --no-wait: got %v, want ErrBusy", err)
 	}
 }
 
@@ -190,8 +190,8 @@ func TestLockTx(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := tryTx(); !errors.Is(err, guard.ErrLocked) {
-		t.Errorf("LockTx while a guard holds the lock: got %v, want ErrLocked", err)
+	if err := tryTx(); !errors.Is(err, guard.ErrBusy) {
+		t.Errorf("LockTx while a guard holds the lock: got %v, want ErrBusy", err)
 	}
 	unlock()
 	tx, err := conn.Begin(ctx)
@@ -201,8 +201,8 @@ func TestLockTx(t *testing.T) {
 	if err := guard.LockTx(ctx, tx); err != nil {
 		t.Fatalf("LockTx with the lock free: %v", err)
 	}
-	if _, err := guard.Lock(ctx, cfg, true); !errors.Is(err, guard.ErrLocked) {
-		t.Errorf("guard --no-wait during a restore's transaction: got %v, want ErrLocked", err)
+	if _, err := guard.Lock(ctx, cfg, true); !errors.Is(err, guard.ErrBusy) {
+		t.Errorf("guard --no-wait during a restore's transaction: got %v, want ErrBusy", err)
 	}
 	if err := tx.Rollback(ctx); err != nil {
 		t.Fatal(err)

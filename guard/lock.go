@@ -8,9 +8,9 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// ErrLocked is returned with NoWait when another guard holds the lock, and by
+// ErrBusy is returned with NoWait when another guard holds the lock, and by
 // LockTx while a guard or a restore does.
-var ErrLocked = errors.New("another purgeguard run holds the lock")
+var ErrBusy = errors.New("another purgeguard run holds the lock")
 
 // lockKey is the advisory lock purgeguard runs take, in the two-int form so that it
 // cannot collide with a service's own single-bigint keys: 'pgrd', 1.
@@ -31,7 +31,7 @@ func Lock(ctx context.Context, cfg *pgx.ConnConfig, noWait bool) (unlock func(),
 		}
 		if !ok {
 			conn.Close(ctx)
-			return nil, ErrLocked
+			return nil, ErrBusy
 		}
 	} else if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock($1, $2)", lockKey1, lockKey2); err != nil {
 		conn.Close(ctx)
@@ -49,7 +49,7 @@ func Lock(ctx context.Context, cfg *pgx.ConnConfig, noWait bool) (unlock func(),
 }
 
 // LockTx takes the same lock for the length of tx, without waiting, or returns
-// ErrLocked: a restore takes it so that it never loads a tenant while a guard run
+// ErrBusy: a restore takes it so that it never loads a tenant while a guard run
 // (and the purge it wraps) is at work, and a guard waits for the restore to end.
 func LockTx(ctx context.Context, tx pgx.Tx) error {
 	var ok bool
@@ -57,7 +57,7 @@ func LockTx(ctx context.Context, tx pgx.Tx) error {
 		return fmt.Errorf("lock: %w", err)
 	}
 	if !ok {
-		return ErrLocked
+		return ErrBusy
 	}
 	return nil
 }

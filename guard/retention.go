@@ -11,7 +11,6 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
-	"github.com/purgeguard/purgeguard/internal/archive"
 	"github.com/purgeguard/purgeguard/internal/catalog"
 	"github.com/purgeguard/purgeguard/internal/retention"
 	"github.com/purgeguard/purgeguard/snapshot"
@@ -58,7 +57,7 @@ func RunRetention(ctx context.Context, cfg *pgx.ConnConfig, store storage.Store,
 	}
 	// A retention purge has no deletion set for the policy to refuse.
 	res.Decision.Allowed = true
-	conn, g, release, err := begin(ctx, cfg, o.NoWait, o.Snapshot.Catalog)
+	conn, g, release, err := begin(ctx, cfg, o.NoWait, o.Snapshot.Graph)
 	if err != nil {
 		return res, err
 	}
@@ -121,12 +120,12 @@ func RunRetention(ctx context.Context, cfg *pgx.ConnConfig, store storage.Store,
 	// Every tenant is in the purge's reach, but only in the tables the scope
 	// reaches: elsewhere any drop is collateral. A tenant without a snapshot had
 	// nothing to lose.
-	inReach := make(map[string]*archive.Manifest, len(tenants))
+	inReach := make(map[string]*snapshot.Snapshot, len(tenants))
 	for _, t := range tenants {
-		if m, ok := res.manifests[t.String()]; ok {
+		if m, ok := res.saved[t.String()]; ok {
 			inReach[t.String()] = m
 		} else {
-			inReach[t.String()] = &archive.Manifest{}
+			inReach[t.String()] = &snapshot.Snapshot{}
 		}
 	}
 	res.Removed = removed(before, counted, inReach)

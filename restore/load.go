@@ -48,7 +48,7 @@ type plan struct {
 }
 
 func newLoader(ctx context.Context, tx pgx.Tx, store storage.Store, m *archive.Manifest, o Options) (*loader, error) {
-	g, err := catalog.Load(ctx, tx, o.Catalog)
+	g, err := catalog.Load(ctx, tx, o.Graph)
 	if err != nil {
 		return nil, fmt.Errorf("restore: target database: %w", err)
 	}

@@ -6,6 +6,8 @@
 package restore
 
 import (
+	"time"
+
 	"context"
 	"errors"
 	"fmt"
@@ -16,8 +18,8 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/purgeguard/purgeguard/internal/archive"
-	"github.com/purgeguard/purgeguard/internal/catalog"
 	"github.com/purgeguard/purgeguard/internal/repository"
+	"github.com/purgeguard/purgeguard/profile"
 	"github.com/purgeguard/purgeguard/storage"
 )
 
@@ -31,25 +33,18 @@ const (
 	ConflictFillNulls = "fill-nulls"
 )
 
-// FileColumn is a configured file column and the only directory its files may be
-// written to.
-type FileColumn struct {
-	Table  catalog.Name
-	Column string
-	Root   string
-}
-
 // Options says what to restore and how.
 type Options struct {
 	Tenant   uuid.UUID
 	Snapshot uuid.UUID // uuid.Nil: the newest committed snapshot of Tenant
 	DryRun   bool
 	// Tables limits the restore to these tables; empty: every table of the snapshot.
-	Tables           []catalog.Name
+	Tables           []profile.TableName
 	OnConflict       string // ConflictSkip (default), ConflictFail or ConflictFillNulls
 	AllowDropColumns bool
-	Catalog          catalog.Options
-	Files            []FileColumn
+	// Graph says where the tenant tree starts (profile.CallLogd().Tenants for call-logd).
+	Graph profile.Tenants
+	Files []profile.FileColumn
 	// FilesRoot, when set, replaces every configured root: a file is written at the
 	// same path relative to it (a scratch restore to inspect before production).
 	FilesRoot      string
@@ -70,12 +65,20 @@ type Event struct {
 	Bytes int64
 }
 
+// Scope says which rows the snapshot holds: a whole tenant ("tenant"), or what a
+// retention purge removed ("retention") with each kind's cut-off and days.
+type Scope struct {
+	Kind    string               `json:"kind"`
+	Cutoffs map[string]time.Time `json:"cutoffs,omitempty"`
+	Days    map[string]int       `json:"days,omitempty"`
+}
+
 // Report says what the restore did, or with DryRun what it would do.
 type Report struct {
 	Tenant   uuid.UUID     `json:"tenant"`
 	Snapshot uuid.UUID     `json:"snapshot"`
 	DryRun   bool          `json:"dry_run"`
-	Scope    archive.Scope `json:"scope"` // what the snapshot holds: a whole tenant, or a retention purge's take
+	Scope    Scope         `json:"scope"` // what the snapshot holds: a whole tenant, or a retention purge's take
 	Tables   []TableReport `json:"tables"`
 	Files    []FileReport  `json:"files"`
 	Totals   Totals        `json:"totals"`
@@ -173,7 +176,7 @@ func Run(ctx context.Context, cfg *pgx.ConnConfig, store storage.Store, o Option
 		}
 	}
 
-	rep := &Report{Tenant: m.Tenant, Snapshot: m.ID, DryRun: o.DryRun, Scope: m.Scope, Tables: []TableReport{}, Files: []FileReport{}}
+	rep := &Report{Tenant: m.Tenant, Snapshot: m.ID, DryRun: o.DryRun, Scope: Scope{Kind: m.Scope.Kind, Cutoffs: m.Scope.Cutoffs, Days: m.Scope.Days}, Tables: []TableReport{}, Files: []FileReport{}}
 	l, err := newLoader(ctx, tx, store, m, o)
 	if err != nil {
 		return nil, err
@@ -219,7 +222,7 @@ func manifest(ctx context.Context, s storage.Store, o Options) (*archive.Manifes
 }
 
 // selectTables returns the manifest's tables in its load order, limited to names.
-func selectTables(m *archive.Manifest, names []catalog.Name) ([]archive.Table, error) {
+func selectTables(m *archive.Manifest, names []profile.TableName) ([]archive.Table, error) {
 	if len(names) == 0 {
 		return m.Tables, nil
 	}
@@ -230,7 +233,7 @@ func selectTables(m *archive.Manifest, names []catalog.Name) ([]archive.Table, e
 		}
 	}
 	for _, t := range m.Tables {
-		if slices.Contains(names, catalog.Name{Schema: t.Schema, Table: t.Name}) {
+		if slices.Contains(names, profile.TableName{Schema: t.Schema, Table: t.Name}) {
 			out = append(out, t)
 		}
 	}

@@ -17,10 +17,10 @@ import (
 	"github.com/purgeguard/purgeguard/internal/catalog"
 	"github.com/purgeguard/purgeguard/internal/devtools/fixture"
 	"github.com/purgeguard/purgeguard/internal/devtools/testenv"
+	"github.com/purgeguard/purgeguard/profile"
 	"github.com/purgeguard/purgeguard/restore"
 	"github.com/purgeguard/purgeguard/snapshot"
 	"github.com/purgeguard/purgeguard/storage"
-	"github.com/purgeguard/purgeguard/storage/storagetest"
 	"github.com/purgeguard/purgeguard/testdata"
 )
 
@@ -31,8 +31,8 @@ type world struct {
 	conn    *pgx.Conn
 	store   storage.Store
 	catalog catalog.Options
-	snapF   []snapshot.FileColumn
-	restF   []restore.FileColumn
+	snapF   []profile.FileColumn
+	restF   []profile.FileColumn
 	tenants []uuid.UUID
 	roots   []string
 	// purge deletes a tenant as the service would.
@@ -64,8 +64,8 @@ func callLogd(t *testing.T, store storage.Store) *world {
 	w.tenants = res.Tenants
 	w.catalog = catalog.Options{Root: name("public.call_logd_tenant"), Key: "uuid"}
 	for i, tc := range []string{"public.call_logd_recording", "public.call_logd_export"} {
-		w.snapF = append(w.snapF, snapshot.FileColumn{Table: name(tc), Column: "path", Root: w.roots[i]})
-		w.restF = append(w.restF, restore.FileColumn{Table: name(tc), Column: "path", Root: w.roots[i]})
+		w.snapF = append(w.snapF, profile.FileColumn{Table: name(tc), Column: "path", Root: w.roots[i]})
+		w.restF = append(w.restF, profile.FileColumn{Table: name(tc), Column: "path", Root: w.roots[i]})
 	}
 	w.purge = "DELETE FROM call_logd_tenant WHERE uuid = $1"
 	return w
@@ -92,23 +92,23 @@ func graph(t *testing.T, store storage.Store) *world {
 	return w
 }
 
-func fileStore(t *testing.T) storage.Store { return storagetest.File(t) }
+func fileStore(t *testing.T) storage.Store { return testenv.FileStore(t) }
 
-func s3Store(t *testing.T) storage.Store { return storagetest.MinIO(t, "r") }
+func s3Store(t *testing.T) storage.Store { return testenv.S3Store(t, "r") }
 
 func (w *world) snapshot(t *testing.T, tenant uuid.UUID) *archive.Manifest {
 	t.Helper()
 	cfg, _ := pgx.ParseConfig(w.dsn)
 	ms, err := snapshot.Run(testenv.Context(t), cfg, w.store, snapshot.Options{Tenants: []uuid.UUID{tenant},
-		Catalog: w.catalog, Files: w.snapF, ToolVersion: "test"})
+		Graph: w.catalog, Files: w.snapF, ToolVersion: "test"})
 	if err != nil {
 		t.Fatalf("snapshot: %v", err)
 	}
-	return ms[0]
+	return manifests(t, w.store, ms)[0]
 }
 
 func (w *world) options(tenant uuid.UUID) restore.Options {
-	return restore.Options{Tenant: tenant, Catalog: w.catalog, Files: w.restF}
+	return restore.Options{Tenant: tenant, Graph: w.catalog, Files: w.restF}
 }
 
 func (w *world) restore(t *testing.T, o restore.Options) (*restore.Report, error) {

@@ -22,11 +22,11 @@ func (w *world) retentionSnapshot(t *testing.T, purgeDays int) []*archive.Manife
 	t.Helper()
 	cfg, _ := pgx.ParseConfig(w.dsn)
 	ms, err := snapshot.Run(testenv.Context(t), cfg, w.store, snapshot.Options{Retention: fixture.Retention(purgeDays),
-		Catalog: w.catalog, Files: w.snapF, ToolVersion: "test", Reason: "nightly"})
+		Graph: w.catalog, Files: w.snapF, ToolVersion: "test", Reason: "nightly"})
 	if err != nil {
 		t.Fatalf("snapshot --retention: %v", err)
 	}
-	return ms
+	return manifests(t, w.store, ms)
 }
 
 // retentionPurge runs testdata's call-logd retention purge: files first, as the real

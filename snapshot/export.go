@@ -45,12 +45,6 @@ type exporter struct {
 	paths map[*archive.Manifest][]filePath
 }
 
-// lockExtender is a store whose objects may carry a retention (S3 Object Lock): a
-// blob stored by an earlier snapshot is kept as long as the manifest naming it now.
-type lockExtender interface {
-	ExtendLock(ctx context.Context, key string) error
-}
-
 // selector renders the rows a snapshot saves of a table: *catalog.Graph for a
 // tenant purge, *catalog.Retention for a retention purge.
 type selector interface {
@@ -150,7 +144,7 @@ func (e *exporter) run(ctx context.Context, r *read, ms []*archive.Manifest, fil
 	// swept it since: check again just before the manifests name it. Under Object
 	// Lock the check also extends its retention to that of the objects written now.
 	check := func(key string) error { _, err := e.store.Stat(ctx, key); return err }
-	if l, ok := e.store.(lockExtender); ok {
+	if l, ok := e.store.(storage.Locker); ok {
 		check = func(key string) error { return l.ExtendLock(ctx, key) }
 	}
 	for _, key := range e.reused {

@@ -1,6 +1,8 @@
 package snapshot
 
 import (
+	"github.com/purgeguard/purgeguard/profile"
+
 	"context"
 	"errors"
 	"fmt"
@@ -23,7 +25,7 @@ import (
 
 // fileColumn is a configured file column found in the tenant graph.
 type fileColumn struct {
-	FileColumn
+	profile.FileColumn
 	table    *catalog.Table
 	name     string // Table as the manifest spells it, shared by every file's entry
 	realRoot string // Root with symbolic links resolved, to test resolved paths against
@@ -38,7 +40,7 @@ type filePath struct {
 // fileColumns matches the configured file columns with the graph. A column of a
 // table the purge does not reach holds no file of the tenant: it is skipped, said
 // once. A missing column is a configuration error.
-func fileColumns(g *catalog.Graph, cols []FileColumn, log *slog.Logger) ([]fileColumn, error) {
+func fileColumns(g *catalog.Graph, cols []profile.FileColumn, log *slog.Logger) ([]fileColumn, error) {
 	var out []fileColumn
 	for _, c := range cols {
 		t := g.Table(c.Table)
@@ -57,7 +59,7 @@ func fileColumns(g *catalog.Graph, cols []FileColumn, log *slog.Logger) ([]fileC
 			}
 			real = root // no root yet: every file it should hold is missing
 		}
-		out = append(out, fileColumn{FileColumn: FileColumn{Table: c.Table, Column: c.Column, Root: root}, table: t,
+		out = append(out, fileColumn{FileColumn: profile.FileColumn{Table: c.Table, Column: c.Column, Root: root}, table: t,
 			name: c.Table.String(), realRoot: real})
 	}
 	return out, nil

@@ -88,11 +88,12 @@ func TestRun_KeyedUnderPerTenantParent(t *testing.T) {
 	cfg, _ := pgx.ParseConfig(dsn)
 	var logs bytes.Buffer
 	s := fileStore(t)
-	ms, err := snapshot.Run(ctx, cfg, s, snapshot.Options{Tenants: orgs, Catalog: copts,
+	ss, err := snapshot.Run(ctx, cfg, s, snapshot.Options{Tenants: orgs, Graph: copts,
 		Log: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	if err != nil {
 		t.Fatal(err)
 	}
+	ms := manifests(t, s, ss)
 	if !strings.Contains(logs.String(), `table="app.attachment \"v2\".files"`) || !strings.Contains(logs.String(), "selected by its parent's saved keys") {
 		t.Fatalf("the attachment table was not selected by keys:\n%s", logs.String())
 	}

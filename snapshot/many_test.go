@@ -13,6 +13,7 @@ import (
 	"github.com/purgeguard/purgeguard/internal/devtools/fixture"
 	"github.com/purgeguard/purgeguard/internal/devtools/testenv"
 	"github.com/purgeguard/purgeguard/internal/retention"
+	"github.com/purgeguard/purgeguard/profile"
 	"github.com/purgeguard/purgeguard/snapshot"
 )
 
@@ -88,10 +89,10 @@ func TestRun_ManyTenantsOneScanPerTable(t *testing.T) {
 	// scan of their own.
 	rec, _ := catalog.ParseName("public.call_logd_recording")
 	exp, _ := catalog.ParseName("public.call_logd_export")
-	files := []snapshot.FileColumn{{Table: rec, Column: "path", Root: t.TempDir()}, {Table: exp, Column: "path", Root: t.TempDir()}}
+	files := []profile.FileColumn{{Table: rec, Column: "path", Root: t.TempDir()}, {Table: exp, Column: "path", Root: t.TempDir()}}
 	run := func(tenants []uuid.UUID, ret *retention.Options) (map[string]int64, []*archive.Manifest) {
 		before := seqScans(t, ctx, stats)
-		ms, err := snapshot.Run(ctx, cfg, s, snapshot.Options{Tenants: tenants, Catalog: catalog.Options{Root: root, Key: "uuid"},
+		ss, err := snapshot.Run(ctx, cfg, s, snapshot.Options{Tenants: tenants, Graph: catalog.Options{Root: root, Key: "uuid"},
 			Retention: ret, Files: files})
 		if err != nil {
 			t.Fatalf("snapshot of %d tenants: %v", len(tenants), err)
@@ -101,7 +102,7 @@ func TestRun_ManyTenantsOneScanPerTable(t *testing.T) {
 		for k, v := range after {
 			delta[k] = v - before[k]
 		}
-		return delta, ms
+		return delta, manifests(t, s, ss)
 	}
 	one, _ := run(res.Tenants[:1], nil)
 	twenty, _ := run(res.Tenants[5:25], nil)

@@ -8,18 +8,17 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
-	"github.com/purgeguard/purgeguard/internal/archive"
 	"github.com/purgeguard/purgeguard/internal/catalog"
 )
 
 // Plan is what a snapshot of one tenant would save, counted in one read of the
 // database as Run reads it.
 type Plan struct {
-	Tenant uuid.UUID     `json:"tenant"`
-	Scope  archive.Scope `json:"scope"`
-	Tables []PlanTable   `json:"tables"`
-	Rows   int64         `json:"rows"`
-	Files  int64         `json:"files"` // distinct paths the rows name, present or not
+	Tenant uuid.UUID   `json:"tenant"`
+	Scope  Scope       `json:"scope"`
+	Tables []PlanTable `json:"tables"`
+	Rows   int64       `json:"rows"`
+	Files  int64       `json:"files"` // distinct paths the rows name, present or not
 }
 
 // PlanTable is one table of a Plan, in load order.
@@ -41,7 +40,7 @@ func DryRun(ctx context.Context, cfg *pgx.ConnConfig, o Options) ([]Plan, error)
 	plans := make([]Plan, len(o.Tenants))
 	at := make(map[string]*Plan, len(o.Tenants))
 	for i, t := range o.Tenants {
-		plans[i] = Plan{Tenant: t, Scope: scopes[t], Tables: []PlanTable{}}
+		plans[i] = Plan{Tenant: t, Scope: scopeOf(scopes[t]), Tables: []PlanTable{}}
 		at[t.String()] = &plans[i]
 	}
 	for _, t := range e.tables {

@@ -19,16 +19,9 @@ import (
 	"github.com/purgeguard/purgeguard/internal/catalog"
 	"github.com/purgeguard/purgeguard/internal/repository"
 	"github.com/purgeguard/purgeguard/internal/retention"
+	"github.com/purgeguard/purgeguard/profile"
 	"github.com/purgeguard/purgeguard/storage"
 )
-
-// FileColumn is a column holding paths of files owned by its row, and the only
-// directory those files may be read from.
-type FileColumn struct {
-	Table  catalog.Name
-	Column string
-	Root   string
-}
 
 // Options says what to save and how.
 type Options struct {
@@ -36,11 +29,14 @@ type Options struct {
 	Reason  string
 	Jobs    int // worker connections sharing the read; default 2
 	Level   int // zstd level; default 3
-	Catalog catalog.Options
+	// Graph says where the tenant tree starts (profile.CallLogd().Tenants for
+	// call-logd).
+	Graph profile.Tenants
 	// Retention, when set, saves what the scheduled retention purge will remove
 	// instead of a whole tenant; no Tenants then means every tenant of the root.
-	Retention   *retention.Options
-	Files       []FileColumn
+	Retention *profile.Retention
+	// Files are the columns naming files to save with their rows.
+	Files       []profile.FileColumn
 	ToolVersion string
 	Log         *slog.Logger
 	// Progress, when set, is called after each table and each file is stored. It is
@@ -65,9 +61,9 @@ type Event struct {
 var ErrTenantAbsent = errors.New("tenant not in the tenant root table")
 
 // Run takes one snapshot per tenant, all at the same instant of the database, and
-// returns their manifests once committed. On error nothing is committed, and the
-// objects already written are deleted (best effort: prune removes any left).
-func Run(ctx context.Context, cfg *pgx.ConnConfig, store storage.Store, o Options) ([]*archive.Manifest, error) {
+// returns them once committed. On error nothing is committed, and the objects
+// already written are deleted (best effort: prune removes any left).
+func Run(ctx context.Context, cfg *pgx.ConnConfig, store storage.Store, o Options) ([]Snapshot, error) {
 	o.defaults()
 	r, e, files, scopes, err := prepare(ctx, cfg, &o, o.Jobs)
 	if err != nil {
@@ -112,7 +108,11 @@ func Run(ctx context.Context, cfg *pgx.ConnConfig, store storage.Store, o Option
 		o.Log.Info("snapshot committed", "tenant", m.Tenant, "snapshot", m.ID, "tables", tot.Tables,
 			"rows", tot.Rows, "files", tot.Files, "missing_files", tot.Missing, "stored_bytes", tot.StoredBytes)
 	}
-	return ms, nil
+	out := make([]Snapshot, len(ms))
+	for i, m := range ms {
+		out[i] = snapshotOf(m)
+	}
+	return out, nil
 }
 
 // prepare opens the read with jobs workers (Run and DryRun alike) and reads within it
@@ -132,7 +132,7 @@ func prepare(ctx context.Context, cfg *pgx.ConnConfig, o *Options, jobs int) (r 
 			r = nil
 		}
 	}()
-	g, err := catalog.Load(ctx, r.coord, o.Catalog)
+	g, err := catalog.Load(ctx, r.coord, o.Graph)
 	if err != nil {
 		return r, nil, nil, nil, fmt.Errorf("snapshot: %w", err)
 	}
@@ -182,7 +182,7 @@ func (o *Options) defaults() {
 // retentionScope reads each tenant's retention days within the read, records them
 // in the tenants' scopes, and returns the selector and tables of what the purge
 // will remove.
-func retentionScope(ctx context.Context, q pgx.Tx, g *catalog.Graph, o retention.Options, scopes map[uuid.UUID]archive.Scope) (selector, []*catalog.Table, error) {
+func retentionScope(ctx context.Context, q pgx.Tx, g *catalog.Graph, o profile.Retention, scopes map[uuid.UUID]archive.Scope) (selector, []*catalog.Table, error) {
 	tenants := make([]uuid.UUID, 0, len(scopes))
 	for t := range scopes {
 		tenants = append(tenants, t)

@@ -23,9 +23,9 @@ import (
 	"github.com/purgeguard/purgeguard/internal/devtools/fixture"
 	"github.com/purgeguard/purgeguard/internal/devtools/testenv"
 	"github.com/purgeguard/purgeguard/internal/repository"
+	"github.com/purgeguard/purgeguard/profile"
 	"github.com/purgeguard/purgeguard/snapshot"
 	"github.com/purgeguard/purgeguard/storage"
-	"github.com/purgeguard/purgeguard/storage/storagetest"
 )
 
 // env is a generated call-logd database with its files, and a store.
@@ -60,8 +60,8 @@ func (e *env) options(tenants ...uuid.UUID) snapshot.Options {
 	exp, _ := catalog.ParseName("public.call_logd_export")
 	return snapshot.Options{
 		Tenants: tenants, Reason: "test", Jobs: 2, Level: 3, ToolVersion: "test",
-		Catalog: catalog.Options{Root: root, Key: "uuid"},
-		Files: []snapshot.FileColumn{
+		Graph: catalog.Options{Root: root, Key: "uuid"},
+		Files: []profile.FileColumn{
 			{Table: rec, Column: "path", Root: e.recordings},
 			{Table: exp, Column: "path", Root: e.exports},
 		},
@@ -78,12 +78,12 @@ func (e *env) run(t *testing.T, s storage.Store, o snapshot.Options) []*archive.
 	if err != nil {
 		t.Fatalf("snapshot: %v", err)
 	}
-	return ms
+	return manifests(t, s, ms)
 }
 
-func fileStore(t *testing.T) storage.Store { return storagetest.File(t) }
+func fileStore(t *testing.T) storage.Store { return testenv.FileStore(t) }
 
-func s3Store(t *testing.T) storage.Store { return storagetest.MinIO(t, "pg") }
+func s3Store(t *testing.T) storage.Store { return testenv.S3Store(t, "pg") }
 
 var backends = []struct {
 	name string
@@ -533,7 +533,7 @@ func TestRun_Unreachable(t *testing.T) {
 	}
 	root, _ := catalog.ParseName("public.call_logd_tenant")
 	_, err = snapshot.Run(context.Background(), cfg, fileStore(t), snapshot.Options{Tenants: []uuid.UUID{uuid.New()},
-		Catalog: catalog.Options{Root: root, Key: "uuid"}})
+		Graph: catalog.Options{Root: root, Key: "uuid"}})
 	if err == nil || !strings.Contains(err.Error(), "connect") {
 		t.Errorf("got %v, want a connection error", err)
 	}

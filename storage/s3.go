@@ -75,7 +75,10 @@ type S3Store struct {
 	lockable bool
 }
 
-var _ Store = (*S3Store)(nil)
+var (
+	_ Store  = (*S3Store)(nil)
+	_ Locker = (*S3Store)(nil)
+)
 
 // NewS3 connects to a bucket and checks it exists (creating it when asked).
 func NewS3(ctx context.Context, bucket, prefix string, o S3Options) (*S3Store, error) {

@@ -30,6 +30,21 @@ type Store interface {
 	Delete(ctx context.Context, key string) error
 }
 
+// Locker is the optional capability of a store whose objects may carry a retention
+// lock (S3 Object Lock). Callers find it by type assertion; a store without it keeps
+// no locks, and Delete alone decides.
+type Locker interface {
+	// CheckLock answers what Delete would about the object's lock, deleting nothing:
+	// an error that Is ErrLocked while a retention or legal hold protects it, nil
+	// otherwise (or when the store locks nothing). A dry run reports with it.
+	CheckLock(ctx context.Context, key string) error
+	// ExtendLock keeps an object stored earlier at least as long as one written now:
+	// a blob uploaded once and named again by a newer snapshot must not become
+	// deletable first. A retention is only ever lengthened. A missing key is an
+	// error that Is fs.ErrNotExist.
+	ExtendLock(ctx context.Context, key string) error
+}
+
 // Info describes a stored object.
 type Info struct {
 	Key     string

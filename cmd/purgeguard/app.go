@@ -6,12 +6,12 @@ import (
 	"log/slog"
 	"os"
 	"runtime/debug"
-	"slices"
 	"strings"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/purgeguard/purgeguard/internal/config"
+	"github.com/purgeguard/purgeguard/profile"
 )
 
 // version is set at build time with -ldflags "-X main.version=…"; otherwise the
@@ -28,28 +28,11 @@ func toolVersion() string {
 	return "(devel)"
 }
 
-// outputJSON is read by report, which runs after the app has returned.
-var outputJSON bool
-
-// Global flags.
-var (
-	flagConfig = &cli.StringFlag{
-		Name: "config", Aliases: []string{"c"}, EnvVars: []string{"PURGEGUARD_CONFIG"},
-		Usage: "YAML configuration `FILE` (see config.example.yaml); defaults are the call-logd profile",
-	}
-	flagLogFormat = &cli.StringFlag{Name: "log-format", Value: "text", Usage: "log format on stderr: text or json"}
-	flagLogLevel  = &cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error"}
-	flagOutput    = &cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "text", Usage: "result format on stdout: text or json"}
-	flagMetrics   = &cli.StringFlag{
-		Name: "metrics-file", EnvVars: []string{"PURGEGUARD_METRICS_FILE"},
-		Usage: "write Prometheus metrics of the run to `FILE` (*.prom, for node_exporter's textfile collector)",
-	}
-)
-
 // env is what every command receives: the loaded configuration, a logger and where
 // to write results.
 type env struct {
 	cfg    *config.Config
+	prof   profile.Profile // the service as the configuration describes it
 	log    *slog.Logger
 	stdout io.Writer
 	stderr io.Writer
@@ -58,13 +41,27 @@ type env struct {
 	rows, bytes int64
 }
 
+// output is the result format of one run: set by --output (before or after the
+// command) and read by report once the app has returned.
+type output struct{ json bool }
+
 const (
 	envKey     = "purgeguard.env"
+	outputKey  = "purgeguard.output"
 	unknownKey = "purgeguard.unknown-command"
 )
 
 func getEnv(c *cli.Context) *env { return c.App.Metadata[envKey].(*env) }
 
+func getOutput(app *cli.App) *output {
+	if o, ok := app.Metadata[outputKey].(*output); ok {
+		return o
+	}
+	return &output{}
+}
+
+// newApp builds the command line afresh: every command and flag is made by a
+// function, so two apps (tests run many) share nothing.
 func newApp() *cli.App {
 	app := &cli.App{
 		Name:  "purgeguard",
@@ -83,13 +80,13 @@ PURGEGUARD_CONFIG (--config), PURGEGUARD_METRICS_FILE (--metrics-file).`,
 		Version:              toolVersion(),
 		HideVersion:          true,
 		EnableBashCompletion: true,
-		Flags:                []cli.Flag{flagConfig, flagLogFormat, flagLogLevel, flagOutput, flagMetrics},
+		Flags:                []cli.Flag{newConfigFlag(), newLogFormatFlag(), newLogLevelFlag(), newOutputFlag(), newMetricsFlag()},
 		Before:               setup,
 		OnUsageError:         onUsageError,
-		Metadata:             map[string]any{},
+		Metadata:             map[string]any{outputKey: &output{}},
 		Commands: []*cli.Command{
-			cmdTables, cmdSnapshot, cmdList, cmdVerify, cmdCheck, cmdGuard,
-			cmdFence, cmdRestore, cmdPrune, cmdVersion,
+			newTablesCommand(), newSnapshotCommand(), newListCommand(), newVerifyCommand(), newCheckCommand(), newGuardCommand(),
+			newFenceCommand(), newRestoreCommand(), newPruneCommand(), newVersionCommand(),
 		},
 		// urfave/cli cannot return an error from here: run turns the mark into one.
 		CommandNotFound: func(c *cli.Context, name string) { c.App.Metadata[unknownKey] = name },
@@ -115,18 +112,17 @@ func setUsageHandler(cmd *cli.Command) {
 
 // addOutputFlag lets --output follow the command as well as precede it, as the
 // examples of --help write it ("purgeguard verify --all -o json").
-// The commands are package variables: a second app (tests) must not add it twice.
 func addOutputFlag(cmd *cli.Command, before cli.BeforeFunc) {
-	if !slices.ContainsFunc(cmd.Flags, func(f cli.Flag) bool { return slices.Contains(f.Names(), flagOutput.Name) }) {
-		cmd.Flags = append(cmd.Flags, &cli.StringFlag{Name: flagOutput.Name, Aliases: flagOutput.Aliases, Usage: flagOutput.Usage})
-	}
+	global := newOutputFlag()
+	cmd.Flags = append(cmd.Flags, &cli.StringFlag{Name: flagOutput, Aliases: global.Aliases, Usage: global.Usage})
 	cmd.Before = func(c *cli.Context) error {
 		// The command's own flag, "" when not given there: the global one stands.
-		if err := setOutput(c.String(flagOutput.Name)); err != nil {
+		out := getOutput(c.App)
+		if err := out.set(c.String(flagOutput)); err != nil {
 			return err
 		}
 		if e, ok := c.App.Metadata[envKey].(*env); ok {
-			e.json = outputJSON
+			e.json = out.json
 		}
 		if before != nil {
 			return before(c)
@@ -138,14 +134,14 @@ func addOutputFlag(cmd *cli.Command, before cli.BeforeFunc) {
 	}
 }
 
-// setOutput applies an --output value; "" changes nothing.
-func setOutput(o string) error {
+// set applies an --output value; "" changes nothing.
+func (out *output) set(o string) error {
 	switch o {
 	case "":
 	case "text":
-		outputJSON = false
+		out.json = false
 	case "json":
-		outputJSON = true
+		out.json = true
 	default:
 		return usagef("--output %q: want text or json", o)
 	}
@@ -157,17 +153,17 @@ func onUsageError(_ *cli.Context, err error, _ bool) error { return &usageError{
 // setup loads the configuration and builds the logger before any command runs, so a
 // bad file fails every command the same way, naming the key and line.
 func setup(c *cli.Context) error {
-	outputJSON = false
-	if err := setOutput(c.String(flagOutput.Name)); err != nil {
+	out := getOutput(c.App)
+	if err := out.set(c.String(flagOutput)); err != nil {
 		return err
 	}
 	var level slog.Level
-	if err := level.UnmarshalText([]byte(c.String(flagLogLevel.Name))); err != nil {
-		return usagef("--log-level %q: want debug, info, warn or error", c.String(flagLogLevel.Name))
+	if err := level.UnmarshalText([]byte(c.String(flagLogLevel))); err != nil {
+		return usagef("--log-level %q: want debug, info, warn or error", c.String(flagLogLevel))
 	}
 	opts := &slog.HandlerOptions{Level: level}
 	var h slog.Handler
-	switch f := c.String(flagLogFormat.Name); f {
+	switch f := c.String(flagLogFormat); f {
 	case "text":
 		h = slog.NewTextHandler(c.App.ErrWriter, opts)
 	case "json":
@@ -175,12 +171,16 @@ func setup(c *cli.Context) error {
 	default:
 		return usagef("--log-format %q: want text or json", f)
 	}
-	cfg, err := config.Load(c.String(flagConfig.Name), os.Getenv)
+	cfg, err := config.Load(c.String(flagConfig), os.Getenv)
+	if err != nil {
+		return err
+	}
+	prof, err := cfg.Profile()
 	if err != nil {
 		return err
 	}
 	c.App.Metadata[envKey] = &env{
-		cfg: cfg, log: slog.New(h), stdout: c.App.Writer, stderr: c.App.ErrWriter, json: outputJSON,
+		cfg: cfg, prof: prof, log: slog.New(h), stdout: c.App.Writer, stderr: c.App.ErrWriter, json: out.json,
 	}
 	return nil
 }

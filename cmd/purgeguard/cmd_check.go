@@ -3,22 +3,20 @@ package main
 import (
 	"fmt"
 	"io"
-	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/urfave/cli/v2"
 
 	"github.com/purgeguard/purgeguard/guard"
 	"github.com/purgeguard/purgeguard/internal/archive"
-	"github.com/purgeguard/purgeguard/internal/catalog"
 	"github.com/purgeguard/purgeguard/internal/repository"
 	"github.com/purgeguard/purgeguard/policy"
 )
 
-var cmdCheck = &cli.Command{
-	Name:  "check",
-	Usage: "run the policy on a deletion set without deleting anything (exit 3 if refused)",
-	Description: `With --source-of-truth alone, the targets are derived: the database's tenants minus
+func newCheckCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "check",
+		Usage: "run the policy on a deletion set without deleting anything (exit 3 if refused)",
+		Description: `With --source-of-truth alone, the targets are derived: the database's tenants minus
 the source's, as typed UUID sets. With --delete as well, the caller's own targets are
 checked against the source of truth: a target the source still lists is refused —
 this is what catches a caller whose own set difference went wrong.
@@ -35,8 +33,9 @@ Examples:
    purgeguard check --delete doomed.txt
    purgeguard check --source-of-truth https://auth:9497/api/auth/0.1/tenants \
        --source-of-truth-header "X-Auth-Token: $TOKEN" -o json`,
-	Flags:  []cli.Flag{flagDelete, flagSource, flagHeader, flagDatabaseURL},
-	Action: runCheck,
+		Flags:  []cli.Flag{newDeleteFlag(), newSourceFlag(), newHeaderFlag(), newDatabaseURLFlag()},
+		Action: runCheck,
+	}
 }
 
 func runCheck(c *cli.Context) error {
@@ -45,21 +44,13 @@ func runCheck(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	conn, copts, err := connect(c, e)
+	cfg, err := connConfig(c, e)
 	if err != nil {
 		return err
 	}
-	defer conn.Close(c.Context)
-	tx, err := conn.BeginTx(c.Context, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
-	if err != nil {
-		return err
-	}
-	defer tx.Rollback(c.Context)
-	g, err := catalog.Load(c.Context, tx, copts)
-	if err != nil {
-		return err
-	}
-	d, err := guard.Decide(c.Context, tx, g, act, in, policyRules(e.cfg), time.Now())
+	d, err := guard.Check(c.Context, cfg, guard.CheckOptions{
+		Input: in, Rules: e.cfg.PolicyRules(), Graph: e.prof.Tenants, Activity: act,
+	})
 	if err != nil {
 		return err
 	}

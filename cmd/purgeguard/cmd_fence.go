@@ -1,19 +1,20 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/purgeguard/purgeguard/fence"
-	"github.com/purgeguard/purgeguard/internal/catalog"
 )
 
-var cmdFence = &cli.Command{
-	Name:  "fence",
-	Usage: "database triggers that refuse any tenant DELETE the guard did not approve",
-	Description: `The fence is a purgeguard schema (approvals) and two kinds of trigger: a row trigger
+func newFenceCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "fence",
+		Usage: "database triggers that refuse any tenant DELETE the guard did not approve",
+		Description: `The fence is a purgeguard schema (approvals) and two kinds of trigger: a row trigger
 on the tenant root refusing the DELETE of a tenant that has no live approval, and a
 TRUNCATE trigger on every table of the tenant graph. 'guard' approves exactly the
 tenants it has snapshotted, for the time of the purge.
@@ -21,34 +22,30 @@ tenants it has snapshotted, for the time of the purge.
 With the fence on, any other tenant delete fails and removes nothing — including
 call-logd's own delete on wazo-auth's auth_tenant_deleted event: that tenant then
 waits for the next guarded sync run, which snapshots it first. That is the point.`,
-	Subcommands: []*cli.Command{
-		{Name: "install", Usage: "create the purgeguard schema and triggers (idempotent)", Flags: []cli.Flag{flagDatabaseURL}, Action: runFence("install")},
-		{Name: "status", Usage: "show whether the fence is installed and its live approvals", Flags: []cli.Flag{flagDatabaseURL}, Action: runFence("status")},
-		{Name: "uninstall", Usage: "remove the triggers and the purgeguard schema", Flags: []cli.Flag{flagDatabaseURL}, Action: runFence("uninstall")},
-	},
+		Subcommands: []*cli.Command{
+			{Name: "install", Usage: "create the purgeguard schema and triggers (idempotent)", Flags: []cli.Flag{newDatabaseURLFlag()}, Action: runFence("install")},
+			{Name: "status", Usage: "show whether the fence is installed and its live approvals", Flags: []cli.Flag{newDatabaseURLFlag()}, Action: runFence("status")},
+			{Name: "uninstall", Usage: "remove the triggers and the purgeguard schema", Flags: []cli.Flag{newDatabaseURLFlag()}, Action: runFence("uninstall")},
+		},
+	}
 }
 
 func runFence(verb string) cli.ActionFunc {
 	return func(c *cli.Context) error {
 		e := getEnv(c)
-		conn, copts, err := connect(c, e)
+		conn, tenants, err := connect(c, e)
 		if err != nil {
 			return err
 		}
 		defer conn.Close(c.Context)
 		if verb != "status" {
-			g, err := catalog.Load(c.Context, conn, copts)
-			switch {
-			case err != nil && verb == "install":
-				return err
-			case err != nil:
+			var graphErr *fence.GraphError
+			if verb == "install" {
+				err = fence.Install(c.Context, conn, tenants)
+			} else if err = fence.Uninstall(c.Context, conn, &tenants); errors.As(err, &graphErr) {
 				// The root may be gone: uninstall still finds its triggers by function.
-				e.log.Warn("tenant graph unreadable; uninstalling from the fence's own records", "err", err)
+				e.log.Warn("tenant graph unreadable; uninstalling from the fence's own records", "err", graphErr.Err)
 				err = fence.Uninstall(c.Context, conn, nil)
-			case verb == "install":
-				err = fence.Install(c.Context, conn, g)
-			default:
-				err = fence.Uninstall(c.Context, conn, g)
 			}
 			if err != nil {
 				return err

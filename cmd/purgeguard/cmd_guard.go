@@ -14,11 +14,12 @@ import (
 	"github.com/purgeguard/purgeguard/policy"
 )
 
-var cmdGuard = &cli.Command{
-	Name:      "guard",
-	Usage:     "check, snapshot and verify, then run the purge COMMAND and check its blast radius",
-	ArgsUsage: "-- COMMAND [ARGS...]",
-	Description: `Runs the purge under protection, in this order:
+func newGuardCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "guard",
+		Usage:     "check, snapshot and verify, then run the purge COMMAND and check its blast radius",
+		ArgsUsage: "-- COMMAND [ARGS...]",
+		Description: `Runs the purge under protection, in this order:
   1. takes purgeguard's advisory lock (a second guard waits; --no-wait fails instead);
   2. runs the policy on the deletion set (as 'check' does): refused, COMMAND never runs;
   3. snapshots every target present in the database and verifies the snapshots;
@@ -46,11 +47,12 @@ Examples (call-logd's tenant sync; its nightly retention purge):
    purgeguard guard --source-of-truth https://localhost:9497/api/auth/0.1/tenants \
        --source-of-truth-header "X-Auth-Token: $TOKEN" -- wazo-call-logd-sync-db
    purgeguard guard --retention -- wazo-purge-db`,
-	Flags: []cli.Flag{flagDelete, flagSource, flagHeader, flagReason, flagDatabaseURL, flagRetention, flagMargin, flagPurgeDays,
-		&cli.BoolFlag{Name: "no-wait", Usage: "fail instead of waiting when another guard holds the lock"},
-		&cli.IntFlag{Name: "jobs", Aliases: []string{"j"}, Usage: "snapshot worker connections (default: snapshot.jobs)"},
-	},
-	Action: runGuard,
+		Flags: []cli.Flag{newDeleteFlag(), newSourceFlag(), newHeaderFlag(), newReasonFlag(), newDatabaseURLFlag(), newRetentionFlag(), newMarginFlag(), newPurgeDaysFlag(),
+			&cli.BoolFlag{Name: "no-wait", Usage: "fail instead of waiting when another guard holds the lock"},
+			&cli.IntFlag{Name: "jobs", Aliases: []string{"j"}, Usage: "snapshot worker connections (default: snapshot.jobs)"},
+		},
+		Action: runGuard,
+	}
 }
 
 func runGuard(c *cli.Context) error {
@@ -59,10 +61,10 @@ func runGuard(c *cli.Context) error {
 	if len(command) == 0 {
 		return usagef("guard: give the purge command after --, e.g. purgeguard guard --delete f.txt -- ./purge.sh")
 	}
-	if c.Bool(flagRetention.Name) {
+	if c.Bool(flagRetention) {
 		return runGuardRetention(c, e, command)
 	}
-	if c.IsSet(flagMargin.Name) || c.IsSet(flagPurgeDays.Name) {
+	if c.IsSet(flagMargin) || c.IsSet(flagPurgeDays) {
 		return usagef("--margin and --purge-days go with --retention")
 	}
 	store, in, act, err := decisionSetup(c, e)
@@ -78,7 +80,7 @@ func runGuard(c *cli.Context) error {
 		return err
 	}
 	res, err := guard.Run(c.Context, cfg, store, guard.Options{
-		Input: in, Rules: policyRules(e.cfg), Activity: act, Reason: c.String(flagReason.Name),
+		Input: in, Rules: e.cfg.PolicyRules(), Activity: act, Reason: c.String(flagReason),
 		NoWait: c.Bool("no-wait"), Command: command, Snapshot: so,
 		Stdin: c.App.Reader, Stdout: c.App.Writer, Stderr: c.App.ErrWriter, Log: e.log,
 	})
@@ -88,7 +90,7 @@ func runGuard(c *cli.Context) error {
 
 // runGuardRetention guards the scheduled retention purge.
 func runGuardRetention(c *cli.Context, e *env, command []string) error {
-	for _, f := range []string{flagDelete.Name, flagSource.Name, flagHeader.Name} {
+	for _, f := range []string{flagDelete, flagSource, flagHeader} {
 		if c.IsSet(f) {
 			return usagef("--%s has no place with --retention: a retention purge has no deletion set", f)
 		}
@@ -105,11 +107,11 @@ func runGuardRetention(c *cli.Context, e *env, command []string) error {
 	if err != nil {
 		return err
 	}
-	if so.Retention, err = retentionOptions(c, e.cfg); err != nil {
+	if so.Retention, err = retentionOptions(c, e); err != nil {
 		return err
 	}
 	res, err := guard.RunRetention(c.Context, cfg, store, guard.RetentionOptions{
-		Snapshot: so, Reason: c.String(flagReason.Name), NoWait: c.Bool("no-wait"), Command: command,
+		Snapshot: so, Reason: c.String(flagReason), NoWait: c.Bool("no-wait"), Command: command,
 		Stdin: c.App.Reader, Stdout: c.App.Writer, Stderr: c.App.ErrWriter, Log: e.log,
 	})
 	prog.done()
@@ -123,7 +125,8 @@ func guardOutcome(c *cli.Context, e *env, res *guard.Result, err error) error {
 	if res == nil {
 		return err
 	}
-	e.saved(res.Saved())
+	saved := res.Saved()
+	e.saved(saved.Rows, saved.StoredBytes)
 	var refused *policy.RefusedError
 	var blast *guard.BlastRadiusError
 	switch {

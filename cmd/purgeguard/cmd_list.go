@@ -11,13 +11,15 @@ import (
 	"github.com/purgeguard/purgeguard/internal/repository"
 )
 
-var cmdList = &cli.Command{
-	Name:  "list",
-	Usage: "list committed snapshots, newest first",
-	Description: `Only committed snapshots are listed: one whose manifest was never written (an
+func newListCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "list",
+		Usage: "list committed snapshots, newest first",
+		Description: `Only committed snapshots are listed: one whose manifest was never written (an
 interrupted run) does not exist. Without --tenant, every tenant's snapshots.`,
-	Flags:  []cli.Flag{flagTenant},
-	Action: runList,
+		Flags:  []cli.Flag{newTenantFlag()},
+		Action: runList,
+	}
 }
 
 func runList(c *cli.Context) error {

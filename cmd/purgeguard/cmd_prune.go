@@ -13,10 +13,11 @@ import (
 	"github.com/purgeguard/purgeguard/internal/repository"
 )
 
-var cmdPrune = &cli.Command{
-	Name:  "prune",
-	Usage: "delete old snapshots and the blobs no remaining snapshot references",
-	Description: `A snapshot is kept if any rule keeps it: among the newest --keep-last of its tenant,
+func newPruneCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "prune",
+		Usage: "delete old snapshots and the blobs no remaining snapshot references",
+		Description: `A snapshot is kept if any rule keeps it: among the newest --keep-last of its tenant,
 or younger than --keep-within. At least one rule is required. A removed snapshot's
 manifest goes first, so it stops existing before its objects do. Objects of snapshots
 never committed (a crashed run) are removed once an hour old. File blobs are shared
@@ -29,13 +30,14 @@ retention ends; this is not an error.
 Examples:
    purgeguard prune --keep-last 3 --keep-within 30d --dry-run
    purgeguard prune --tenant 2f3c6a1e-0b4d-4c57-9b1e-6f0d2a9c8e71 --keep-last 1`,
-	Flags: []cli.Flag{
-		flagTenant,
-		&cli.IntFlag{Name: "keep-last", Usage: "keep the newest `N` snapshots of each tenant"},
-		&cli.StringFlag{Name: "keep-within", Usage: "keep snapshots younger than this `DURATION` (e.g. 30d, 36h)"},
-		&cli.BoolFlag{Name: "dry-run", Usage: "say what would be deleted; delete nothing"},
-	},
-	Action: runPrune,
+		Flags: []cli.Flag{
+			newTenantFlag(),
+			&cli.IntFlag{Name: "keep-last", Usage: "keep the newest `N` snapshots of each tenant"},
+			&cli.StringFlag{Name: "keep-within", Usage: "keep snapshots younger than this `DURATION` (e.g. 30d, 36h)"},
+			&cli.BoolFlag{Name: "dry-run", Usage: "say what would be deleted; delete nothing"},
+		},
+		Action: runPrune,
+	}
 }
 
 func runPrune(c *cli.Context) error {

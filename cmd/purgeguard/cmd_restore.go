@@ -16,10 +16,11 @@ import (
 	"github.com/purgeguard/purgeguard/restore"
 )
 
-var cmdRestore = &cli.Command{
-	Name:  "restore",
-	Usage: "bring one tenant back from a snapshot, in one transaction (safe to run twice)",
-	Description: `Restores the newest committed snapshot of the tenant (or --snapshot ID):
+func newRestoreCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "restore",
+		Usage: "bring one tenant back from a snapshot, in one transaction (safe to run twice)",
+		Description: `Restores the newest committed snapshot of the tenant (or --snapshot ID):
   1. every object it will read is verified (SHA-256) before anything is written;
   2. the target schema is checked: a column added since the snapshot gets its default,
      a dropped column or a changed type is an error naming table and column;
@@ -46,19 +47,20 @@ Examples:
    purgeguard restore --tenant 2f3c… --target-database-url postgres://…/scratch --files-root /tmp/inspect
    purgeguard restore --tenant 2f3c… --snapshot 0193… -o json
    purgeguard restore --tenant 2f3c… --snapshot 0193… --on-conflict fill-nulls   (a retention snapshot)`,
-	Flags: []cli.Flag{
-		&cli.StringFlag{Name: "tenant", Aliases: []string{"t"}, Usage: "tenant `UUID` to restore", Required: true},
-		&cli.StringFlag{Name: "snapshot", Aliases: []string{"s"}, Usage: "snapshot `ID` (default: the newest of the tenant)"},
-		&cli.BoolFlag{Name: "dry-run", Usage: "say what would be inserted and written; change nothing"},
-		flagDatabaseURL,
-		&cli.StringFlag{Name: "target-database-url", Usage: "restore into this database instead (e.g. a scratch copy)"},
-		&cli.StringFlag{Name: "files-root", Usage: "write files under this `DIR` instead of the configured roots"},
-		&cli.StringSliceFlag{Name: "tables", Usage: "restore only these tables (schema.table, repeat or comma-separate)"},
-		&cli.StringFlag{Name: "on-conflict", Value: restore.ConflictSkip, Usage: "a row already present: skip, fail, or fill-nulls (also set the columns it holds NULL and the snapshot does not: a retention snapshot's emptied recording paths)"},
-		&cli.BoolFlag{Name: "allow-drop-columns", Usage: "restore even if columns were dropped since the snapshot (their values are lost)"},
-		&cli.BoolFlag{Name: "overwrite-files", Usage: "replace files whose content differs from the snapshot"},
-	},
-	Action: runRestore,
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "tenant", Aliases: []string{"t"}, Usage: "tenant `UUID` to restore", Required: true},
+			&cli.StringFlag{Name: "snapshot", Aliases: []string{"s"}, Usage: "snapshot `ID` (default: the newest of the tenant)"},
+			&cli.BoolFlag{Name: "dry-run", Usage: "say what would be inserted and written; change nothing"},
+			newDatabaseURLFlag(),
+			&cli.StringFlag{Name: "target-database-url", Usage: "restore into this database instead (e.g. a scratch copy)"},
+			&cli.StringFlag{Name: "files-root", Usage: "write files under this `DIR` instead of the configured roots"},
+			&cli.StringSliceFlag{Name: "tables", Usage: "restore only these tables (schema.table, repeat or comma-separate)"},
+			&cli.StringFlag{Name: "on-conflict", Value: restore.ConflictSkip, Usage: "a row already present: skip, fail, or fill-nulls (also set the columns it holds NULL and the snapshot does not: a retention snapshot's emptied recording paths)"},
+			&cli.BoolFlag{Name: "allow-drop-columns", Usage: "restore even if columns were dropped since the snapshot (their values are lost)"},
+			&cli.BoolFlag{Name: "overwrite-files", Usage: "replace files whose content differs from the snapshot"},
+		},
+		Action: runRestore,
+	}
 }
 
 func runRestore(c *cli.Context) error {
@@ -93,18 +95,6 @@ func runRestore(c *cli.Context) error {
 			return err
 		}
 	}
-	copts, err := catalogOptions(e.cfg)
-	if err != nil {
-		return err
-	}
-	cols, err := fileColumns(e.cfg)
-	if err != nil {
-		return err
-	}
-	files := make([]restore.FileColumn, len(cols))
-	for i, fc := range cols {
-		files[i] = restore.FileColumn{Table: fc.Table, Column: fc.Column, Root: fc.Root}
-	}
 	store, err := openStore(c.Context, e)
 	if err != nil {
 		return err
@@ -113,7 +103,7 @@ func runRestore(c *cli.Context) error {
 	rep, err := restore.Run(c.Context, cfg, store, restore.Options{
 		Tenant: tenant, Snapshot: snap, DryRun: c.Bool("dry-run"), Tables: tables,
 		OnConflict: c.String("on-conflict"), AllowDropColumns: c.Bool("allow-drop-columns"),
-		Catalog: copts, Files: files, FilesRoot: c.String("files-root"), OverwriteFiles: c.Bool("overwrite-files"),
+		Graph: e.prof.Tenants, Files: e.prof.Files, FilesRoot: c.String("files-root"), OverwriteFiles: c.Bool("overwrite-files"),
 		Log: e.log, Lock: guard.LockTx,
 		Progress: func(ev restore.Event) {
 			if ev.File != "" {
@@ -124,7 +114,7 @@ func runRestore(c *cli.Context) error {
 		},
 	})
 	prog.done()
-	if errors.Is(err, guard.ErrLocked) {
+	if errors.Is(err, guard.ErrBusy) {
 		err = fmt.Errorf("%w: a guard run (or another restore) is at work on this database; nothing was restored: run it again once that has ended", err)
 	}
 	if rep != nil {
@@ -164,7 +154,7 @@ func printRestore(w io.Writer, r *restore.Report) {
 	}
 	fmt.Fprintf(w, "%s tenant %s from snapshot %s\n", verb, r.Tenant, r.Snapshot)
 	if r.Scope.Kind == archive.ScopeRetention {
-		fmt.Fprintf(w, "scope: what a retention purge removes: %s\n", scopeText(r.Scope))
+		fmt.Fprintf(w, "scope: what a retention purge removes: %s\n", scopeText(r.Scope.Cutoffs, r.Scope.Days))
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
 	insert := "INSERTED"

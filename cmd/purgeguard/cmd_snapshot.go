@@ -18,21 +18,12 @@ import (
 	"github.com/purgeguard/purgeguard/snapshot"
 )
 
-// Tenant selection flags shared by snapshot, restore, list, verify and prune.
-var (
-	flagTenant      = &cli.StringSliceFlag{Name: "tenant", Aliases: []string{"t"}, Usage: "tenant `UUID` (repeat, or comma-separate)"}
-	flagTenantsFile = &cli.StringFlag{Name: "tenants-file", Usage: "`FILE` of tenant UUIDs: one per line, a JSON array, or wazo-auth's {\"items\":[{\"uuid\":…}]}; - for stdin"}
-	flagReason      = &cli.StringFlag{Name: "reason", Usage: "why this snapshot is taken, kept in its manifest"}
-	flagRetention   = &cli.BoolFlag{Name: "retention", Usage: "save what the scheduled retention purge will remove (config: retention), for every tenant unless --tenant"}
-	flagMargin      = &cli.StringFlag{Name: "margin", Usage: "with --retention: also save rows this much newer than the cut-off (default: retention.margin)"}
-	flagPurgeDays   = &cli.IntFlag{Name: "purge-days", Usage: "with --retention: the purge job's own days (wazo-purge-db's days_to_keep; default: retention.purge_days)"}
-)
-
-var cmdSnapshot = &cli.Command{
-	Name:      "snapshot",
-	Usage:     "save every row and file a purge of the given tenants would destroy",
-	ArgsUsage: " ",
-	Description: `All tenants are read in one REPEATABLE READ snapshot of the database, shared by
+func newSnapshotCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "snapshot",
+		Usage:     "save every row and file a purge of the given tenants would destroy",
+		ArgsUsage: " ",
+		Description: `All tenants are read in one REPEATABLE READ snapshot of the database, shared by
 --jobs worker connections. Each table streams COPY TO STDOUT through zstd into storage;
 each file a row names is stored once, content-addressed. The manifest is written last:
 a snapshot without one does not exist.
@@ -57,12 +48,13 @@ Examples:
    purgeguard snapshot --tenant 2f3c6a1e-0b4d-4c57-9b1e-6f0d2a9c8e71 --reason "before manual purge"
    purgeguard snapshot --tenants-file doomed.txt -o json
    purgeguard snapshot --retention --reason "nightly, before wazo-purge-db"`,
-	Flags: []cli.Flag{
-		flagTenant, flagTenantsFile, flagReason, flagDatabaseURL, flagRetention, flagMargin, flagPurgeDays,
-		&cli.IntFlag{Name: "jobs", Aliases: []string{"j"}, Usage: "worker connections (default: snapshot.jobs)"},
-		&cli.BoolFlag{Name: "dry-run", Usage: "count what each snapshot would hold; write nothing"},
-	},
-	Action: runSnapshot,
+		Flags: []cli.Flag{
+			newTenantFlag(), newTenantsFileFlag(), newReasonFlag(), newDatabaseURLFlag(), newRetentionFlag(), newMarginFlag(), newPurgeDaysFlag(),
+			&cli.IntFlag{Name: "jobs", Aliases: []string{"j"}, Usage: "worker connections (default: snapshot.jobs)"},
+			&cli.BoolFlag{Name: "dry-run", Usage: "count what each snapshot would hold; write nothing"},
+		},
+		Action: runSnapshot,
+	}
 }
 
 // snapshotSummary is one committed snapshot as commands print it.
@@ -75,8 +67,9 @@ type snapshotSummary struct {
 	archive.Totals
 }
 
-func summarize(m *archive.Manifest) snapshotSummary {
-	return summaryOf(repository.Summary{SnapshotRef: m.Ref(), CreatedAt: m.CreatedAt, Reason: m.Reason, Scope: m.Scope, Totals: m.Totals()})
+func summarize(s snapshot.Snapshot) snapshotSummary {
+	return snapshotSummary{Tenant: s.Tenant, Snapshot: s.ID, Reason: s.Reason, CreatedAt: s.CreatedAt,
+		Scope: archive.Scope{Kind: s.Scope.Kind, Cutoffs: s.Scope.Cutoffs, Days: s.Scope.Days}, Totals: archive.Totals(s.Totals)}
 }
 
 func summaryOf(s repository.Summary) snapshotSummary {
@@ -92,11 +85,11 @@ func runSnapshot(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	retain := c.Bool(flagRetention.Name)
+	retain := c.Bool(flagRetention)
 	if len(tenants) == 0 && !retain {
 		return usagef("snapshot: give at least one --tenant or --tenants-file (or --retention for every tenant)")
 	}
-	if !retain && (c.IsSet(flagMargin.Name) || c.IsSet(flagPurgeDays.Name)) {
+	if !retain && (c.IsSet(flagMargin) || c.IsSet(flagPurgeDays)) {
 		return usagef("--margin and --purge-days go with --retention")
 	}
 	cfg, err := connConfig(c, e)
@@ -107,9 +100,9 @@ func runSnapshot(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	so.Tenants, so.Reason = tenants, c.String(flagReason.Name)
+	so.Tenants, so.Reason = tenants, c.String(flagReason)
 	if retain {
-		if so.Retention, err = retentionOptions(c, e.cfg); err != nil {
+		if so.Retention, err = retentionOptions(c, e); err != nil {
 			return err
 		}
 	}
@@ -129,8 +122,8 @@ func runSnapshot(c *cli.Context) error {
 		audit.Detail = jsonDetail(map[string]string{"error": err.Error()})
 	}
 	for _, m := range ms {
-		audit.Snapshots = append(audit.Snapshots, m.Ref())
-		e.saved(m.Totals())
+		audit.Snapshots = append(audit.Snapshots, archive.SnapshotRef{Tenant: m.Tenant, ID: m.ID})
+		e.saved(m.Totals.Rows, m.Totals.StoredBytes)
 	}
 	if aerr := repository.PutAudit(c.Context, store, audit); aerr != nil {
 		e.log.Warn("audit record not written", "err", aerr)
@@ -147,7 +140,7 @@ func runSnapshot(c *cli.Context) error {
 			fmt.Fprintf(w, "snapshot %s of tenant %s: %d tables, %d rows, %d files (%s), %s stored",
 				s.Snapshot, s.Tenant, s.Tables, s.Rows, s.Files, humanBytes(s.FilesBytes), humanBytes(s.StoredBytes))
 			if s.Scope.Kind == archive.ScopeRetention {
-				fmt.Fprintf(w, "; retention %s", scopeText(s.Scope))
+				fmt.Fprintf(w, "; retention %s", scopeText(s.Scope.Cutoffs, s.Scope.Days))
 			}
 			if s.Missing > 0 || s.OutsideRoot > 0 {
 				fmt.Fprintf(w, "; %d files missing, %d outside their root (not saved)", s.Missing, s.OutsideRoot)
@@ -168,7 +161,7 @@ func snapshotDryRun(c *cli.Context, e *env, cfg *pgx.ConnConfig, so snapshot.Opt
 		for _, p := range plans {
 			fmt.Fprintf(w, "tenant %s: %d tables, %d rows, %d files named", p.Tenant, len(p.Tables), p.Rows, p.Files)
 			if p.Scope.Kind == archive.ScopeRetention {
-				fmt.Fprintf(w, "; retention %s", scopeText(p.Scope))
+				fmt.Fprintf(w, "; retention %s", scopeText(p.Scope.Cutoffs, p.Scope.Days))
 				if p.Rows == 0 && p.Files == 0 {
 					fmt.Fprint(w, " (nothing to save: no snapshot)")
 				}
@@ -184,14 +177,6 @@ func snapshotDryRun(c *cli.Context, e *env, cfg *pgx.ConnConfig, so snapshot.Opt
 // snapshotOptions is the snapshot configuration shared by snapshot and guard: the
 // catalog, the file columns, --jobs and the progress display (done by the caller).
 func snapshotOptions(c *cli.Context, e *env) (snapshot.Options, *progress, error) {
-	copts, err := catalogOptions(e.cfg)
-	if err != nil {
-		return snapshot.Options{}, nil, err
-	}
-	files, err := fileColumns(e.cfg)
-	if err != nil {
-		return snapshot.Options{}, nil, err
-	}
 	jobs := e.cfg.Snapshot.Jobs
 	if c.IsSet("jobs") {
 		if jobs = c.Int("jobs"); jobs < 1 || jobs > 64 {
@@ -200,7 +185,7 @@ func snapshotOptions(c *cli.Context, e *env) (snapshot.Options, *progress, error
 	}
 	prog := newProgress(e, "snapshot", 0)
 	return snapshot.Options{
-		Jobs: jobs, Level: e.cfg.Snapshot.CompressionLevel, Catalog: copts, Files: files,
+		Jobs: jobs, Level: e.cfg.Snapshot.CompressionLevel, Graph: e.prof.Tenants, Files: e.prof.Files,
 		ToolVersion: toolVersion(), Log: e.log,
 		Progress: func(ev snapshot.Event) {
 			if ev.File != "" {
@@ -213,15 +198,16 @@ func snapshotOptions(c *cli.Context, e *env) (snapshot.Options, *progress, error
 }
 
 // scopeText renders a retention scope: "cdr 30d (before 2026-10-26), ...".
-func scopeText(sc archive.Scope) string {
-	kinds := make([]string, 0, len(sc.Cutoffs))
-	for k := range sc.Cutoffs {
+// scopeText describes a retention scope: each kind's days and cut-off.
+func scopeText(cutoffs map[string]time.Time, days map[string]int) string {
+	kinds := make([]string, 0, len(cutoffs))
+	for k := range cutoffs {
 		kinds = append(kinds, k)
 	}
 	slices.Sort(kinds)
 	parts := make([]string, len(kinds))
 	for i, k := range kinds {
-		parts[i] = fmt.Sprintf("%s %dd (before %s)", k, sc.Days[k], sc.Cutoffs[k].Format(time.RFC3339))
+		parts[i] = fmt.Sprintf("%s %dd (before %s)", k, days[k], cutoffs[k].Format(time.RFC3339))
 	}
 	return strings.Join(parts, ", ")
 }

@@ -12,10 +12,11 @@ import (
 	"github.com/purgeguard/purgeguard/internal/catalog"
 )
 
-var cmdTables = &cli.Command{
-	Name:  "tables",
-	Usage: "show the tenant graph: every table a tenant purge reaches, how, and the restore order",
-	Description: `Reads pg_catalog from the tenant root (tenants.table, tenants.key): every table whose
+func newTablesCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "tables",
+		Usage: "show the tenant graph: every table a tenant purge reaches, how, and the restore order",
+		Description: `Reads pg_catalog from the tenant root (tenants.table, tenants.key): every table whose
 foreign keys reach it through ON DELETE CASCADE, every table a purge changes through
 SET NULL / SET DEFAULT, and tenants.extra_tables. Nothing else is ever read.
 Tables are listed in restore load order (parents first).
@@ -24,12 +25,13 @@ Examples:
    purgeguard tables
    purgeguard tables --sql --tenant 2f3c6a1e-0b4d-4c57-9b1e-6f0d2a9c8e71
    purgeguard tables -o json`,
-	Flags: []cli.Flag{
-		flagDatabaseURL,
-		&cli.BoolFlag{Name: "sql", Usage: "also print the SELECT used for each table"},
-		&cli.StringFlag{Name: "tenant", Aliases: []string{"t"}, Usage: "tenant `UUID` to render in --sql (default: the nil UUID)"},
-	},
-	Action: runTables,
+		Flags: []cli.Flag{
+			newDatabaseURLFlag(),
+			&cli.BoolFlag{Name: "sql", Usage: "also print the SELECT used for each table"},
+			&cli.StringFlag{Name: "tenant", Aliases: []string{"t"}, Usage: "tenant `UUID` to render in --sql (default: the nil UUID)"},
+		},
+		Action: runTables,
+	}
 }
 
 func runTables(c *cli.Context) error {
@@ -117,10 +119,4 @@ func runTables(c *cli.Context) error {
 				strings.Join(names, " -> "), cy.Break.Child, strings.Join(cy.Break.Columns, ","))
 		}
 	})
-}
-
-// flagDatabaseURL overrides database.url and PURGEGUARD_DATABASE_URL for one run.
-var flagDatabaseURL = &cli.StringFlag{
-	Name:  "database-url",
-	Usage: "PostgreSQL connection `URL` (default: database.url, $PURGEGUARD_DATABASE_URL, libpq PG* variables)",
 }

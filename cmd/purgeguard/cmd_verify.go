@@ -11,10 +11,11 @@ import (
 	"github.com/purgeguard/purgeguard/internal/repository"
 )
 
-var cmdVerify = &cli.Command{
-	Name:  "verify",
-	Usage: "re-read snapshots: checksums, decompression, row counts and blobs (exit 4 on any mismatch)",
-	Description: `Every object a manifest names is read back: its SHA-256 and size, that it
+func newVerifyCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "verify",
+		Usage: "re-read snapshots: checksums, decompression, row counts and blobs (exit 4 on any mismatch)",
+		Description: `Every object a manifest names is read back: its SHA-256 and size, that it
 decompresses, that its rows and bytes match the manifest; every file blob decompresses
 to the SHA-256 and size recorded. Every problem is named; the exit status is 4 if any.
 
@@ -22,12 +23,13 @@ Examples:
    purgeguard verify --tenant 2f3c6a1e-0b4d-4c57-9b1e-6f0d2a9c8e71
    purgeguard verify --tenant 2f3c… --snapshot 0193…
    purgeguard verify --all -o json`,
-	Flags: []cli.Flag{
-		flagTenant,
-		&cli.StringFlag{Name: "snapshot", Aliases: []string{"s"}, Usage: "snapshot `ID` (default: every snapshot of --tenant)"},
-		&cli.BoolFlag{Name: "all", Usage: "every snapshot of every tenant"},
-	},
-	Action: runVerify,
+		Flags: []cli.Flag{
+			newTenantFlag(),
+			&cli.StringFlag{Name: "snapshot", Aliases: []string{"s"}, Usage: "snapshot `ID` (default: every snapshot of --tenant)"},
+			&cli.BoolFlag{Name: "all", Usage: "every snapshot of every tenant"},
+		},
+		Action: runVerify,
+	}
 }
 
 type verifyResult struct {

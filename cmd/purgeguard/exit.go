@@ -59,13 +59,13 @@ func exitCode(err error) int {
 // report prints err (plain text on stderr, or a JSON object on stdout under
 // --output json, so a script reads one document whatever happened) and returns the
 // exit status.
-func report(stdout, stderr io.Writer, err error) int {
+func report(stdout, stderr io.Writer, asJSON bool, err error) int {
 	code := exitCode(err)
 	var rep *errReported
 	if err == nil || errors.As(err, &rep) {
 		return code
 	}
-	if outputJSON {
+	if asJSON {
 		_ = json.NewEncoder(stdout).Encode(map[string]any{"error": err.Error(), "exit_code": code})
 		return code
 	}

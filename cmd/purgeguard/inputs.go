@@ -1,6 +1,8 @@
 package main
 
 import (
+	"github.com/purgeguard/purgeguard/profile"
+
 	"context"
 	"fmt"
 	"net/http"
@@ -12,26 +14,15 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/purgeguard/purgeguard/guard"
-	"github.com/purgeguard/purgeguard/internal/catalog"
-	"github.com/purgeguard/purgeguard/internal/config"
 	"github.com/purgeguard/purgeguard/internal/repository"
 	"github.com/purgeguard/purgeguard/internal/tenantlist"
-	"github.com/purgeguard/purgeguard/policy"
 	"github.com/purgeguard/purgeguard/storage"
 )
 
-// Flags shared by check and guard.
-var (
-	flagDelete = &cli.StringFlag{Name: "delete", Usage: "`FILE` of tenant UUIDs the purge will delete (- for stdin): one per line, a JSON array, or wazo-auth's {\"items\":[…]}"}
-	flagSource = &cli.StringFlag{Name: "source-of-truth", Usage: "`FILE` or http(s) URL listing the tenants that must exist (e.g. wazo-auth's /tenants)"}
-	flagHeader = &cli.StringSliceFlag{Name: "source-of-truth-header", Usage: "HTTP header for the source of truth, 'Name: value' (repeatable; the value is never logged)"}
-)
-
-// decisionInput reads --delete and --source-of-truth into typed sets.
 // decisionSetup opens the store (it keeps the previous source of truth's size) and
 // reads the deletion set and where activity is read: what check and guard both
 // decide from.
-func decisionSetup(c *cli.Context, e *env) (storage.Store, guard.Input, *guard.Activity, error) {
+func decisionSetup(c *cli.Context, e *env) (storage.Store, guard.Input, *profile.Activity, error) {
 	store, err := openStore(c.Context, e)
 	if err != nil {
 		return nil, guard.Input{}, nil, err
@@ -40,19 +31,16 @@ func decisionSetup(c *cli.Context, e *env) (storage.Store, guard.Input, *guard.A
 	if err != nil {
 		return nil, guard.Input{}, nil, err
 	}
-	act, err := activity(e.cfg)
-	if err != nil {
-		return nil, guard.Input{}, nil, err
-	}
-	return store, in, act, nil
+	return store, in, activity(e), nil
 }
 
+// decisionInput reads --delete and --source-of-truth into typed sets.
 func decisionInput(c *cli.Context, store storage.Store) (guard.Input, error) {
 	var in guard.Input
-	if !c.IsSet(flagDelete.Name) && !c.IsSet(flagSource.Name) {
+	if !c.IsSet(flagDelete) && !c.IsSet(flagSource) {
 		return in, usagef("give --delete FILE, --source-of-truth FILE|URL, or both")
 	}
-	if name := c.String(flagDelete.Name); name != "" {
+	if name := c.String(flagDelete); name != "" {
 		ids, err := readTenantsFile(c, name)
 		if err != nil {
 			return in, err
@@ -62,7 +50,7 @@ func decisionInput(c *cli.Context, store storage.Store) (guard.Input, error) {
 			in.Targets = []uuid.UUID{}
 		}
 	}
-	if src := c.String(flagSource.Name); src != "" {
+	if src := c.String(flagSource); src != "" {
 		ids, err := readSource(c, src)
 		if err != nil {
 			return in, err
@@ -94,7 +82,7 @@ func readSource(c *cli.Context, src string) ([]uuid.UUID, error) {
 		return nil, usagef("--source-of-truth %s: %v", shown, err)
 	}
 	req.Header.Set("Accept", "application/json")
-	for _, h := range c.StringSlice(flagHeader.Name) {
+	for _, h := range c.StringSlice(flagHeader) {
 		name, value, ok := strings.Cut(h, ":")
 		if !ok || strings.TrimSpace(name) == "" {
 			return nil, usagef("--source-of-truth-header: want 'Name: value' (got a value without a name)")
@@ -120,21 +108,11 @@ func redactURLError(err error) error {
 	return err
 }
 
-// policyRules turns the policy section into rules.
-func policyRules(cfg *config.Config) policy.Rules {
-	p := cfg.Policy
-	return policy.Rules{MaxTenants: p.MaxTenants, MaxFraction: p.MaxFraction, MinSourceRatio: p.MinSourceRatio,
-		Protected: []uuid.UUID(p.Protected), ActiveWithin: time.Duration(p.ActiveWithin)}
-}
-
-func activity(cfg *config.Config) (*guard.Activity, error) {
-	a := cfg.Policy.Activity
-	if a.Table == "" {
-		return nil, nil
+// activity is where the policy reads the targets' last activity; nil: nowhere.
+func activity(e *env) *profile.Activity {
+	if e.prof.Activity.Table.IsZero() {
+		return nil
 	}
-	n, err := catalog.ParseName(a.Table)
-	if err != nil {
-		return nil, &config.Error{Key: "policy.activity.table", Msg: err.Error()}
-	}
-	return &guard.Activity{Table: n, Tenant: a.TenantColumn, Time: a.TimeColumn}, nil
+	a := e.prof.Activity
+	return &a
 }

@@ -52,5 +52,5 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		err = usagef("unknown command %q", name)
 	}
 	writeMetrics(app, start, err)
-	return report(stdout, stderr, err)
+	return report(stdout, stderr, getOutput(app).json, err)
 }

@@ -6,7 +6,6 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/purgeguard/purgeguard/internal/archive"
 	"github.com/purgeguard/purgeguard/internal/metrics"
 )
 
@@ -24,9 +23,9 @@ var measured = map[string]struct{ rows, bytes bool }{
 }
 
 // saved adds a snapshot's rows and stored (compressed) bytes to the run's numbers.
-func (e *env) saved(t archive.Totals) {
-	e.rows += t.Rows
-	e.bytes += t.StoredBytes
+func (e *env) saved(rows, storedBytes int64) {
+	e.rows += rows
+	e.bytes += storedBytes
 }
 
 const measureKey = "purgeguard.measure"
@@ -39,7 +38,7 @@ type measure struct{ command, path string }
 // a help page is never recorded. A dry run is not recorded either: it changes
 // nothing, and its success would hide a failing scheduled run.
 func markMeasured(c *cli.Context) error {
-	if path := c.String(flagMetrics.Name); path != "" && !c.Bool("dry-run") {
+	if path := c.String(flagMetrics); path != "" && !c.Bool("dry-run") {
 		c.App.Metadata[measureKey] = measure{command: c.Command.Name, path: path}
 	}
 	return nil

@@ -1,20 +1,20 @@
 package main
 
 import (
+	"slices"
+
+	"github.com/purgeguard/purgeguard/profile"
+
 	"context"
 	"fmt"
 	"os"
-	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/urfave/cli/v2"
 
-	"github.com/purgeguard/purgeguard/internal/catalog"
 	"github.com/purgeguard/purgeguard/internal/config"
-	"github.com/purgeguard/purgeguard/internal/retention"
 	"github.com/purgeguard/purgeguard/internal/tenantlist"
-	"github.com/purgeguard/purgeguard/snapshot"
 	"github.com/purgeguard/purgeguard/storage"
 )
 
@@ -23,8 +23,8 @@ import (
 // itself from an empty string.
 func connConfig(c *cli.Context, e *env) (*pgx.ConnConfig, error) {
 	dsn := e.cfg.Database.URL.Reveal()
-	if c.IsSet(flagDatabaseURL.Name) {
-		dsn = c.String(flagDatabaseURL.Name)
+	if c.IsSet(flagDatabaseURL) {
+		dsn = c.String(flagDatabaseURL)
 	}
 	return parseDSN(dsn)
 }
@@ -38,61 +38,22 @@ func parseDSN(dsn string) (*pgx.ConnConfig, error) {
 	return cfg, nil
 }
 
-// connect opens the database a command works on, with the catalog options of the
+// connect opens the database a command works on, with the tenant graph's start of the
 // configuration: the start of every command that reads the tenant graph.
-func connect(c *cli.Context, e *env) (*pgx.Conn, catalog.Options, error) {
-	copts, err := catalogOptions(e.cfg)
-	if err != nil {
-		return nil, copts, err
-	}
+func connect(c *cli.Context, e *env) (*pgx.Conn, profile.Tenants, error) {
 	cfg, err := connConfig(c, e)
 	if err != nil {
-		return nil, copts, err
+		return nil, e.prof.Tenants, err
 	}
 	conn, err := pgx.ConnectConfig(c.Context, cfg)
 	if err != nil {
-		return nil, copts, fmt.Errorf("connect: %w", err)
+		return nil, e.prof.Tenants, fmt.Errorf("connect: %w", err)
 	}
-	return conn, copts, nil
+	return conn, e.prof.Tenants, nil
 }
 
 func openStore(ctx context.Context, e *env) (storage.Store, error) {
-	s3 := e.cfg.Storage.S3
-	return storage.Open(ctx, e.cfg.Storage.URL, storage.Options{S3: storage.S3Options{
-		Endpoint: s3.Endpoint, Region: s3.Region, AccessKeyID: s3.AccessKeyID,
-		SecretAccessKey: s3.SecretAccessKey.Reveal(), Insecure: s3.Insecure,
-		CreateBucket: s3.CreateBucket, PartSize: int64(s3.PartSize),
-		ObjectLock: storage.ObjectLock{Mode: s3.ObjectLock.Mode, Days: s3.ObjectLock.Days},
-	}})
-}
-
-// catalogOptions turns the tenants section into the catalog's options.
-func catalogOptions(cfg *config.Config) (catalog.Options, error) {
-	root, err := catalog.ParseName(cfg.Tenants.Table)
-	if err != nil {
-		return catalog.Options{}, &config.Error{Key: "tenants.table", Msg: err.Error()}
-	}
-	o := catalog.Options{Root: root, Key: cfg.Tenants.Key}
-	for i, x := range cfg.Tenants.ExtraTables {
-		n, err := catalog.ParseName(x.Table)
-		if err != nil {
-			return o, &config.Error{Key: fmt.Sprintf("tenants.extra_tables[%d].table", i), Msg: err.Error()}
-		}
-		o.ExtraTables = append(o.ExtraTables, catalog.Extra{Table: n, Column: x.Column})
-	}
-	return o, nil
-}
-
-func fileColumns(cfg *config.Config) ([]snapshot.FileColumn, error) {
-	var out []snapshot.FileColumn
-	for i, f := range cfg.Files {
-		n, err := catalog.ParseName(f.Table)
-		if err != nil {
-			return nil, &config.Error{Key: fmt.Sprintf("files[%d].table", i), Msg: err.Error()}
-		}
-		out = append(out, snapshot.FileColumn{Table: n, Column: f.Column, Root: f.Root})
-	}
-	return out, nil
+	return storage.Open(ctx, e.cfg.Storage.URL, e.cfg.StorageOptions())
 }
 
 // tenantArgs reads --tenant (repeated or comma-separated) and --tenants-file.
@@ -106,14 +67,14 @@ func tenantArgs(c *cli.Context) ([]uuid.UUID, error) {
 			out = append(out, id)
 		}
 	}
-	for _, s := range splitList(c.StringSlice(flagTenant.Name)) {
+	for _, s := range splitList(c.StringSlice(flagTenant)) {
 		id, err := parseTenantFlag("--tenant", s)
 		if err != nil {
 			return nil, err
 		}
 		add(id)
 	}
-	if name := c.String(flagTenantsFile.Name); name != "" {
+	if name := c.String(flagTenantsFile); name != "" {
 		ids, err := readTenantsFile(c, name)
 		if err != nil {
 			return nil, err
@@ -145,53 +106,24 @@ func parseTenantFlag(flag, s string) (uuid.UUID, error) {
 	return id, nil
 }
 
-// retentionOptions turns the config's retention section into the snapshot engine's,
-// with --margin over retention.margin.
-func retentionOptions(c *cli.Context, cfg *config.Config) (*retention.Options, error) {
-	r := cfg.Retention
-	name := func(key, s string) (catalog.Name, error) {
-		if s == "" {
-			return catalog.Name{}, nil
-		}
-		n, err := catalog.ParseName(s)
-		if err != nil {
-			return n, &config.Error{Key: key, Msg: err.Error()}
-		}
-		return n, nil
-	}
-	o := &retention.Options{TenantColumn: r.TenantColumn, PurgeDays: r.PurgeDays,
-		PurgeDefaultDays: r.PurgeDefaultDays, Margin: time.Duration(r.Margin)}
+// retentionOptions is the configuration's retention purge with --margin and
+// --purge-days applied over it.
+func retentionOptions(c *cli.Context, e *env) (*profile.Retention, error) {
+	o := e.prof.Retention
+	o.Kinds = slices.Clone(o.Kinds)
 	var err error
-	if o.Table, err = name("retention.table", r.Table); err != nil {
-		return nil, err
-	}
-	if o.DefaultsTable, err = name("retention.defaults_table", r.DefaultsTable); err != nil {
-		return nil, err
-	}
-	if c.IsSet(flagMargin.Name) {
-		if o.Margin, err = config.ParseDuration(c.String(flagMargin.Name)); err != nil || o.Margin < 0 {
-			return nil, usagef("--margin %q: want a duration such as 24h or 2d", c.String(flagMargin.Name))
+	if c.IsSet(flagMargin) {
+		if o.Margin, err = config.ParseDuration(c.String(flagMargin)); err != nil || o.Margin < 0 {
+			return nil, usagef("--margin %q: want a duration such as 24h or 2d", c.String(flagMargin))
 		}
 	}
-	if c.IsSet(flagPurgeDays.Name) {
-		if o.PurgeDays = c.Int(flagPurgeDays.Name); o.PurgeDays < 1 {
+	if c.IsSet(flagPurgeDays) {
+		if o.PurgeDays = c.Int(flagPurgeDays); o.PurgeDays < 1 {
 			return nil, usagef("--purge-days %d: must be at least 1", o.PurgeDays)
 		}
 	}
-	if len(r.Kinds) == 0 {
+	if len(o.Kinds) == 0 {
 		return nil, &config.Error{Key: "retention.kinds", Msg: "no kind: nothing to save"}
 	}
-	for i, k := range r.Kinds {
-		key := fmt.Sprintf("retention.kinds[%d]", i)
-		rule := catalog.Rule{Kind: k.Kind, TenantColumn: k.TenantColumn, TimeColumn: k.TimeColumn, NullColumns: k.NullColumns}
-		if rule.Table, err = name(key+".table", k.Table); err != nil {
-			return nil, err
-		}
-		if rule.NullTable, err = name(key+".null_table", k.NullTable); err != nil {
-			return nil, err
-		}
-		o.Kinds = append(o.Kinds, retention.Kind{Rule: rule, DaysColumn: k.DaysColumn,
-			DefaultColumn: k.DefaultColumn, DefaultDays: k.DefaultDays})
-	}
-	return o, nil
+	return &o, nil
 }

@@ -9,10 +9,11 @@
 package catalog
 
 import (
+	"github.com/purgeguard/purgeguard/profile"
+
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -55,43 +56,24 @@ const (
 )
 
 // Name is a schema-qualified table name, unquoted.
-type Name struct {
-	Schema string `json:"schema"`
-	Table  string `json:"table"`
-}
-
-// String returns "schema.table" unquoted, for humans and manifests.
-func (n Name) String() string { return n.Schema + "." + n.Table }
-
-// Sanitize returns the name quoted for SQL.
-func (n Name) Sanitize() string { return pgx.Identifier{n.Schema, n.Table}.Sanitize() }
+type Name = profile.TableName
 
 // ParseName splits "schema.table" at its first dot; "table" alone is in public. Names
 // are taken as written (no case folding, no quotes), as pg_class spells them.
 func ParseName(s string) (Name, error) {
-	schema, table, found := strings.Cut(s, ".")
-	if !found {
-		schema, table = "public", s
+	n, err := profile.ParseTableName(s)
+	if err != nil {
+		return Name{}, fmt.Errorf("catalog: %w", err)
 	}
-	if schema == "" || table == "" {
-		return Name{}, fmt.Errorf("catalog: %q is not a table name (want schema.table)", s)
-	}
-	return Name{Schema: schema, Table: table}, nil
+	return n, nil
 }
 
 // Options says where the tenant tree starts.
-type Options struct {
-	Root        Name
-	Key         string // key column of the root
-	ExtraTables []Extra
-}
+type Options = profile.Tenants
 
 // Extra is a table holding a tenant column but no foreign key to the root: the purge
 // removes its rows where Column = tenant.
-type Extra struct {
-	Table  Name
-	Column string
-}
+type Extra = profile.ExtraTable
 
 // Column is one stored column of a table, in attnum order.
 type Column struct {

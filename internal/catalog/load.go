@@ -156,7 +156,7 @@ func resolve(ctx context.Context, q Querier, n Name, what string) (relation, err
 		return r, fmt.Errorf("catalog: %s: is not a table (relkind %s)", what, r.kind)
 	}
 	if r.partition {
-		return r, fmt.Errorf("catalog: %s: is a partition of %s: name the partitioned table", what, Name{topSchema, topTable})
+		return r, fmt.Errorf("catalog: %s: is a partition of %s: name the partitioned table", what, Name{Schema: topSchema, Table: topTable})
 	}
 	r.top, r.topName = r.oid, r.name
 	return r, nil

@@ -1,6 +1,8 @@
 package catalog
 
 import (
+	"github.com/purgeguard/purgeguard/profile"
+
 	"errors"
 	"fmt"
 	"slices"
@@ -14,16 +16,9 @@ import (
 // before the tenant's cut-off are deleted, with everything that cascades from them;
 // or, when NullTable is set, they stay, and the rows of NullTable referencing them
 // get NullColumns set to NULL (call-logd's recordings: the file goes, the row stays).
-type Rule struct {
-	Kind         string
-	Table        Name
-	TenantColumn string
-	TimeColumn   string
-	NullTable    Name
-	NullColumns  []string
-}
+type Rule = profile.PurgeRule
 
-func (r Rule) nulls() bool { return r.NullTable != Name{} }
+func nulls(r Rule) bool { return !r.NullTable.IsZero() }
 
 // Retention renders what a retention purge removes or changes for some tenants,
 // each with its own cut-off per kind. It selects, like Graph for a tenant purge:
@@ -61,7 +56,7 @@ func (g *Graph) Retention(rules []Rule, cutoffs map[uuid.UUID]map[string]time.Ti
 				return nil, fmt.Errorf("catalog: retention %s: column %s.%s %w", rule.Kind, rule.Table, c, ErrNotFound)
 			}
 		}
-		if rule.nulls() {
+		if nulls(rule) {
 			rr.null = g.Table(rule.NullTable)
 			if rr.null == nil {
 				return nil, fmt.Errorf("catalog: retention %s: table %s is not reached from %s: %w", rule.Kind, rule.NullTable, g.Root, ErrRetention)
@@ -155,7 +150,7 @@ func (r *Retention) chainTerms(t *Table, tenants []uuid.UUID) ([]string, bool) {
 		}
 		next := fmt.Sprintf("t%d", depth)
 		for _, rule := range r.rules {
-			if !rule.nulls() {
+			if !nulls(rule.Rule) {
 				continue
 			}
 			if rule.NullTable == cur.Name && depth == 1 && rule.fk.Constraint == fk.Constraint && rule.fk.Parent == fk.Parent {
@@ -183,7 +178,7 @@ func (r *Retention) terms(rd *renderer, t *Table, tenants []uuid.UUID) []string 
 	rd.anchor = r.anchor(tenants)
 	terms := append(rd.deleted(t, "t0", 0, true), rd.changed(t, "t0")...)
 	for _, rule := range r.rules {
-		if !rule.nulls() {
+		if !nulls(rule.Rule) {
 			continue
 		}
 		if rule.NullTable == t.Name {
@@ -204,7 +199,7 @@ func (r *Retention) anchor(tenants []uuid.UUID) func(t *Table, alias string) []s
 	return func(t *Table, alias string) []string {
 		var out []string
 		for _, rule := range r.rules {
-			if !rule.nulls() && rule.Table == t.Name {
+			if !nulls(rule.Rule) && rule.Table == t.Name {
 				out = append(out, r.older(rule, alias, tenants))
 			}
 		}
@@ -279,13 +274,13 @@ func (r *Retention) NewerSQL() []Newer {
 		// A row another rule deletes (a recording under a call log past the cdr
 		// cut-off) may go whatever its own kind's cut-off says.
 		t, join, keep := rule.table, "", ""
-		if rule.nulls() {
+		if nulls(rule.Rule) {
 			t = rule.null
 			join = " JOIN " + from(rule.table, "p") + " ON " + match(rule.fk, "t0", "p")
 			keep = " AND (" + notNull(rule.NullColumns, "t0") + ")"
 		}
 		parent := "t0"
-		if rule.nulls() {
+		if nulls(rule.Rule) {
 			parent = "p"
 		}
 		rd := &renderer{g: r.g, ctes: map[Name]string{}}

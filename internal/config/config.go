@@ -6,6 +6,7 @@ package config
 
 import (
 	"fmt"
+	"github.com/purgeguard/purgeguard/profile"
 	"strings"
 	"time"
 )
@@ -107,16 +108,14 @@ type Activity struct {
 
 // Default returns the call-logd profile.
 func Default() *Config {
+	tenants, files, retention, activity := fromProfile(profile.CallLogd())
 	return &Config{
 		Storage: Storage{
 			URL: "file:///var/lib/purgeguard",
 			S3:  S3{Region: "us-east-1", PartSize: 8 << 20},
 		},
-		Tenants: Tenants{Table: "public.call_logd_tenant", Key: "uuid", ExtraTables: []ExtraTable{}},
-		Files: []FileColumn{
-			{Table: "public.call_logd_recording", Column: "path", Root: "/var/lib/wazo/sounds/tenants"},
-			{Table: "public.call_logd_export", Column: "path", Root: "/var/lib/wazo-call-logd/exports"},
-		},
+		Tenants:  tenants,
+		Files:    files,
 		Snapshot: Snapshot{Jobs: 2, CompressionLevel: 3},
 		Policy: Policy{
 			MaxTenants:     5,
@@ -124,9 +123,9 @@ func Default() *Config {
 			MinSourceRatio: 0.5,
 			Protected:      UUIDs{},
 			ActiveWithin:   Duration(7 * 24 * time.Hour),
-			Activity:       Activity{Table: "public.call_logd_call_log", TenantColumn: "tenant_uuid", TimeColumn: "date"},
+			Activity:       activity,
 		},
-		Retention: defaultRetention(),
+		Retention: retention,
 	}
 }
 

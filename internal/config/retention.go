@@ -2,7 +2,6 @@ package config
 
 import (
 	"fmt"
-	"time"
 )
 
 // Retention describes the service's scheduled retention purge (call-logd's, run
@@ -34,29 +33,6 @@ type RetentionKind struct {
 	DaysColumn    string   `yaml:"days_column" json:"days_column"`
 	DefaultColumn string   `yaml:"default_column" json:"default_column"`
 	DefaultDays   int      `yaml:"default_days" json:"default_days"`
-}
-
-// defaultRetention is call-logd's retention purge (wazo_call_logd/purger.py).
-func defaultRetention() Retention {
-	kind := func(kind, table, time string, def int) RetentionKind {
-		return RetentionKind{Kind: kind, Table: table, TenantColumn: "tenant_uuid", TimeColumn: time,
-			NullColumns: []string{}, DaysColumn: kind + "_days", DefaultColumn: "retention_" + kind + "_days", DefaultDays: def}
-	}
-	rec := kind("recording", "public.call_logd_call_log", "date", 365)
-	rec.NullTable, rec.NullColumns = "public.call_logd_recording", []string{"path"}
-	return Retention{
-		Table:            "public.call_logd_retention",
-		TenantColumn:     "tenant_uuid",
-		DefaultsTable:    "public.call_logd_config",
-		PurgeDays:        365,
-		PurgeDefaultDays: 365,
-		Margin:           Duration(24 * time.Hour),
-		Kinds: []RetentionKind{
-			kind("cdr", "public.call_logd_call_log", "date", 365),
-			rec,
-			kind("export", "public.call_logd_export", "requested_at", 2),
-		},
-	}
 }
 
 func (r *Retention) validate(bad func(key, format string, args ...any) error) error {

@@ -54,13 +54,6 @@ type LockedSnapshot struct {
 	Until time.Time `json:"locked_until,omitzero"` // zero: a legal hold, no date
 }
 
-// lockChecker is the optional capability of a store that can tell, without deleting,
-// whether Delete would be refused for a lock: a dry run then reports what a real
-// prune would skip.
-type lockChecker interface {
-	CheckLock(ctx context.Context, key string) error
-}
-
 // Prune removes the snapshots no rule keeps (manifest first, so a snapshot stops
 // existing before its objects go), objects of snapshots never committed once older
 // than Grace, then every blob no surviving manifest references: mark from the
@@ -239,7 +232,7 @@ func (p *pruner) try(ctx context.Context, key string) (*storage.LockedError, err
 	var err error
 	if !p.o.DryRun {
 		err = p.s.Delete(ctx, key)
-	} else if lc, ok := p.s.(lockChecker); ok {
+	} else if lc, ok := p.s.(storage.Locker); ok {
 		if err = lc.CheckLock(ctx, key); errors.Is(err, fs.ErrNotExist) {
 			err = nil // gone meanwhile: nothing would be refused
 		}

@@ -5,6 +5,8 @@
 package retention
 
 import (
+	"github.com/purgeguard/purgeguard/profile"
+
 	"context"
 	"errors"
 	"fmt"
@@ -18,35 +20,10 @@ import (
 )
 
 // Options describe the purge (config's retention section, parsed).
-type Options struct {
-	Table            catalog.Name // per-tenant days; zero: none
-	TenantColumn     string
-	DefaultsTable    catalog.Name // global days, first row; zero: built-in defaults
-	PurgeDays        int          // the purge job's own days
-	PurgeDefaultDays int          // the purge job's days when nobody changed them
-	// Margin is added to every cut-off: the purge runs after the snapshot and
-	// computes its cut-offs from its own clock, so rows up to Margin newer are saved
-	// too.
-	Margin time.Duration
-	Kinds  []Kind
-}
+type Options = profile.Retention
 
 // Kind is one kind of the purge with where its days come from.
-type Kind struct {
-	Rule          catalog.Rule
-	DaysColumn    string // in Table; "" when tenants cannot override
-	DefaultColumn string // in DefaultsTable; "" when there is no global setting
-	DefaultDays   int    // built-in
-}
-
-// Rules returns the catalog rules of the kinds.
-func (o *Options) Rules() []catalog.Rule {
-	out := make([]catalog.Rule, len(o.Kinds))
-	for i, k := range o.Kinds {
-		out[i] = k.Rule
-	}
-	return out
-}
+type Kind = profile.RetentionKind
 
 // Days is call-logd's rule for one tenant and kind: the tenant's own days when set;
 // else the purge job's days when they were changed and the global days were not

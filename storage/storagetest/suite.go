@@ -14,8 +14,8 @@ import (
 	"slices"
 	"testing"
 	"testing/iotest"
+	"time"
 
-	"github.com/purgeguard/purgeguard/internal/devtools/testenv"
 	"github.com/purgeguard/purgeguard/storage"
 )
 
@@ -28,6 +28,7 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Store) {
 	t.Run("CancelMidUpload", func(t *testing.T) { testCancel(t, newStore(t)) })
 	t.Run("ReaderFailsMidUpload", func(t *testing.T) { testReaderError(t, newStore(t)) })
 	t.Run("InvalidKeys", func(t *testing.T) { testInvalidKeys(t, newStore(t)) })
+	t.Run("Locker", func(t *testing.T) { testLocker(t, newStore(t)) })
 }
 
 // prng is a deterministic stream: large objects are generated and compared by
@@ -59,7 +60,7 @@ func sum(t *testing.T, r io.Reader) ([32]byte, int64) {
 }
 
 func testRoundTrip(t *testing.T, s storage.Store) {
-	ctx := testenv.Context(t)
+	ctx := testContext(t)
 	for _, size := range []int64{0, 1, 64 << 20} {
 		key := "rt/obj-" + itoa(size)
 		if err := s.Put(ctx, key, prng(uint64(size), size)); err != nil {
@@ -93,7 +94,7 @@ func strconvAppend(b []byte, n int64) []byte {
 
 func put(t *testing.T, s storage.Store, key, content string) {
 	t.Helper()
-	if err := s.Put(testenv.Context(t), key, bytes.NewBufferString(content)); err != nil {
+	if err := s.Put(testContext(t), key, bytes.NewBufferString(content)); err != nil {
 		t.Fatalf("put %s: %v", key, err)
 	}
 }
@@ -101,7 +102,7 @@ func put(t *testing.T, s storage.Store, key, content string) {
 func list(t *testing.T, s storage.Store, prefix string) []string {
 	t.Helper()
 	keys := []string{}
-	if err := s.List(testenv.Context(t), prefix, func(i storage.Info) error {
+	if err := s.List(testContext(t), prefix, func(i storage.Info) error {
 		keys = append(keys, i.Key)
 		return nil
 	}); err != nil {
@@ -132,14 +133,14 @@ func testList(t *testing.T, s storage.Store) {
 	}
 	stop := errors.New("stop")
 	var seen int
-	err := s.List(testenv.Context(t), "", func(storage.Info) error { seen++; return stop })
+	err := s.List(testContext(t), "", func(storage.Info) error { seen++; return stop })
 	if !errors.Is(err, stop) || seen != 1 {
 		t.Errorf("List with fn error: got %v after %d calls, want the fn's error after 1", err, seen)
 	}
 }
 
 func testNotFound(t *testing.T, s storage.Store) {
-	ctx := testenv.Context(t)
+	ctx := testContext(t)
 	_, err := s.Get(ctx, "nope/x")
 	var nf *storage.NotExistError
 	if !errors.Is(err, fs.ErrNotExist) || !errors.As(err, &nf) || nf.Key != "nope/x" {
@@ -166,7 +167,7 @@ func testNotFound(t *testing.T, s storage.Store) {
 func testOverwrite(t *testing.T, s storage.Store) {
 	put(t, s, "o/k", "first version")
 	put(t, s, "o/k", "second")
-	rc, err := s.Get(testenv.Context(t), "o/k")
+	rc, err := s.Get(testContext(t), "o/k")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -193,13 +194,13 @@ func (c *cancelAfter) Read(p []byte) (int, error) {
 }
 
 func testCancel(t *testing.T, s storage.Store) {
-	ctx, cancel := context.WithCancel(testenv.Context(t))
+	ctx, cancel := context.WithCancel(testContext(t))
 	defer cancel()
 	err := s.Put(ctx, "c/obj", &cancelAfter{r: prng(1, 40<<20), n: 12 << 20, cancel: cancel})
 	if err == nil {
 		t.Fatal("Put with its context cancelled mid-stream: got nil error")
 	}
-	if _, err := s.Stat(testenv.Context(t), "c/obj"); !errors.Is(err, fs.ErrNotExist) {
+	if _, err := s.Stat(testContext(t), "c/obj"); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("after a cancelled Put, Stat: got %v, want fs.ErrNotExist", err)
 	}
 	if got := list(t, s, ""); len(got) != 0 {
@@ -210,16 +211,16 @@ func testCancel(t *testing.T, s storage.Store) {
 func testReaderError(t *testing.T, s storage.Store) {
 	boom := errors.New("producer failed")
 	r := io.MultiReader(prng(2, 6<<20), iotest.ErrReader(boom))
-	if err := s.Put(testenv.Context(t), "e/obj", r); err == nil {
+	if err := s.Put(testContext(t), "e/obj", r); err == nil {
 		t.Fatal("Put of a failing reader: got nil error")
 	}
-	if _, err := s.Stat(testenv.Context(t), "e/obj"); !errors.Is(err, fs.ErrNotExist) {
+	if _, err := s.Stat(testContext(t), "e/obj"); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("after a failed Put, Stat: got %v, want fs.ErrNotExist", err)
 	}
 }
 
 func testInvalidKeys(t *testing.T, s storage.Store) {
-	ctx := testenv.Context(t)
+	ctx := testContext(t)
 	for _, k := range []string{"", "/abs", "a//b", "a/../b", "..", "./a", "a/", "a\\b", "a\x00b"} {
 		if err := s.Put(ctx, k, bytes.NewBufferString("x")); err == nil {
 			t.Errorf("Put(%q): got nil error, want the key refused", k)
@@ -227,5 +228,55 @@ func testInvalidKeys(t *testing.T, s storage.Store) {
 		if _, err := s.Get(ctx, k); err == nil || errors.Is(err, fs.ErrNotExist) {
 			t.Errorf("Get(%q): got %v, want the key refused", k, err)
 		}
+	}
+}
+
+// testContext bounds a subtest: the test's own deadline if it has one (less a margin
+// to report), else five minutes. The suite imports only the standard library and
+// storage, so that any backend, inside the module or out, can run it.
+func testContext(t *testing.T) context.Context {
+	t.Helper()
+	timeout := 5 * time.Minute
+	if dl, ok := t.Deadline(); ok {
+		if left := time.Until(dl) - 10*time.Second; left < timeout && left > 0 {
+			timeout = left
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// testLocker checks the optional storage.Locker against Delete: what CheckLock says
+// of an object is what Delete then does, and ExtendLock of a missing key is not
+// found. A store without the capability has nothing more to check: its Delete is
+// covered by NotFound.
+func testLocker(t *testing.T, s storage.Store) {
+	l, ok := s.(storage.Locker)
+	if !ok {
+		t.Logf("%T keeps no locks", s)
+		return
+	}
+	ctx := testContext(t)
+	if err := l.ExtendLock(ctx, "lk/missing"); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("ExtendLock of a missing key: got %v, want fs.ErrNotExist", err)
+	}
+	if err := s.Put(ctx, "lk/a", bytes.NewBufferString("a")); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.ExtendLock(ctx, "lk/a"); err != nil {
+		t.Errorf("ExtendLock: %v", err)
+	}
+	checked := l.CheckLock(ctx, "lk/a")
+	if checked != nil && !errors.Is(checked, storage.ErrLocked) {
+		t.Fatalf("CheckLock: got %v, want nil or storage.ErrLocked", checked)
+	}
+	deleted := s.Delete(ctx, "lk/a")
+	if errors.Is(deleted, storage.ErrLocked) != (checked != nil) || (deleted != nil && !errors.Is(deleted, storage.ErrLocked)) {
+		t.Errorf("CheckLock said %v, then Delete %v", checked, deleted)
+	}
+	_, err := s.Stat(ctx, "lk/a")
+	if gone := errors.Is(err, fs.ErrNotExist); gone != (deleted == nil) {
+		t.Errorf("after Delete (%v): Stat %v", deleted, err)
 	}
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/purgeguard/purgeguard/internal/catalog"
+	"github.com/purgeguard/purgeguard/profile"
 	"github.com/purgeguard/purgeguard/snapshot"
 )
 
@@ -303,8 +304,7 @@ func tenantSelects(ctx context.Context, dsn string, tenant uuid.UUID) ([][]strin
 		return nil, err
 	}
 	defer conn.Close(ctx)
-	root, _ := catalog.ParseName("public.call_logd_tenant")
-	g, err := catalog.Load(ctx, conn, catalog.Options{Root: root, Key: "uuid"})
+	g, err := catalog.Load(ctx, conn, profile.CallLogd().Tenants)
 	if err != nil {
 		return nil, err
 	}

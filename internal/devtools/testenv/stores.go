@@ -1,0 +1,29 @@
+package testenv
+
+import (
+	"testing"
+
+	"github.com/purgeguard/purgeguard/storage"
+)
+
+// FileStore returns an empty directory store for the test.
+func FileStore(t *testing.T) storage.Store {
+	t.Helper()
+	s, err := storage.NewFile(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// S3Store returns a store on a fresh bucket of the test MinIO server, under prefix.
+func S3Store(t *testing.T, prefix string) storage.Store {
+	t.Helper()
+	b := MinIO(t)
+	s, err := storage.NewS3(Context(t), b.Bucket, prefix, storage.S3Options{Endpoint: b.Endpoint,
+		Region: b.Region, AccessKeyID: b.AccessKey, SecretAccessKey: b.SecretKey, Insecure: true, PartSize: 5 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}

@@ -1,0 +1,131 @@
+// Package profile describes the service purgeguard protects: where its tenant tree
+// starts, which columns name files and under which roots, and how its scheduled
+// retention purge decides what to delete. It is the vocabulary the public engines
+// (snapshot, restore, guard) share, declared once; CallLogd returns Wazo
+// call-logd's description, purgeguard's defaults.
+//
+// The package holds no logic beyond names: it imports only the standard library and
+// pgx (for quoting identifiers), so that every other package can use it.
+package profile
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// TableName is a schema-qualified table name, unquoted, as pg_class spells it.
+type TableName struct {
+	Schema string `json:"schema"`
+	Table  string `json:"table"`
+}
+
+// String returns "schema.table" unquoted, for humans and manifests.
+func (n TableName) String() string { return n.Schema + "." + n.Table }
+
+// Sanitize returns the name quoted for SQL.
+func (n TableName) Sanitize() string { return pgx.Identifier{n.Schema, n.Table}.Sanitize() }
+
+// IsZero reports whether no table is named.
+func (n TableName) IsZero() bool { return n == TableName{} }
+
+// ParseTableName splits "schema.table" at its first dot; "table" alone is in public.
+// Names are taken as written (no case folding, no quotes), as pg_class spells them.
+func ParseTableName(s string) (TableName, error) {
+	schema, table, found := strings.Cut(s, ".")
+	if !found {
+		schema, table = "public", s
+	}
+	if schema == "" || table == "" {
+		return TableName{}, fmt.Errorf("%q is not a table name (want schema.table)", s)
+	}
+	return TableName{Schema: schema, Table: table}, nil
+}
+
+// Tenants says where the tenant tree starts: the root table and its key, and the
+// tables holding a tenant column without a foreign key to the root.
+type Tenants struct {
+	Root        TableName
+	Key         string // key column of the root
+	ExtraTables []ExtraTable
+}
+
+// ExtraTable is a table holding a tenant column but no foreign key to the root: the
+// purge removes its rows where Column = tenant.
+type ExtraTable struct {
+	Table  TableName
+	Column string
+}
+
+// FileColumn is a column holding paths of files owned by its row, and the only
+// directory those files may be read from or written to.
+type FileColumn struct {
+	Table  TableName
+	Column string
+	Root   string
+}
+
+// Retention describes the service's scheduled retention purge. A tenant's days for a
+// kind: its row of Table when the kind's column is not NULL; else PurgeDays when the
+// purge job's days were changed from PurgeDefaultDays and the global days
+// (DefaultsTable) were not changed from the kind's DefaultDays; else the global days
+// (DefaultDays when NULL or absent) — call-logd's purger.py.
+type Retention struct {
+	Table            TableName // per-tenant days; zero: none
+	TenantColumn     string
+	DefaultsTable    TableName // global days, first row; zero: built-in defaults
+	PurgeDays        int       // the purge job's own days
+	PurgeDefaultDays int       // the purge job's days when nobody changed them
+	// Margin is added to every cut-off: the purge runs after the snapshot and
+	// computes its cut-offs from its own clock, so rows up to Margin newer are saved
+	// too.
+	Margin time.Duration
+	Kinds  []RetentionKind
+}
+
+// RetentionKind is one kind of the purge with where its days come from.
+type RetentionKind struct {
+	Rule          PurgeRule
+	DaysColumn    string // in Retention.Table; "" when tenants cannot override
+	DefaultColumn string // in Retention.DefaultsTable; "" when there is no global setting
+	DefaultDays   int    // built-in
+}
+
+// PurgeRule is what one kind of a retention purge does: delete the rows of Table
+// whose TimeColumn is older than the tenant's cut-off or, with NullTable, set
+// NullColumns to NULL in the rows of NullTable that reference them.
+type PurgeRule struct {
+	Kind         string
+	Table        TableName
+	TenantColumn string
+	TimeColumn   string
+	NullTable    TableName
+	NullColumns  []string
+}
+
+// Rules returns the purge rules of the kinds.
+func (r *Retention) Rules() []PurgeRule {
+	out := make([]PurgeRule, len(r.Kinds))
+	for i, k := range r.Kinds {
+		out[i] = k.Rule
+	}
+	return out
+}
+
+// Activity names where a tenant's last activity is read: max(TimeColumn) per
+// TenantColumn.
+type Activity struct {
+	Table        TableName
+	TenantColumn string
+	TimeColumn   string
+}
+
+// Profile is everything purgeguard knows of a service.
+type Profile struct {
+	Tenants   Tenants
+	Files     []FileColumn
+	Retention Retention
+	Activity  Activity
+}
