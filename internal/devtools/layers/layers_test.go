@@ -38,9 +38,9 @@ func TestCheck(t *testing.T) {
 		{m + "/cmd/purgeguard", m + "/guard", true},
 		{m + "/guard", m + "/snapshot", true},
 		{m + "/guard", m + "/cmd/purgeguard", false},
-		{m + "/snapshot", m + "/guard", false},        // the arrow of stop 9: internal/guard → snapshot was up
-		{m + "/snapshot", m + "/restore", false},      // engines stay apart
-		{m + "/shield", m + "/snapshot", false},       // engines stay apart
+		{m + "/snapshot", m + "/guard", false},   // the arrow of stop 9: internal/guard → snapshot was up
+		{m + "/snapshot", m + "/restore", false}, // engines stay apart
+		{m + "/shield", m + "/snapshot", false},  // engines stay apart
 		{m + "/snapshot", m + "/internal/catalog", true},
 		{m + "/internal/repository", m + "/snapshot", false},
 		{m + "/internal/repository", m + "/storage", true},
