@@ -117,19 +117,12 @@ func Run(ctx context.Context, cfg *pgx.ConnConfig, store storage.Store, o Option
 	if o.ApprovalTTL <= 0 {
 		o.ApprovalTTL = time.Hour
 	}
-	if len(o.Command) == 0 {
-		return nil, errors.New("guard: no purge command given")
-	}
-	res, err := newResult()
-	if err != nil {
-		return nil, err
-	}
-	run := res.Run
-	conn, g, release, err := begin(ctx, cfg, o.NoWait, o.Snapshot.Graph)
+	res, conn, g, release, err := start(ctx, cfg, o.NoWait, o.Snapshot.Graph, o.Command)
 	if err != nil {
 		return res, err
 	}
 	defer release()
+	run := res.Run
 	res.Decision, err = decide(ctx, conn, g, o.Activity, o.Input, o.Rules, o.Now())
 	if err != nil {
 		return res, err
@@ -174,14 +167,8 @@ func Run(ctx context.Context, cfg *pgx.ConnConfig, store storage.Store, o Option
 	}
 	res.Removed = removed(before, counted, res.saved)
 	res.Losses = blastRadius(before, counted, res.saved)
-	if res.Losses == nil {
-		res.Losses = []Loss{}
-	}
-	if len(res.Losses) > 0 {
-		return res, &BlastRadiusError{Losses: res.Losses}
-	}
-	if cmdErr != nil {
-		return res, &CommandError{Code: code, Err: cmdErr}
+	if err := res.verdict(code, cmdErr); err != nil {
+		return res, err
 	}
 	if o.Input.HasSourceOfTruth {
 		if err := repository.PutState(after, store, repository.State{SourceOfTruthSize: len(o.Input.SourceOfTruth), At: o.Now().UTC()}); err != nil {
@@ -189,6 +176,39 @@ func Run(ctx context.Context, cfg *pgx.ConnConfig, store storage.Store, o Option
 		}
 	}
 	return res, nil
+}
+
+// start is the first step of both guarded runs: with a command to run, a new run id,
+// the lock, a connection and the tenant graph. The caller releases.
+func start(ctx context.Context, cfg *pgx.ConnConfig, noWait bool, graph profile.Tenants, command []string) (*Result, *pgx.Conn, *catalog.Graph, func(), error) {
+	if len(command) == 0 {
+		return nil, nil, nil, nil, errors.New("guard: no purge command given")
+	}
+	res, err := newResult()
+	if err != nil {
+		return nil, nil, nil, nil, err
+	}
+	conn, g, release, err := begin(ctx, cfg, noWait, graph)
+	if err != nil {
+		return res, nil, nil, nil, err
+	}
+	return res, conn, g, release, nil
+}
+
+// verdict is the last step of both guarded runs: a loss outranks the command's own
+// failure (the operator must learn what went), and a failed command passes its status
+// on.
+func (res *Result) verdict(code int, cmdErr error) error {
+	if res.Losses == nil {
+		res.Losses = []Loss{}
+	}
+	if len(res.Losses) > 0 {
+		return &BlastRadiusError{Losses: res.Losses}
+	}
+	if cmdErr != nil {
+		return &CommandError{Code: code, Err: cmdErr}
+	}
+	return nil
 }
 
 func newResult() (*Result, error) {
@@ -201,7 +221,7 @@ func newResult() (*Result, error) {
 
 // begin takes purgeguard's lock, then opens the guard's own connection and reads the
 // tenant graph; release closes both, the lock last.
-func begin(ctx context.Context, cfg *pgx.ConnConfig, noWait bool, co catalog.Options) (*pgx.Conn, *catalog.Graph, func(), error) {
+func begin(ctx context.Context, cfg *pgx.ConnConfig, noWait bool, co profile.Tenants) (*pgx.Conn, *catalog.Graph, func(), error) {
 	unlock, err := Lock(ctx, cfg, noWait)
 	if err != nil {
 		return nil, nil, nil, err

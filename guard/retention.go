@@ -45,23 +45,16 @@ func RunRetention(ctx context.Context, cfg *pgx.ConnConfig, store storage.Store,
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
-	if len(o.Command) == 0 {
-		return nil, errors.New("guard: no purge command given")
-	}
 	if o.Snapshot.Retention == nil {
 		return nil, errors.New("guard: no retention configured")
 	}
-	res, err := newResult()
-	if err != nil {
-		return nil, err
-	}
-	// A retention purge has no deletion set for the policy to refuse.
-	res.Decision.Allowed = true
-	conn, g, release, err := begin(ctx, cfg, o.NoWait, o.Snapshot.Graph)
+	res, conn, g, release, err := start(ctx, cfg, o.NoWait, o.Snapshot.Graph, o.Command)
 	if err != nil {
 		return res, err
 	}
 	defer release()
+	// A retention purge has no deletion set for the policy to refuse.
+	res.Decision.Allowed = true
 	tenants := o.Snapshot.Tenants
 	if len(tenants) == 0 {
 		if tenants, err = g.Tenants(ctx, conn); err != nil {
@@ -135,13 +128,7 @@ func RunRetention(ctx context.Context, cfg *pgx.ConnConfig, store storage.Store,
 		}
 		res.Losses = append(res.Losses, l)
 	}
-	if len(res.Losses) > 0 {
-		return res, &BlastRadiusError{Losses: res.Losses}
-	}
-	if cmdErr != nil {
-		return res, &CommandError{Code: code, Err: cmdErr}
-	}
-	return res, nil
+	return res, res.verdict(code, cmdErr)
 }
 
 // countNewer counts, per kind and tenant, the rows the purge must leave alone.

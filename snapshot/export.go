@@ -33,8 +33,8 @@ type exporter struct {
 
 	// keys of parent tables' saved rows, by table and column, for the children
 	// selected by them (in a tenant scope, not a retention scope)
-	keys     map[keyCol]*parentKeys
-	keyBytes atomic.Int64 // held by all of keys: over keyBudget, children join their parent
+	keys     map[keyCol]*parentIDs
+	idBytes atomic.Int64 // held by all of keys: over idBudget, children join their parent
 
 	reported atomic.Int64 // files reported missing or outside their root
 	reused   []string     // blobs found already stored, not uploaded by this run
@@ -60,7 +60,7 @@ type unit struct {
 	many  []*archive.Manifest // several tenants' table from one scan (m is nil)
 	table *catalog.Table
 	files *fileColumn
-	ref   *catalog.KeyRef // rows selected by the keys of the parent's saved rows
+	ref   *catalog.ParentRef // rows selected by the keys of the parent's saved rows
 	size  int64           // relation size: largest first keeps every worker busy to the end
 	depth int             // parents selected by keys above the table: 0 if none
 }
@@ -79,7 +79,7 @@ type keyCol struct {
 	column string
 }
 
-func (e *exporter) run(ctx context.Context, r *read, ms []*archive.Manifest, files []fileColumn) error {
+func (e *exporter) run(ctx context.Context, r *consistentRead, ms []*archive.Manifest, files []fileColumn) error {
 	e.saved = map[*archive.Manifest]map[catalog.Name]archive.Table{}
 	e.paths = map[*archive.Manifest][]filePath{}
 	sizes, err := relationSizes(ctx, r.coord, e.g)
@@ -92,7 +92,7 @@ func (e *exporter) run(ctx context.Context, r *read, ms []*archive.Manifest, fil
 		e.saved[m] = map[catalog.Name]archive.Table{}
 		tenants[i] = m.Tenant
 	}
-	refs := e.keyRefs(ms)
+	refs := e.parentRefs(ms)
 	for _, t := range e.tables {
 		ref, keyed := refs[t.Name]
 		var depth int
@@ -167,7 +167,7 @@ func (e *exporter) run(ctx context.Context, r *read, ms []*archive.Manifest, fil
 
 // runTables hands units to one goroutine per read transaction; the first error
 // cancels the rest.
-func (e *exporter) runTables(ctx context.Context, r *read, units []unit) error {
+func (e *exporter) runTables(ctx context.Context, r *consistentRead, units []unit) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	ch := make(chan unit)
@@ -187,7 +187,7 @@ func (e *exporter) runTables(ctx context.Context, r *read, units []unit) error {
 				var err error
 				switch {
 				case u.ref != nil:
-					err = e.exportKeyed(ctx, tx, enc, u)
+					err = e.exportByParent(ctx, tx, enc, u)
 				case u.files != nil && u.many != nil:
 					err = e.readPathsMany(ctx, tx, u)
 				case u.files != nil:
@@ -235,7 +235,7 @@ func (e *exporter) saveTable(ctx context.Context, enc *zstd.Encoder, m *archive.
 	key := archive.TableKey(m.Tenant, m.ID, t.Name.Schema, t.Name.Table)
 	start := time.Now()
 	o, err := putCompressed(ctx, e.store, key, enc, func(w io.Writer) error {
-		tw := e.tapKeys(t, m, w)
+		tw := e.tapIDs(t, m, w)
 		return tw.done(rows(tw))
 	})
 	if err != nil {

@@ -10,7 +10,7 @@ func SetAfterExportHook(f func()) (restore func()) {
 // SetKeyBudget sets how many bytes of parent keys a run may hold, for the duration
 // of a test.
 func SetKeyBudget(n int64) (restore func()) {
-	old := keyBudget
-	keyBudget = n
-	return func() { keyBudget = old }
+	old := idBudget
+	idBudget = n
+	return func() { idBudget = old }
 }

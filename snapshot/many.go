@@ -132,7 +132,7 @@ func (s *splitter) switchTo(tenant string) error {
 	s.seen[m], s.curM, s.curTag = true, m, tenant
 	s.curKey = archive.TableKey(m.Tenant, m.ID, s.t.Name.Schema, s.t.Name.Table)
 	s.cur = openObject(s.ctx, s.e.store, s.curKey, s.enc)
-	s.w = s.e.tapKeys(s.t, m, s.cur)
+	s.w = s.e.tapIDs(s.t, m, s.cur)
 	return nil
 }
 

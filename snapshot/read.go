@@ -11,15 +11,15 @@ import (
 // read is one consistent read of the database shared by several connections: the
 // coordinator exports its snapshot and every worker imports it, so all tables of
 // all tenants are read as of the same instant however many connections read them.
-type read struct {
+type consistentRead struct {
 	coord         pgx.Tx
 	workers       []pgx.Tx // workers[0] is the coordinator's own transaction
 	conns         []*pgx.Conn
 	serverVersion string
 }
 
-func openRead(ctx context.Context, cfg *pgx.ConnConfig, jobs int) (_ *read, err error) {
-	r := &read{}
+func openRead(ctx context.Context, cfg *pgx.ConnConfig, jobs int) (_ *consistentRead, err error) {
+	r := &consistentRead{}
 	defer func() {
 		if err != nil {
 			r.close()
@@ -82,7 +82,7 @@ func tune(ctx context.Context, tx pgx.Tx) error {
 }
 
 // close ends every read transaction and connection.
-func (r *read) close() {
+func (r *consistentRead) close() {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	for _, c := range r.conns {

@@ -119,7 +119,7 @@ func Run(ctx context.Context, cfg *pgx.ConnConfig, store storage.Store, o Option
 // what a run needs: the tenant graph, the tenants (every tenant of the root for a
 // retention run without any), the file columns, and each tenant's scope. The
 // exporter has no store yet. The caller closes the read; on error it is closed.
-func prepare(ctx context.Context, cfg *pgx.ConnConfig, o *Options, jobs int) (r *read, e *exporter, files []fileColumn, scopes map[uuid.UUID]archive.Scope, err error) {
+func prepare(ctx context.Context, cfg *pgx.ConnConfig, o *Options, jobs int) (r *consistentRead, e *exporter, files []fileColumn, scopes map[uuid.UUID]archive.Scope, err error) {
 	if len(o.Tenants) == 0 && o.Retention == nil {
 		return nil, nil, nil, nil, errors.New("snapshot: no tenant given")
 	}

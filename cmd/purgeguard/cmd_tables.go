@@ -62,9 +62,9 @@ func runTables(c *cli.Context) error {
 	type tableOut struct {
 		*catalog.Table
 		SQL string `json:"sql,omitempty"`
-		// KeyedBy is the parent column whose saved keys select the table's rows in
+		// SelectedByParent is the parent column whose saved ids select the table's rows in
 		// a snapshot, instead of SQL's join back to the parent.
-		KeyedBy string `json:"keyed_by,omitempty"`
+		SelectedByParent string `json:"selected_by_parent,omitempty"`
 	}
 	out := struct {
 		Root   catalog.Name    `json:"root"`
@@ -77,8 +77,8 @@ func runTables(c *cli.Context) error {
 	}
 	for _, t := range g.Tables {
 		to := tableOut{Table: t}
-		if ref, ok := g.KeyedBy(t); ok {
-			to.KeyedBy = ref.Parent.Name.String() + "." + ref.Column
+		if ref, ok := g.SelectedByParent(t); ok {
+			to.SelectedByParent = ref.Parent.Name.String() + "." + ref.Column
 		}
 		if withSQL {
 			to.SQL = g.Select(t, tenant)
@@ -103,8 +103,8 @@ func runTables(c *cli.Context) error {
 			for _, v := range via {
 				fmt.Fprintf(w, "       via %s\n", v)
 			}
-			if t.KeyedBy != "" {
-				fmt.Fprintf(w, "       snapshot selects by the saved keys of %s (no second scan of the parent)\n", t.KeyedBy)
+			if t.SelectedByParent != "" {
+				fmt.Fprintf(w, "       snapshot selects by the saved ids of %s (no second scan of the parent)\n", t.SelectedByParent)
 			}
 			if t.SQL != "" {
 				fmt.Fprintf(w, "       %s\n", t.SQL)

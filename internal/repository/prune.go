@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -54,12 +55,40 @@ type LockedSnapshot struct {
 	Until time.Time `json:"locked_until,omitzero"` // zero: a legal hold, no date
 }
 
-// Prune removes the snapshots no rule keeps (manifest first, so a snapshot stops
-// existing before its objects go), objects of snapshots never committed once older
-// than Grace, then every blob no surviving manifest references: mark from the
-// manifests, then sweep, never sweeping a blob modified after the mark started
-// (less Grace): a snapshot being written may have uploaded it and not yet committed.
+// Prune plans a prune and executes it (with DryRun, executes it without deleting:
+// every deletion is only asked about).
 func Prune(ctx context.Context, s storage.Store, o PruneOptions) (*PruneReport, error) {
+	plan, err := PlanPrune(ctx, s, o)
+	if err != nil {
+		return nil, err
+	}
+	return plan.Execute(ctx, s)
+}
+
+// PrunePlan is what a prune will remove, decided before anything is touched: the
+// snapshots no rule keeps, objects of snapshots never committed, and the blobs no
+// kept snapshot names. Execute carries it out; a dry run executes it asking only.
+type PrunePlan struct {
+	o          PruneOptions
+	markStart  time.Time
+	Kept       []archive.SnapshotRef
+	Remove     []PlannedSnapshot
+	Incomplete []storage.Info // objects of snapshots never committed, older than Grace
+	// marked are the digests of every blob a kept snapshot names.
+	marked map[[32]byte]bool
+}
+
+// PlannedSnapshot is a snapshot the plan removes, with every object stored under it.
+type PlannedSnapshot struct {
+	archive.SnapshotRef
+	Objects []storage.Info
+}
+
+// PlanPrune decides, reading only: which snapshots no rule keeps (per tenant, newest
+// first), which objects belong to snapshots never committed and are older than Grace,
+// and the blobs every kept snapshot names. Blobs to sweep are listed by Execute, after
+// the removals, from this mark.
+func PlanPrune(ctx context.Context, s storage.Store, o PruneOptions) (*PrunePlan, error) {
 	if o.KeepLast <= 0 && o.KeepWithin <= 0 {
 		return nil, fmt.Errorf("prune: give --keep-last and/or --keep-within: a prune keeping nothing is refused")
 	}
@@ -72,10 +101,8 @@ func Prune(ctx context.Context, s storage.Store, o PruneOptions) (*PruneReport, 
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
-	markStart := o.Now
-	rep := &PruneReport{DryRun: o.DryRun, Kept: []archive.SnapshotRef{}, Removed: []archive.SnapshotRef{}, Incomplete: []string{},
-		Locked: []LockedSnapshot{}, LockedObjects: []string{}}
-	p := &pruner{s: s, o: o, rep: rep}
+	plan := &PrunePlan{o: o, markStart: o.Now, Kept: []archive.SnapshotRef{}, Remove: []PlannedSnapshot{},
+		Incomplete: []storage.Info{}, marked: map[[32]byte]bool{}}
 
 	// Every object under snapshots/, grouped by snapshot: committed or not.
 	type snap struct {
@@ -104,7 +131,7 @@ func Prune(ctx context.Context, s storage.Store, o PruneOptions) (*PruneReport, 
 	if err != nil {
 		return nil, fmt.Errorf("prune: list snapshots: %w", err)
 	}
-	inScope := func(t uuid.UUID) bool { return len(o.Tenants) == 0 || slices.Contains(o.Tenants, t) }
+	inScope := plan.inScope
 
 	// Decide per tenant, newest first.
 	sums, err := List(ctx, s, uuid.Nil)
@@ -112,23 +139,6 @@ func Prune(ctx context.Context, s storage.Store, o PruneOptions) (*PruneReport, 
 		return nil, err
 	}
 	perTenant := map[uuid.UUID]int{}
-	marked := map[[32]byte]bool{} // digests, not keys: a third of the memory per blob
-	// mark reads a surviving snapshot's manifest again, one at a time, for the
-	// blobs it names.
-	mark := func(ref archive.SnapshotRef) error {
-		m, err := Manifest(ctx, s, ref)
-		if err != nil {
-			return fmt.Errorf("prune: %w", err)
-		}
-		for _, f := range m.Files {
-			if f.SHA256 != "" {
-				if sum, err := archive.ParseDigestHex(f.SHA256); err == nil {
-					marked[sum] = true
-				}
-			}
-		}
-		return nil
-	}
 	for _, m := range sums {
 		keep := !inScope(m.Tenant)
 		if !keep {
@@ -137,11 +147,11 @@ func Prune(ctx context.Context, s storage.Store, o PruneOptions) (*PruneReport, 
 				o.KeepWithin > 0 && o.Now.Sub(m.CreatedAt) < o.KeepWithin
 		}
 		if keep {
-			if err := mark(m.SnapshotRef); err != nil {
-				return rep, err
+			if err := plan.mark(ctx, s, m.SnapshotRef); err != nil {
+				return nil, err
 			}
 			if inScope(m.Tenant) {
-				rep.Kept = append(rep.Kept, m.SnapshotRef)
+				plan.Kept = append(plan.Kept, m.SnapshotRef)
 			}
 			continue
 		}
@@ -149,7 +159,53 @@ func Prune(ctx context.Context, s storage.Store, o PruneOptions) (*PruneReport, 
 		if sn := snaps[m.SnapshotRef]; sn != nil {
 			objects = sn.objects
 		}
-		lock, err := p.removeSnapshot(ctx, m.SnapshotRef, objects)
+		plan.Remove = append(plan.Remove, PlannedSnapshot{SnapshotRef: m.SnapshotRef, Objects: objects})
+	}
+	// Objects of snapshots never committed: a crashed run, or one still writing.
+	for ref, sn := range snaps {
+		if sn.manifest || !inScope(ref.Tenant) || o.Now.Sub(sn.newest) < o.Grace {
+			continue
+		}
+		plan.Incomplete = append(plan.Incomplete, sn.objects...)
+	}
+	slices.SortFunc(plan.Incomplete, func(a, b storage.Info) int { return strings.Compare(a.Key, b.Key) })
+	return plan, nil
+}
+
+func (plan *PrunePlan) inScope(t uuid.UUID) bool {
+	return len(plan.o.Tenants) == 0 || slices.Contains(plan.o.Tenants, t)
+}
+
+// mark reads a surviving snapshot's manifest again, one at a time, for the blobs it
+// names: digests, not keys, a third of the memory per blob.
+func (plan *PrunePlan) mark(ctx context.Context, s storage.Store, ref archive.SnapshotRef) error {
+	m, err := Manifest(ctx, s, ref)
+	if err != nil {
+		return fmt.Errorf("prune: %w", err)
+	}
+	for _, f := range m.Files {
+		if f.SHA256 != "" {
+			if sum, err := archive.ParseDigestHex(f.SHA256); err == nil {
+				plan.marked[sum] = true
+			}
+		}
+	}
+	return nil
+}
+
+// Execute removes what the plan says (manifest first, so a snapshot stops existing
+// before its objects go), then every blob no surviving manifest references: swept
+// from the plan's mark, never a blob modified after the mark started (less Grace): a
+// snapshot being written may have uploaded it and not yet committed. A snapshot whose
+// manifest the store refuses for a lock stays whole, and so does every blob it names.
+// With DryRun nothing is deleted: each deletion is only asked about.
+func (plan *PrunePlan) Execute(ctx context.Context, s storage.Store) (*PruneReport, error) {
+	o := plan.o
+	rep := &PruneReport{DryRun: o.DryRun, Kept: plan.Kept, Removed: []archive.SnapshotRef{}, Incomplete: []string{},
+		Locked: []LockedSnapshot{}, LockedObjects: []string{}}
+	p := &pruner{s: s, o: o, rep: rep}
+	for _, ps := range plan.Remove {
+		lock, err := p.removeSnapshot(ctx, ps.SnapshotRef, ps.Objects)
 		if err != nil {
 			return rep, err
 		}
@@ -157,37 +213,30 @@ func Prune(ctx context.Context, s storage.Store, o PruneOptions) (*PruneReport, 
 			// The snapshot stays whole (its manifest is the first object tried), so
 			// must every blob it names, even one whose own retention (set when a
 			// first snapshot uploaded it) has ended.
-			if err := mark(m.SnapshotRef); err != nil {
+			if err := plan.mark(ctx, s, ps.SnapshotRef); err != nil {
 				return rep, err
 			}
-			rep.Locked = append(rep.Locked, LockedSnapshot{SnapshotRef: m.SnapshotRef, Until: lock.Until})
-			o.Log.Warn("snapshot locked until its retention ends: kept", "tenant", m.Tenant, "snapshot", m.ID, "until", lock.Until, "mode", lock.Mode)
+			rep.Locked = append(rep.Locked, LockedSnapshot{SnapshotRef: ps.SnapshotRef, Until: lock.Until})
+			o.Log.Warn("snapshot locked until its retention ends: kept", "tenant", ps.Tenant, "snapshot", ps.ID, "until", lock.Until, "mode", lock.Mode)
 			continue
 		}
-		rep.Removed = append(rep.Removed, m.SnapshotRef)
+		rep.Removed = append(rep.Removed, ps.SnapshotRef)
 	}
-	// Objects of snapshots never committed: a crashed run, or one still writing.
-	for ref, sn := range snaps {
-		if sn.manifest || !inScope(ref.Tenant) || o.Now.Sub(sn.newest) < o.Grace {
+	for _, i := range plan.Incomplete {
+		if locked, err := p.remove(ctx, i.Key); err != nil {
+			return rep, fmt.Errorf("prune: %w", err)
+		} else if locked != nil {
 			continue
 		}
-		for _, i := range sn.objects {
-			if locked, err := p.remove(ctx, i.Key); err != nil {
-				return rep, fmt.Errorf("prune: %w", err)
-			} else if locked != nil {
-				continue
-			}
-			rep.Incomplete = append(rep.Incomplete, i.Key)
-			rep.ObjectsBytes += i.Size
-		}
+		rep.Incomplete = append(rep.Incomplete, i.Key)
+		rep.ObjectsBytes += i.Size
 	}
-	slices.Sort(rep.Incomplete)
 	// Sweep. Blobs are shared by every tenant: a blob is removed only if no
 	// surviving manifest of any tenant names it.
 	var doomed []storage.Info
-	err = s.List(ctx, archive.BlobsPrefix, func(i storage.Info) error {
+	err := s.List(ctx, archive.BlobsPrefix, func(i storage.Info) error {
 		sum, ok := archive.ParseBlobKey(i.Key)
-		if !(ok && marked[sum]) && i.ModTime.Before(markStart.Add(-o.Grace)) {
+		if !(ok && plan.marked[sum]) && i.ModTime.Before(plan.markStart.Add(-o.Grace)) {
 			doomed = append(doomed, i)
 		}
 		return nil

@@ -310,7 +310,7 @@ func tenantSelects(ctx context.Context, dsn string, tenant uuid.UUID) ([][]strin
 	}
 	var out [][]string
 	for _, t := range g.Tables {
-		ref, ok := g.KeyedBy(t)
+		ref, ok := g.SelectedByParent(t)
 		if !ok {
 			out = append(out, []string{g.Select(t, tenant)})
 			continue
@@ -321,10 +321,10 @@ func tenantSelects(ctx context.Context, dsn string, tenant uuid.UUID) ([][]strin
 			return nil, err
 		}
 		keys := strings.Fields(text.String())
-		head, tail := g.SelectByKeys(t, ref)
+		head, tail := g.SelectByParentIDs(t, ref)
 		var sels []string
 		for len(keys) > 0 {
-			n := min(len(keys), snapshot.KeysPerQuery)
+			n := min(len(keys), snapshot.IDsPerQuery)
 			sels = append(sels, head+strings.Join(keys[:n], ",")+tail)
 			keys = keys[n:]
 		}

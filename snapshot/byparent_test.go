@@ -12,8 +12,8 @@ import (
 func tapKeysOf(t *testing.T, text string, col int, typ string, n int) (string, error) {
 	t.Helper()
 	var out bytes.Buffer
-	ks := &keySet{uuid: typ == "uuid"}
-	tap := &keyTap{w: &out, col: col, keys: ks, spent: new(atomic.Int64)}
+	ks := &idSet{uuid: typ == "uuid"}
+	tap := &idTap{w: &out, col: col, keys: ks, spent: new(atomic.Int64)}
 	for p := text; len(p) > 0; {
 		k := min(n, len(p))
 		if _, err := tap.Write([]byte(p[:k])); err != nil {
@@ -28,7 +28,7 @@ func tapKeysOf(t *testing.T, text string, col int, typ string, n int) (string, e
 		t.Fatalf("tap changed the text: %q", out.String())
 	}
 	var got []string
-	if err := keyChunks([]*keySet{ks}, 1000, func(keys, _ []byte) error {
+	if err := idChunks([]*idSet{ks}, 1000, func(keys, _ []byte) error {
 		got = append(got, string(keys))
 		return nil
 	}); err != nil {
@@ -72,8 +72,8 @@ func TestKeyTap(t *testing.T) {
 // Chunks hold at most size keys, run across sets in order, and number each key's
 // set when there are several.
 func TestKeyChunks(t *testing.T) {
-	set := func(keys ...string) *keySet {
-		ks := &keySet{}
+	set := func(keys ...string) *idSet {
+		ks := &idSet{}
 		for _, k := range keys {
 			if err := ks.add([]byte(k)); err != nil {
 				t.Fatal(err)
@@ -83,17 +83,17 @@ func TestKeyChunks(t *testing.T) {
 	}
 	for _, c := range []struct {
 		name string
-		sets []*keySet
+		sets []*idSet
 		size int
 		want string
 	}{
-		{"one set", []*keySet{set("1", "5", "3")}, 2, "1,5/ 3/"},
-		{"one set, exact chunks", []*keySet{set("1", "2")}, 2, "1,2/"},
-		{"several sets across chunks", []*keySet{set("1", "5", "3"), set(), set("7")}, 2, "1,5/0,0 3,7/0,2"},
-		{"no keys", []*keySet{set(), set()}, 2, ""},
+		{"one set", []*idSet{set("1", "5", "3")}, 2, "1,5/ 3/"},
+		{"one set, exact chunks", []*idSet{set("1", "2")}, 2, "1,2/"},
+		{"several sets across chunks", []*idSet{set("1", "5", "3"), set(), set("7")}, 2, "1,5/0,0 3,7/0,2"},
+		{"no keys", []*idSet{set(), set()}, 2, ""},
 	} {
 		var got []string
-		err := keyChunks(c.sets, c.size, func(keys, ords []byte) error {
+		err := idChunks(c.sets, c.size, func(keys, ords []byte) error {
 			got = append(got, string(keys)+"/"+string(ords))
 			return nil
 		})

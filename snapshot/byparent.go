@@ -20,19 +20,19 @@ import (
 	"github.com/purgeguard/purgeguard/internal/catalog"
 )
 
-// keySet holds the keys of the rows a snapshot saved of a parent table, for its
-// children's selects (catalog.SelectByKeys). Integers are kept as varint deltas from
+// idSet holds the keys of the rows a snapshot saved of a parent table, for its
+// children's selects (catalog.SelectByParentIDs). Integers are kept as varint deltas from
 // the previous key (a table's ids come mostly in ascending runs: about two bytes
 // each), UUIDs as their 16 bytes: a tenant's keys cost a small fraction of what its
 // rows do, and nothing of them goes back into SQL unparsed.
-type keySet struct {
+type idSet struct {
 	uuid bool // else an integer type
 	buf  []byte
 	last int64 // the last integer added, which the next delta is from
 }
 
 // add parses one COPY text field; NULL (\N) is no key: no child row references it.
-func (k *keySet) add(field []byte) error {
+func (k *idSet) add(field []byte) error {
 	if string(field) == `\N` {
 		return nil
 	}
@@ -53,11 +53,11 @@ func (k *keySet) add(field []byte) error {
 	return nil
 }
 
-// keyChunks calls fn with the keys of sets as SQL array elements ("1,2,3"), at most
+// idChunks calls fn with the keys of sets as SQL array elements ("1,2,3"), at most
 // size at a time, set after set in the order each was filled; with several sets,
 // ords holds the number of each key's set in sets ("0,0,1"). The lists are only
 // valid during the call.
-func keyChunks(sets []*keySet, size int, fn func(keys, ords []byte) error) error {
+func idChunks(sets []*idSet, size int, fn func(keys, ords []byte) error) error {
 	var keys, ords []byte
 	n := 0
 	for i, k := range sets {
@@ -95,19 +95,19 @@ func keyChunks(sets []*keySet, size int, fn func(keys, ords []byte) error) error
 	return nil
 }
 
-// keyTap passes COPY text through to w and adds field col of every row to keys.
+// idTap passes COPY text through to w and adds field col of every row to keys.
 // COPY escapes tabs and newlines inside values, so every raw tab ends a field and
 // every raw newline a row.
-type keyTap struct {
+type idTap struct {
 	w     io.Writer
 	col   int
-	keys  *keySet
+	keys  *idSet
 	spent *atomic.Int64 // bytes of keys held by the run
 	field int           // index of the field being read
 	cur   []byte        // the key field read so far
 }
 
-func (k *keyTap) Write(p []byte) (int, error) {
+func (k *idTap) Write(p []byte) (int, error) {
 	n, err := k.w.Write(p)
 	if err != nil {
 		return n, err
@@ -140,7 +140,7 @@ func (k *keyTap) Write(p []byte) (int, error) {
 			if i < 0 {
 				return n, nil
 			}
-			if k.spent.Load() <= keyBudget { // past it, the keys go unused
+			if k.spent.Load() <= idBudget { // past it, the keys go unused
 				before := len(k.keys.buf)
 				if err := k.keys.add(k.cur); err != nil {
 					return 0, err
@@ -166,54 +166,54 @@ func (k *keyTap) Write(p []byte) (int, error) {
 }
 
 // done checks that the text ended at a row's end.
-func (k *keyTap) done() error {
+func (k *idTap) done() error {
 	if k.field != 0 || len(k.cur) > 0 {
 		return fmt.Errorf("COPY text ended inside a row")
 	}
 	return nil
 }
 
-// parentKeys are the keys of one column of a parent table, per snapshot, collected
+// parentIDs are the keys of one column of a parent table, per snapshot, collected
 // while the parent's rows are saved.
-type parentKeys struct {
+type parentIDs struct {
 	typ     string
 	mu      sync.Mutex
-	sets    map[*archive.Manifest]*keySet
+	sets    map[*archive.Manifest]*idSet
 	pending int           // units saving the parent's rows, not done yet
 	ready   chan struct{} // closed when pending reaches 0
 }
 
 // set returns m's key set, made on first use.
-func (p *parentKeys) set(m *archive.Manifest) *keySet {
+func (p *parentIDs) set(m *archive.Manifest) *idSet {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	k := p.sets[m]
 	if k == nil {
-		k = &keySet{uuid: p.typ == "uuid"}
+		k = &idSet{uuid: p.typ == "uuid"}
 		p.sets[m] = k
 	}
 	return k
 }
 
-// keyBudget caps the keys a run holds (about 2 bytes per integer key): past it,
+// idBudget caps the keys a run holds (about 2 bytes per integer key): past it,
 // children are selected by joining back to their parent, as without keys, and the
 // run's memory stays bounded whatever its tenants' sizes. A variable for tests.
-var keyBudget int64 = 16 << 20
+var idBudget int64 = 16 << 20
 
-// keyRefs returns the tables a run selects by their parent's keys: in a run of a
-// tenant scope, each table catalog.KeyedBy allows whose parent is saved too. It
+// parentRefs returns the tables a run selects by their parent's keys: in a run of a
+// tenant scope, each table catalog.SelectedByParent allows whose parent is saved too. It
 // makes the key sets those selects read.
-func (e *exporter) keyRefs(ms []*archive.Manifest) map[catalog.Name]catalog.KeyRef {
-	refs := map[catalog.Name]catalog.KeyRef{}
-	e.keys = map[keyCol]*parentKeys{}
+func (e *exporter) parentRefs(ms []*archive.Manifest) map[catalog.Name]catalog.ParentRef {
+	refs := map[catalog.Name]catalog.ParentRef{}
+	e.keys = map[keyCol]*parentIDs{}
 	if e.o.Retention != nil {
 		return refs
 	}
 	for _, t := range e.tables {
-		if ref, ok := e.g.KeyedBy(t); ok && slices.Contains(e.tables, ref.Parent) {
+		if ref, ok := e.g.SelectedByParent(t); ok && slices.Contains(e.tables, ref.Parent) {
 			refs[t.Name] = ref
-			e.keys[keyCol{ref.Parent.Name, ref.Column}] = &parentKeys{
-				typ: ref.Type, sets: map[*archive.Manifest]*keySet{}, ready: make(chan struct{}),
+			e.keys[keyCol{ref.Parent.Name, ref.Column}] = &parentIDs{
+				typ: ref.Type, sets: map[*archive.Manifest]*idSet{}, ready: make(chan struct{}),
 			}
 		}
 	}
@@ -262,14 +262,14 @@ func (e *exporter) keyCols(t *catalog.Table) []keyCol {
 // tapped is a table object's writer through the taps collecting its keys.
 type tapped struct {
 	io.Writer
-	taps []*keyTap
+	taps []*idTap
 }
 
-// tapKeys wraps w so that the keys of t's rows written to it for m are collected.
-func (e *exporter) tapKeys(t *catalog.Table, m *archive.Manifest, w io.Writer) *tapped {
+// tapIDs wraps w so that the keys of t's rows written to it for m are collected.
+func (e *exporter) tapIDs(t *catalog.Table, m *archive.Manifest, w io.Writer) *tapped {
 	tw := &tapped{Writer: w}
 	for _, col := range e.keyCols(t) {
-		tap := &keyTap{w: tw.Writer, col: slices.Index(t.ColumnNames(), col.column), keys: e.keys[col].set(m), spent: &e.keyBytes}
+		tap := &idTap{w: tw.Writer, col: slices.Index(t.ColumnNames(), col.column), keys: e.keys[col].set(m), spent: &e.idBytes}
 		tw.taps = append(tw.taps, tap)
 		tw.Writer = tap
 	}
@@ -289,19 +289,19 @@ func (tw *tapped) done(err error) error {
 	return nil
 }
 
-// KeysPerQuery is how many keys one select of a child takes: measured on the bench
+// IDsPerQuery is how many keys one select of a child takes: measured on the bench
 // database, 5000 keys (35 KiB of SQL) let the planner probe the child's index and
 // were faster than 20000 (a merge join reading the whole index); few enough that
 // the query strings in flight do not grow the heap.
-const KeysPerQuery = 5000
+const IDsPerQuery = 5000
 
-// exportKeyed saves a table selected by the keys of its parent's saved rows, for
+// exportByParent saves a table selected by the keys of its parent's saved rows, for
 // each tenant of the unit. When the keys went over budget it saves it as without
 // keys.
-func (e *exporter) exportKeyed(ctx context.Context, tx pgx.Tx, enc *zstd.Encoder, u unit) error {
-	if e.keyBytes.Load() > keyBudget {
+func (e *exporter) exportByParent(ctx context.Context, tx pgx.Tx, enc *zstd.Encoder, u unit) error {
+	if e.idBytes.Load() > idBudget {
 		e.o.Log.Debug("parent keys over budget: table selected by joining its parent", "table", u.table.Name.String(),
-			"parent", u.ref.Parent.Name.String(), "key_bytes", e.keyBytes.Load())
+			"parent", u.ref.Parent.Name.String(), "key_bytes", e.idBytes.Load())
 		tenants := make([]uuid.UUID, len(u.many))
 		for i, m := range u.many {
 			tenants[i] = m.Tenant
@@ -317,27 +317,27 @@ func (e *exporter) exportKeyed(ctx context.Context, tx pgx.Tx, enc *zstd.Encoder
 		return nil
 	}
 	pk := e.keys[keyCol{u.ref.Parent.Name, u.ref.Column}]
-	e.o.Log.Debug("table selected by its parent's saved keys", "table", u.table.Name.String(),
-		"parent", u.ref.Parent.Name.String()+"."+u.ref.Column, "key_bytes", e.keyBytes.Load())
+	e.o.Log.Debug("table selected by its parent's saved ids", "table", u.table.Name.String(),
+		"parent", u.ref.Parent.Name.String()+"."+u.ref.Column, "key_bytes", e.idBytes.Load())
 	if u.m != nil {
-		head, tail := e.g.SelectByKeys(u.table, *u.ref)
+		head, tail := e.g.SelectByParentIDs(u.table, *u.ref)
 		return e.saveTable(ctx, enc, u.m, u.table, func(w io.Writer) error {
-			return keyChunks([]*keySet{pk.set(u.m)}, KeysPerQuery, func(keys, _ []byte) error {
+			return idChunks([]*idSet{pk.set(u.m)}, IDsPerQuery, func(keys, _ []byte) error {
 				return copyQuery(ctx, tx, w, "COPY ("+head, keys, tail+") TO STDOUT")
 			})
 		})
 	}
 	// Several tenants: one query per chunk of their keys, whatever their number,
 	// rows routed by the tenant's ordinal.
-	head, mid, tail := e.g.SelectByKeysTenants(u.table, *u.ref)
-	sets := make([]*keySet, len(u.many))
+	head, mid, tail := e.g.SelectByParentIDsTenants(u.table, *u.ref)
+	sets := make([]*idSet, len(u.many))
 	byOrd := make(map[string]*archive.Manifest, len(u.many))
 	for i, m := range u.many {
 		sets[i] = pk.set(m)
 		byOrd[strconv.Itoa(i)] = m
 	}
 	return e.split(ctx, enc, u, byOrd, func(w io.Writer) error {
-		return keyChunks(sets, KeysPerQuery, func(keys, ords []byte) error {
+		return idChunks(sets, IDsPerQuery, func(keys, ords []byte) error {
 			return copyQuery(ctx, tx, w, "COPY ("+head, keys, mid, ords, tail+") TO STDOUT")
 		})
 	})

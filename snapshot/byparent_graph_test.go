@@ -42,8 +42,8 @@ func TestRun_KeyedChildrenEqualJoined(t *testing.T) {
 		}
 		keyed, klog := run(16 << 20)
 		joined, jlog := run(0)
-		if !strings.Contains(klog, "selected by its parent's saved keys") || strings.Contains(klog, "over budget") {
-			t.Fatalf("%d tenants: the keyed run did not select children by keys:\n%s", len(tenants), klog)
+		if !strings.Contains(klog, "selected by its parent's saved ids") || strings.Contains(klog, "over budget") {
+			t.Fatalf("%d tenants: the run did not select children by their parent ids:\n%s", len(tenants), klog)
 		}
 		if !strings.Contains(jlog, "over budget") {
 			t.Fatalf("%d tenants: the run over budget did not fall back to the join:\n%s", len(tenants), jlog)
@@ -94,8 +94,8 @@ func TestRun_KeyedUnderPerTenantParent(t *testing.T) {
 		t.Fatal(err)
 	}
 	ms := manifests(t, s, ss)
-	if !strings.Contains(logs.String(), `table="app.attachment \"v2\".files"`) || !strings.Contains(logs.String(), "selected by its parent's saved keys") {
-		t.Fatalf("the attachment table was not selected by keys:\n%s", logs.String())
+	if !strings.Contains(logs.String(), `table="app.attachment \"v2\".files"`) || !strings.Contains(logs.String(), "selected by its parent's saved ids") {
+		t.Fatalf("the attachment table was not selected by its parent ids:\n%s", logs.String())
 	}
 	g, err := catalog.Load(ctx, conn, copts)
 	if err != nil {
@@ -112,7 +112,7 @@ func TestRun_KeyedUnderPerTenantParent(t *testing.T) {
 			if got := storedLines(t, s, tb.Key); !slices.Equal(got, splitLines(want.String())) {
 				t.Errorf("org %s, %s: snapshot holds %d rows, Select finds %d", m.Tenant, tb.Name, len(got), len(splitLines(want.String())))
 			}
-			if _, ok := g.KeyedBy(table); ok {
+			if _, ok := g.SelectedByParent(table); ok {
 				keyed += int(tb.Rows)
 			}
 		}

@@ -42,7 +42,7 @@ func checkKeyed(t *testing.T, ctx context.Context, conn *pgx.Conn, g *catalog.Gr
 	t.Helper()
 	got := map[string]string{}
 	for _, tb := range g.Tables {
-		ref, ok := g.KeyedBy(tb)
+		ref, ok := g.SelectedByParent(tb)
 		if !ok {
 			continue
 		}
@@ -55,7 +55,7 @@ func checkKeyed(t *testing.T, ctx context.Context, conn *pgx.Conn, g *catalog.Gr
 			for j := range keys {
 				keys[j] = strings.TrimSuffix(keys[j], "\n")
 			}
-			head, tail := g.SelectByKeys(tb, ref)
+			head, tail := g.SelectByParentIDs(tb, ref)
 			byKeys := copyLines(t, ctx, conn, head+strings.Join(keys, ",")+tail)
 			want := copyLines(t, ctx, conn, g.Select(tb, id))
 			slices.Sort(byKeys)
@@ -69,7 +69,7 @@ func checkKeyed(t *testing.T, ctx context.Context, conn *pgx.Conn, g *catalog.Gr
 			}
 			wantAll[ord] = want
 		}
-		head, mid, tail := g.SelectByKeysTenants(tb, ref)
+		head, mid, tail := g.SelectByParentIDsTenants(tb, ref)
 		gotAll := routedLines(t, ctx, conn, tb.Name, head+strings.Join(all, ",")+mid+strings.Join(allOrds, ",")+tail)
 		for ord, want := range wantAll {
 			if !slices.Equal(gotAll[ord], want) {
@@ -93,20 +93,20 @@ func TestSelectByKeysSQL(t *testing.T) {
 		{Name: parent, Reach: catalog.ReachCascade, Columns: []catalog.Column{{Name: "i d", Type: "bigint"}, {Name: "org", Type: "uuid"}}, Via: []catalog.FK{toRoot}},
 		{Name: child, Reach: catalog.ReachCascade, Partitioned: true, Columns: []catalog.Column{{Name: `p"id`, Type: "bigint"}, {Name: "v", Type: "text"}}, Via: []catalog.FK{toParent}},
 	}, FKs: []catalog.FK{toRoot, toParent}}
-	if _, ok := g.KeyedBy(g.Tables[1]); ok {
+	if _, ok := g.SelectedByParent(g.Tables[1]); ok {
 		t.Errorf("a child of the root is keyed: its tenant literal is the key")
 	}
-	ref, ok := g.KeyedBy(g.Tables[2])
+	ref, ok := g.SelectedByParent(g.Tables[2])
 	if !ok || ref.Parent != g.Tables[1] || ref.Column != "i d" || ref.Type != "bigint" || ref.Child != `p"id` {
-		t.Fatalf("KeyedBy = %+v, %v", ref, ok)
+		t.Fatalf("SelectedByParent = %+v, %v", ref, ok)
 	}
-	head, tail := g.SelectByKeys(g.Tables[2], ref)
+	head, tail := g.SelectByParentIDs(g.Tables[2], ref)
 	if got, want := head+"1,2"+tail, `SELECT t0."p""id", t0."v" FROM unnest('{1,2}'::bigint[]) k(v) JOIN "s"."c""y" t0 ON t0."p""id" = k.v`; got != want {
-		t.Errorf("SelectByKeys:\n got %s\nwant %s", got, want)
+		t.Errorf("SelectByParentIDs:\n got %s\nwant %s", got, want)
 	}
-	head, mid, tail := g.SelectByKeysTenants(g.Tables[2], ref)
+	head, mid, tail := g.SelectByParentIDsTenants(g.Tables[2], ref)
 	if got, want := head+"1,2"+mid+"0,1"+tail, `SELECT k.t::text, t0."p""id", t0."v" FROM unnest('{1,2}'::bigint[], '{0,1}'::integer[]) k(v, t) JOIN "s"."c""y" t0 ON t0."p""id" = k.v ORDER BY k.t`; got != want {
-		t.Errorf("SelectByKeysTenants:\n got %s\nwant %s", got, want)
+		t.Errorf("SelectByParentIDsTenants:\n got %s\nwant %s", got, want)
 	}
 	// What makes a table not keyed, one change at a time.
 	for _, c := range []struct {
@@ -133,7 +133,7 @@ func TestSelectByKeysSQL(t *testing.T) {
 			g2.Tables[i] = &cp
 		}
 		c.change(&g2)
-		if ref, ok := g2.KeyedBy(g2.Tables[2]); ok {
+		if ref, ok := g2.SelectedByParent(g2.Tables[2]); ok {
 			t.Errorf("%s: keyed by %+v", c.name, ref)
 		}
 	}
