@@ -33,7 +33,7 @@ type exporter struct {
 
 	// keys of parent tables' saved rows, by table and column, for the children
 	// selected by them (in a tenant scope, not a retention scope)
-	keys     map[keyCol]*parentIDs
+	keys    map[keyCol]*parentIDs
 	idBytes atomic.Int64 // held by all of keys: over idBudget, children join their parent
 
 	reported atomic.Int64 // files reported missing or outside their root
@@ -61,8 +61,8 @@ type unit struct {
 	table *catalog.Table
 	files *fileColumn
 	ref   *catalog.ParentRef // rows selected by the keys of the parent's saved rows
-	size  int64           // relation size: largest first keeps every worker busy to the end
-	depth int             // parents selected by keys above the table: 0 if none
+	size  int64              // relation size: largest first keeps every worker busy to the end
+	depth int                // parents selected by keys above the table: 0 if none
 }
 
 // manifests are the snapshots u saves a table of.
