@@ -39,8 +39,8 @@ type Scope struct {
 
 // Scope kinds.
 const (
-	ScopeTenant    = archive.ScopeTenant
-	ScopeRetention = archive.ScopeRetention
+	ScopeTenant    = "tenant"    // everything a purge of the tenant would remove or change
+	ScopeRetention = "retention" // what a retention purge would remove, per cut-off
 )
 
 // Totals sums a snapshot's tables and files.

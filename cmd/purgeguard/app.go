@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"os"
 	"runtime/debug"
-	"strings"
 
 	"github.com/urfave/cli/v2"
 
@@ -194,27 +193,4 @@ func (e *env) emit(v any, text func(w io.Writer)) error {
 	}
 	text(e.stdout)
 	return nil
-}
-
-// splitList accepts repeated flags and comma-separated values alike.
-func splitList(values []string) []string {
-	var out []string
-	for _, v := range values {
-		for p := range strings.SplitSeq(v, ",") {
-			if p = strings.TrimSpace(p); p != "" {
-				out = append(out, p)
-			}
-		}
-	}
-	return out
-}
-
-// jsonDetail marshals an audit record's detail; a value that cannot be marshalled
-// is a programming error, recorded rather than lost.
-func jsonDetail(v any) json.RawMessage {
-	b, err := json.Marshal(v)
-	if err != nil {
-		b, _ = json.Marshal(map[string]string{"marshal_error": err.Error()})
-	}
-	return b
 }

@@ -3,13 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
-	"os"
-	"os/user"
-	"slices"
-	"strings"
-	"time"
 
-	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/urfave/cli/v2"
 
@@ -55,25 +49,6 @@ Examples:
 		},
 		Action: runSnapshot,
 	}
-}
-
-// snapshotSummary is one committed snapshot as commands print it.
-type snapshotSummary struct {
-	Tenant    uuid.UUID     `json:"tenant"`
-	Snapshot  uuid.UUID     `json:"snapshot"`
-	Reason    string        `json:"reason,omitempty"`
-	CreatedAt time.Time     `json:"created_at"`
-	Scope     archive.Scope `json:"scope"`
-	archive.Totals
-}
-
-func summarize(s snapshot.Snapshot) snapshotSummary {
-	return snapshotSummary{Tenant: s.Tenant, Snapshot: s.ID, Reason: s.Reason, CreatedAt: s.CreatedAt,
-		Scope: archive.Scope{Kind: s.Scope.Kind, Cutoffs: s.Scope.Cutoffs, Days: s.Scope.Days}, Totals: archive.Totals(s.Totals)}
-}
-
-func summaryOf(s repository.Summary) snapshotSummary {
-	return snapshotSummary{Tenant: s.Tenant, Snapshot: s.ID, Reason: s.Reason, CreatedAt: s.CreatedAt, Scope: s.Scope, Totals: s.Totals}
 }
 
 func runSnapshot(c *cli.Context) error {
@@ -172,69 +147,4 @@ func snapshotDryRun(c *cli.Context, e *env, cfg *pgx.ConnConfig, so snapshot.Opt
 			}
 		}
 	})
-}
-
-// snapshotOptions is the snapshot configuration shared by snapshot and guard: the
-// catalog, the file columns, --jobs and the progress display (done by the caller).
-func snapshotOptions(c *cli.Context, e *env) (snapshot.Options, *progress, error) {
-	jobs := e.cfg.Snapshot.Jobs
-	if c.IsSet("jobs") {
-		if jobs = c.Int("jobs"); jobs < 1 || jobs > 64 {
-			return snapshot.Options{}, nil, usagef("--jobs %d: must be between 1 and 64", jobs)
-		}
-	}
-	prog := newProgress(e, "snapshot", 0)
-	return snapshot.Options{
-		Jobs: jobs, Level: e.cfg.Snapshot.CompressionLevel, Graph: e.prof.Tenants, Files: e.prof.Files,
-		ToolVersion: toolVersion(), Log: e.log,
-		Progress: func(ev snapshot.Event) {
-			if ev.File != "" {
-				prog.minor(ev.Bytes)
-				return
-			}
-			prog.item(ev.Table, ev.Rows, ev.Bytes, "tenant", ev.Tenant, "stored_bytes", ev.Stored)
-		},
-	}, prog, nil
-}
-
-// scopeText renders a retention scope: "cdr 30d (before 2026-10-26), ...".
-// scopeText describes a retention scope: each kind's days and cut-off.
-func scopeText(cutoffs map[string]time.Time, days map[string]int) string {
-	kinds := make([]string, 0, len(cutoffs))
-	for k := range cutoffs {
-		kinds = append(kinds, k)
-	}
-	slices.Sort(kinds)
-	parts := make([]string, len(kinds))
-	for i, k := range kinds {
-		parts[i] = fmt.Sprintf("%s %dd (before %s)", k, days[k], cutoffs[k].Format(time.RFC3339))
-	}
-	return strings.Join(parts, ", ")
-}
-
-// newAudit starts an audit record: who ran what, where. Never a credential.
-func newAudit(kind string, tenants []uuid.UUID) *archive.Audit {
-	id, err := uuid.NewV7()
-	if err != nil {
-		id = uuid.New()
-	}
-	a := &archive.Audit{ID: id, Kind: kind, Time: time.Now().UTC(), ToolVersion: toolVersion(), Tenants: tenants}
-	if u, err := user.Current(); err == nil {
-		a.User = u.Username
-	}
-	a.Host, _ = os.Hostname()
-	return a
-}
-
-func humanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }

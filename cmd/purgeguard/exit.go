@@ -10,7 +10,7 @@ import (
 	"github.com/purgeguard/purgeguard/internal/config"
 )
 
-// Exit codes (DESIGN.md): scripts and the guard's caller branch on them.
+// Exit codes (README, "Commands"): scripts and the guard's caller branch on them.
 const (
 	exitOK      = 0
 	exitError   = 1
