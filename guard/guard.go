@@ -117,7 +117,7 @@ func Run(ctx context.Context, cfg *pgx.ConnConfig, store storage.Store, o Option
 	if o.ApprovalTTL <= 0 {
 		o.ApprovalTTL = time.Hour
 	}
-	res, conn, g, release, err := start(ctx, cfg, o.NoWait, o.Snapshot.Graph, o.Command)
+	res, conn, g, release, err := start(ctx, cfg, o.NoWait, o.Snapshot.Graph, o.Command, o.Log)
 	if err != nil {
 		return res, err
 	}
@@ -180,7 +180,7 @@ func Run(ctx context.Context, cfg *pgx.ConnConfig, store storage.Store, o Option
 
 // start is the first step of both guarded runs: with a command to run, a new run id,
 // the lock, a connection and the tenant graph. The caller releases.
-func start(ctx context.Context, cfg *pgx.ConnConfig, noWait bool, graph profile.Tenants, command []string) (*Result, *pgx.Conn, *catalog.Graph, func(), error) {
+func start(ctx context.Context, cfg *pgx.ConnConfig, noWait bool, graph profile.Tenants, command []string, log *slog.Logger) (*Result, *pgx.Conn, *catalog.Graph, func(), error) {
 	if len(command) == 0 {
 		return nil, nil, nil, nil, errors.New("guard: no purge command given")
 	}
@@ -188,7 +188,7 @@ func start(ctx context.Context, cfg *pgx.ConnConfig, noWait bool, graph profile.
 	if err != nil {
 		return nil, nil, nil, nil, err
 	}
-	conn, g, release, err := begin(ctx, cfg, noWait, graph)
+	conn, g, release, err := begin(ctx, cfg, noWait, graph, log)
 	if err != nil {
 		return res, nil, nil, nil, err
 	}
@@ -221,8 +221,8 @@ func newResult() (*Result, error) {
 
 // begin takes purgeguard's lock, then opens the guard's own connection and reads the
 // tenant graph; release closes both, the lock last.
-func begin(ctx context.Context, cfg *pgx.ConnConfig, noWait bool, co profile.Tenants) (*pgx.Conn, *catalog.Graph, func(), error) {
-	unlock, err := Lock(ctx, cfg, noWait)
+func begin(ctx context.Context, cfg *pgx.ConnConfig, noWait bool, co profile.Tenants, log *slog.Logger) (*pgx.Conn, *catalog.Graph, func(), error) {
+	unlock, err := lock(ctx, cfg, noWait, log)
 	if err != nil {
 		return nil, nil, nil, err
 	}

@@ -48,7 +48,7 @@ func RunRetention(ctx context.Context, cfg *pgx.ConnConfig, store storage.Store,
 	if o.Snapshot.Retention == nil {
 		return nil, errors.New("guard: no retention configured")
 	}
-	res, conn, g, release, err := start(ctx, cfg, o.NoWait, o.Snapshot.Graph, o.Command)
+	res, conn, g, release, err := start(ctx, cfg, o.NoWait, o.Snapshot.Graph, o.Command, o.Log)
 	if err != nil {
 		return res, err
 	}

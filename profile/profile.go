@@ -129,3 +129,14 @@ type Profile struct {
 	Retention Retention
 	Activity  Activity
 }
+
+// MismatchError says the profile does not fit the database it is used on: a file
+// column whose table the tenant purge does not reach (a typo in files[].table would
+// otherwise silently drop every file of it), or whose column does not exist. It is
+// returned before anything is read or written; the fix is in the configuration.
+type MismatchError struct {
+	Field  string // the profile's part, as the configuration names it: "files[0].table"
+	Reason string
+}
+
+func (e *MismatchError) Error() string { return e.Field + ": " + e.Reason }

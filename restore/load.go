@@ -14,6 +14,7 @@ import (
 
 	"github.com/purgeguard/purgeguard/internal/archive"
 	"github.com/purgeguard/purgeguard/internal/catalog"
+	"github.com/purgeguard/purgeguard/profile"
 	"github.com/purgeguard/purgeguard/storage"
 )
 
@@ -55,6 +56,12 @@ func newLoader(ctx context.Context, tx pgx.Tx, store storage.Store, m *archive.M
 	if g.Root.Schema != m.Root.Schema || g.Root.Table != m.Root.Table || g.Key != m.Root.Key {
 		return nil, fmt.Errorf("restore: snapshot %s has tenant root %s.%s(%s), the configuration %s(%s)",
 			m.ID, m.Root.Schema, m.Root.Table, m.Root.Key, g.Root, g.Key)
+	}
+	for i, c := range o.Files {
+		if g.Table(c.Table) == nil {
+			return nil, &profile.MismatchError{Field: fmt.Sprintf("files[%d].table", i),
+				Reason: fmt.Sprintf("%s is not a table a tenant purge reaches from %s (a typo? see purgeguard tables)", c.Table, g.Root)}
+		}
 	}
 	var present bool
 	err = tx.QueryRow(ctx, fmt.Sprintf("SELECT EXISTS (SELECT 1 FROM %s WHERE %s::text = $1)",

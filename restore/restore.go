@@ -6,6 +6,7 @@
 package restore
 
 import (
+	"os"
 	"time"
 
 	"context"
@@ -156,6 +157,9 @@ func Run(ctx context.Context, cfg *pgx.ConnConfig, store storage.Store, o Option
 	if err != nil {
 		return nil, err
 	}
+	if err := checkRoots(files); err != nil {
+		return nil, err
+	}
 	// Nothing is written before every object this restore reads is known good.
 	if err := verify(ctx, store, m, tables, files); err != nil {
 		return nil, err
@@ -296,4 +300,23 @@ func (r *Report) total() {
 			r.Totals.FilesRefused++
 		}
 	}
+}
+
+// checkRoots refuses, before anything is read or written, files with nowhere to go:
+// a files root that does not exist on this host. Restore never creates a root: a
+// missing one means the configuration points at the wrong place (or the service is
+// not installed here); --files-root restores elsewhere.
+func checkRoots(files []restoreFile) error {
+	seen := map[string]bool{}
+	for _, f := range files {
+		if f.root == "" || seen[f.root] {
+			continue
+		}
+		seen[f.root] = true
+		if fi, err := os.Stat(f.root); err != nil || !fi.IsDir() {
+			return &profile.MismatchError{Field: "files root " + f.root,
+				Reason: fmt.Sprintf("not a directory on this host, and snapshot files go there (%s.%s): fix the configuration, or restore elsewhere with --files-root DIR", f.Table, f.Column)}
+		}
+	}
+	return nil
 }

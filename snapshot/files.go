@@ -37,19 +37,20 @@ type filePath struct {
 	path string
 }
 
-// fileColumns matches the configured file columns with the graph. A column of a
-// table the purge does not reach holds no file of the tenant: it is skipped, said
-// once. A missing column is a configuration error.
+// fileColumns matches the configured file columns with the graph. A table the purge
+// does not reach, or a missing column, is a *profile.MismatchError: a typo must not
+// silently drop every file of a column.
 func fileColumns(g *catalog.Graph, cols []profile.FileColumn, log *slog.Logger) ([]fileColumn, error) {
 	var out []fileColumn
-	for _, c := range cols {
+	for i, c := range cols {
 		t := g.Table(c.Table)
 		if t == nil {
-			log.Warn("file column's table is not reached by a tenant purge; its files are not saved", "table", c.Table.String(), "column", c.Column)
-			continue
+			return nil, &profile.MismatchError{Field: fmt.Sprintf("files[%d].table", i),
+				Reason: fmt.Sprintf("%s is not a table a tenant purge reaches from %s (a typo? see purgeguard tables)", c.Table, g.Root)}
 		}
 		if !slices.ContainsFunc(t.Columns, func(col catalog.Column) bool { return col.Name == c.Column }) {
-			return nil, fmt.Errorf("snapshot: file column %s.%s: column does not exist", c.Table, c.Column)
+			return nil, &profile.MismatchError{Field: fmt.Sprintf("files[%d].column", i),
+				Reason: fmt.Sprintf("%s has no column %q", c.Table, c.Column)}
 		}
 		root := filepath.Clean(c.Root)
 		real, err := filepath.EvalSymlinks(root)

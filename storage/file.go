@@ -7,6 +7,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -20,7 +21,10 @@ type FileStore struct {
 	root string
 }
 
-var _ Store = (*FileStore)(nil)
+var (
+	_ Store     = (*FileStore)(nil)
+	_ Leftovers = (*FileStore)(nil)
+)
 
 // NewFile opens (creating if needed) a directory store.
 func NewFile(root string) (*FileStore, error) {
@@ -190,6 +194,64 @@ func (s *FileStore) Delete(ctx context.Context, key string) error {
 		if os.Remove(dir) != nil {
 			break // not empty, or in use: fine
 		}
+	}
+	return nil
+}
+
+// ListLeftovers walks the whole store for the temporary files of writes that never
+// finished (a process killed mid-Put: a failed or cancelled Put removes its own).
+func (s *FileStore) ListLeftovers(ctx context.Context, fn func(Info) error) error {
+	var infos []Info
+	err := filepath.WalkDir(s.root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
+			return err
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if d.IsDir() || !strings.HasPrefix(d.Name(), tmpPrefix) || !d.Type().IsRegular() {
+			return nil
+		}
+		rel, err := filepath.Rel(s.root, p)
+		if err != nil {
+			return err
+		}
+		fi, err := d.Info()
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil // finished or removed while we walked
+		}
+		if err != nil {
+			return err
+		}
+		infos = append(infos, Info{Key: filepath.ToSlash(rel), Size: fi.Size(), ModTime: fi.ModTime()})
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("file: list leftovers: %w", err)
+	}
+	sort.Slice(infos, func(i, j int) bool { return infos[i].Key < infos[j].Key })
+	for _, info := range infos {
+		if err := fn(info); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// RemoveLeftover removes a temporary file ListLeftovers named; any other key is
+// refused, so that it can never remove an object.
+func (s *FileStore) RemoveLeftover(ctx context.Context, key string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if strings.Contains(key, "..") || strings.HasPrefix(key, "/") || !strings.HasPrefix(path.Base(key), tmpPrefix) {
+		return fmt.Errorf("file: %q is not a leftover temporary file", key)
+	}
+	if err := os.Remove(filepath.Join(s.root, filepath.FromSlash(key))); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("file: remove leftover %s: %w", key, err)
 	}
 	return nil
 }

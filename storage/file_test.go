@@ -3,8 +3,11 @@ package storage_test
 import (
 	"bytes"
 	"context"
+	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -68,5 +71,38 @@ func TestOpen(t *testing.T) {
 	lock := storage.Options{S3: storage.S3Options{ObjectLock: storage.ObjectLock{Mode: "COMPLIANCE", Days: 7}}}
 	if _, err := storage.Open(context.Background(), "file://"+dir, lock); err == nil || !strings.Contains(err.Error(), "object lock") {
 		t.Errorf("Open(file://) with object lock: got %v, want a refusal naming object lock", err)
+	}
+}
+
+// A Put killed between creating its temporary file and renaming it leaves the file:
+// List never shows it, ListLeftovers does, and RemoveLeftover takes it away.
+func TestFileStore_Leftovers(t *testing.T) {
+	root := t.TempDir()
+	s, err := storage.NewFile(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := s.Put(ctx, "snapshots/x/obj", strings.NewReader("whole")); err != nil {
+		t.Fatal(err)
+	}
+	killed := filepath.Join(root, "snapshots", "x", ".tmp-123456")
+	if err := os.WriteFile(killed, []byte("half"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var listed, left []string
+	_ = s.List(ctx, "", func(i storage.Info) error { listed = append(listed, i.Key); return nil })
+	_ = s.ListLeftovers(ctx, func(i storage.Info) error { left = append(left, i.Key); return nil })
+	if !slices.Equal(listed, []string{"snapshots/x/obj"}) || !slices.Equal(left, []string{"snapshots/x/.tmp-123456"}) {
+		t.Fatalf("List %v, ListLeftovers %v", listed, left)
+	}
+	if err := s.RemoveLeftover(ctx, "snapshots/x/../x/.tmp-123456"); err == nil {
+		t.Error("RemoveLeftover took a key with ..")
+	}
+	if err := s.RemoveLeftover(ctx, left[0]); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(killed); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("leftover still there: %v", err)
 	}
 }

@@ -45,6 +45,19 @@ type Locker interface {
 	ExtendLock(ctx context.Context, key string) error
 }
 
+// Leftovers is the optional capability of a store whose interrupted writes can leave
+// temporary objects behind that List never shows: a file:// Put killed between
+// creating its temporary file and renaming it. prune sweeps them once they are older
+// than its grace. (An s3:// upload killed mid-way leaves an incomplete multipart
+// upload instead: a bucket lifecycle rule aborts those.)
+type Leftovers interface {
+	// ListLeftovers calls fn for every temporary object, its Key the path a Delete of
+	// RemoveLeftover takes, in key order.
+	ListLeftovers(ctx context.Context, fn func(Info) error) error
+	// RemoveLeftover removes one; a missing one is not an error.
+	RemoveLeftover(ctx context.Context, key string) error
+}
+
 // Info describes a stored object.
 type Info struct {
 	Key     string

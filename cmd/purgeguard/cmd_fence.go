@@ -22,6 +22,9 @@ tenants it has snapshotted, for the time of the purge.
 With the fence on, any other tenant delete fails and removes nothing — including
 call-logd's own delete on wazo-auth's auth_tenant_deleted event: that tenant then
 waits for the next guarded sync run, which snapshots it first. That is the point.`,
+		Action: func(c *cli.Context) error {
+			return usagef("fence: give a subcommand: install, status or uninstall (purgeguard fence --help)")
+		},
 		Subcommands: []*cli.Command{
 			{Name: "install", Usage: "create the purgeguard schema and triggers (idempotent)", Flags: []cli.Flag{newDatabaseURLFlag()}, Action: runFence("install")},
 			{Name: "status", Usage: "show whether the fence is installed and its live approvals", Flags: []cli.Flag{newDatabaseURLFlag()}, Action: runFence("status")},

@@ -27,7 +27,8 @@ func newGuardCommand() *cli.Command {
   5. if the fence is installed, approves exactly the snapshotted targets;
   6. runs COMMAND with PURGEGUARD_APPROVED_TENANTS (comma-separated UUIDs) and
      PURGEGUARD_SNAPSHOTS (tenant:snapshot pairs) in its environment, its stdin,
-     stdout and stderr passed through, SIGINT/SIGTERM passed on;
+     stdout and stderr passed through (stdout to stderr under -o json, so that
+     stdout holds one JSON document), SIGINT/SIGTERM passed on;
   7. withdraws the approvals and counts again: no other tenant may have lost a row,
      and no approved tenant may have lost more rows of a table than its snapshot holds.
 
@@ -47,9 +48,9 @@ Examples (call-logd's tenant sync; its nightly retention purge):
    purgeguard guard --source-of-truth https://localhost:9497/api/auth/0.1/tenants \
        --source-of-truth-header "X-Auth-Token: $TOKEN" -- wazo-call-logd-sync-db
    purgeguard guard --retention -- wazo-purge-db`,
-		Flags: []cli.Flag{newDeleteFlag(), newSourceFlag(), newHeaderFlag(), newReasonFlag(), newDatabaseURLFlag(), newRetentionFlag(), newMarginFlag(), newPurgeDaysFlag(),
+		Flags: []cli.Flag{newDeleteFlag(), newSourceFlag(), newHeaderFlag(), newReasonFlag(), newDatabaseURLFlag(), newRetentionFlag("guard the scheduled retention purge instead of a tenant purge (config: retention): every tenant"), newMarginFlag(), newPurgeDaysFlag(),
 			&cli.BoolFlag{Name: "no-wait", Usage: "fail instead of waiting when another guard holds the lock"},
-			&cli.IntFlag{Name: "jobs", Aliases: []string{"j"}, Usage: "snapshot worker connections (default: snapshot.jobs)"},
+			newJobsFlag(),
 		},
 		Action: runGuard,
 	}
@@ -82,9 +83,9 @@ func runGuard(c *cli.Context) error {
 	res, err := guard.Run(c.Context, cfg, store, guard.Options{
 		Input: in, Rules: e.cfg.PolicyRules(), Activity: act, Reason: c.String(flagReason),
 		NoWait: c.Bool("no-wait"), Command: command, Snapshot: so,
-		Stdin: c.App.Reader, Stdout: c.App.Writer, Stderr: c.App.ErrWriter, Log: e.log,
+		Stdin: c.App.Reader, Stdout: commandStdout(c, e), Stderr: c.App.ErrWriter, Log: e.log,
 	})
-	prog.done()
+	prog.done(err == nil)
 	return guardOutcome(c, e, res, err)
 }
 
@@ -112,9 +113,9 @@ func runGuardRetention(c *cli.Context, e *env, command []string) error {
 	}
 	res, err := guard.RunRetention(c.Context, cfg, store, guard.RetentionOptions{
 		Snapshot: so, Reason: c.String(flagReason), NoWait: c.Bool("no-wait"), Command: command,
-		Stdin: c.App.Reader, Stdout: c.App.Writer, Stderr: c.App.ErrWriter, Log: e.log,
+		Stdin: c.App.Reader, Stdout: commandStdout(c, e), Stderr: c.App.ErrWriter, Log: e.log,
 	})
-	prog.done()
+	prog.done(err == nil)
 	return guardOutcome(c, e, res, err)
 }
 
@@ -129,6 +130,7 @@ func guardOutcome(c *cli.Context, e *env, res *guard.Result, err error) error {
 	e.saved(saved.Rows, saved.StoredBytes)
 	var refused *policy.RefusedError
 	var blast *guard.BlastRadiusError
+	var failed *guard.CommandError
 	switch {
 	case errors.As(err, &refused):
 		if perr := e.emit(res, func(w io.Writer) { printDecision(w, res.Decision); fmt.Fprintln(w, "the purge command was not run") }); perr != nil {
@@ -140,16 +142,35 @@ func guardOutcome(c *cli.Context, e *env, res *guard.Result, err error) error {
 			return perr
 		}
 		return &errReported{code: exitVerify}
+	case errors.As(err, &failed):
+		// The command failed, but purgeguard did its part: say what was saved and
+		// that the blast radius is clean, then exit with the command's status.
+		if perr := e.emit(res, func(w io.Writer) { printGuarded(w, res, "guarded purge FAILED") }); perr != nil {
+			return perr
+		}
+		return &errReported{code: failed.ExitCode()}
 	case err != nil:
 		return err
 	}
 	e.log.Info("guarded purge done", "run", res.Run, "snapshots", len(res.Snapshots), "exit_code", res.ExitCode, "fenced", res.Fenced)
-	return e.emit(res, func(w io.Writer) {
-		fmt.Fprintf(w, "guarded purge done: %d tenants snapshotted, blast radius clean, command exit %d\n", len(res.Snapshots), res.ExitCode)
-		for _, s := range res.Snapshots {
-			fmt.Fprintf(w, "  tenant %s: snapshot %s\n", s.Tenant, s.Snapshot)
-		}
-	})
+	return e.emit(res, func(w io.Writer) { printGuarded(w, res, "guarded purge done") })
+}
+
+// commandStdout is where the purge command's own output goes: through to stdout,
+// except under -o json, where stdout holds purgeguard's one JSON document and the
+// command's output goes to stderr with its logs.
+func commandStdout(c *cli.Context, e *env) io.Writer {
+	if e.json {
+		return c.App.ErrWriter
+	}
+	return c.App.Writer
+}
+
+func printGuarded(w io.Writer, res *guard.Result, head string) {
+	fmt.Fprintf(w, "%s: %d tenants approved and snapshotted, blast radius clean, command exit %d\n", head, len(res.Snapshots), res.ExitCode)
+	for _, s := range res.Snapshots {
+		fmt.Fprintf(w, "  tenant %s: snapshot %s\n", s.Tenant, s.Snapshot)
+	}
 }
 
 func printLosses(w io.Writer, res *guard.Result) {

@@ -16,7 +16,11 @@ func newListCommand() *cli.Command {
 		Name:  "list",
 		Usage: "list committed snapshots, newest first",
 		Description: `Only committed snapshots are listed: one whose manifest was never written (an
-interrupted run) does not exist. Without --tenant, every tenant's snapshots.`,
+interrupted run) does not exist. Without --tenant, every tenant's snapshots.
+
+A manifest that is stored but cannot be read (corrupt, or under another tenant's
+name) is reported as BROKEN ("broken" in -o json) beside the others; verify --all
+exits 4 for it.`,
 		Flags:  []cli.Flag{newTenantFlag()},
 		Action: runList,
 	}
@@ -36,16 +40,27 @@ func runList(c *cli.Context) error {
 		tenants = []uuid.UUID{uuid.Nil}
 	}
 	out := []snapshotSummary{}
+	var broken []brokenSnapshot
 	for _, t := range tenants {
-		ms, err := repository.List(c.Context, store, t)
+		ms, bs, err := repository.ListAll(c.Context, store, t)
 		if err != nil {
 			return err
 		}
 		for _, m := range ms {
 			out = append(out, summaryOf(m))
 		}
+		for _, b := range bs {
+			broken = append(broken, brokenSnapshot{Tenant: b.Tenant, Snapshot: b.ID, Error: b.Err.Error()})
+		}
 	}
-	return e.emit(map[string]any{"snapshots": out}, func(w io.Writer) {
+	doc := struct {
+		Snapshots []snapshotSummary `json:"snapshots"`
+		Broken    []brokenSnapshot  `json:"broken,omitempty"`
+	}{out, broken}
+	err = e.emit(doc, func(w io.Writer) {
+		for _, b := range broken {
+			fmt.Fprintf(w, "BROKEN  snapshot %s of tenant %s: %s (verify --all reports it; prune leaves it)\n", b.Snapshot, b.Tenant, b.Error)
+		}
 		if len(out) == 0 {
 			fmt.Fprintln(w, "no snapshot")
 			return
@@ -58,4 +73,12 @@ func runList(c *cli.Context) error {
 		}
 		tw.Flush()
 	})
+	return err
+}
+
+// brokenSnapshot is a stored manifest that cannot be read as one.
+type brokenSnapshot struct {
+	Tenant   uuid.UUID `json:"tenant"`
+	Snapshot uuid.UUID `json:"snapshot"`
+	Error    string    `json:"error"`
 }

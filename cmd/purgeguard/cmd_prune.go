@@ -107,5 +107,14 @@ func runPrune(c *cli.Context) error {
 			}
 			fmt.Fprintf(w, "locked: %d other objects kept under object lock: %s%s\n", len(rep.LockedObjects), strings.Join(keys, ", "), more)
 		}
+		if len(rep.Leftovers) > 0 {
+			fmt.Fprintf(w, "  temporary files of killed writes: %s\n", strings.Join(rep.Leftovers, ", "))
+		}
+		for _, b := range rep.Broken {
+			fmt.Fprintf(w, "BROKEN  snapshot %s of tenant %s left alone: %s\n", b.ID, b.Tenant, b.Error)
+		}
+		if rep.SweepSkipped != "" {
+			fmt.Fprintf(w, "blobs not swept: %s\n", rep.SweepSkipped)
+		}
 	})
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"text/tabwriter"
 
 	"github.com/google/uuid"
@@ -48,7 +49,7 @@ Examples:
    purgeguard restore --tenant 2f3c… --snapshot 0193… -o json
    purgeguard restore --tenant 2f3c… --snapshot 0193… --on-conflict fill-nulls   (a retention snapshot)`,
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "tenant", Aliases: []string{"t"}, Usage: "tenant `UUID` to restore", Required: true},
+			&cli.StringFlag{Name: "tenant", Aliases: []string{"t"}, Usage: "tenant `UUID` to restore (required)"},
 			&cli.StringFlag{Name: "snapshot", Aliases: []string{"s"}, Usage: "snapshot `ID` (default: the newest of the tenant)"},
 			&cli.BoolFlag{Name: "dry-run", Usage: "say what would be inserted and written; change nothing"},
 			newDatabaseURLFlag(),
@@ -65,6 +66,9 @@ Examples:
 
 func runRestore(c *cli.Context) error {
 	e := getEnv(c)
+	if !c.IsSet("tenant") {
+		return usagef("restore: give --tenant UUID (purgeguard list shows the tenants with snapshots)")
+	}
 	tenant, err := parseTenantFlag("--tenant", c.String("tenant"))
 	if err != nil {
 		return err
@@ -85,6 +89,11 @@ func runRestore(c *cli.Context) error {
 			return usagef("--tables: %v", err)
 		}
 		tables = append(tables, n)
+	}
+	if fr := c.String("files-root"); fr != "" {
+		if fi, err := os.Stat(fr); err != nil || !fi.IsDir() {
+			return usagef("--files-root %s: not a directory: create it first", fr)
+		}
 	}
 	cfg, err := connConfig(c, e)
 	if err != nil {
@@ -113,7 +122,7 @@ func runRestore(c *cli.Context) error {
 			prog.item(ev.Table, ev.Rows, ev.Bytes)
 		},
 	})
-	prog.done()
+	prog.done(err == nil)
 	if errors.Is(err, guard.ErrBusy) {
 		err = fmt.Errorf("%w: a guard run (or another restore) is at work on this database; nothing was restored: run it again once that has ended", err)
 	}
@@ -135,13 +144,12 @@ func runRestore(c *cli.Context) error {
 			e.log.Warn("audit record not written", "err", aerr)
 		}
 	}
-	if err != nil && (rep == nil || !errors.Is(err, restore.ErrFileDiffers)) {
+	if err != nil {
+		// Nothing is reported as restored unless it committed: the error says what
+		// failed (a differing file names its path) and that nothing was restored.
 		return err
 	}
-	if perr := e.emit(rep, func(w io.Writer) { printRestore(w, rep) }); perr != nil {
-		return perr
-	}
-	return err
+	return e.emit(rep, func(w io.Writer) { printRestore(w, rep) })
 }
 
 // maxFilesShown bounds the files the text report names one by one.

@@ -43,8 +43,8 @@ Examples:
    purgeguard snapshot --tenants-file doomed.txt -o json
    purgeguard snapshot --retention --reason "nightly, before wazo-purge-db"`,
 		Flags: []cli.Flag{
-			newTenantFlag(), newTenantsFileFlag(), newReasonFlag(), newDatabaseURLFlag(), newRetentionFlag(), newMarginFlag(), newPurgeDaysFlag(),
-			&cli.IntFlag{Name: "jobs", Aliases: []string{"j"}, Usage: "worker connections (default: snapshot.jobs)"},
+			newTenantFlag(), newTenantsFileFlag(), newReasonFlag(), newDatabaseURLFlag(), newRetentionFlag("save what the scheduled retention purge will remove (config: retention), for every tenant unless --tenant"), newMarginFlag(), newPurgeDaysFlag(),
+			newJobsFlag(),
 			&cli.BoolFlag{Name: "dry-run", Usage: "count what each snapshot would hold; write nothing"},
 		},
 		Action: runSnapshot,
@@ -89,7 +89,7 @@ func runSnapshot(c *cli.Context) error {
 		return err
 	}
 	ms, err := snapshot.Run(c.Context, cfg, store, so)
-	prog.done()
+	prog.done(err == nil)
 	audit := newAudit(archive.AuditSnapshot, tenants)
 	audit.Outcome = "done"
 	if err != nil {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 
@@ -61,6 +62,8 @@ func runVerify(c *cli.Context) error {
 	// Snapshots are verified one manifest at a time: a repository of many
 	// snapshots of many files never sits in memory.
 	var refs []archive.SnapshotRef
+	results := []verifyResult{}
+	bad := 0
 	if c.IsSet("snapshot") {
 		id, err := uuid.Parse(c.String("snapshot"))
 		if err != nil {
@@ -72,11 +75,16 @@ func runVerify(c *cli.Context) error {
 			tenants = []uuid.UUID{uuid.Nil}
 		}
 		for _, t := range tenants {
-			list, err := repository.List(c.Context, store, t)
+			list, broken, err := repository.ListAll(c.Context, store, t)
 			if err != nil {
 				return err
 			}
-			if len(list) == 0 && t != uuid.Nil {
+			// A broken manifest is reported with the rest, never in their way.
+			for _, b := range broken {
+				results = append(results, verifyResult{Tenant: b.Tenant, Snapshot: b.ID, Problems: []string{b.Err.Error()}})
+				bad++
+			}
+			if len(list) == 0 && len(broken) == 0 && t != uuid.Nil {
 				return fmt.Errorf("verify: tenant %s: %w", t, repository.ErrNoSnapshot)
 			}
 			for _, s := range list {
@@ -90,17 +98,21 @@ func runVerify(c *cli.Context) error {
 	}
 	defer chk.Close()
 	prog := newProgress(e, "verify", 0)
-	results := []verifyResult{}
-	bad := 0
 	for _, ref := range refs {
 		m, err := repository.Manifest(c.Context, store, ref)
+		var ve *archive.VerifyError
+		if errors.As(err, &ve) {
+			results = append(results, verifyResult{Tenant: ref.Tenant, Snapshot: ref.ID, Problems: []string{err.Error()}})
+			bad++
+			continue
+		}
 		if err != nil {
-			prog.done()
+			prog.done(false)
 			return err
 		}
 		probs, err := chk.Verify(c.Context, m, func(_ string, n int64) { prog.minor(n) })
 		if err != nil {
-			prog.done()
+			prog.done(false)
 			return err
 		}
 		r := verifyResult{Tenant: m.Tenant, Snapshot: m.ID, OK: len(probs) == 0, Problems: []string{}}
@@ -112,7 +124,7 @@ func runVerify(c *cli.Context) error {
 		}
 		results = append(results, r)
 	}
-	prog.done()
+	prog.done(true)
 	if err := e.emit(map[string]any{"ok": bad == 0, "snapshots": results}, func(w io.Writer) {
 		for _, r := range results {
 			if r.OK {

@@ -6,8 +6,11 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/jackc/pgx/v5/pgconn"
+
 	"github.com/purgeguard/purgeguard/internal/archive"
 	"github.com/purgeguard/purgeguard/internal/config"
+	"github.com/purgeguard/purgeguard/profile"
 )
 
 // Exit codes (README, "Commands"): scripts and the guard's caller branch on them.
@@ -43,17 +46,27 @@ func exitCode(err error) int {
 	var ve *archive.VerifyError
 	var ec exitCoder
 	var ce *config.Error
+	var me *profile.MismatchError
 	switch {
 	case err == nil:
 		return exitOK
 	case errors.As(err, &ec):
 		return ec.ExitCode()
-	case errors.As(err, &ue), errors.As(err, &ce):
+	case errors.As(err, &ue), errors.As(err, &ce), errors.As(err, &me):
 		return exitUsage
 	case errors.As(err, &ve):
 		return exitVerify
 	}
 	return exitError
+}
+
+// hintFor names the fix for errors a new user meets first.
+func hintFor(err error) string {
+	var ce *pgconn.ConnectError
+	if errors.As(err, &ce) {
+		return "hint: say which database with --database-url URL, $PURGEGUARD_DATABASE_URL or database.url in the config (else libpq's PG* variables are used)"
+	}
+	return ""
 }
 
 // report prints err (plain text on stderr, or a JSON object on stdout under
@@ -66,10 +79,17 @@ func report(stdout, stderr io.Writer, asJSON bool, err error) int {
 		return code
 	}
 	if asJSON {
-		_ = json.NewEncoder(stdout).Encode(map[string]any{"error": err.Error(), "exit_code": code})
+		doc := map[string]any{"error": err.Error(), "exit_code": code}
+		if hint := hintFor(err); hint != "" {
+			doc["hint"] = hint
+		}
+		_ = json.NewEncoder(stdout).Encode(doc)
 		return code
 	}
 	fmt.Fprintf(stderr, "purgeguard: %v\n", err)
+	if hint := hintFor(err); hint != "" {
+		fmt.Fprintln(stderr, hint)
+	}
 	if code == exitUsage {
 		fmt.Fprintln(stderr, "Run 'purgeguard --help' or 'purgeguard COMMAND --help' for usage.")
 	}

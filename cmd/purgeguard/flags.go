@@ -57,7 +57,7 @@ func newLogLevelFlag() *cli.StringFlag {
 }
 
 func newMarginFlag() *cli.StringFlag {
-	return &cli.StringFlag{Name: flagMargin, Usage: "with --retention: also save rows this much newer than the cut-off (default: retention.margin)"}
+	return &cli.StringFlag{Name: flagMargin, DefaultText: "retention.margin", Usage: "with --retention: also save rows this much `DURATION` newer than the cut-off"}
 }
 
 func newMetricsFlag() *cli.StringFlag {
@@ -72,15 +72,21 @@ func newOutputFlag() *cli.StringFlag {
 }
 
 func newPurgeDaysFlag() *cli.IntFlag {
-	return &cli.IntFlag{Name: flagPurgeDays, Usage: "with --retention: the purge job's own days (wazo-purge-db's days_to_keep; default: retention.purge_days)"}
+	return &cli.IntFlag{Name: flagPurgeDays, DefaultText: "retention.purge_days", Usage: "with --retention: the purge job's own `DAYS` (wazo-purge-db's days_to_keep)"}
 }
 
 func newReasonFlag() *cli.StringFlag {
 	return &cli.StringFlag{Name: flagReason, Usage: "why this snapshot is taken, kept in its manifest"}
 }
 
-func newRetentionFlag() *cli.BoolFlag {
-	return &cli.BoolFlag{Name: flagRetention, Usage: "save what the scheduled retention purge will remove (config: retention), for every tenant unless --tenant"}
+// newRetentionFlag is --retention; usage says what it means to the command.
+func newRetentionFlag(usage string) *cli.BoolFlag {
+	return &cli.BoolFlag{Name: flagRetention, Usage: usage}
+}
+
+// newJobsFlag is --jobs, the snapshot's worker connections.
+func newJobsFlag() *cli.IntFlag {
+	return &cli.IntFlag{Name: "jobs", Aliases: []string{"j"}, DefaultText: "snapshot.jobs", Usage: "snapshot worker connections, `N` from 1 to 64"}
 }
 
 func newSourceFlag() *cli.StringFlag {

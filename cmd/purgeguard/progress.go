@@ -86,14 +86,16 @@ func (p *progress) draw() {
 }
 
 // done ends the progress line so that what follows starts on a clean line.
-func (p *progress) done() {
+// done ends the display; ok false (the work failed) draws the last line but logs no
+// "finished" summary that would read as success.
+func (p *progress) done(ok bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.tty && p.drawn {
 		p.draw()
 		fmt.Fprintln(p.w)
 	}
-	if !p.tty {
+	if !p.tty && ok {
 		p.log.Info(p.verb+" finished", "items", p.items, "rows", p.rows, "bytes", p.bytes,
 			"seconds", time.Since(p.start).Round(time.Millisecond).Seconds())
 	}

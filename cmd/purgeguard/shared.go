@@ -8,6 +8,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -47,6 +48,11 @@ func parseDSN(dsn string) (*pgx.ConnConfig, error) {
 	if err != nil {
 		// pgx's message may quote the string: never show it, it can hold a password.
 		return nil, usagef("database URL %s: cannot be parsed", config.RedactDSN(dsn))
+	}
+	// Named in pg_stat_activity, so that a guard waiting for the lock (and an
+	// operator) can tell who holds it.
+	if _, ok := cfg.RuntimeParams["application_name"]; !ok {
+		cfg.RuntimeParams["application_name"] = "purgeguard"
 	}
 	return cfg, nil
 }
@@ -99,16 +105,26 @@ func tenantArgs(c *cli.Context) ([]uuid.UUID, error) {
 	return out, nil
 }
 
+// readTenantsFile reads a list of tenant IDs given on the command line; a list that
+// does not parse is a usage error (exit 2) naming the file and line.
 func readTenantsFile(c *cli.Context, name string) ([]uuid.UUID, error) {
+	var ids []uuid.UUID
+	var err error
 	if name == "-" {
-		return tenantlist.Parse(c.App.Reader, "stdin")
+		ids, err = tenantlist.Parse(c.App.Reader, "stdin")
+	} else {
+		var f *os.File
+		if f, err = os.Open(name); err != nil {
+			return nil, usagef("tenants file: %v", err)
+		}
+		defer f.Close()
+		ids, err = tenantlist.Parse(f, name)
 	}
-	f, err := os.Open(name)
-	if err != nil {
-		return nil, err
+	var pe *tenantlist.ParseError
+	if errors.As(err, &pe) {
+		return nil, &usageError{msg: err.Error()}
 	}
-	defer f.Close()
-	return tenantlist.Parse(f, name)
+	return ids, err
 }
 
 func parseTenantFlag(flag, s string) (uuid.UUID, error) {

@@ -46,7 +46,20 @@ type PruneReport struct {
 	// LockedObjects are other objects the store refused to delete: unreferenced blobs,
 	// objects of uncommitted snapshots. They stay until their retention ends.
 	LockedObjects []string `json:"locked_objects"`
-	DryRun        bool     `json:"dry_run"`
+	// Leftovers are temporary objects of writes killed mid-way (a file:// store's
+	// .tmp- files), older than Grace, removed.
+	Leftovers []string `json:"leftovers_removed"`
+	// Broken are snapshots whose manifest cannot be read: left alone, and while any
+	// exists no blob is swept (a broken manifest may name any of them).
+	Broken       []BrokenRef `json:"broken,omitempty"`
+	SweepSkipped string      `json:"blob_sweep_skipped,omitempty"`
+	DryRun       bool        `json:"dry_run"`
+}
+
+// BrokenRef is a snapshot whose manifest cannot be read, and why.
+type BrokenRef struct {
+	archive.SnapshotRef
+	Error string `json:"error"`
 }
 
 // LockedSnapshot is a snapshot kept because its manifest is under object lock.
@@ -74,6 +87,8 @@ type PrunePlan struct {
 	Kept       []archive.SnapshotRef
 	Remove     []PlannedSnapshot
 	Incomplete []storage.Info // objects of snapshots never committed, older than Grace
+	Leftovers  []storage.Info // temporary objects of killed writes, older than Grace
+	Broken     []Broken       // manifests that cannot be read: left alone, and no sweep
 	// marked are the digests of every blob a kept snapshot names.
 	marked map[[32]byte]bool
 }
@@ -133,11 +148,13 @@ func PlanPrune(ctx context.Context, s storage.Store, o PruneOptions) (*PrunePlan
 	}
 	inScope := plan.inScope
 
-	// Decide per tenant, newest first.
-	sums, err := List(ctx, s, uuid.Nil)
+	// Decide per tenant, newest first. A broken manifest is reported and left alone:
+	// it is not counted as a snapshot kept, and its objects are not incomplete ones.
+	sums, broken, err := ListAll(ctx, s, uuid.Nil)
 	if err != nil {
 		return nil, err
 	}
+	plan.Broken = broken
 	perTenant := map[uuid.UUID]int{}
 	for _, m := range sums {
 		keep := !inScope(m.Tenant)
@@ -169,6 +186,17 @@ func PlanPrune(ctx context.Context, s storage.Store, o PruneOptions) (*PrunePlan
 		plan.Incomplete = append(plan.Incomplete, sn.objects...)
 	}
 	slices.SortFunc(plan.Incomplete, func(a, b storage.Info) int { return strings.Compare(a.Key, b.Key) })
+	if l, ok := s.(storage.Leftovers); ok {
+		err := l.ListLeftovers(ctx, func(i storage.Info) error {
+			if o.Now.Sub(i.ModTime) >= o.Grace {
+				plan.Leftovers = append(plan.Leftovers, i)
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("prune: %w", err)
+		}
+	}
 	return plan, nil
 }
 
@@ -202,7 +230,11 @@ func (plan *PrunePlan) mark(ctx context.Context, s storage.Store, ref archive.Sn
 func (plan *PrunePlan) Execute(ctx context.Context, s storage.Store) (*PruneReport, error) {
 	o := plan.o
 	rep := &PruneReport{DryRun: o.DryRun, Kept: plan.Kept, Removed: []archive.SnapshotRef{}, Incomplete: []string{},
-		Locked: []LockedSnapshot{}, LockedObjects: []string{}}
+		Locked: []LockedSnapshot{}, LockedObjects: []string{}, Leftovers: []string{}}
+	for _, b := range plan.Broken {
+		rep.Broken = append(rep.Broken, BrokenRef{SnapshotRef: b.SnapshotRef, Error: b.Err.Error()})
+		o.Log.Warn("snapshot manifest unreadable: left alone", "tenant", b.Tenant, "snapshot", b.ID, "err", b.Err)
+	}
 	p := &pruner{s: s, o: o, rep: rep}
 	for _, ps := range plan.Remove {
 		lock, err := p.removeSnapshot(ctx, ps.SnapshotRef, ps.Objects)
@@ -230,6 +262,21 @@ func (plan *PrunePlan) Execute(ctx context.Context, s storage.Store) (*PruneRepo
 		}
 		rep.Incomplete = append(rep.Incomplete, i.Key)
 		rep.ObjectsBytes += i.Size
+	}
+	if l, ok := s.(storage.Leftovers); ok {
+		for _, i := range plan.Leftovers {
+			if !o.DryRun {
+				if err := l.RemoveLeftover(ctx, i.Key); err != nil {
+					return rep, fmt.Errorf("prune: %w", err)
+				}
+			}
+			rep.Leftovers = append(rep.Leftovers, i.Key)
+			rep.ObjectsBytes += i.Size
+		}
+	}
+	if len(plan.Broken) > 0 {
+		rep.SweepSkipped = fmt.Sprintf("%d snapshot manifests cannot be read and may name any blob: no blob is removed until they are repaired or deleted (see verify --all)", len(plan.Broken))
+		return rep, nil
 	}
 	// Sweep. Blobs are shared by every tenant: a blob is removed only if no
 	// surviving manifest of any tenant names it.

@@ -36,10 +36,32 @@ type Summary struct {
 	Totals    archive.Totals
 }
 
+// Broken is a snapshot whose manifest is stored but cannot be read as one: it does not
+// decode, does not validate, or is stored under another tenant or id. It is neither
+// listed nor restorable, and it must not hide the others.
+type Broken struct {
+	archive.SnapshotRef
+	Err error // an *archive.VerifyError naming the manifest's key
+}
+
 // List returns the committed snapshots of tenant (every tenant when tenant is
-// uuid.Nil), newest first. Objects without a manifest are not snapshots and are
-// not listed. Each manifest is read and validated, then only its summary is kept.
+// uuid.Nil), newest first, and fails on the first broken manifest. Objects without a
+// manifest are not snapshots and are not listed.
 func List(ctx context.Context, s storage.Store, tenant uuid.UUID) ([]Summary, error) {
+	out, broken, err := ListAll(ctx, s, tenant)
+	if err != nil {
+		return nil, err
+	}
+	if len(broken) > 0 {
+		return nil, broken[0].Err
+	}
+	return out, nil
+}
+
+// ListAll is List that carries on past broken manifests and returns them apart:
+// one corrupt object never hides the other snapshots. A storage failure is still an
+// error. Each manifest is read and validated, then only its summary is kept.
+func ListAll(ctx context.Context, s storage.Store, tenant uuid.UUID) ([]Summary, []Broken, error) {
 	prefix := archive.SnapshotsPrefix
 	if tenant != uuid.Nil {
 		prefix = archive.TenantPrefix(tenant)
@@ -52,13 +74,19 @@ func List(ctx context.Context, s storage.Store, tenant uuid.UUID) ([]Summary, er
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("list snapshots: %w", err)
+		return nil, nil, fmt.Errorf("list snapshots: %w", err)
 	}
 	out := make([]Summary, 0, len(refs))
+	var broken []Broken
 	for _, ref := range refs {
 		m, err := Manifest(ctx, s, ref)
+		var ve *archive.VerifyError
+		if errors.As(err, &ve) {
+			broken = append(broken, Broken{SnapshotRef: ref, Err: err})
+			continue
+		}
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		out = append(out, Summary{SnapshotRef: ref, CreatedAt: m.CreatedAt, Reason: m.Reason, Scope: m.Scope, Totals: m.Totals()})
 	}
@@ -68,7 +96,7 @@ func List(ctx context.Context, s storage.Store, tenant uuid.UUID) ([]Summary, er
 		}
 		return bytes.Compare(b.ID[:], a.ID[:]) // UUIDv7: later id, later snapshot
 	})
-	return out, nil
+	return out, broken, nil
 }
 
 // Manifest loads and validates one snapshot's manifest. It also checks that the
@@ -84,9 +112,13 @@ func Manifest(ctx context.Context, s storage.Store, ref archive.SnapshotRef) (*a
 		return nil, err
 	}
 	defer rc.Close()
-	m, err := archive.Decode(rc)
+	src := &readErr{r: rc}
+	m, err := archive.Decode(src)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", key, err)
+		if src.err != nil || ctx.Err() != nil { // storage failed, not the manifest
+			return nil, fmt.Errorf("%s: %w", key, err)
+		}
+		return nil, &archive.VerifyError{Key: key, What: "manifest", Reason: err}
 	}
 	if m.Ref() != ref {
 		return nil, &archive.VerifyError{Key: key, What: "manifest location",
@@ -167,4 +199,19 @@ func PutState(ctx context.Context, s storage.Store, st State) error {
 		return err
 	}
 	return s.Put(ctx, stateKey, bytes.NewReader(b))
+}
+
+// readErr remembers a failure of the reader it wraps: a manifest that does not decode
+// because storage failed mid-read is not a broken manifest.
+type readErr struct {
+	r   io.Reader
+	err error
+}
+
+func (r *readErr) Read(p []byte) (int, error) {
+	n, err := r.r.Read(p)
+	if err != nil && err != io.EOF {
+		r.err = err
+	}
+	return n, err
 }

@@ -29,6 +29,7 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Store) {
 	t.Run("ReaderFailsMidUpload", func(t *testing.T) { testReaderError(t, newStore(t)) })
 	t.Run("InvalidKeys", func(t *testing.T) { testInvalidKeys(t, newStore(t)) })
 	t.Run("Locker", func(t *testing.T) { testLocker(t, newStore(t)) })
+	t.Run("Leftovers", func(t *testing.T) { testLeftovers(t, newStore(t)) })
 }
 
 // prng is a deterministic stream: large objects are generated and compared by
@@ -278,5 +279,35 @@ func testLocker(t *testing.T, s storage.Store) {
 	_, err := s.Stat(ctx, "lk/a")
 	if gone := errors.Is(err, fs.ErrNotExist); gone != (deleted == nil) {
 		t.Errorf("after Delete (%v): Stat %v", deleted, err)
+	}
+}
+
+// testLeftovers checks the optional storage.Leftovers: finished and failed writes
+// leave nothing to sweep, and RemoveLeftover never removes an object.
+func testLeftovers(t *testing.T, s storage.Store) {
+	l, ok := s.(storage.Leftovers)
+	if !ok {
+		t.Logf("%T leaves no temporary objects", s)
+		return
+	}
+	ctx := testContext(t)
+	if err := s.Put(ctx, "lo/a", bytes.NewBufferString("a")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Put(ctx, "lo/b", iotest.ErrReader(errors.New("source failed"))); err == nil {
+		t.Fatal("Put from a failing reader succeeded")
+	}
+	var left []string
+	if err := l.ListLeftovers(ctx, func(i storage.Info) error { left = append(left, i.Key); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if len(left) != 0 {
+		t.Errorf("leftovers after a finished and a failed Put: %v", left)
+	}
+	if err := l.RemoveLeftover(ctx, "lo/a"); err == nil {
+		t.Error("RemoveLeftover of an object: no error")
+	}
+	if _, err := s.Stat(ctx, "lo/a"); err != nil {
+		t.Errorf("the object after RemoveLeftover of its key: %v", err)
 	}
 }
