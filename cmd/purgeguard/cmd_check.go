@@ -88,11 +88,13 @@ func printDecision(w io.Writer, d policy.Decision) {
 	for _, n := range d.Notes {
 		fmt.Fprintf(w, "  note     %-26s %s\n", n.Rule, n.Detail)
 	}
-	if len(d.Targets) > 0 && len(d.Targets) <= 20 {
-		ids := make([]string, len(d.Targets))
-		for i, t := range d.Targets {
-			ids[i] = t.String()
+	// The targets, one per line; a long set is cut (-o json has them all).
+	const shown = 5
+	for i, t := range d.Targets {
+		if i == shown {
+			fmt.Fprintf(w, "  target   … and %d more (-o json lists them all)\n", len(d.Targets)-shown)
+			break
 		}
-		fmt.Fprintf(w, "targets: %v\n", ids)
+		fmt.Fprintf(w, "  target   %s\n", t)
 	}
 }
