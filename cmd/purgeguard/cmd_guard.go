@@ -148,7 +148,7 @@ func guardOutcome(c *cli.Context, e *env, res *guard.Result, err error) error {
 		if perr := e.emit(res, func(w io.Writer) { printGuarded(w, res, "guarded purge FAILED") }); perr != nil {
 			return perr
 		}
-		return &errReported{code: failed.ExitCode()}
+		return &errReported{code: failed.ExitCode(), command: true}
 	case err != nil:
 		return err
 	}

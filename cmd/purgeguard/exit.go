@@ -35,7 +35,11 @@ type exitCoder interface{ ExitCode() int }
 
 // errReported is returned when a command already printed its result (a refusal, a
 // failed verification) and only the exit code is left to give.
-type errReported struct{ code int }
+type errReported struct {
+	code int
+	// command marks a guarded command's own status passed on (its 3 is no refusal).
+	command bool
+}
 
 func (e *errReported) Error() string { return fmt.Sprintf("exit status %d", e.code) }
 func (e *errReported) ExitCode() int { return e.code }

@@ -57,7 +57,7 @@ func writeMetrics(app *cli.App, start time.Time, err error) {
 	// A refusal is reported by the command itself; guard passes a purge command's
 	// own exit 3 on as a *guard.CommandError, which is not one.
 	var rep *errReported
-	r.Refused = errors.As(err, &rep) && rep.code == exitRefused
+	r.Refused = errors.As(err, &rep) && rep.code == exitRefused && !rep.command
 	if measured[m.command].rows {
 		r.Rows = &e.rows
 	}
