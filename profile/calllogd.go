@@ -7,13 +7,14 @@ import "time"
 // Every default of call-logd is declared here and nowhere else.
 func CallLogd() Profile {
 	public := func(t string) TableName { return TableName{Schema: "public", Table: t} }
-	kind := func(k string, def int) RetentionKind {
-		return RetentionKind{
+	kind := func(k, plugin string, def int) RetentionKind {
+		return RetentionKind{Plugin: plugin,
 			Rule:       PurgeRule{Kind: k, Table: public("call_logd_call_log"), TenantColumn: "tenant_uuid", TimeColumn: "date"},
 			DaysColumn: k + "_days", DefaultColumn: "retention_" + k + "_days", DefaultDays: def,
 		}
 	}
-	cdr, rec, exp := kind("cdr", 365), kind("recording", 365), kind("export", 2)
+	// wazo-purge-db runs call-logd's purgers under these names (its setup.py).
+	cdr, rec, exp := kind("cdr", "call-logs", 365), kind("recording", "recordings", 365), kind("export", "exports", 2)
 	rec.Rule.NullTable, rec.Rule.NullColumns = public("call_logd_recording"), []string{"path"}
 	exp.Rule.Table, exp.Rule.TimeColumn = public("call_logd_export"), "requested_at"
 	return Profile{

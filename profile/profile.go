@@ -68,16 +68,21 @@ type FileColumn struct {
 }
 
 // Retention describes the service's scheduled retention purge. A tenant's days for a
-// kind: its row of Table when the kind's column is not NULL; else PurgeDays when the
-// purge job's days were changed from PurgeDefaultDays and the global days
+// kind: its row of Table when the kind's column is not NULL; else the purge job's
+// days for the kind when they were changed from PurgeDefaultDays and the global days
 // (DefaultsTable) were not changed from the kind's DefaultDays; else the global days
-// (DefaultDays when NULL or absent) — call-logd's purger.py.
+// (DefaultDays when NULL or absent) — call-logd's purger.py. The purge job's days for
+// a kind are what it hands the kind's purger: PluginDays[kind's Plugin] when set,
+// else PurgeDays (wazo-purge-db: days_to_keep_per_plugin, else days_to_keep).
 type Retention struct {
 	Table            TableName // per-tenant days; zero: none
 	TenantColumn     string
 	DefaultsTable    TableName // global days, first row; zero: built-in defaults
-	PurgeDays        int       // the purge job's own days
+	PurgeDays        int       // the purge job's own days (days_to_keep)
 	PurgeDefaultDays int       // the purge job's days when nobody changed them
+	// PluginDays are the purge job's days for some of its purgers, by Plugin
+	// (days_to_keep_per_plugin): they win over PurgeDays for those.
+	PluginDays map[string]int
 	// Margin is added to every cut-off: the purge runs after the snapshot and
 	// computes its cut-offs from its own clock, so rows up to Margin newer are saved
 	// too.
@@ -91,6 +96,15 @@ type RetentionKind struct {
 	DaysColumn    string // in Retention.Table; "" when tenants cannot override
 	DefaultColumn string // in Retention.DefaultsTable; "" when there is no global setting
 	DefaultDays   int    // built-in
+	Plugin        string // the purge job's purger for this kind (wazo-purge-db's plugin name)
+}
+
+// PurgeDaysFor returns the days the purge job hands kind k's purger.
+func (r *Retention) PurgeDaysFor(k RetentionKind) int {
+	if d, ok := r.PluginDays[k.Plugin]; ok && k.Plugin != "" {
+		return d
+	}
+	return r.PurgeDays
 }
 
 // PurgeRule is what one kind of a retention purge does: delete the rows of Table

@@ -72,7 +72,8 @@ func newOutputFlag() *cli.StringFlag {
 }
 
 func newPurgeDaysFlag() *cli.IntFlag {
-	return &cli.IntFlag{Name: flagPurgeDays, DefaultText: "retention.purge_days", Usage: "with --retention: the purge job's own `DAYS` (wazo-purge-db's days_to_keep)"}
+	return &cli.IntFlag{Name: flagPurgeDays, DefaultText: "retention.purge_days, else retention.purge_config's days_to_keep",
+		Usage: "with --retention: wazo-purge-db's -d `DAYS`: replaces days_to_keep, not days_to_keep_per_plugin"}
 }
 
 func newReasonFlag() *cli.StringFlag {

@@ -135,8 +135,9 @@ func parseTenantFlag(flag, s string) (uuid.UUID, error) {
 	return id, nil
 }
 
-// retentionOptions is the configuration's retention purge with --margin and
-// --purge-days applied over it.
+// retentionOptions is the configuration's retention purge with the purge job's days
+// from wazo-purge-db's own configuration (retention.purge_config), --purge-days
+// standing for its -d option, and --margin.
 func retentionOptions(c *cli.Context, e *env) (*profile.Retention, error) {
 	o := e.prof.Retention
 	o.Kinds = slices.Clone(o.Kinds)
@@ -146,10 +147,16 @@ func retentionOptions(c *cli.Context, e *env) (*profile.Retention, error) {
 			return nil, usagef("--margin %q: want a duration such as 24h or 2d", c.String(flagMargin))
 		}
 	}
+	var override *int
 	if c.IsSet(flagPurgeDays) {
-		if o.PurgeDays = c.Int(flagPurgeDays); o.PurgeDays < 1 {
-			return nil, usagef("--purge-days %d: must be at least 1", o.PurgeDays)
+		d := c.Int(flagPurgeDays)
+		if d < 0 {
+			return nil, usagef("--purge-days %d: must be 0 or more", d)
 		}
+		override = &d
+	}
+	if err := e.cfg.ApplyPurgeConfig(&o, override); err != nil {
+		return nil, err
 	}
 	if len(o.Kinds) == 0 {
 		return nil, &config.Error{Key: "retention.kinds", Msg: "no kind: nothing to save"}

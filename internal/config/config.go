@@ -6,9 +6,11 @@ package config
 
 import (
 	"fmt"
-	"github.com/purgeguard/purgeguard/profile"
 	"strings"
 	"time"
+
+	"github.com/purgeguard/purgeguard/policy"
+	"github.com/purgeguard/purgeguard/profile"
 )
 
 // Config is the whole configuration. Library packages never see it: the CLI turns
@@ -97,6 +99,16 @@ type Policy struct {
 	Protected      UUIDs    `yaml:"protected" json:"protected"`
 	ActiveWithin   Duration `yaml:"active_within" json:"active_within"`
 	Activity       Activity `yaml:"activity" json:"activity"`
+	// Retention bounds what a scheduled retention purge may take in one run.
+	Retention RetentionPolicy `yaml:"retention" json:"retention"`
+}
+
+// RetentionPolicy holds the rules a retention purge must pass (check --retention,
+// guard --retention): rows are a tenant's call logs, recording files and exports.
+type RetentionPolicy struct {
+	MaxFraction       float64 `yaml:"max_fraction" json:"max_fraction"`               // of every tenant's rows
+	MaxTenantFraction float64 `yaml:"max_tenant_fraction" json:"max_tenant_fraction"` // of one tenant's rows
+	MinRows           int64   `yaml:"min_rows" json:"min_rows"`                       // fewer taken: never refused
 }
 
 // Activity names where a tenant's last activity is read from.
@@ -109,6 +121,7 @@ type Activity struct {
 // Default returns the call-logd profile.
 func Default() *Config {
 	tenants, files, retention, activity := fromProfile(profile.CallLogd())
+	rr := policy.DefaultRetentionRules()
 	return &Config{
 		Storage: Storage{
 			URL: "file:///var/lib/purgeguard",
@@ -124,6 +137,7 @@ func Default() *Config {
 			Protected:      UUIDs{},
 			ActiveWithin:   Duration(7 * 24 * time.Hour),
 			Activity:       activity,
+			Retention:      RetentionPolicy{MaxFraction: rr.MaxFraction, MaxTenantFraction: rr.MaxTenantFraction, MinRows: rr.MinRows},
 		},
 		Retention: retention,
 	}

@@ -21,7 +21,10 @@ type Error struct {
 	Line int
 	Key  string
 	Msg  string
+	err  error // the cause, when there is one to branch on (fs.ErrNotExist)
 }
+
+func (e *Error) Unwrap() error { return e.err }
 
 func (e *Error) Error() string {
 	var b strings.Builder
@@ -377,6 +380,15 @@ func (c *Config) validate(file string, doc *yaml.Node) error {
 	}
 	if r := c.Policy.MinSourceRatio; r < 0 || r > 1 {
 		return bad("policy.min_source_ratio", "%v: must be between 0 and 1", r)
+	}
+	if f := c.Policy.Retention.MaxFraction; !(f >= 0 && f <= 1) {
+		return bad("policy.retention.max_fraction", "%v: must be between 0 and 1", f)
+	}
+	if f := c.Policy.Retention.MaxTenantFraction; !(f >= 0 && f <= 1) {
+		return bad("policy.retention.max_tenant_fraction", "%v: must be between 0 and 1", f)
+	}
+	if n := c.Policy.Retention.MinRows; n < 0 {
+		return bad("policy.retention.min_rows", "%d: must be 0 or more", n)
 	}
 	if a := c.Policy.Activity; a.Table != "" {
 		if _, _, err := TableName(a.Table); err != nil {

@@ -51,8 +51,13 @@ func (c *Config) Profile() (profile.Profile, error) {
 }
 
 func (r *Retention) profile() (profile.Retention, error) {
-	o := profile.Retention{TenantColumn: r.TenantColumn, PurgeDays: r.PurgeDays,
+	// Until the purge job's configuration is read (ApplyPurgeConfig), its days are
+	// retention.purge_days, else its built-in days_to_keep.
+	o := profile.Retention{TenantColumn: r.TenantColumn, PurgeDays: r.PurgeDefaultDays,
 		PurgeDefaultDays: r.PurgeDefaultDays, Margin: time.Duration(r.Margin)}
+	if r.PurgeDays != nil {
+		o.PurgeDays = *r.PurgeDays
+	}
 	var err error
 	if o.Table, err = optionalTableName("retention.table", r.Table); err != nil {
 		return o, err
@@ -70,7 +75,7 @@ func (r *Retention) profile() (profile.Retention, error) {
 			return o, err
 		}
 		o.Kinds = append(o.Kinds, profile.RetentionKind{Rule: rule, DaysColumn: k.DaysColumn,
-			DefaultColumn: k.DefaultColumn, DefaultDays: k.DefaultDays})
+			DefaultColumn: k.DefaultColumn, DefaultDays: k.DefaultDays, Plugin: k.Plugin})
 	}
 	return o, nil
 }
@@ -88,6 +93,30 @@ func optionalTableName(key, s string) (profile.TableName, error) {
 		return profile.TableName{}, nil
 	}
 	return tableName(key, s)
+}
+
+// ApplyPurgeConfig gives r the purge job's days from wazo-purge-db's own
+// configuration (retention.purge_config, see LoadPurgeDB): PluginDays from its
+// days_to_keep_per_plugin, PurgeDays from its days_to_keep unless override (its -d
+// option: --purge-days) or retention.purge_days says otherwise. An unreadable or
+// invalid file is an *Error naming file and line.
+func (c *Config) ApplyPurgeConfig(r *profile.Retention, override *int) error {
+	p, err := LoadPurgeDB(c.Retention.PurgeConfig)
+	if err != nil {
+		return err
+	}
+	if override == nil {
+		override = c.Retention.PurgeDays
+	}
+	r.PurgeDays = p.DaysFor("", override)
+	r.PluginDays = p.PerPlugin
+	return nil
+}
+
+// RetentionRules returns the rules a retention purge must pass.
+func (c *Config) RetentionRules() policy.RetentionRules {
+	r := c.Policy.Retention
+	return policy.RetentionRules{MaxFraction: r.MaxFraction, MaxTenantFraction: r.MaxTenantFraction, MinRows: r.MinRows}
 }
 
 // PolicyRules returns the rules a deletion set must pass.
@@ -126,8 +155,9 @@ func fromProfile(p profile.Profile) (Tenants, []FileColumn, Retention, Activity)
 		files = append(files, FileColumn{Table: str(f.Table), Column: f.Column, Root: f.Root})
 	}
 	r := p.Retention
+	// purge_days stays unset: the days are wazo-purge-db's own (purge_config).
 	ret := Retention{Table: str(r.Table), TenantColumn: r.TenantColumn, DefaultsTable: str(r.DefaultsTable),
-		PurgeDays: r.PurgeDays, PurgeDefaultDays: r.PurgeDefaultDays, Margin: Duration(r.Margin)}
+		PurgeConfig: DefaultPurgeConfig, PurgeDefaultDays: r.PurgeDefaultDays, Margin: Duration(r.Margin)}
 	for _, k := range r.Kinds {
 		nulls := k.Rule.NullColumns
 		if nulls == nil {
@@ -135,7 +165,8 @@ func fromProfile(p profile.Profile) (Tenants, []FileColumn, Retention, Activity)
 		}
 		ret.Kinds = append(ret.Kinds, RetentionKind{Kind: k.Rule.Kind, Table: str(k.Rule.Table),
 			TenantColumn: k.Rule.TenantColumn, TimeColumn: k.Rule.TimeColumn, NullTable: str(k.Rule.NullTable),
-			NullColumns: nulls, DaysColumn: k.DaysColumn, DefaultColumn: k.DefaultColumn, DefaultDays: k.DefaultDays})
+			NullColumns: nulls, DaysColumn: k.DaysColumn, DefaultColumn: k.DefaultColumn, DefaultDays: k.DefaultDays,
+			Plugin: k.Plugin})
 	}
 	a := Activity{Table: str(p.Activity.Table), TenantColumn: p.Activity.TenantColumn, TimeColumn: p.Activity.TimeColumn}
 	return t, files, ret, a

@@ -7,14 +7,20 @@ import (
 // Retention describes the service's scheduled retention purge (call-logd's, run
 // nightly by wazo-purge-db), which purgeguard reproduces to save what it deletes.
 // A tenant's days for a kind: its row of Table when the kind's column is not NULL;
-// else PurgeDays when the purge job's days were changed from PurgeDefaultDays and
-// the global days (DefaultsTable) were not changed from the kind's DefaultDays;
-// else the global days (DefaultDays when NULL or absent).
+// else the purge job's days for the kind's plugin when they were changed from
+// PurgeDefaultDays and the global days (DefaultsTable) were not changed from the
+// kind's DefaultDays; else the global days (DefaultDays when NULL or absent). The
+// purge job's days for a plugin are wazo-purge-db's, read from PurgeConfig:
+// days_to_keep_per_plugin[plugin], else days_to_keep (which PurgeDays, like
+// wazo-purge-db's -d, replaces).
 type Retention struct {
-	Table            string          `yaml:"table" json:"table"`
-	TenantColumn     string          `yaml:"tenant_column" json:"tenant_column"`
-	DefaultsTable    string          `yaml:"defaults_table" json:"defaults_table"`
-	PurgeDays        int             `yaml:"purge_days" json:"purge_days"`
+	Table         string `yaml:"table" json:"table"`
+	TenantColumn  string `yaml:"tenant_column" json:"tenant_column"`
+	DefaultsTable string `yaml:"defaults_table" json:"defaults_table"`
+	// PurgeConfig is wazo-purge-db's configuration file (its conf.d merged as
+	// wazo-purge-db merges it); "" reads none.
+	PurgeConfig      string          `yaml:"purge_config" json:"purge_config"`
+	PurgeDays        *int            `yaml:"purge_days" json:"purge_days"`
 	PurgeDefaultDays int             `yaml:"purge_default_days" json:"purge_default_days"`
 	Margin           Duration        `yaml:"margin" json:"margin"`
 	Kinds            []RetentionKind `yaml:"kinds" json:"kinds"`
@@ -25,6 +31,7 @@ type Retention struct {
 // referencing them get NullColumns set to NULL.
 type RetentionKind struct {
 	Kind          string   `yaml:"kind" json:"kind"`
+	Plugin        string   `yaml:"plugin" json:"plugin"` // the wazo-purge-db purger that deletes it
 	Table         string   `yaml:"table" json:"table"`
 	TenantColumn  string   `yaml:"tenant_column" json:"tenant_column"`
 	TimeColumn    string   `yaml:"time_column" json:"time_column"`
@@ -47,8 +54,8 @@ func (r *Retention) validate(bad func(key, format string, args ...any) error) er
 	if r.Table != "" && r.TenantColumn == "" {
 		return bad("retention.tenant_column", "must be set with retention.table")
 	}
-	if r.PurgeDays < 1 {
-		return bad("retention.purge_days", "%d: must be at least 1", r.PurgeDays)
+	if r.PurgeDays != nil && *r.PurgeDays < 0 {
+		return bad("retention.purge_days", "%d: must be 0 or more", *r.PurgeDays)
 	}
 	if r.PurgeDefaultDays < 1 {
 		return bad("retention.purge_default_days", "%d: must be at least 1", r.PurgeDefaultDays)

@@ -147,7 +147,7 @@ func Read(ctx context.Context, q catalog.Querier, o Options, tenants []uuid.UUID
 			if d, ok := own[t]; ok {
 				mine = d[i]
 			}
-			d := Days(mine, global[i], o.PurgeDays, o.PurgeDefaultDays, k.DefaultDays)
+			d := Days(mine, global[i], o.PurgeDaysFor(k), o.PurgeDefaultDays, k.DefaultDays)
 			if d < 0 {
 				return nil, fmt.Errorf("retention: tenant %s, %s: %d days: %w", t, k.Rule.Kind, d, ErrNegativeDays)
 			}
