@@ -65,6 +65,8 @@ type Result struct {
 	ExitCode  int              `json:"exit_code"`
 	Losses    []Loss           `json:"losses"`
 	Removed   map[string]int64 `json:"rows_removed"` // per table, approved tenants
+	// Retention is the retention policy's decision, for a retention purge.
+	Retention *policy.RetentionDecision `json:"retention,omitempty"`
 	saved     map[string]*snapshot.Snapshot
 }
 

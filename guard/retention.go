@@ -6,13 +6,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
 	"github.com/purgeguard/purgeguard/internal/catalog"
-	"github.com/purgeguard/purgeguard/internal/retention"
+	"github.com/purgeguard/purgeguard/policy"
 	"github.com/purgeguard/purgeguard/snapshot"
 	"github.com/purgeguard/purgeguard/storage"
 )
@@ -32,10 +31,15 @@ type RetentionOptions struct {
 	Stdin          io.Reader
 	Stdout, Stderr io.Writer
 	Log            *slog.Logger
+	// Rules bound what the purge may take (policy.DefaultRetentionRules for the
+	// call-logd profile; the zero value refuses any removal); a purge over them is
+	// refused, a *policy.RefusedError, before anything is saved or run.
+	Rules policy.RetentionRules
 }
 
 // RunRetention guards a retention purge: lock; read every tenant's cut-offs and
-// count its rows newer than them (and every table's rows); snapshot and verify what
+// count its rows newer than them (and every table's rows); refuse a purge taking
+// more than the rules allow; snapshot and verify what
 // the purge will remove; run the command; count again. No row newer than its
 // tenant's cut-off may go, no table the purge does not reach may lose a row, and no
 // tenant may lose more rows of a table than its snapshot holds. The cut-offs
@@ -63,25 +67,20 @@ func RunRetention(ctx context.Context, cfg *pgx.ConnConfig, store storage.Store,
 	}
 	// Read before the snapshot: its own cut-offs are then no earlier, so every row
 	// older than these is in it.
-	days, err := retention.Read(ctx, conn, *o.Snapshot.Retention, tenants)
+	facts, err := readRetention(ctx, conn, g, *o.Snapshot.Retention, tenants)
 	if err != nil {
-		return res, fmt.Errorf("guard: %w", err)
+		return res, err
 	}
-	cutoffs := make(map[uuid.UUID]map[string]time.Time, len(days))
-	for t, d := range days {
-		cutoffs[t] = d.Cutoffs
+	d := policy.DecideRetention(facts.input, o.Rules)
+	res.Retention = &d
+	if !d.Allowed {
+		res.Decision = policy.Decision{Allowed: false, Targets: []uuid.UUID{}, Violations: d.Violations}
+		return res, d.Err()
 	}
-	scope, err := g.Retention(o.Snapshot.Retention.Rules(), cutoffs)
-	if err != nil {
-		return res, fmt.Errorf("guard: %w", err)
-	}
+	scope, newerBefore := facts.scope, facts.newer
 	reached := map[string]bool{}
 	for _, t := range scope.Tables() {
 		reached[t.Name.String()] = true
-	}
-	newerBefore, err := countNewer(ctx, conn, scope)
-	if err != nil {
-		return res, err
 	}
 	before, err := count(ctx, conn, g)
 	if err != nil {
@@ -135,24 +134,30 @@ func RunRetention(ctx context.Context, cfg *pgx.ConnConfig, store storage.Store,
 func countNewer(ctx context.Context, q catalog.Querier, scope *catalog.Retention) (Counts, error) {
 	out := Counts{}
 	for _, n := range scope.NewerSQL() {
-		rows, err := q.Query(ctx, n.SQL)
+		m, err := countQuery(ctx, q, n.SQL)
 		if err != nil {
-			return nil, fmt.Errorf("guard: count %s rows newer than the cut-offs: %w", n.Kind, err)
-		}
-		m := map[string]int64{}
-		for rows.Next() {
-			var k string
-			var c int64
-			if err := rows.Scan(&k, &c); err != nil {
-				rows.Close()
-				return nil, fmt.Errorf("guard: count %s rows newer than the cut-offs: %w", n.Kind, err)
-			}
-			m[k] = c
-		}
-		if err := rows.Err(); err != nil {
 			return nil, fmt.Errorf("guard: count %s rows newer than the cut-offs: %w", n.Kind, err)
 		}
 		out[n.Kind] = m
 	}
 	return out, nil
+}
+
+// countQuery reads a `SELECT tenant::text, count(*) ... GROUP BY 1`.
+func countQuery(ctx context.Context, q catalog.Querier, sql string) (map[string]int64, error) {
+	rows, err := q.Query(ctx, sql)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	m := map[string]int64{}
+	for rows.Next() {
+		var k string
+		var c int64
+		if err := rows.Scan(&k, &c); err != nil {
+			return nil, err
+		}
+		m[k] = c
+	}
+	return m, rows.Err()
 }

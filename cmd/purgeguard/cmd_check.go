@@ -26,20 +26,35 @@ protected tenants, a target the source of truth lists, an empty source of truth 
 one smaller than min_source_ratio of the previous guard run's, a target active within
 active_within. A target absent from the database is reported, not refused.
 
+With --retention it checks the scheduled retention purge instead (config
+retention, wazo-purge-db's own days from retention.purge_config): per tenant and
+kind, the rows it would take of those it holds; refused when that is more than
+policy.retention.max_fraction of every tenant's rows, or more than
+max_tenant_fraction of one tenant's (never under min_rows rows).
+
 Exit status: 0 allowed, 3 refused. With -o json:
    {"allowed":false,"targets":[…],"violations":[{"rule":"max_tenants","detail":"…"}]}
 
 Examples:
    purgeguard check --delete doomed.txt
    purgeguard check --source-of-truth https://auth:9497/api/auth/0.1/tenants \
-       --source-of-truth-header "X-Auth-Token: $TOKEN" -o json`,
-		Flags:  []cli.Flag{newDeleteFlag(), newSourceFlag(), newHeaderFlag(), newDatabaseURLFlag()},
+       --source-of-truth-header "X-Auth-Token: $TOKEN" -o json
+   purgeguard check --retention`,
+		Flags: []cli.Flag{newDeleteFlag(), newSourceFlag(), newHeaderFlag(), newDatabaseURLFlag(),
+			newRetentionFlag("check the scheduled retention purge instead of a deletion set (config: retention, policy.retention)"),
+			newMarginFlag(), newPurgeDaysFlag()},
 		Action: runCheck,
 	}
 }
 
 func runCheck(c *cli.Context) error {
 	e := getEnv(c)
+	if c.Bool(flagRetention) {
+		return runCheckRetention(c, e)
+	}
+	if c.IsSet(flagMargin) || c.IsSet(flagPurgeDays) {
+		return usagef("--margin and --purge-days go with --retention")
+	}
 	store, in, act, err := decisionSetup(c, e)
 	if err != nil {
 		return err

@@ -35,9 +35,11 @@ func newGuardCommand() *cli.Command {
 Exit status: COMMAND's own when all is well; 3 when refused (COMMAND never ran); 4
 when the blast-radius check finds a loss (tenants, tables, counts and snapshots named).
 
-With --retention it guards the scheduled retention purge instead (no deletion set,
-no policy): it reads every tenant's retention cut-offs (see snapshot --help), counts
-the rows newer than them, saves and verifies what the purge will remove (snapshot
+With --retention it guards the scheduled retention purge instead (no deletion set):
+it reads every tenant's retention cut-offs (see snapshot --help; the days come from
+wazo-purge-db's own configuration, retention.purge_config), counts the rows newer
+than them, refuses (exit 3, nothing saved or run) a purge that would take more than
+policy.retention allows (see check --help), saves and verifies what the purge will remove (snapshot
 --retention), runs COMMAND, and checks that no row newer than its tenant's cut-off
 went (or lost its recording), that no table outside the purge's reach lost a row,
 and that no tenant lost more rows of a table than its snapshot holds. The command
@@ -114,6 +116,7 @@ func runGuardRetention(c *cli.Context, e *env, command []string) error {
 	res, err := guard.RunRetention(c.Context, cfg, store, guard.RetentionOptions{
 		Snapshot: so, Reason: c.String(flagReason), NoWait: c.Bool("no-wait"), Command: command,
 		Stdin: c.App.Reader, Stdout: commandStdout(c, e), Stderr: c.App.ErrWriter, Log: e.log,
+		Rules: e.cfg.RetentionRules(),
 	})
 	prog.done(err == nil)
 	return guardOutcome(c, e, res, err)
@@ -133,7 +136,14 @@ func guardOutcome(c *cli.Context, e *env, res *guard.Result, err error) error {
 	var failed *guard.CommandError
 	switch {
 	case errors.As(err, &refused):
-		if perr := e.emit(res, func(w io.Writer) { printDecision(w, res.Decision); fmt.Fprintln(w, "the purge command was not run") }); perr != nil {
+		if perr := e.emit(res, func(w io.Writer) {
+			if res.Retention != nil {
+				printRetentionDecision(w, *res.Retention)
+			} else {
+				printDecision(w, res.Decision)
+			}
+			fmt.Fprintln(w, "the purge command was not run")
+		}); perr != nil {
 			return perr
 		}
 		return &errReported{code: exitRefused}

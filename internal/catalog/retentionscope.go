@@ -252,6 +252,9 @@ func notNull(cols []string, alias string) string {
 type Newer struct {
 	Kind string
 	SQL  string // SELECT tenant::text, count(*) ... GROUP BY 1
+	// HeldSQL counts, the same way, every row of the kind the purge could take,
+	// whatever its age: HeldSQL's count minus SQL's is what the purge takes.
+	HeldSQL string
 }
 
 // NewerSQL returns one Newer per rule, for the tenants of the cut-offs.
@@ -279,6 +282,7 @@ func (r *Retention) NewerSQL() []Newer {
 			join = " JOIN " + from(rule.table, "p") + " ON " + match(rule.fk, "t0", "p")
 			keep = " AND (" + notNull(rule.NullColumns, "t0") + ")"
 		}
+		hold := keep
 		parent := "t0"
 		if nulls(rule.Rule) {
 			parent = "p"
@@ -288,12 +292,14 @@ func (r *Retention) NewerSQL() []Newer {
 		if del := rd.deleted(t, "t0", 0, true); len(del) > 0 {
 			keep += " AND NOT (" + strings.Join(del, " OR ") + ")"
 		}
-		sql := "SELECT " + parent + "." + tc + "::text, count(*) FROM " + from(t, "t0") + join + " JOIN " + cuts +
-			" ON c.k = " + parent + "." + tc + " WHERE " + parent + "." + tm + " >= c.cut" + keep + " GROUP BY 1"
+		head := "SELECT " + parent + "." + tc + "::text, count(*) FROM " + from(t, "t0") + join + " JOIN " + cuts +
+			" ON c.k = " + parent + "." + tc + " WHERE "
+		held := head + "true" + hold + " GROUP BY 1"
+		sql := head + parent + "." + tm + " >= c.cut" + keep + " GROUP BY 1"
 		if len(rd.defs) > 0 {
 			sql = "WITH RECURSIVE " + strings.Join(rd.defs, ", ") + " " + sql
 		}
-		out = append(out, Newer{Kind: rule.Kind, SQL: sql})
+		out = append(out, Newer{Kind: rule.Kind, SQL: sql, HeldSQL: held})
 	}
 	return out
 }
