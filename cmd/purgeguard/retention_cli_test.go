@@ -18,6 +18,9 @@ import (
 // newer rows is caught (exit 4).
 func TestCLI_GuardRetention(t *testing.T) {
 	env, res, _ := cliEnv(t)
+	// The fixture was never purged: this first purge takes about half of two years,
+	// which the retention policy refuses by default (TestCLI_RetentionPolicyRefusesZeroDays).
+	appendConfig(t, env, "policy:\n  retention:\n    max_fraction: 1\n    max_tenant_fraction: 1\n")
 	ctx := testenv.Context(t)
 	conn := testenv.Connect(t, env["PURGEGUARD_DATABASE_URL"])
 	// Different days: 30 days of call logs; recordings emptied after 60 days; defaults.
