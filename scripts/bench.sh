@@ -45,14 +45,14 @@ go build -o "$W/benchrun" ./internal/devtools/benchrun
 "$PGBIN/psql" "$PURGEGUARD_TEST_DATABASE_URL" -qAtX -c "CREATE DATABASE bench"
 DSN="${PURGEGUARD_TEST_DATABASE_URL%/*}/bench?sslmode=disable"
 echo "bench: generating $TENANTS tenants, tenant #0 with $BIG call logs, the others $CALL_LOGS each..." >&2
-"$W/fixturegen" -database-url "$DSN" -create-schema -bulk -tenants "$TENANTS" -call-logs "$CALL_LOGS" \
+"$W/fixturegen" -database-url "$DSN" -create-schema -layout scrambled -bulk -tenants "$TENANTS" -call-logs "$CALL_LOGS" \
 	-big-tenant-call-logs "$BIG" -second-tenant-call-logs 10000 -file-tenants 1 -recordings-root "$W/recordings" -exports-root "$W/exports" >"$W/fixture.json"
 "$PGBIN/psql" "$DSN" -qAtX -c "VACUUM ANALYZE"
 GUARD_TENANTS=${BENCH_GUARD_TENANTS:-10000}
 "$PGBIN/psql" "$PURGEGUARD_TEST_DATABASE_URL" -qAtX -c "CREATE DATABASE bench_guard"
 GUARD_DSN="${PURGEGUARD_TEST_DATABASE_URL%/*}/bench_guard?sslmode=disable"
 echo "bench: generating $GUARD_TENANTS small tenants for the guard overhead..." >&2
-"$W/fixturegen" -database-url "$GUARD_DSN" -create-schema -bulk -tenants "$GUARD_TENANTS" -call-logs 3 >/dev/null
+"$W/fixturegen" -database-url "$GUARD_DSN" -create-schema -layout scrambled -bulk -tenants "$GUARD_TENANTS" -call-logs 3 >/dev/null
 TENANT=$(sed -n 's/.*"tenants":\["\([^"]*\)".*/\1/p' "$W/fixture.json")
 OTHERS=$(sed -n 's/.*"tenants":\["[^"]*",\([^]]*\)\].*/\1/p' "$W/fixture.json" | tr -d '"')
 

@@ -10,8 +10,23 @@ import (
 	"github.com/purgeguard/purgeguard/testdata"
 )
 
+// Both layouts of call-logd's tables: its migrations' (tenant_uuid 5th) and the
+// scrambled one (tenant_uuid 23rd) load into the same graph, columns in their
+// physical order.
 func TestLoadCallLogd(t *testing.T) {
-	ctx, conn := database(t, testdata.MustSQL("calllogd/schema.sql"))
+	for _, tt := range []struct {
+		file   string
+		tenant int // tenant_uuid's place in call_logd_call_log
+	}{
+		{"calllogd/schema.sql", 4},
+		{"calllogd/schema_scrambled.sql", 22},
+	} {
+		t.Run(tt.file, func(t *testing.T) { testLoadCallLogd(t, tt.file, tt.tenant) })
+	}
+}
+
+func testLoadCallLogd(t *testing.T, file string, tenantCol int) {
+	ctx, conn := database(t, testdata.MustSQL(file))
 	g := load(t, ctx, conn, catalog.Options{Root: name("public", "call_logd_tenant"), Key: "uuid"})
 
 	want := map[string]string{
@@ -50,7 +65,7 @@ func TestLoadCallLogd(t *testing.T) {
 	}
 	// Physical order, reached_voicemail last (added by ALTER TABLE).
 	cols := cl.ColumnNames()
-	if cols[0] != "id" || cols[22] != "tenant_uuid" || cols[len(cols)-1] != "reached_voicemail" || len(cols) != 26 {
+	if cols[0] != "id" || cols[tenantCol] != "tenant_uuid" || cols[len(cols)-1] != "reached_voicemail" || len(cols) != 26 {
 		t.Errorf("call_log columns = %v", cols)
 	}
 	if id := cl.Column("id"); id == nil || !id.HasDefault || !id.NotNull || id.Type != "integer" {

@@ -63,7 +63,7 @@ func (r *restoreBench) empty(ctx context.Context) error {
 		return err
 	}
 	defer conn.Close(ctx)
-	if err := fixture.CreateSchema(ctx, conn); err != nil {
+	if err := fixture.CreateSchemaLayout(ctx, conn, fixture.LayoutScrambled); err != nil {
 		return err
 	}
 	_, err = conn.Exec(ctx, "CHECKPOINT")
