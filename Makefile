@@ -21,10 +21,12 @@ deb:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w -X main.version=$(VERSION)" -o bin/purgeguard ./cmd/purgeguard
 	cd tools/debpkg && $(GO) run . -root ../.. -binary ../../bin/purgeguard -version '$(VERSION)' -arch $(DEB_ARCH) -out ../../dist
 
-# Installs that package on this machine, runs it, purges it (root; not part of make
-# test, which must not install packages on the machine it runs on).
+# Installs that package on this machine, guards a purge with it (testdata's purge as
+# wazo-purge-db, the throwaway PostgreSQL), purges the package and checks the
+# snapshots are still there (root; not part of make test, which must not install
+# packages on the machine it runs on).
 deb-check: deb
-	scripts/deb-check.sh 'dist/purgeguard_$(VERSION)_$(DEB_ARCH).deb' '$(VERSION)'
+	scripts/with-servers.sh -- scripts/deb-check.sh 'dist/purgeguard_$(VERSION)_$(DEB_ARCH).deb' '$(VERSION)'
 
 # Everything CI runs: a throwaway PostgreSQL and MinIO, go vet, staticcheck and the race-enabled
 # tests, with integration tests required (they fail instead of skipping).
