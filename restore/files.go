@@ -8,11 +8,11 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"time"
 
 	"github.com/klauspost/compress/zstd"
 
 	"github.com/purgeguard/purgeguard/internal/archive"
+	"github.com/purgeguard/purgeguard/internal/place"
 	"github.com/purgeguard/purgeguard/storage"
 )
 
@@ -114,10 +114,14 @@ func restoreFiles(ctx context.Context, s storage.Store, files []restoreFile, o O
 }
 
 func restoreOne(ctx context.Context, s storage.Store, dec *zstd.Decoder, f restoreFile, o Options) (string, string, error) {
-	dir := filepath.Dir(f.target)
-	if why := escapes(f.root, dir); why != "" {
-		o.Log.Warn("file not restored: its directory leaves its root", "path", f.Path, "reason", why)
-		return FileRefused, why, nil
+	root := place.NewRoot(f.root)
+	if err := root.Check(f.target); err != nil {
+		var oe *place.OutsideError
+		if errors.As(err, &oe) {
+			o.Log.Warn("file not restored: its directory leaves its root", "path", f.Path, "reason", oe.Reason)
+			return FileRefused, oe.Reason, nil
+		}
+		return "", "", err
 	}
 	fi, err := os.Lstat(f.target)
 	outcome := FileWritten
@@ -143,37 +147,15 @@ func restoreOne(ctx context.Context, s storage.Store, dec *zstd.Decoder, f resto
 	if o.DryRun {
 		return outcome, "", nil
 	}
-	if err := os.MkdirAll(dir, 0o750); err != nil {
+	if _, err := root.MkdirAll(filepath.Dir(f.target), nil); err != nil {
 		return "", "", err
 	}
-	if why := escapes(f.root, dir); why != "" { // a link raced in while creating
-		return FileRefused, why, nil
+	err = writeFile(ctx, s, dec, f, root)
+	var oe *place.OutsideError
+	if errors.As(err, &oe) { // a link raced in while creating
+		return FileRefused, oe.Reason, nil
 	}
-	return outcome, "", writeFile(ctx, s, dec, f, dir)
-}
-
-// escapes says why dir, resolved through any symbolic links, is not under root.
-func escapes(root, dir string) string {
-	realRoot, err := filepath.EvalSymlinks(root)
-	if err != nil {
-		realRoot = root // not created yet: nothing in it can be a link
-	}
-	// The deepest existing ancestor decides: what is below it does not exist yet.
-	d := dir
-	for {
-		real, err := filepath.EvalSymlinks(d)
-		if err == nil {
-			if !archive.Within(realRoot, real) {
-				return fmt.Sprintf("%s resolves to %s, outside %s", d, real, root)
-			}
-			return ""
-		}
-		parent := filepath.Dir(d)
-		if parent == d {
-			return ""
-		}
-		d = parent
-	}
+	return outcome, "", err
 }
 
 func sameContent(path, sha string) (bool, error) {
@@ -189,9 +171,8 @@ func sameContent(path, sha string) (bool, error) {
 	return d.Hex() == sha, nil
 }
 
-// writeFile writes the blob to a temporary file beside the target, checks its
-// SHA-256 on the way, syncs it, sets mode and mtime, and renames it into place.
-func writeFile(ctx context.Context, s storage.Store, dec *zstd.Decoder, f restoreFile, dir string) (err error) {
+// writeFile places the blob at the target, checking its SHA-256 on the way.
+func writeFile(ctx context.Context, s storage.Store, dec *zstd.Decoder, f restoreFile, root place.Root) error {
 	key, err := archive.BlobKeyHex(f.SHA256)
 	if err != nil {
 		return err
@@ -204,48 +185,7 @@ func writeFile(ctx context.Context, s storage.Store, dec *zstd.Decoder, f restor
 	if err := dec.Reset(rc); err != nil {
 		return &archive.VerifyError{Key: key, What: "decompress", Reason: err}
 	}
-	tmp, err := os.CreateTemp(dir, ".purgeguard-*")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
 	sum := archive.NewDigest()
-	if _, err := io.Copy(io.MultiWriter(tmp, sum), dec); err != nil {
-		return err
-	}
-	if err := sum.Check(key, f.SHA256, f.Size); err != nil {
-		return err
-	}
-	mode := fs.FileMode(f.Mode).Perm()
-	if mode == 0 {
-		mode = 0o640
-	}
-	if err := tmp.Chmod(mode); err != nil {
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if !f.ModTime.IsZero() {
-		if err := os.Chtimes(tmp.Name(), time.Now(), f.ModTime); err != nil {
-			return err
-		}
-	}
-	if err := os.Rename(tmp.Name(), f.target); err != nil {
-		return err
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+	a := place.Attr{Mode: fs.FileMode(f.Mode).Perm(), ModTime: f.ModTime, Owner: place.Keep}
+	return root.Write(ctx, f.target, io.TeeReader(dec, sum), a, func() error { return sum.Check(key, f.SHA256, f.Size) })
 }
