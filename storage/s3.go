@@ -214,6 +214,11 @@ func (s *S3Store) Put(ctx context.Context, key string, r io.Reader) error {
 		po.RetainUntilDate = time.Now().AddDate(0, 0, s.lock.Days)
 	}
 	_, err = s.client.PutObject(ctx, s.bucket, obj, r, size, po)
+	if err != nil && size >= 0 && uint64(size) <= s.partSize {
+		// One plain PUT: no multipart upload to abort (and asking a stalled server
+		// to abort one would wait the abort's whole timeout).
+		return fmt.Errorf("s3: put %s: %w", key, err)
+	}
 	if err != nil {
 		// The upload's own context may be what ended: abort with one of our own.
 		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)

@@ -72,7 +72,12 @@ func connect(c *cli.Context, e *env) (*pgx.Conn, profile.Tenants, error) {
 }
 
 func openStore(ctx context.Context, e *env) (storage.Store, error) {
-	return storage.Open(ctx, e.cfg.Storage.URL, e.cfg.StorageOptions())
+	s, err := storage.Open(ctx, e.cfg.Storage.URL, e.cfg.StorageOptions())
+	if err != nil {
+		return nil, err
+	}
+	// A dead or hung storage ends the command within the retry budget (#18).
+	return storage.Bound(s, storage.Bounds{Timeout: time.Duration(e.cfg.Storage.RequestTimeout), Retries: e.cfg.Storage.Retries}), nil
 }
 
 // tenantArgs reads --tenant (repeated or comma-separated) and --tenants-file.

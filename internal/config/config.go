@@ -35,7 +35,11 @@ type Database struct {
 // Storage says where snapshots go.
 type Storage struct {
 	URL string `yaml:"url" json:"url"` // file:///path or s3://bucket/prefix
-	S3  S3     `yaml:"s3" json:"s3"`
+	// RequestTimeout is how long one storage request may go without progress
+	// before it is given up (and retried); Retries is how many times it is retried.
+	RequestTimeout Duration `yaml:"request_timeout" json:"request_timeout"`
+	Retries        int      `yaml:"retries" json:"retries"`
+	S3             S3       `yaml:"s3" json:"s3"`
 }
 
 // S3 configures the s3:// backend.
@@ -124,8 +128,10 @@ func Default() *Config {
 	rr := policy.DefaultRetentionRules()
 	return &Config{
 		Storage: Storage{
-			URL: "file:///var/lib/purgeguard",
-			S3:  S3{Region: "us-east-1", PartSize: 8 << 20},
+			URL:            "file:///var/lib/purgeguard",
+			RequestTimeout: Duration(60 * time.Second),
+			Retries:        3,
+			S3:             S3{Region: "us-east-1", PartSize: 8 << 20},
 		},
 		Tenants:  tenants,
 		Files:    files,

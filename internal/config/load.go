@@ -10,6 +10,7 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
+	"time"
 
 	"gopkg.in/yaml.v3"
 )
@@ -326,6 +327,12 @@ func (c *Config) validate(file string, doc *yaml.Node) error {
 		}
 	} else {
 		return bad("storage.url", "must be set (file:///path or s3://bucket/prefix)")
+	}
+	if d := time.Duration(c.Storage.RequestTimeout); d < time.Second {
+		return bad("storage.request_timeout", "%s: must be at least 1s", d)
+	}
+	if n := c.Storage.Retries; n < 0 || n > 20 {
+		return bad("storage.retries", "%d: must be between 0 and 20", n)
 	}
 	if ps := c.Storage.S3.PartSize; ps < 5<<20 || ps > 5<<30 {
 		return bad("storage.s3.part_size", "%s: must be between 5MiB and 5GiB", ps)

@@ -130,3 +130,17 @@ func freePort(t testing.TB) int {
 func minioMakeBucketOptions(region string) minio.MakeBucketOptions {
 	return minio.MakeBucketOptions{Region: region}
 }
+
+// Pause stops the server's process (SIGSTOP): connections are still accepted by the
+// kernel but nothing answers, as with a hung storage. Resume undoes it; the test's
+// end resumes it before killing.
+func (s *MinIOServer) Pause() {
+	s.t.Helper()
+	if err := s.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		s.t.Fatalf("testenv: pause minio: %v", err)
+	}
+	s.t.Cleanup(s.Resume)
+}
+
+// Resume continues a paused server (SIGCONT).
+func (s *MinIOServer) Resume() { _ = s.cmd.Process.Signal(syscall.SIGCONT) }
