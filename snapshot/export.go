@@ -18,6 +18,7 @@ import (
 
 	"github.com/purgeguard/purgeguard/internal/archive"
 	"github.com/purgeguard/purgeguard/internal/catalog"
+	"github.com/purgeguard/purgeguard/internal/place"
 	"github.com/purgeguard/purgeguard/storage"
 )
 
@@ -43,6 +44,8 @@ type exporter struct {
 	// results per manifest, assembled in catalog order at the end
 	saved map[*archive.Manifest]map[catalog.Name]archive.Table
 	paths map[*archive.Manifest][]filePath
+	dirs  map[*archive.Manifest]map[string]archive.Dir // directories of saved files, under their root
+	names place.Names                                  // user and group names by id, looked up once
 }
 
 // selector renders the rows a snapshot saves of a table: *catalog.Graph for a
@@ -82,6 +85,7 @@ type keyCol struct {
 func (e *exporter) run(ctx context.Context, r *consistentRead, ms []*archive.Manifest, files []fileColumn) error {
 	e.saved = map[*archive.Manifest]map[catalog.Name]archive.Table{}
 	e.paths = map[*archive.Manifest][]filePath{}
+	e.dirs = map[*archive.Manifest]map[string]archive.Dir{}
 	sizes, err := relationSizes(ctx, r.coord, e.g)
 	if err != nil {
 		return err
@@ -161,6 +165,10 @@ func (e *exporter) run(ctx context.Context, r *consistentRead, ms []*archive.Man
 		slices.SortFunc(m.Files, func(a, b archive.File) int {
 			return strings.Compare(a.Table+"\x00"+a.Column+"\x00"+a.Path, b.Table+"\x00"+b.Column+"\x00"+b.Path)
 		})
+		for _, d := range e.dirs[m] {
+			m.Dirs = append(m.Dirs, d)
+		}
+		slices.SortFunc(m.Dirs, func(a, b archive.Dir) int { return strings.Compare(a.Path, b.Path) })
 	}
 	return nil
 }

@@ -21,6 +21,7 @@ import (
 
 	"github.com/purgeguard/purgeguard/internal/archive"
 	"github.com/purgeguard/purgeguard/internal/catalog"
+	"github.com/purgeguard/purgeguard/internal/place"
 )
 
 // fileColumn is a configured file column found in the tenant graph.
@@ -167,8 +168,18 @@ func (e *exporter) runFiles(ctx context.Context, ms []*archive.Manifest) error {
 					continue
 				}
 				ev.Tenant = j.m.Tenant
+				var dirs []archive.Dir
+				if f.Owner != nil {
+					dirs = e.dirsOf(j.p)
+				}
 				e.mu.Lock()
 				j.m.Files = append(j.m.Files, f)
+				if e.dirs[j.m] == nil {
+					e.dirs[j.m] = map[string]archive.Dir{}
+				}
+				for _, d := range dirs {
+					e.dirs[j.m][d.Path] = d
+				}
 				e.progress(ev)
 				e.mu.Unlock()
 			}
@@ -248,6 +259,7 @@ func (e *exporter) saveFile(ctx context.Context, enc *zstd.Encoder, p filePath) 
 		return f, ev, err
 	}
 	f.Size, f.Mode, f.ModTime, f.SHA256 = sum.Size(), uint32(st.Mode().Perm()), st.ModTime().UTC(), sum.Hex()
+	f.Owner = archiveOwner(place.OwnerOf(st, &e.names))
 	ev.Bytes = sum.Size()
 	key := archive.BlobKey(sum.Sum())
 	storedSize, uploaded, err := e.blobs.ensure(sum.Sum(), func() (int64, bool, error) {
@@ -284,6 +296,35 @@ func (e *exporter) saveFile(ctx context.Context, enc *zstd.Encoder, p filePath) 
 		ev.Stored = storedSize
 	}
 	return f, ev, nil
+}
+
+// archiveOwner is o as the manifest records it; nil when the system gave no owner.
+func archiveOwner(o place.Owner) *archive.Owner {
+	if o.IsKeep() {
+		return nil
+	}
+	return &archive.Owner{UID: uint32(o.UID), GID: uint32(o.GID), User: o.User, Group: o.Group}
+}
+
+// dirsOf returns the directories between p's root (excluded) and its file, each
+// with its mode and owner, so that restore can make them again as they were. A
+// directory that cannot be read is left out: restore then gives it its parent's.
+func (e *exporter) dirsOf(p filePath) []archive.Dir {
+	var out []archive.Dir
+	root := p.col.Root
+	for d := filepath.Dir(filepath.Clean(p.path)); d != root && archive.Within(root, d); d = filepath.Dir(d) {
+		fi, err := os.Lstat(d)
+		if err != nil || !fi.IsDir() {
+			continue
+		}
+		o := archiveOwner(place.OwnerOf(fi, &e.names))
+		if o == nil {
+			continue
+		}
+		mode := fi.Mode() & (fs.ModePerm | fs.ModeSetgid | fs.ModeSticky)
+		out = append(out, archive.Dir{Path: d, Mode: uint32(mode), Owner: *o})
+	}
+	return out
 }
 
 // maxReported bounds the per-file warnings of one run: a tenant whose media were

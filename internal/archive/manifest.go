@@ -34,7 +34,26 @@ type Manifest struct {
 	Scope         Scope     `json:"scope"`
 	Root          Root      `json:"root"`
 	Tables        []Table   `json:"tables"`
-	Files         []File    `json:"files"`
+	// Dirs are the directories between a files root and its saved files (format 2),
+	// so that restore makes them again with their owner and mode.
+	Dirs  []Dir  `json:"dirs,omitempty"`
+	Files []File `json:"files"` // last: Encode streams them
+}
+
+// Owner is the owner and group of a file or directory: numeric ids, and the names
+// the snapshot's host gave them, for information (restore sets the ids).
+type Owner struct {
+	UID   uint32 `json:"uid"`
+	GID   uint32 `json:"gid"`
+	User  string `json:"user,omitempty"`
+	Group string `json:"group,omitempty"`
+}
+
+// Dir is a directory under a files root.
+type Dir struct {
+	Path  string `json:"path"`
+	Mode  uint32 `json:"mode"` // permission bits with setgid and sticky, as fs.FileMode
+	Owner Owner  `json:"owner"`
 }
 
 // Root names the tenant root table and its key column.
@@ -82,6 +101,7 @@ type File struct {
 	Size        int64     `json:"size,omitempty"`
 	Mode        uint32    `json:"mode,omitempty"`
 	ModTime     time.Time `json:"mtime,omitzero"`
+	Owner       *Owner    `json:"owner,omitempty"` // format 2; nil in older manifests
 	SHA256      string    `json:"sha256,omitempty"`
 	StoredBytes int64     `json:"stored_bytes,omitempty"`
 	Missing     bool      `json:"missing,omitempty"`      // the database names it, the disk does not have it
@@ -169,7 +189,18 @@ func (m *Manifest) Validate() error {
 			return fmt.Errorf("archive: manifest %s: table %s.%s: %w", m.ID, t.Schema, t.Name, err)
 		}
 	}
+	for i, d := range m.Dirs {
+		if d.Path == "" || d.Path[0] != '/' {
+			return fmt.Errorf("archive: manifest %s: dirs[%d]: path %q is not absolute", m.ID, i, d.Path)
+		}
+	}
+	if m.FormatVersion < 2 && len(m.Dirs) > 0 {
+		return fmt.Errorf("archive: manifest %s: format_version %d has no dirs", m.ID, m.FormatVersion)
+	}
 	for i, f := range m.Files {
+		if f.Owner != nil && m.FormatVersion < 2 {
+			return fmt.Errorf("archive: manifest %s: file %s: format_version %d has no owners", m.ID, f.Path, m.FormatVersion)
+		}
 		if f.Path == "" {
 			return fmt.Errorf("archive: manifest %s: files[%d]: empty path", m.ID, i)
 		}

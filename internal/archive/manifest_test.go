@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"testing/iotest"
@@ -47,10 +48,10 @@ func TestValidate(t *testing.T) {
 		{"format_version 0", func(m *archive.Manifest) { m.FormatVersion = 0 }, "format_version 0", nil},
 		{"format_version negative", func(m *archive.Manifest) { m.FormatVersion = -1 }, "format_version -1", nil},
 		{"format_version newer", func(m *archive.Manifest) { m.FormatVersion = archive.FormatVersion + 1 },
-			"format_version 2 > 1", archive.ErrNewerFormat},
+			"format_version 3 > 2", archive.ErrNewerFormat},
 		{"format_version much newer", func(m *archive.Manifest) { m.FormatVersion = 1 << 30 }, "", archive.ErrNewerFormat},
 		{"newer format checked before anything else", func(m *archive.Manifest) {
-			m.FormatVersion, m.ID, m.Scope.Kind = 2, uuid.Nil, "future"
+			m.FormatVersion, m.ID, m.Scope.Kind = archive.FormatVersion+1, uuid.Nil, "future"
 		}, "", archive.ErrNewerFormat},
 
 		{"nil id", func(m *archive.Manifest) { m.ID = uuid.Nil }, "id and tenant must be set", nil},
@@ -187,7 +188,7 @@ func TestEncodeDecodeRoundTrip(t *testing.T) {
 				t.Fatalf("Encode: got %v, want nil", err)
 			}
 			enc := buf.String()
-			if !strings.HasPrefix(enc, "{\n  \"format_version\": 1,\n") || !strings.HasSuffix(enc, "}\n") {
+			if !strings.HasPrefix(enc, "{\n  \"format_version\": "+strconv.Itoa(tt.m.FormatVersion)+",\n") || !strings.HasSuffix(enc, "}\n") {
 				t.Errorf("Encode: got %q, want indented JSON beginning with format_version and ending in a newline", enc)
 			}
 			// Streamed file by file, it is byte for byte what encoding/json writes.
@@ -226,7 +227,7 @@ func TestEncodeRefusesInvalid(t *testing.T) {
 		t.Errorf("bytes written: got %v, want %v", got, 0)
 	}
 	m = validManifest()
-	m.FormatVersion = 2
+	m.FormatVersion = archive.FormatVersion + 1
 	if err := archive.Encode(&buf, m); !errors.Is(err, archive.ErrNewerFormat) {
 		t.Errorf("got %v, want %v", err, archive.ErrNewerFormat)
 	}
@@ -295,8 +296,8 @@ func TestDecode(t *testing.T) {
 		{"unknown table field", manifestJSON(t, func(m map[string]any) { table0(m)["compression"] = "lz4" }),
 			`unknown field "compression"`, "", false},
 		{"unknown file field", manifestJSON(t, func(m map[string]any) {
-			m["files"].([]any)[0].(map[string]any)["owner"] = "asterisk"
-		}), `unknown field "owner"`, "", false},
+			m["files"].([]any)[0].(map[string]any)["acl"] = "asterisk"
+		}), `unknown field "acl"`, "", false},
 		{"unknown scope field", manifestJSON(t, func(m map[string]any) {
 			m["scope"].(map[string]any)["tables"] = []string{"x"}
 		}), `unknown field "tables"`, "", false},
@@ -310,22 +311,26 @@ func TestDecode(t *testing.T) {
 			"archive: decode manifest", "", false},
 		{"format_version fractional", manifestJSON(t, func(m map[string]any) { m["format_version"] = 1.5 }),
 			"archive: decode manifest", "", false},
-		{"format_version overflows int", strings.Replace(valid, `"format_version": 1,`, `"format_version": 1e100,`, 1),
+		{"format_version overflows int", strings.Replace(valid, `"format_version": 2,`, `"format_version": 1e100,`, 1),
 			"archive: decode manifest", "", false},
 
-		{"newer format", manifestJSON(t, func(m map[string]any) { m["format_version"] = 2 }),
-			"format_version 2 > 1", "", true},
+		{"newer format", manifestJSON(t, func(m map[string]any) { m["format_version"] = 3 }),
+			"format_version 3 > 2", "", true},
 		{"newer format with unknown fields", manifestJSON(t, func(m map[string]any) {
-			m["format_version"] = 2
+			m["format_version"] = 3
 			m["encryption"] = map[string]any{"alg": "age"}
 			table0(m)["chunks"] = []string{"a", "b"}
-		}), "format_version 2 > 1", "unknown field", true},
+		}), "format_version 3 > 2", "unknown field", true},
 		{"newer format with changed types", manifestJSON(t, func(m map[string]any) {
 			m["format_version"] = 7
 			m["tables"] = "elsewhere"
 			m["id"] = 42
-		}), "format_version 7 > 1", "cannot unmarshal", true},
-		{"newer format, nothing else", `{"format_version": 2}`, "", "", true},
+		}), "format_version 7 > 2", "cannot unmarshal", true},
+		{"newer format, nothing else", `{"format_version": 3}`, "", "", true},
+		{"owner in a format 1 manifest", manifestJSON(t, func(m map[string]any) {
+			m["format_version"] = 1
+			m["files"].([]any)[0].(map[string]any)["owner"] = map[string]any{"uid": 33, "gid": 33}
+		}), "format_version 1 has no owners", "", false},
 
 		{"valid JSON, invalid manifest", manifestJSON(t, func(m map[string]any) { table0(m)["sha256"] = "00" }),
 			"bad sha256", "", false},
@@ -673,6 +678,61 @@ func TestDecodeWhitespace(t *testing.T) {
 		}
 		if !reflect.DeepEqual(got, m) {
 			t.Errorf("got %+v\nwant %+v", got, m)
+		}
+	}
+}
+
+// goldenManifestV2 is what testdata/manifest-v2.json holds: the v1 golden snapshot
+// with format 2's owners of its saved recording and of its directories.
+func goldenManifestV2() *archive.Manifest {
+	m := goldenManifest()
+	m.FormatVersion = 2
+	m.Files[0].Owner = &archive.Owner{UID: 33, GID: 33, User: "www-data", Group: "www-data"}
+	m.Dirs = []archive.Dir{
+		{Path: "/var/lib/wazo/sounds/tenants/2b7f3e1a-9c4d-4e8f-a1b2-c3d4e5f60718", Mode: 0o750, Owner: archive.Owner{UID: 33, GID: 33, User: "www-data", Group: "www-data"}},
+		{Path: "/var/lib/wazo/sounds/tenants/2b7f3e1a-9c4d-4e8f-a1b2-c3d4e5f60718/monitor", Mode: 0o750, Owner: archive.Owner{UID: 1001, GID: 33}},
+	}
+	return m
+}
+
+// Both formats stay readable: the v1 file (TestGoldenManifest) and the v2 one,
+// each decoding to what it holds and encoding back byte for byte.
+func TestGoldenManifestV2(t *testing.T) {
+	path := filepath.Join("testdata", "manifest-v2.json")
+	want := goldenManifestV2()
+	if *update {
+		var buf bytes.Buffer
+		if err := archive.Encode(&buf, want); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test -update to create it)", err)
+	}
+	m, err := archive.Decode(bytes.NewReader(data))
+	if err != nil {
+		t.Fatalf("Decode: %v", err)
+	}
+	if !reflect.DeepEqual(m, want) {
+		t.Errorf("decoded golden file: got %+v, want %+v", m, want)
+	}
+	if m.Files[0].Owner == nil || m.Files[0].Owner.UID != 33 || m.Files[1].Owner != nil || m.Dirs[1].Owner.UID != 1001 {
+		t.Errorf("owners: file %+v, missing file %+v, dir %+v", m.Files[0].Owner, m.Files[1].Owner, m.Dirs[1])
+	}
+	var buf bytes.Buffer
+	if err := archive.Encode(&buf, m); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(buf.Bytes(), data) {
+		t.Errorf("re-encoded golden file differs:\ngot\n%s\nwant\n%s", buf.Bytes(), data)
+	}
+	for _, s := range []string{`"format_version": 2`, `"uid": 33`, `"group": "www-data"`, `"dirs": [`} {
+		if !bytes.Contains(data, []byte(s)) {
+			t.Errorf("golden file does not hold %s", s)
 		}
 	}
 }
