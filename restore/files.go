@@ -8,7 +8,10 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"time"
 
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 	"github.com/klauspost/compress/zstd"
 
 	"github.com/purgeguard/purgeguard/internal/archive"
@@ -21,19 +24,23 @@ type restoreFile struct {
 	archive.File
 	root     string // the directory it must stay under
 	target   string // where it is written
-	refused  string // why it is not written, when it is not
 	notSaved bool   // missing or outside its root when the snapshot was taken
+
+	outcome string
+	staged  *place.Staged
 }
 
-// selectFiles decides, before anything is written, where each file of the chosen
-// tables goes. A path that leaves its root (.., absolute elsewhere) is refused here;
-// one that leaves it through a symbolic link is refused when written.
-func selectFiles(m *archive.Manifest, tables []archive.Table, o Options) ([]restoreFile, error) {
+// selectFiles decides, before anything is read, where each file of the chosen
+// tables goes. A path the snapshot saved must lie under its configured root as the
+// row names it: one that does not was not written by a snapshot (which records
+// such paths as outside_root and never reads them) and is an integrity problem.
+func selectFiles(m *archive.Manifest, tables []archive.Table, o Options) ([]restoreFile, []string, error) {
 	in := map[string]bool{}
 	for _, t := range tables {
 		in[t.Schema+"."+t.Name] = true
 	}
 	var out []restoreFile
+	var probs []string
 	for _, f := range m.Files {
 		if !in[f.Table] {
 			continue
@@ -53,13 +60,14 @@ func selectFiles(m *archive.Manifest, tables []archive.Table, o Options) ([]rest
 		clean := filepath.Clean(f.Path)
 		switch {
 		case root == "":
-			rf.refused = fmt.Sprintf("no files root configured for %s.%s", f.Table, f.Column)
+			return nil, nil, fmt.Errorf("restore: file %s: no files root configured for %s.%s: %w", f.Path, f.Table, f.Column, ErrFileRefused)
 		case !filepath.IsAbs(f.Path) || !archive.Within(root, clean) || clean == root:
-			rf.refused = fmt.Sprintf("path leaves its root %s", root)
+			probs = append(probs, fmt.Sprintf("file %s: path leaves its root %s", f.Path, root))
+			continue
 		case o.FilesRoot != "":
 			rel, err := filepath.Rel(root, clean)
 			if err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 			rf.root, rf.target = filepath.Clean(o.FilesRoot), filepath.Join(o.FilesRoot, rel)
 		default:
@@ -67,95 +75,271 @@ func selectFiles(m *archive.Manifest, tables []archive.Table, o Options) ([]rest
 		}
 		out = append(out, rf)
 	}
-	return out, nil
+	return out, probs, nil
 }
 
-// restoreFiles writes every file that is not already there with the same content.
-// It returns an error (and the restore rolls back) if a file differs without
-// OverwriteFiles, or if a write fails; refused paths are reported, not written.
-func restoreFiles(ctx context.Context, s storage.Store, files []restoreFile, o Options) ([]FileReport, error) {
-	out := []FileReport{}
-	if len(files) == 0 {
-		return out, nil
+// fileRun stages, commits or aborts the files of one restore (journal.go).
+type fileRun struct {
+	o        Options
+	store    storage.Store
+	run      uuid.UUID
+	owner    place.Owner            // --files-owner, else Keep (recorded owners are used)
+	dirs     map[string]archive.Dir // recorded directories by target path
+	journals map[string]*journal    // by root
+	created  []string               // directories made, parents first
+	files    []restoreFile
+	ping     func(context.Context) error // fails once the database connection is gone
+}
+
+func newFileRun(o Options, store storage.Store, m *archive.Manifest, files []restoreFile, owner place.Owner) *fileRun {
+	fr := &fileRun{o: o, store: store, run: uuid.New(), owner: owner, dirs: map[string]archive.Dir{},
+		journals: map[string]*journal{}, files: files}
+	for _, d := range m.Dirs {
+		target := d.Path
+		if o.FilesRoot != "" {
+			for _, c := range o.Files {
+				if rel, err := filepath.Rel(filepath.Clean(c.Root), d.Path); err == nil && archive.Within(c.Root, d.Path) {
+					target = filepath.Join(o.FilesRoot, rel)
+					break
+				}
+			}
+		}
+		fr.dirs[target] = d
 	}
+	return fr
+}
+
+// stage decides each file's outcome and, unless DryRun, stages it under a temp
+// name. Any error (a refused path, a file with other content, storage gone) is
+// returned at once: the caller aborts the run.
+func (fr *fileRun) stage(ctx context.Context) ([]FileReport, error) {
+	out := []FileReport{}
 	dec, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(64<<20))
 	if err != nil {
 		return out, err
 	}
 	defer dec.Close()
-	var errs []error
-	for _, f := range files {
+	lastPing := time.Now()
+	for i := range fr.files {
+		f := &fr.files[i]
 		if err := ctx.Err(); err != nil {
 			return out, err
 		}
+		// The database may be gone while the files are fetched: stop early rather
+		// than fetch everything for a commit that cannot happen.
+		if fr.ping != nil && time.Since(lastPing) > 2*time.Second {
+			if err := fr.ping(ctx); err != nil {
+				return out, fmt.Errorf("restore: database connection lost during the file phase: %w", err)
+			}
+			lastPing = time.Now()
+		}
 		r := FileReport{Path: f.Path}
-		switch {
-		case f.notSaved:
+		if f.notSaved {
 			r.Outcome, r.Detail = FileNotSaved, "missing or outside its root when the snapshot was taken"
-		case f.refused != "":
-			r.Outcome, r.Detail = FileRefused, f.refused
-			o.Log.Warn("file not restored: its path leaves its root", "path", f.Path, "reason", f.refused)
-		default:
-			outcome, detail, err := restoreOne(ctx, s, dec, f, o)
-			r.Outcome, r.Detail = outcome, detail
-			if err != nil {
-				errs = append(errs, fmt.Errorf("restore: file %s: %w", f.Path, err))
+		} else {
+			if err := fr.stageOne(ctx, dec, f); err != nil {
+				return out, fmt.Errorf("restore: file %s: %w", f.Path, err)
+			}
+			r.Outcome = f.outcome
+			if f.target != f.Path {
+				r.Detail = "at " + f.target
 			}
 		}
-		if r.Outcome != FileWritten && f.target != "" && f.target != f.Path {
-			r.Detail += " (at " + f.target + ")"
-		}
 		out = append(out, r)
-		if o.Progress != nil {
-			o.Progress(Event{File: f.Path, Bytes: f.Size})
+		if fr.o.Progress != nil {
+			fr.o.Progress(Event{File: f.Path, Bytes: f.Size})
 		}
 	}
-	return out, errors.Join(errs...)
+	return out, nil
 }
 
-func restoreOne(ctx context.Context, s storage.Store, dec *zstd.Decoder, f restoreFile, o Options) (string, string, error) {
+func (fr *fileRun) stageOne(ctx context.Context, dec *zstd.Decoder, f *restoreFile) error {
 	root := place.NewRoot(f.root)
 	if err := root.Check(f.target); err != nil {
-		var oe *place.OutsideError
-		if errors.As(err, &oe) {
-			o.Log.Warn("file not restored: its directory leaves its root", "path", f.Path, "reason", oe.Reason)
-			return FileRefused, oe.Reason, nil
-		}
-		return "", "", err
+		return fmt.Errorf("%w: %w", err, ErrFileRefused)
 	}
 	fi, err := os.Lstat(f.target)
-	outcome := FileWritten
+	f.outcome = FileWritten
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 	case err != nil:
-		return "", "", err
+		return err
 	case !fi.Mode().IsRegular():
-		return FileRefused, "a " + fi.Mode().Type().String() + " is in its place", nil
+		return fmt.Errorf("a %s is in its place: %w", fi.Mode().Type(), ErrFileRefused)
 	default:
 		same, err := sameContent(f.target, f.SHA256)
 		if err != nil {
-			return "", "", err
+			return err
 		}
 		if same {
-			return FilePresent, "", nil
+			f.outcome = FilePresent
+			return nil
 		}
-		if !o.OverwriteFiles {
-			return FileDiffers, "exists with other content (--overwrite-files replaces it)", ErrFileDiffers
+		if !fr.o.OverwriteFiles {
+			f.outcome = FileDiffers
+			return fmt.Errorf("exists with other content (--overwrite-files replaces it): %w", ErrFileDiffers)
 		}
-		outcome = FileOverwritten
+		f.outcome = FileOverwritten
 	}
-	if o.DryRun {
-		return outcome, "", nil
+	if fr.o.DryRun {
+		return nil
 	}
-	if _, err := root.MkdirAll(filepath.Dir(f.target), nil); err != nil {
-		return "", "", err
+	j, err := fr.journal(root)
+	if err != nil {
+		return err
 	}
-	err = writeFile(ctx, s, dec, f, root)
-	var oe *place.OutsideError
-	if errors.As(err, &oe) { // a link raced in while creating
-		return FileRefused, oe.Reason, nil
+	dir := filepath.Dir(f.target)
+	created, err := root.MkdirAll(dir, fr.dirAttr)
+	for _, d := range created {
+		fr.created = append(fr.created, d)
+		if jerr := j.add("mkdir", d); jerr != nil && err == nil {
+			err = jerr
+		}
 	}
-	return outcome, "", err
+	if err != nil {
+		return err
+	}
+	if !j.dirs[dir] {
+		// First use of dir by this run: what an earlier run left here without a
+		// journal saying so goes first (no other restore runs: the lock is held).
+		if _, err := place.Sweep(dir, journalTag); err != nil {
+			return err
+		}
+		if err := j.add("dir", dir); err != nil {
+			return err
+		}
+	}
+	key, err := archive.BlobKeyHex(f.SHA256)
+	if err != nil {
+		return err
+	}
+	rc, err := fr.store.Get(ctx, key)
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	if err := dec.Reset(rc); err != nil {
+		return &archive.VerifyError{Key: key, What: "decompress", Reason: err}
+	}
+	sum := archive.NewDigest()
+	a := place.Attr{Mode: fs.FileMode(f.Mode).Perm(), ModTime: f.ModTime, Owner: fr.fileOwner(f.Owner)}
+	f.staged, err = root.Stage(ctx, f.target, journalTag+fr.run.String(), io.TeeReader(dec, sum), a,
+		func() error { return sum.Check(key, f.SHA256, f.Size) })
+	if err != nil {
+		var oe *place.OutsideError
+		if errors.As(err, &oe) {
+			return fmt.Errorf("%w: %w", err, ErrFileRefused)
+		}
+		return err
+	}
+	return nil
+}
+
+// fileOwner is who a written file belongs to: --files-owner, else the recorded
+// owner when this process may give files away, else whoever runs the restore.
+func (fr *fileRun) fileOwner(rec *archive.Owner) place.Owner {
+	switch {
+	case !fr.owner.IsKeep():
+		return fr.owner
+	case rec != nil && place.CanChown():
+		return place.Owner{UID: int(rec.UID), GID: int(rec.GID), User: rec.User, Group: rec.Group}
+	}
+	return place.Keep
+}
+
+// dirAttr gives a directory to create its recorded mode and owner (the owner
+// overridden by --files-owner); an unrecorded one takes its parent's.
+func (fr *fileRun) dirAttr(dir string) (place.DirAttr, bool) {
+	d, ok := fr.dirs[dir]
+	if !ok {
+		return place.DirAttr{}, false
+	}
+	owner := fr.fileOwner(&d.Owner)
+	return place.DirAttr{Mode: fs.FileMode(d.Mode) & (fs.ModePerm | fs.ModeSetgid | fs.ModeSticky), Owner: owner}, true
+}
+
+func (fr *fileRun) journal(root place.Root) (*journal, error) {
+	if j, ok := fr.journals[root.Dir()]; ok {
+		return j, nil
+	}
+	j, err := openJournal(root, fr.run)
+	if err != nil {
+		return nil, err
+	}
+	fr.journals[root.Dir()] = j
+	return j, nil
+}
+
+// abort removes every staged file, the directories the run made (when empty) and
+// the journals: nothing of the run is left.
+func (fr *fileRun) abort() {
+	for i := range fr.files {
+		if s := fr.files[i].staged; s != nil {
+			if err := s.Abort(); err != nil {
+				fr.o.Log.Warn("temp file not removed (the next restore sweeps it)", "path", s.Temp, "err", err)
+			}
+			fr.files[i].staged = nil
+		}
+	}
+	place.RemoveCreated(fr.created)
+	fr.removeJournals()
+}
+
+// commit renames every staged file onto its target, once the rows are committed.
+// A file that cannot be placed is reported and the others go on: the rows are in,
+// and a rerun writes what is missing.
+func (fr *fileRun) commit(rep []FileReport) error {
+	var errs []error
+	byPath := map[string]int{}
+	for i, r := range rep {
+		byPath[r.Path] = i
+	}
+	for i := range fr.files {
+		f := &fr.files[i]
+		if f.staged == nil {
+			continue
+		}
+		if err := f.staged.Commit(f.outcome == FileOverwritten); err != nil {
+			_ = f.staged.Abort()
+			errs = append(errs, fmt.Errorf("restore: file %s: %w", f.Path, err))
+			if j, ok := byPath[f.Path]; ok {
+				rep[j].Outcome, rep[j].Detail = FileRefused, err.Error()
+			}
+		}
+		f.staged = nil
+	}
+	fr.removeJournals()
+	if len(errs) > 0 {
+		return fmt.Errorf("restore: rows committed, but %d file(s) not placed (run the restore again to write them): %w", len(errs), errors.Join(errs...))
+	}
+	return nil
+}
+
+func (fr *fileRun) removeJournals() {
+	for _, j := range fr.journals {
+		if err := j.remove(); err != nil {
+			fr.o.Log.Warn("journal not removed", "err", err)
+		}
+	}
+	fr.journals = map[string]*journal{}
+}
+
+// sweep removes, in every root this restore may write to, what killed runs left.
+func sweep(o Options) error {
+	roots := map[string]bool{}
+	if o.FilesRoot != "" {
+		roots[filepath.Clean(o.FilesRoot)] = true
+	} else {
+		for _, c := range o.Files {
+			roots[filepath.Clean(c.Root)] = true
+		}
+	}
+	for r := range roots {
+		if _, err := sweepJournals(r, o.Log); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func sameContent(path, sha string) (bool, error) {
@@ -171,21 +355,10 @@ func sameContent(path, sha string) (bool, error) {
 	return d.Hex() == sha, nil
 }
 
-// writeFile places the blob at the target, checking its SHA-256 on the way.
-func writeFile(ctx context.Context, s storage.Store, dec *zstd.Decoder, f restoreFile, root place.Root) error {
-	key, err := archive.BlobKeyHex(f.SHA256)
-	if err != nil {
+// pinger returns a check that the transaction's connection still answers.
+func pinger(tx pgx.Tx) func(context.Context) error {
+	return func(ctx context.Context) error {
+		_, err := tx.Exec(ctx, "SELECT 1")
 		return err
 	}
-	rc, err := s.Get(ctx, key)
-	if err != nil {
-		return err
-	}
-	defer rc.Close()
-	if err := dec.Reset(rc); err != nil {
-		return &archive.VerifyError{Key: key, What: "decompress", Reason: err}
-	}
-	sum := archive.NewDigest()
-	a := place.Attr{Mode: fs.FileMode(f.Mode).Perm(), ModTime: f.ModTime, Owner: place.Keep}
-	return root.Write(ctx, f.target, io.TeeReader(dec, sum), a, func() error { return sum.Check(key, f.SHA256, f.Size) })
 }

@@ -46,6 +46,10 @@ type plan struct {
 	rows     bool
 	identity bool
 	stage    string // temporary table, once staged
+	// direct: copied straight into the table; before: the tenant's rows in it
+	// just before, copied: the rows copied (checkRows compares them after).
+	direct         bool
+	before, copied int64
 }
 
 func newLoader(ctx context.Context, tx pgx.Tx, store storage.Store, m *archive.Manifest, o Options) (*loader, error) {
@@ -137,9 +141,14 @@ func (l *loader) load(ctx context.Context, p *plan) (TableReport, error) {
 	// Only a table with a primary key can be copied straight in: a row that survived
 	// the purge is then a unique violation, not a silent duplicate.
 	if l.direct && p.rows && len(p.live.PrimaryKey) > 0 && len(p.dropped) == 0 && len(p.nulled) == 0 && len(p.live.Changed) == 0 {
+		before, err := l.count(ctx, "SELECT count(*) FROM ("+l.g.SelectColumns(p.live, l.m.Tenant, p.keyCols())+") x")
+		if err != nil {
+			return tr, fmt.Errorf("restore: table %s: count the tenant's rows: %w", tr.Table, err)
+		}
 		n, err := l.copyDirect(ctx, p)
 		if err == nil {
 			tr.Inserted, tr.Method = n, "copy"
+			p.direct, p.before, p.copied = true, before, n
 			return tr, nil
 		}
 		if !isUniqueViolation(err) {

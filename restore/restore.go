@@ -19,6 +19,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/purgeguard/purgeguard/internal/archive"
+	"github.com/purgeguard/purgeguard/internal/place"
 	"github.com/purgeguard/purgeguard/internal/repository"
 	"github.com/purgeguard/purgeguard/profile"
 	"github.com/purgeguard/purgeguard/storage"
@@ -50,7 +51,11 @@ type Options struct {
 	// same path relative to it (a scratch restore to inspect before production).
 	FilesRoot      string
 	OverwriteFiles bool
-	Log            *slog.Logger
+	// FilesOwner, "USER:GROUP" (names or numeric ids), owns every file and
+	// directory written instead of their recorded owner: a restore on a host whose
+	// users differ. Empty: the recorded owner (when run as root).
+	FilesOwner string
+	Log        *slog.Logger
 	// Progress, when set, is called after each table and file.
 	Progress func(Event)
 	// Lock, when set, runs first in the restore's transaction; its error stops the
@@ -103,7 +108,7 @@ const (
 	FilePresent     = "present"         // already there, same content
 	FileDiffers     = "differs"         // there with other content: refused without OverwriteFiles
 	FileOverwritten = "overwritten"     // differed, replaced
-	FileRefused     = "refused"         // its path leaves the root
+	FileRefused     = "refused"         // could not be placed (after the rows committed)
 	FileNotSaved    = "not_in_snapshot" // missing or outside its root at snapshot time
 )
 
@@ -133,7 +138,9 @@ var ErrConflict = errors.New("rows already present")
 // OverwriteFiles is not set.
 var ErrFileDiffers = errors.New("file exists with different content")
 
-// Run restores one tenant. The database is left either fully restored or untouched.
+// Run restores one tenant: its rows and its files, all or nothing (files.go,
+// journal.go). Every row must belong to the tenant and every file be named by one
+// of its rows, or nothing is written (*IntegrityError).
 func Run(ctx context.Context, cfg *pgx.ConnConfig, store storage.Store, o Options) (*Report, error) {
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
@@ -145,6 +152,13 @@ func Run(ctx context.Context, cfg *pgx.ConnConfig, store storage.Store, o Option
 	default:
 		return nil, fmt.Errorf("restore: on-conflict %q: want skip, fail or fill-nulls", o.OnConflict)
 	}
+	owner := place.Keep
+	if o.FilesOwner != "" {
+		var err error
+		if owner, err = place.ParseOwner(o.FilesOwner); err != nil {
+			return nil, fmt.Errorf("restore: files owner: %w", err)
+		}
+	}
 	m, err := manifest(ctx, store, o)
 	if err != nil {
 		return nil, err
@@ -153,9 +167,12 @@ func Run(ctx context.Context, cfg *pgx.ConnConfig, store storage.Store, o Option
 	if err != nil {
 		return nil, err
 	}
-	files, err := selectFiles(m, tables, o)
+	files, probs, err := selectFiles(m, tables, o)
 	if err != nil {
 		return nil, err
+	}
+	if len(probs) > 0 {
+		return nil, &IntegrityError{Tenant: m.Tenant, Snapshot: m.ID, Problems: probs}
 	}
 	if err := checkRoots(files); err != nil {
 		return nil, err
@@ -177,6 +194,12 @@ func Run(ctx context.Context, cfg *pgx.ConnConfig, store storage.Store, o Option
 	if o.Lock != nil {
 		if err := o.Lock(ctx, tx); err != nil {
 			return nil, fmt.Errorf("restore: %w", err)
+		}
+	}
+	// Under the lock, no other restore is at work: what a killed one left goes.
+	if !o.DryRun {
+		if err := sweep(o); err != nil {
+			return nil, err
 		}
 	}
 
@@ -203,19 +226,38 @@ func Run(ctx context.Context, cfg *pgx.ConnConfig, store storage.Store, o Option
 	if err := l.finish(ctx, plans, rep); err != nil {
 		return nil, err
 	}
-	fr, err := restoreFiles(ctx, store, files, o)
-	rep.Files = fr
-	rep.total()
-	if err != nil {
-		return rep, err
+	if !o.DryRun {
+		if probs, err = l.checkRows(ctx, plans); err != nil {
+			return nil, err
+		}
 	}
+	fprobs, err := l.checkFiles(ctx, plans, files)
+	if err != nil {
+		return nil, err
+	}
+	if probs = append(probs, fprobs...); len(probs) > 0 {
+		return nil, &IntegrityError{Tenant: m.Tenant, Snapshot: m.ID, Problems: probs}
+	}
+
+	fr := newFileRun(o, store, m, files, owner)
+	fr.ping = pinger(tx)
+	reports, err := fr.stage(ctx)
+	if err != nil {
+		fr.abort()
+		return nil, err
+	}
+	rep.Files = reports
+	rep.total()
 	if o.DryRun {
 		return rep, nil
 	}
 	if err := tx.Commit(ctx); err != nil {
+		fr.abort()
 		return nil, fmt.Errorf("restore: commit: %w", err)
 	}
-	return rep, nil
+	err = fr.commit(rep.Files)
+	rep.total()
+	return rep, err
 }
 
 func manifest(ctx context.Context, s storage.Store, o Options) (*archive.Manifest, error) {
@@ -262,7 +304,7 @@ func verify(ctx context.Context, s storage.Store, m *archive.Manifest, tables []
 	}
 	seen := map[string]bool{}
 	for _, f := range files {
-		if f.refused != "" || f.notSaved || seen[f.SHA256] {
+		if f.notSaved || seen[f.SHA256] {
 			continue
 		}
 		seen[f.SHA256] = true

@@ -13,6 +13,7 @@ import (
 	"github.com/purgeguard/purgeguard/guard"
 	"github.com/purgeguard/purgeguard/internal/archive"
 	"github.com/purgeguard/purgeguard/internal/catalog"
+	"github.com/purgeguard/purgeguard/internal/place"
 	"github.com/purgeguard/purgeguard/internal/repository"
 	"github.com/purgeguard/purgeguard/restore"
 )
@@ -29,10 +30,14 @@ func newRestoreCommand() *cli.Command {
      present are left alone (or refused with --on-conflict fail, or completed with
      --on-conflict fill-nulls), references a purge set to NULL are put back,
      sequences are moved past the restored ids;
-  4. files are written under their root (temp file, fsync, rename, mode and mtime);
-     a file with the same content is left alone, one with other content is an error
-     unless --overwrite-files; a path leaving its root is refused and reported.
-Any error rolls the whole database back. The transaction holds purgeguard's lock: while
+  4. every row must belong to the tenant and every file be named by one of its rows,
+     under its root: anything else is an integrity error (exit 4), nothing written;
+  5. files are staged under temp names beside their targets (fsync, owner, group,
+     mode, mtime), the transaction commits, then they are renamed into place; a
+     file with the same content is left alone, one with other content is an error
+     unless --overwrite-files; a path leaving its root through a link is refused.
+Any error rolls everything back, files included: no file of a failed run stays,
+and what a killed run left is swept by the next one. The transaction holds purgeguard's lock: while
 a guard run (or another restore) is at work on the database, the restore stops at once
 and changes nothing; a guard started meanwhile waits for it. Run it with --dry-run first: it prints, per
 table, the rows in the snapshot, already present and to insert, and per file whether
@@ -59,6 +64,7 @@ Examples:
 			&cli.StringFlag{Name: "on-conflict", Value: restore.ConflictSkip, Usage: "a row already present: skip, fail, or fill-nulls (also set the columns it holds NULL and the snapshot does not: a retention snapshot's emptied recording paths)"},
 			&cli.BoolFlag{Name: "allow-drop-columns", Usage: "restore even if columns were dropped since the snapshot (their values are lost)"},
 			&cli.BoolFlag{Name: "overwrite-files", Usage: "replace files whose content differs from the snapshot"},
+			&cli.StringFlag{Name: "files-owner", Usage: "give every file and directory written to `USER:GROUP` (names or numeric ids) instead of the recorded owner: a restore on another host"},
 		},
 		Action: runRestore,
 	}
@@ -95,6 +101,11 @@ func runRestore(c *cli.Context) error {
 			return usagef("--files-root %s: not a directory: create it first", fr)
 		}
 	}
+	if fo := c.String("files-owner"); fo != "" {
+		if _, err := place.ParseOwner(fo); err != nil {
+			return usagef("--files-owner: %v", err)
+		}
+	}
 	cfg, err := connConfig(c, e)
 	if err != nil {
 		return err
@@ -113,7 +124,8 @@ func runRestore(c *cli.Context) error {
 		Tenant: tenant, Snapshot: snap, DryRun: c.Bool("dry-run"), Tables: tables,
 		OnConflict: c.String("on-conflict"), AllowDropColumns: c.Bool("allow-drop-columns"),
 		Graph: e.prof.Tenants, Files: e.prof.Files, FilesRoot: c.String("files-root"), OverwriteFiles: c.Bool("overwrite-files"),
-		Log: e.log, Lock: guard.LockTx,
+		FilesOwner: c.String("files-owner"),
+		Log:        e.log, Lock: guard.LockTx,
 		Progress: func(ev restore.Event) {
 			if ev.File != "" {
 				prog.minor(ev.Bytes)

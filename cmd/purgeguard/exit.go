@@ -11,6 +11,7 @@ import (
 	"github.com/purgeguard/purgeguard/internal/archive"
 	"github.com/purgeguard/purgeguard/internal/config"
 	"github.com/purgeguard/purgeguard/profile"
+	"github.com/purgeguard/purgeguard/restore"
 )
 
 // Exit codes (README, "Commands"): scripts and the guard's caller branch on them.
@@ -51,6 +52,7 @@ func exitCode(err error) int {
 	var ec exitCoder
 	var ce *config.Error
 	var me *profile.MismatchError
+	var ie *restore.IntegrityError
 	switch {
 	case err == nil:
 		return exitOK
@@ -58,7 +60,7 @@ func exitCode(err error) int {
 		return ec.ExitCode()
 	case errors.As(err, &ue), errors.As(err, &ce), errors.As(err, &me):
 		return exitUsage
-	case errors.As(err, &ve):
+	case errors.As(err, &ve), errors.As(err, &ie):
 		return exitVerify
 	}
 	return exitError

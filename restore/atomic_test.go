@@ -1,0 +1,476 @@
+package restore_test
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/klauspost/compress/zstd"
+
+	"github.com/purgeguard/purgeguard/internal/archive"
+	"github.com/purgeguard/purgeguard/internal/devtools/testenv"
+	"github.com/purgeguard/purgeguard/restore"
+	"github.com/purgeguard/purgeguard/storage"
+)
+
+// rootState lists every entry under the roots, directories and temp files
+// included: a file's SHA-256, mode, owner and mtime, a directory's mode and owner,
+// a link's target.
+func (w *world) rootState(t *testing.T) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	for _, root := range w.roots {
+		err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			fi, err := d.Info()
+			if err != nil {
+				return err
+			}
+			st := fi.Sys().(*syscall.Stat_t)
+			desc := fmt.Sprintf("%v %d:%d", fi.Mode(), st.Uid, st.Gid)
+			switch {
+			case fi.Mode()&fs.ModeSymlink != 0:
+				target, _ := os.Readlink(p)
+				desc += " -> " + target
+			case fi.Mode().IsRegular():
+				b, err := os.ReadFile(p)
+				if err != nil {
+					return err
+				}
+				dg := archive.NewDigest()
+				dg.Write(b)
+				desc += " " + dg.Hex() + " " + fi.ModTime().UTC().String()
+			}
+			out[p] = desc
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	return out
+}
+
+// nothingWritten checks that the database and the roots are as they were, and
+// that no temp file or journal is left anywhere under the roots.
+func (w *world) nothingWritten(t *testing.T, rows, files map[string]string) {
+	t.Helper()
+	sameState(t, "after a failed restore", rows, w.state(t))
+	got := w.rootState(t)
+	for p, h := range got {
+		if files[p] != h && !strings.HasPrefix(filepath.Base(p), ".purgeguard-") {
+			t.Errorf("after a failed restore: %s is %q, was %q", p, h, files[p])
+		}
+	}
+	for p := range files {
+		if _, ok := got[p]; !ok {
+			t.Errorf("after a failed restore: %s is gone", p)
+		}
+	}
+	w.noTemps(t)
+}
+
+// noTemps fails on any temp file or journal under the roots.
+func (w *world) noTemps(t *testing.T) {
+	t.Helper()
+	for p := range w.rootState(t) {
+		if strings.HasPrefix(filepath.Base(p), ".purgeguard-") {
+			t.Errorf("left behind: %s", p)
+		}
+	}
+}
+
+// removeFiles deletes the saved files of a snapshot, as a purge does.
+func removeFiles(t *testing.T, m *archive.Manifest) {
+	t.Helper()
+	for _, f := range m.Files {
+		if !f.Missing && !f.OutsideRoot {
+			if err := os.Remove(f.Path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				t.Fatal(err)
+			}
+		}
+	}
+}
+
+// rewriteManifest replaces the stored manifest of m (a file store in dir) by m.
+func rewriteManifest(t *testing.T, dir string, m *archive.Manifest) {
+	t.Helper()
+	var buf bytes.Buffer
+	if err := archive.Encode(&buf, m); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, filepath.FromSlash(archive.ManifestKey(m.Tenant, m.ID))), buf.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// savedFiles counts the files a snapshot holds.
+func savedFiles(m *archive.Manifest) int {
+	n := 0
+	for _, f := range m.Files {
+		if !f.Missing && !f.OutsideRoot {
+			n++
+		}
+	}
+	return n
+}
+
+// A file with other content at the last path the restore writes: the restore
+// fails, and neither the rows nor any of the files before it stay.
+func TestRun_ConflictAtLastPathLeavesNothing(t *testing.T) {
+	w := callLogd(t, fileStore(t))
+	tenant := w.tenants[0]
+	m := w.snapshot(t, tenant)
+	w.purgeTenant(t, tenant)
+	removeFiles(t, m)
+	var last string
+	for _, f := range m.Files {
+		if !f.Missing && !f.OutsideRoot {
+			last = f.Path
+		}
+	}
+	if savedFiles(m) < 2 {
+		t.Fatalf("snapshot holds %d files, want several", savedFiles(m))
+	}
+	if err := os.WriteFile(last, []byte("someone else's"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	purged, files := w.state(t), w.rootState(t)
+	_, err := w.restore(t, w.options(tenant))
+	if !errors.Is(err, restore.ErrFileDiffers) || !strings.Contains(err.Error(), last) {
+		t.Fatalf("restore with a conflict at %s: %v, want ErrFileDiffers naming it", last, err)
+	}
+	w.nothingWritten(t, purged, files)
+
+	// Once the conflict is gone, the same restore completes.
+	if err := os.Remove(last); err != nil {
+		t.Fatal(err)
+	}
+	rep := w.mustRestore(t, w.options(tenant))
+	if rep.Totals.FilesWritten != savedFiles(m) {
+		t.Errorf("rerun wrote %d files, want %d", rep.Totals.FilesWritten, savedFiles(m))
+	}
+	w.noTemps(t)
+}
+
+// PostgreSQL terminates the restore's backend while its files are being fetched:
+// the restore fails and no file of it stays.
+func TestRun_PostgresTerminatedDuringFiles(t *testing.T) {
+	w := callLogd(t, fileStore(t))
+	tenant := w.tenants[0]
+	m := w.snapshot(t, tenant)
+	w.purgeTenant(t, tenant)
+	removeFiles(t, m)
+	purged, files := w.state(t), w.rootState(t)
+	ctx := testenv.Context(t)
+	o := w.options(tenant)
+	terminated := 0
+	o.Progress = func(ev restore.Event) {
+		if ev.File == "" || terminated > 0 {
+			return
+		}
+		err := w.conn.QueryRow(ctx, `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+			WHERE datname = current_database() AND pid <> pg_backend_pid() AND state LIKE 'idle in transaction%'`).Scan(&terminated)
+		if err != nil {
+			t.Error(err)
+		}
+	}
+	_, err := w.restore(t, o)
+	if terminated != 1 {
+		t.Fatalf("terminated %d backends, want the restore's one", terminated)
+	}
+	if err == nil {
+		t.Fatal("restore whose backend was terminated: no error")
+	}
+	w.nothingWritten(t, purged, files)
+}
+
+// The storage dies while the files are fetched: the restore ends with an error
+// after its retries, its transaction closed, and no file of it stays.
+func TestRun_StorageStoppedDuringFiles(t *testing.T) {
+	srv := testenv.StartMinIO(t)
+	ctx := testenv.Context(t)
+	raw, err := storage.NewS3(ctx, srv.Bucket, "r", storage.S3Options{Endpoint: srv.Endpoint, Region: srv.Region,
+		AccessKeyID: srv.AccessKey, SecretAccessKey: srv.SecretKey, Insecure: true, PartSize: 5 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bounds := storage.Bounds{Timeout: 2 * time.Second, Retries: 1}
+	w := callLogd(t, storage.Bound(raw, bounds))
+	tenant := w.tenants[0]
+	m := w.snapshot(t, tenant)
+	w.purgeTenant(t, tenant)
+	removeFiles(t, m)
+	purged, files := w.state(t), w.rootState(t)
+	o := w.options(tenant)
+	killed := false
+	o.Progress = func(ev restore.Event) {
+		if ev.File != "" && !killed {
+			killed = true
+			srv.Kill()
+		}
+	}
+	_, err = w.restore(t, o)
+	var gu *storage.GiveUpError
+	if !killed || !errors.As(err, &gu) || gu.Attempts != bounds.Retries+1 {
+		t.Fatalf("restore with the storage killed: %v, want a GiveUpError after %d attempts", err, bounds.Retries+1)
+	}
+	// The restore's connection is closed: no transaction of it is left open (the
+	// server may take a moment to see the client go).
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var open int
+		if err := w.conn.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
+			WHERE datname = current_database() AND pid <> pg_backend_pid()`).Scan(&open); err != nil {
+			t.Fatal(err)
+		}
+		if open == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d other sessions still open on the database after the restore ended", open)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	w.nothingWritten(t, purged, files)
+}
+
+// A manifest edited to name a path in another tenant's directory (checksums are
+// not involved: the manifest is the index): an integrity error, nothing written,
+// and nothing appears in the other tenant's directory.
+func TestRun_ManifestPathIntoAnotherTenant(t *testing.T) {
+	dir := t.TempDir()
+	store, err := storage.NewFile(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := callLogd(t, store)
+	tenant, other := w.tenants[0], w.tenants[1]
+	m := w.snapshot(t, tenant)
+	injected := filepath.Join(w.roots[0], other.String(), "monitor", "INJECTED.wav")
+	for i := range m.Files {
+		if f := &m.Files[i]; f.Table == "public.call_logd_recording" && !f.Missing {
+			f.Path = injected
+			break
+		}
+	}
+	rewriteManifest(t, dir, m)
+	w.purgeTenant(t, tenant)
+	removeFiles(t, m)
+	purged, files := w.state(t), w.rootState(t)
+	_, err = w.restore(t, w.options(tenant))
+	var ie *restore.IntegrityError
+	if !errors.As(err, &ie) || !strings.Contains(err.Error(), injected) {
+		t.Fatalf("restore of a manifest naming %s: %v, want an IntegrityError naming it", injected, err)
+	}
+	if _, err := os.Lstat(injected); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("%s was written: %v", injected, err)
+	}
+	w.nothingWritten(t, purged, files)
+}
+
+// A table object rewritten to carry a row of another tenant, with the manifest's
+// checksums and counts recomputed so that verification passes: an integrity error
+// naming the table, nothing written.
+func TestRun_TableObjectWithAnotherTenantsRows(t *testing.T) {
+	for _, tc := range []struct {
+		name, table string
+		edit        func(w *world, tenant uuid.UUID, cols []archive.Column, line []string)
+	}{
+		{"call log of another tenant", "call_logd_call_log", func(w *world, tenant uuid.UUID, cols []archive.Column, line []string) {
+			set(cols, line, "id", "987654")
+			set(cols, line, "tenant_uuid", w.tenants[1].String())
+		}},
+		{"a new tenant row", "call_logd_tenant", func(w *world, tenant uuid.UUID, cols []archive.Column, line []string) {
+			set(cols, line, "uuid", uuid.New().String())
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			store, err := storage.NewFile(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			w := callLogd(t, store)
+			tenant := w.tenants[0]
+			m := w.snapshot(t, tenant)
+			i := -1
+			for j, tb := range m.Tables {
+				if tb.Name == tc.table {
+					i = j
+				}
+			}
+			if i < 0 {
+				t.Fatalf("no table %s in the snapshot", tc.table)
+			}
+			appendRow(t, dir, &m.Tables[i], func(cols []archive.Column, line []string) { tc.edit(w, tenant, cols, line) })
+			rewriteManifest(t, dir, m)
+			w.purgeTenant(t, tenant)
+			removeFiles(t, m)
+			purged, files := w.state(t), w.rootState(t)
+			_, err = w.restore(t, w.options(tenant))
+			var ie *restore.IntegrityError
+			if !errors.As(err, &ie) || !strings.Contains(err.Error(), "public."+tc.table) {
+				t.Fatalf("restore of a table object with a foreign row: %v, want an IntegrityError naming public.%s", err, tc.table)
+			}
+			w.nothingWritten(t, purged, files)
+		})
+	}
+}
+
+func set(cols []archive.Column, line []string, col, v string) {
+	for i, c := range cols {
+		if c.Name == col {
+			line[i] = v
+			return
+		}
+	}
+	panic("no column " + col)
+}
+
+// appendRow rewrites a stored table object with one more row, a copy of its last
+// row edited, and updates the table's entry (rows, sizes, SHA-256) to match.
+func appendRow(t *testing.T, dir string, tb *archive.Table, edit func([]archive.Column, []string)) {
+	t.Helper()
+	p := filepath.Join(dir, filepath.FromSlash(tb.Key))
+	stored, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dec, err := zstd.NewReader(bytes.NewReader(stored))
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := io.ReadAll(dec)
+	dec.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var last string
+	sc := bufio.NewScanner(bytes.NewReader(raw))
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		last = sc.Text()
+	}
+	if last == "" {
+		t.Fatalf("table %s: no row to copy", tb.Name)
+	}
+	line := strings.Split(last, "\t")
+	edit(tb.Columns, line)
+	raw = append(raw, []byte(strings.Join(line, "\t")+"\n")...)
+	var out bytes.Buffer
+	enc, err := zstd.NewWriter(&out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := enc.Write(raw); err != nil {
+		t.Fatal(err)
+	}
+	if err := enc.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, out.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sum := archive.NewDigest()
+	sum.Write(out.Bytes())
+	tb.SHA256, tb.StoredBytes, tb.RawBytes, tb.Rows = sum.Hex(), int64(out.Len()), int64(len(raw)), tb.Rows+1
+}
+
+// A recording owned by another user and group, mode 0640, in 0750 directories of
+// that owner: snapshot → delete → restore gives back the same owner, group and
+// modes; --files-owner gives them to someone else instead.
+func TestRun_Owners(t *testing.T) {
+	if os.Geteuid() != 0 {
+		if testenv.Required() {
+			t.Fatal("owners are restored as root: make test runs as root")
+		}
+		t.Skip("needs root")
+	}
+	w := callLogd(t, fileStore(t))
+	tenant := w.tenants[0]
+	const uid, gid = 1234, 2345
+	tdir := filepath.Join(w.roots[0], tenant.String())
+	err := filepath.WalkDir(tdir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		mode := fs.FileMode(0o640)
+		if d.IsDir() {
+			mode = 0o750
+		}
+		if err := os.Chown(p, uid, gid); err != nil {
+			return err
+		}
+		return os.Chmod(p, mode)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := w.rootState(t)
+	m := w.snapshot(t, tenant)
+	if len(m.Dirs) == 0 {
+		t.Fatalf("snapshot recorded no directory")
+	}
+	w.purgeTenant(t, tenant)
+	removeFiles(t, m)
+	if err := os.RemoveAll(tdir); err != nil {
+		t.Fatal(err)
+	}
+	w.mustRestore(t, w.options(tenant))
+	after := w.rootState(t)
+	n := 0
+	for p, h := range before {
+		if !strings.HasPrefix(p, tdir) {
+			continue
+		}
+		n++
+		if after[p] != h {
+			t.Errorf("%s: %q after restore, want %q", p, after[p], h)
+		}
+	}
+	if n < 3 {
+		t.Fatalf("only %d entries under %s to compare", n, tdir)
+	}
+
+	// Elsewhere, for someone else: every file and directory written is theirs.
+	scratch := t.TempDir()
+	o := w.options(tenant)
+	o.FilesRoot, o.FilesOwner = scratch, "33:44"
+	if _, err := w.restore(t, o); err != nil {
+		t.Fatal(err)
+	}
+	err = filepath.WalkDir(filepath.Join(scratch, tenant.String()), func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		st := fi.Sys().(*syscall.Stat_t)
+		want := fs.FileMode(0o640)
+		if d.IsDir() {
+			want = 0o750
+		}
+		if st.Uid != 33 || st.Gid != 44 || fi.Mode().Perm() != want {
+			t.Errorf("%s: %v %d:%d, want %v 33:44", p, fi.Mode().Perm(), st.Uid, st.Gid, want)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,0 +1,157 @@
+package restore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/purgeguard/purgeguard/internal/catalog"
+)
+
+// IntegrityError refuses a snapshot whose content does not belong to the tenant
+// being restored: a row that is not the tenant's (through the tenant graph), a file
+// path no restored row names, or one that leaves its root. Nothing was written.
+// Anyone able to write to the store could otherwise write into any tenant at the
+// next restore; the CLI exits 4 on it, as on a failed verification.
+type IntegrityError struct {
+	Tenant   uuid.UUID
+	Snapshot uuid.UUID
+	Problems []string // each names a table or a file; at most a few per table
+}
+
+func (e *IntegrityError) Error() string {
+	const shown = 10
+	probs := e.Problems
+	more := ""
+	if len(probs) > shown {
+		more = fmt.Sprintf("; and %d more", len(probs)-shown)
+		probs = probs[:shown]
+	}
+	return fmt.Sprintf("restore: snapshot %s does not hold only tenant %s's data, nothing written: %s%s",
+		e.Snapshot, e.Tenant, strings.Join(probs, "; "), more)
+}
+
+// ErrFileRefused is returned for a file that cannot be written where it belongs:
+// its path leaves its root through a symbolic link, something other than a
+// regular file is in its place, or no root is configured for it.
+var ErrFileRefused = errors.New("file refused")
+
+// maxNamed bounds the offending files or rows named per table or column.
+const maxNamed = 5
+
+// checkRows makes sure that every row this run inserted belongs to the tenant:
+// once loaded, each staged row must be one of the rows a purge of the tenant
+// removes (the graph's select of the table, run on the live tables inside the
+// transaction), matched by primary key (every column without one); for a table
+// copied straight in, the tenant's rows must have grown by exactly the rows
+// copied. Only tables whose rows the purge deletes are checked: in the others
+// restore only puts back the columns a purge emptied.
+func (l *loader) checkRows(ctx context.Context, plans []*plan) ([]string, error) {
+	var probs []string
+	for _, p := range plans {
+		if !p.rows {
+			continue
+		}
+		if p.direct {
+			n, err := l.count(ctx, "SELECT count(*) FROM ("+l.g.SelectColumns(p.live, l.m.Tenant, p.keyCols())+") x")
+			if err != nil {
+				return nil, fmt.Errorf("restore: table %s: check rows: %w", p.live.Name, err)
+			}
+			if got := n - p.before; got != p.copied {
+				probs = append(probs, fmt.Sprintf("table %s: %d of its %d rows are not the tenant's", p.live.Name, p.copied-got, p.copied))
+			}
+			continue
+		}
+		if p.stage == "" {
+			continue
+		}
+		keys := p.keyCols()
+		conds := make([]string, len(keys))
+		for i, k := range keys {
+			id := pgx.Identifier{k}.Sanitize()
+			conds[i] = "x." + id + " IS NOT DISTINCT FROM s." + id
+		}
+		sql := "SELECT s::text FROM " + p.stage + " s WHERE NOT EXISTS (SELECT 1 FROM (" +
+			l.g.SelectColumns(p.live, l.m.Tenant, keys) + ") x WHERE " + strings.Join(conds, " AND ") + ") LIMIT " + fmt.Sprint(maxNamed+1)
+		rows, err := l.tx.Query(ctx, sql)
+		if err != nil {
+			return nil, fmt.Errorf("restore: table %s: check rows: %w", p.live.Name, err)
+		}
+		bad, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			return nil, fmt.Errorf("restore: table %s: check rows: %w", p.live.Name, err)
+		}
+		for i, r := range bad {
+			if i == maxNamed {
+				probs = append(probs, fmt.Sprintf("table %s: more rows not the tenant's", p.live.Name))
+				break
+			}
+			probs = append(probs, fmt.Sprintf("table %s: row %s is not the tenant's", p.live.Name, r))
+		}
+	}
+	return probs, nil
+}
+
+// keyCols are the columns a row is matched by: its primary key, else every column
+// inserted.
+func (p *plan) keyCols() []string {
+	if len(p.live.PrimaryKey) > 0 {
+		return p.live.PrimaryKey
+	}
+	return p.insert
+}
+
+// checkFiles makes sure that every file to write is named, in its column, by a row
+// of the tenant (live, once loaded, or staged by this run).
+func (l *loader) checkFiles(ctx context.Context, plans []*plan, files []restoreFile) ([]string, error) {
+	type col struct{ table, column string }
+	paths := map[col][]string{}
+	for _, f := range files {
+		if !f.notSaved {
+			c := col{f.Table, f.Column}
+			paths[c] = append(paths[c], f.Path)
+		}
+	}
+	if len(paths) == 0 {
+		return nil, nil
+	}
+	var probs []string
+	for c, ps := range paths {
+		name, err := catalog.ParseName(c.table)
+		if err != nil {
+			return nil, fmt.Errorf("restore: file column %s.%s: %w", c.table, c.column, err)
+		}
+		t := l.g.Table(name)
+		if t == nil || t.Column(c.column) == nil {
+			probs = append(probs, fmt.Sprintf("files of %s.%s: no such column in the tenant's tables", c.table, c.column))
+			continue
+		}
+		id := pgx.Identifier{c.column}.Sanitize()
+		named := "EXISTS (SELECT 1 FROM (" + l.g.SelectColumns(t, l.m.Tenant, []string{c.column}) + ") x WHERE x." + id + "::text = f.p)"
+		for _, p := range plans {
+			if p.live == t && p.stage != "" {
+				named += " OR EXISTS (SELECT 1 FROM " + p.stage + " s WHERE s." + id + "::text = f.p)"
+			}
+		}
+		rows, err := l.tx.Query(ctx, "SELECT f.p FROM unnest($1::text[]) AS f(p) WHERE NOT ("+named+") LIMIT "+fmt.Sprint(maxNamed+1), ps)
+		if err != nil {
+			return nil, fmt.Errorf("restore: files of %s.%s: check paths: %w", c.table, c.column, err)
+		}
+		bad, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			return nil, fmt.Errorf("restore: files of %s.%s: check paths: %w", c.table, c.column, err)
+		}
+		for i, b := range bad {
+			if i == maxNamed {
+				probs = append(probs, fmt.Sprintf("files of %s.%s: more paths no row of the tenant names", c.table, c.column))
+				break
+			}
+			probs = append(probs, fmt.Sprintf("file %s: no row of the tenant names it in %s.%s", b, c.table, c.column))
+		}
+	}
+	return probs, nil
+}
