@@ -285,17 +285,20 @@ func TestRun_ManifestPathIntoAnotherTenant(t *testing.T) {
 // checksums and counts recomputed so that verification passes: an integrity error
 // naming the table, nothing written.
 func TestRun_TableObjectWithAnotherTenantsRows(t *testing.T) {
+	otherCallLog := func(w *world, tenant uuid.UUID, cols []archive.Column, line []string) {
+		set(cols, line, "id", "987654")
+		set(cols, line, "tenant_uuid", w.tenants[1].String())
+	}
 	for _, tc := range []struct {
 		name, table string
 		edit        func(w *world, tenant uuid.UUID, cols []archive.Column, line []string)
+		partial     bool // only the call logs were deleted: rows go through staging, not straight COPY
 	}{
-		{"call log of another tenant", "call_logd_call_log", func(w *world, tenant uuid.UUID, cols []archive.Column, line []string) {
-			set(cols, line, "id", "987654")
-			set(cols, line, "tenant_uuid", w.tenants[1].String())
-		}},
+		{"call log of another tenant", "call_logd_call_log", otherCallLog, false},
+		{"call log of another tenant, staged", "call_logd_call_log", otherCallLog, true},
 		{"a new tenant row", "call_logd_tenant", func(w *world, tenant uuid.UUID, cols []archive.Column, line []string) {
 			set(cols, line, "uuid", uuid.New().String())
-		}},
+		}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
@@ -317,13 +320,19 @@ func TestRun_TableObjectWithAnotherTenantsRows(t *testing.T) {
 			}
 			appendRow(t, dir, &m.Tables[i], func(cols []archive.Column, line []string) { tc.edit(w, tenant, cols, line) })
 			rewriteManifest(t, dir, m)
-			w.purgeTenant(t, tenant)
+			if tc.partial {
+				if _, err := w.conn.Exec(testenv.Context(t), "DELETE FROM call_logd_call_log WHERE tenant_uuid = $1", tenant); err != nil {
+					t.Fatal(err)
+				}
+			} else {
+				w.purgeTenant(t, tenant)
+			}
 			removeFiles(t, m)
 			purged, files := w.state(t), w.rootState(t)
-			_, err = w.restore(t, w.options(tenant))
+			rep, err := w.restore(t, w.options(tenant))
 			var ie *restore.IntegrityError
 			if !errors.As(err, &ie) || !strings.Contains(err.Error(), "public."+tc.table) {
-				t.Fatalf("restore of a table object with a foreign row: %v, want an IntegrityError naming public.%s", err, tc.table)
+				t.Fatalf("restore of a table object with a foreign row: %v (%+v), want an IntegrityError naming public.%s", err, rep, tc.table)
 			}
 			w.nothingWritten(t, purged, files)
 		})
