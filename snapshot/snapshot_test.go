@@ -525,6 +525,34 @@ func TestRun_StorageDiesMidway(t *testing.T) {
 	}
 }
 
+// Storage that hangs mid-snapshot (MinIO paused: connections accepted, nothing
+// answers): through a bounded store the run ends with an error saying the store
+// made no progress, instead of waiting for as long as the storage hangs.
+func TestRun_StorageHangsMidway(t *testing.T) {
+	e := newEnv(t)
+	srv := testenv.StartMinIO(t)
+	ctx := testenv.Context(t)
+	raw, err := storage.NewS3(ctx, srv.Bucket, "", storage.S3Options{Endpoint: srv.Endpoint, Region: srv.Region,
+		AccessKeyID: srv.AccessKey, SecretAccessKey: srv.SecretKey, Insecure: true, PartSize: 5 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := storage.Bound(raw, storage.Bounds{Timeout: time.Second, Retries: 1})
+	cfg, _ := pgx.ParseConfig(e.dsn)
+	o := e.options(e.res.Tenants[0])
+	var once sync.Once
+	o.Progress = func(snapshot.Event) { once.Do(srv.Pause) }
+	_, err = snapshot.Run(ctx, cfg, s, o)
+	if !errors.Is(err, storage.ErrStalled) {
+		t.Fatalf("snapshot with storage hung midway: %v, want ErrStalled", err)
+	}
+	srv.Resume()
+	ms, err := repository.List(ctx, s, uuid.Nil)
+	if err != nil || len(ms) != 0 {
+		t.Errorf("after a failed run: %d snapshots listed (%v), want none", len(ms), err)
+	}
+}
+
 // A database that cannot be reached is an error, not a crash.
 func TestRun_Unreachable(t *testing.T) {
 	cfg, err := pgx.ParseConfig("postgres://nobody@127.0.0.1:1/none?connect_timeout=2")
