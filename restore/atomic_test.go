@@ -154,8 +154,12 @@ func TestRun_ConflictAtLastPathLeavesNothing(t *testing.T) {
 	}
 	w.nothingWritten(t, purged, files)
 
-	// Once the conflict is gone, the same restore completes.
+	// Once the conflict is gone, the same restore completes, and sweeps the temp
+	// file an older purgeguard (without a journal) left beside a target.
 	if err := os.Remove(last); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(filepath.Dir(last), ".purgeguard-123456789"), []byte("partial"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	rep := w.mustRestore(t, w.options(tenant))

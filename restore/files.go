@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -25,6 +26,7 @@ type restoreFile struct {
 	root     string // the directory it must stay under
 	target   string // where it is written
 	notSaved bool   // missing or outside its root when the snapshot was taken
+	noRoot   string // why it has nowhere to go: no root configured for its column
 
 	outcome string
 	staged  *place.Staged
@@ -60,7 +62,9 @@ func selectFiles(m *archive.Manifest, tables []archive.Table, o Options) ([]rest
 		clean := filepath.Clean(f.Path)
 		switch {
 		case root == "":
-			return nil, nil, fmt.Errorf("restore: file %s: no files root configured for %s.%s: %w", f.Path, f.Table, f.Column, ErrFileRefused)
+			// Refused when written: the configuration's own check (a files[].table
+			// the purge does not reach) speaks first, once connected.
+			rf.noRoot = fmt.Sprintf("no files root configured for %s.%s", f.Table, f.Column)
 		case !filepath.IsAbs(f.Path) || !archive.Within(root, clean) || clean == root:
 			probs = append(probs, fmt.Sprintf("file %s: path leaves its root %s", f.Path, root))
 			continue
@@ -154,6 +158,9 @@ func (fr *fileRun) stage(ctx context.Context) ([]FileReport, error) {
 }
 
 func (fr *fileRun) stageOne(ctx context.Context, dec *zstd.Decoder, f *restoreFile) error {
+	if f.noRoot != "" {
+		return fmt.Errorf("%s: %w", f.noRoot, ErrFileRefused)
+	}
 	root := place.NewRoot(f.root)
 	if err := root.Check(f.target); err != nil {
 		return fmt.Errorf("%w: %w", err, ErrFileRefused)
@@ -203,6 +210,9 @@ func (fr *fileRun) stageOne(ctx context.Context, dec *zstd.Decoder, f *restoreFi
 		// First use of dir by this run: what an earlier run left here without a
 		// journal saying so goes first (no other restore runs: the lock is held).
 		if _, err := place.Sweep(dir, journalTag); err != nil {
+			return err
+		}
+		if err := sweepLegacy(dir); err != nil {
 			return err
 		}
 		if err := j.add("dir", dir); err != nil {
@@ -336,6 +346,25 @@ func sweep(o Options) error {
 	}
 	for r := range roots {
 		if _, err := sweepJournals(r, o.Log); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// sweepLegacy removes the temp files restores before the journal left in dir:
+// .purgeguard- followed by digits only (os.CreateTemp's), which nothing else makes.
+func sweepLegacy(dir string) error {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	for _, e := range ents {
+		rest, ok := strings.CutPrefix(e.Name(), place.TempPrefix)
+		if !ok || rest == "" || !e.Type().IsRegular() || strings.Trim(rest, "0123456789") != "" {
+			continue
+		}
+		if err := os.Remove(filepath.Join(dir, e.Name())); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return err
 		}
 	}
