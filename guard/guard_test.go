@@ -1,11 +1,16 @@
 package guard_test
 
 import (
+	"bytes"
 	"errors"
+	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -212,5 +217,66 @@ func TestLockTx(t *testing.T) {
 		t.Errorf("guard after the restore's transaction ended: %v, want the lock", err)
 	} else {
 		unlock()
+	}
+}
+
+// syncBuffer is a log sink read while a run writes to it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// A guard that must wait for the lock says so, naming the session that holds it, and
+// goes on once it is released.
+func TestRun_SaysItWaitsForTheLock(t *testing.T) {
+	w := newWorld(t)
+	ctx := testenv.Context(t)
+	holder := testenv.Connect(t, w.dsn)
+	var pid int
+	if err := holder.QueryRow(ctx, "SELECT pg_backend_pid()").Scan(&pid); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := holder.Exec(ctx, "SELECT pg_advisory_lock($1, $2)", 0x70677264, 1); err != nil {
+		t.Fatal(err)
+	}
+	cfg, _ := pgx.ParseConfig(w.dsn)
+	root, _ := catalog.ParseName("public.call_logd_tenant")
+	var logs syncBuffer
+	done := make(chan error, 1)
+	go func() {
+		_, err := guard.Run(ctx, cfg, w.store, guard.Options{Input: guard.Input{Targets: []uuid.UUID{}},
+			Rules: policy.DefaultRules(), Snapshot: snapshot.Options{Graph: catalog.Options{Root: root, Key: "uuid"}},
+			Command: []string{"true"}, Log: slog.New(slog.NewTextHandler(&logs, nil))})
+		done <- err
+	}()
+	for !strings.Contains(logs.String(), "waiting for purgeguard's lock") {
+		select {
+		case err := <-done:
+			t.Fatalf("guard ended (%v) while the lock was held; logs:\n%s", err, logs.String())
+		case <-ctx.Done():
+			t.Fatalf("guard never said it waits; logs:\n%s", logs.String())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	if !strings.Contains(logs.String(), fmt.Sprintf("holder_pid=%d", pid)) {
+		t.Errorf("the wait does not name the holder (pid %d):\n%s", pid, logs.String())
+	}
+	if _, err := holder.Exec(ctx, "SELECT pg_advisory_unlock($1, $2)", 0x70677264, 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Errorf("guard after the lock was released: %v", err)
 	}
 }
