@@ -25,6 +25,18 @@ func Status(ctx context.Context, q Querier) (*State, error) {
 		return nil, fmt.Errorf("fence: status: read %s.fenced: %w", Schema, err)
 	}
 	st.Tables = tables
+	st.Mode = ModeRefuse
+	var capture bool
+	if err := q.QueryRow(ctx, "SELECT to_regclass('purgeguard.setting') IS NOT NULL AND to_regclass('purgeguard.trash') IS NOT NULL").Scan(&capture); err != nil {
+		return nil, fmt.Errorf("fence: status: %w", err)
+	}
+	if capture {
+		err := q.QueryRow(ctx, "SELECT coalesce((SELECT value FROM purgeguard.setting WHERE name = 'mode'), $1), (SELECT count(*) FROM purgeguard.trash)",
+			ModeRefuse).Scan(&st.Mode, &st.TrashRows)
+		if err != nil {
+			return nil, fmt.Errorf("fence: status: read the mode and the trash: %w", err)
+		}
+	}
 	rows, err := q.Query(ctx, `
 		SELECT tenant, snapshot, run, expires_at, created_at FROM purgeguard.approval
 		WHERE expires_at > now() ORDER BY created_at, tenant, run`)
@@ -87,6 +99,9 @@ func Disarm(ctx context.Context, conn *pgx.Conn, run uuid.UUID) error {
 		}
 		if _, err := tx.Exec(ctx, "DELETE FROM purgeguard.approval WHERE run = $1 OR expires_at <= now()", run); err != nil {
 			return fmt.Errorf("delete from %s.approval: %w", Schema, err)
+		}
+		if _, err := tx.Exec(ctx, `DELETE FROM purgeguard.retention_approval WHERE run = $1 OR expires_at <= now()`, run); err != nil {
+			return fmt.Errorf("delete from %s.retention_approval: %w", Schema, err)
 		}
 		return nil
 	})

@@ -184,14 +184,14 @@ func TestInstallFollowsTheGraphAndUninstallFindsStrays(t *testing.T) {
 	e.exec(t, "ALTER TABLE call_logd_recording RENAME TO call_logd_recording_old")
 	// A table of the user's own in schema purgeguard is not the fence's to drop.
 	e.exec(t, "CREATE TABLE purgeguard.mine (x int)")
-	if err := fence.Uninstall(e.ctx, e.admin, nil); err == nil || !strings.Contains(err.Error(), "objects the fence did not create") {
+	if err := fence.Uninstall(e.ctx, e.admin, nil, false); err == nil || !strings.Contains(err.Error(), "objects the fence did not create") {
 		t.Fatalf("Uninstall with a foreign table in schema purgeguard: %v, want it refused", err)
 	}
 	if st, err := fence.Status(e.ctx, e.admin); err != nil || !st.Installed {
 		t.Fatalf("Status after a refused Uninstall: %+v, %v; want the fence still installed", st, err)
 	}
 	e.exec(t, "ALTER TABLE purgeguard.mine SET SCHEMA public")
-	if err := fence.Uninstall(e.ctx, e.admin, nil); err != nil {
+	if err := fence.Uninstall(e.ctx, e.admin, nil, false); err != nil {
 		t.Fatalf("Uninstall: %v", err)
 	}
 	if left := e.fenceTriggers(t); len(left) > 0 {

@@ -6,3 +6,6 @@ var (
 	InstallGraph   = installGraph
 	UninstallGraph = uninstallGraph
 )
+
+// InstallCaptureGraph is installCaptureGraph, for the same reason.
+var InstallCaptureGraph = installCaptureGraph

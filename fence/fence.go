@@ -29,10 +29,35 @@ const SQLState = "PGF01"
 
 // Names the fence creates. The schema is purgeguard's own; nothing else lives there.
 const (
-	Schema          = "purgeguard"
-	DeleteTrigger   = "purgeguard_fence"          // BEFORE DELETE FOR EACH ROW on the root
-	TruncateTrigger = "purgeguard_fence_truncate" // BEFORE TRUNCATE on every fenced table
+	Schema               = "purgeguard"
+	DeleteTrigger        = "purgeguard_fence"          // refuse mode: BEFORE DELETE FOR EACH ROW on the root
+	TruncateTrigger      = "purgeguard_fence_truncate" // BEFORE TRUNCATE on every fenced table
+	CaptureTrigger       = "purgeguard_capture"        // capture mode: BEFORE DELETE FOR EACH ROW on every graph table
+	CaptureUpdateTrigger = "purgeguard_capture_update" // capture mode: BEFORE UPDATE OF emptied columns
 )
+
+// triggerNames are every name the fence gives its triggers.
+var triggerNames = []string{DeleteTrigger, TruncateTrigger, CaptureTrigger, CaptureUpdateTrigger}
+
+// Modes of the fence.
+const (
+	// ModeRefuse fails every tenant DELETE of the root that guard did not approve.
+	ModeRefuse = "refuse"
+	// ModeCapture lets every DELETE through and keeps what guard did not approve in
+	// the trash.
+	ModeCapture = "capture"
+)
+
+// Column is a column whose emptying (an UPDATE setting it to NULL) the capturing
+// fence keeps the old row of: a file column (call-logd's recording path), a column
+// a retention purge empties.
+type Column struct {
+	Table  profile.TableName
+	Column string
+}
+
+// ErrTrashNotEmpty is returned by Uninstall without force while the trash holds rows.
+var ErrTrashNotEmpty = errors.New("the trash holds rows: run `purgeguard trash save` first, or uninstall with --force to drop them")
 
 // ErrNotInstalled is wrapped by the errors of Arm and Disarm when the database has no
 // fence; test for it with errors.Is.
@@ -48,6 +73,8 @@ func IsRefused(err error) bool {
 // State is what Status found.
 type State struct {
 	Installed bool                `json:"installed"`
+	Mode      string              `json:"mode,omitempty"`
+	TrashRows int64               `json:"trash_rows"`
 	Tables    []profile.TableName `json:"tables"`    // fenced tables, partitions included
 	Approvals []Approval          `json:"approvals"` // live ones only
 }

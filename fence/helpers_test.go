@@ -82,7 +82,7 @@ func (e *env) install(t *testing.T, g *catalog.Graph) {
 
 func (e *env) uninstall(t *testing.T, g *catalog.Graph) {
 	t.Helper()
-	if err := fence.UninstallGraph(e.ctx, e.admin, g); err != nil {
+	if err := fence.UninstallGraph(e.ctx, e.admin, g, false); err != nil {
 		t.Fatalf("Uninstall: %v", err)
 	}
 }
@@ -210,7 +210,7 @@ func (e *env) fenceTriggers(t *testing.T) []string {
 	t.Helper()
 	rows, err := e.admin.Query(e.ctx, `
 		SELECT tgrelid::regclass::text || ' ' || tgname FROM pg_trigger
-		WHERE tgname IN ($1, $2) ORDER BY 1`, fence.DeleteTrigger, fence.TruncateTrigger)
+		WHERE tgname IN ($1, $2, $3, $4) ORDER BY 1`, fence.DeleteTrigger, fence.TruncateTrigger, fence.CaptureTrigger, fence.CaptureUpdateTrigger)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,13 +11,15 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/purgeguard/purgeguard/internal/catalog"
+	"github.com/purgeguard/purgeguard/internal/trash"
 )
 
-// Install fences g in one transaction: the schema purgeguard with its approval table
-// and trigger functions, a BEFORE DELETE row trigger on the root, and a BEFORE TRUNCATE
-// trigger on every table of g and every partition below a partitioned one. Running it
-// again brings the fence in line with g: tables that joined the graph gain the trigger,
-// tables that left it (or a former root) lose theirs. Approvals are kept.
+// Install fences g in refuse mode, in one transaction: the schema purgeguard with its
+// approval table and trigger functions, a BEFORE DELETE row trigger on the root, and a
+// BEFORE TRUNCATE trigger on every table of g and every partition below a partitioned
+// one. Running it again brings the fence in line with g: tables that joined the graph
+// gain the trigger, tables that left it (or a former root) lose theirs. Approvals and
+// the trash are kept, so switching from capture mode loses nothing.
 //
 // Partitions created after Install are not fenced against a direct TRUNCATE until
 // Install runs again: a TRUNCATE trigger on the parent does not fire for them.
@@ -30,6 +32,38 @@ func Install(ctx context.Context, conn *pgx.Conn, tenants profile.Tenants) error
 }
 
 func installGraph(ctx context.Context, conn *pgx.Conn, g *catalog.Graph) error {
+	return install(ctx, conn, g, ModeRefuse, nil)
+}
+
+// InstallCapture fences the tenant graph in capture mode, in one transaction:
+// instead of refusing, a BEFORE DELETE row trigger on every table of the graph (on a
+// partitioned table, cloned onto each partition, present and future) keeps every row
+// a statement deletes without an approval in purgeguard.trash, and a BEFORE UPDATE
+// row trigger keeps the old row when a statement empties one of watch, or a column a
+// purge sets to NULL or DEFAULT through a foreign key. TRUNCATE stays refused.
+// Approvals and the trash are kept, so switching from refuse mode loses nothing.
+func InstallCapture(ctx context.Context, conn *pgx.Conn, tenants profile.Tenants, watch []Column) error {
+	g, err := catalog.Load(ctx, conn, tenants)
+	if err != nil {
+		return fmt.Errorf("fence: install: %w", err)
+	}
+	return installCaptureGraph(ctx, conn, g, watch)
+}
+
+func installCaptureGraph(ctx context.Context, conn *pgx.Conn, g *catalog.Graph, watch []Column) error {
+	for _, w := range watch {
+		t := g.Table(w.Table)
+		if t == nil {
+			return fmt.Errorf("fence: install: watched column %s.%s: the table is not in the tenant graph", w.Table, w.Column)
+		}
+		if t.Column(w.Column) == nil {
+			return fmt.Errorf("fence: install: watched column %s.%s: %w", w.Table, w.Column, catalog.ErrNotFound)
+		}
+	}
+	return install(ctx, conn, g, ModeCapture, watch)
+}
+
+func install(ctx context.Context, conn *pgx.Conn, g *catalog.Graph, mode string, watch []Column) error {
 	if g == nil || g.Key == "" {
 		return errors.New("fence: install: no graph or no key column")
 	}
@@ -47,14 +81,27 @@ func installGraph(ctx context.Context, conn *pgx.Conn, g *catalog.Graph) error {
 		if _, err := tx.Exec(ctx, createSchemaSQL); err != nil {
 			return fmt.Errorf("create schema %s: %w", Schema, err)
 		}
-		if _, err := tx.Exec(ctx, createFunctionsSQL); err != nil {
+		if _, err := tx.Exec(ctx, createCaptureSQL); err != nil {
+			return fmt.Errorf("create the trash: %w", err)
+		}
+		if _, err := tx.Exec(ctx, createFunctionsSQL+createCaptureFunctionsSQL); err != nil {
 			return fmt.Errorf("create trigger functions: %w", err)
 		}
-		if err := dropStale(ctx, tx, g.Root, tables); err != nil {
+		want, err := wanted(g, mode, tables, watch)
+		if err != nil {
 			return err
 		}
-		if err := createTriggers(ctx, tx, g.Root, g.Key, tables); err != nil {
+		if err := dropStale(ctx, tx, tables, want); err != nil {
 			return err
+		}
+		for _, tr := range want {
+			if err := tr.create(ctx, tx); err != nil {
+				return err
+			}
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO purgeguard.setting (name, value) VALUES ('mode', $1)
+			ON CONFLICT (name) DO UPDATE SET value = excluded.value`, mode); err != nil {
+			return fmt.Errorf("record the mode: %w", err)
 		}
 		return record(ctx, tx, tables)
 	})
@@ -73,7 +120,10 @@ func installGraph(ctx context.Context, conn *pgx.Conn, g *catalog.Graph) error {
 //
 // With tenants nil, or a tenant graph that can no longer be read (its root dropped),
 // the fence's triggers are found through its own trigger functions instead.
-func Uninstall(ctx context.Context, conn *pgx.Conn, tenants *profile.Tenants) error {
+//
+// While the trash holds rows, Uninstall refuses with ErrTrashNotEmpty unless force:
+// dropping it would lose them (run `purgeguard trash save` first).
+func Uninstall(ctx context.Context, conn *pgx.Conn, tenants *profile.Tenants, force bool) error {
 	var g *catalog.Graph
 	if tenants != nil {
 		var err error
@@ -81,13 +131,18 @@ func Uninstall(ctx context.Context, conn *pgx.Conn, tenants *profile.Tenants) er
 			return &GraphError{Err: err}
 		}
 	}
-	return uninstallGraph(ctx, conn, g)
+	return uninstallGraph(ctx, conn, g, force)
 }
 
-func uninstallGraph(ctx context.Context, conn *pgx.Conn, g *catalog.Graph) error {
+func uninstallGraph(ctx context.Context, conn *pgx.Conn, g *catalog.Graph, force bool) error {
 	err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
 		if err := begin(ctx, tx, true); err != nil {
 			return err
+		}
+		if !force {
+			if err := checkTrashEmpty(ctx, tx); err != nil {
+				return err
+			}
 		}
 		var tables []catalog.Name
 		if g != nil {
@@ -124,7 +179,7 @@ func uninstallGraph(ctx context.Context, conn *pgx.Conn, g *catalog.Graph) error
 // role named purgeguard has the schema first on its default search_path ("$user"),
 // so its unqualified CREATE TABLE lands there: CASCADE would drop that table too.
 func dropSchema(ctx context.Context, tx pgx.Tx) error {
-	if _, err := tx.Exec(ctx, dropObjectsSQL); err != nil {
+	if _, err := tx.Exec(ctx, dropCaptureSQL+dropObjectsSQL); err != nil {
 		return fmt.Errorf("drop the fence's functions and tables: %w", err)
 	}
 	if _, err := tx.Exec(ctx, "DROP SCHEMA IF EXISTS purgeguard"); err != nil {
@@ -177,6 +232,22 @@ func checkKey(ctx context.Context, tx pgx.Tx, root catalog.Name, key string) err
 	}
 	if !ok {
 		return fmt.Errorf("key column %q: %w", key, catalog.ErrNotFound)
+	}
+	return nil
+}
+
+// checkTrashEmpty fails with ErrTrashNotEmpty while the trash holds rows.
+func checkTrashEmpty(ctx context.Context, tx pgx.Tx) error {
+	exists, err := trash.Exists(ctx, tx)
+	if err != nil || !exists {
+		return err
+	}
+	var rows bool
+	if err := tx.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM purgeguard.trash)").Scan(&rows); err != nil {
+		return fmt.Errorf("look into %s.trash: %w", Schema, err)
+	}
+	if rows {
+		return ErrTrashNotEmpty
 	}
 	return nil
 }

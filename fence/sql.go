@@ -87,7 +87,7 @@ DROP TABLE IF EXISTS purgeguard.approval, purgeguard.fenced;`
 
 // fenceTriggersSQL lists the triggers to remove: those calling a function of schema
 // purgeguard wherever they are (on a table renamed since Install too), and those
-// bearing the fence's names ($1, $2) on the tables given as arrays ($3, $4). Clones of
+// bearing the fence's names ($1) on the tables given as arrays ($2, $3). Clones of
 // a row trigger on partitions (tgparentid <> 0) go with their parent's and cannot be
 // dropped alone.
 const fenceTriggersSQL = `
@@ -99,8 +99,8 @@ JOIN pg_proc p ON p.oid = t.tgfoid
 JOIN pg_namespace pn ON pn.oid = p.pronamespace
 WHERE NOT t.tgisinternal AND t.tgparentid = 0 AND (
 	pn.nspname = 'purgeguard'
-	OR (t.tgname IN ($1, $2)
-		AND (n.nspname, c.relname) IN (SELECT * FROM unnest($3::text[], $4::text[]))))
+	OR (t.tgname = ANY ($1::text[])
+		AND (n.nspname, c.relname) IN (SELECT * FROM unnest($2::text[], $3::text[]))))
 ORDER BY 1, 2, 3`
 
 // partitionsSQL lists every partition below a partitioned table, sub-partitions

@@ -1,0 +1,172 @@
+package fence
+
+// createCaptureSQL creates what the capturing mode needs beside the approvals: the
+// trash, the retention approvals, the journal of trash saves, and the fence's mode.
+// Installing refuse mode creates them too, so switching modes keeps them.
+//
+// The trash has one index, the one every reader goes through (table, then tenant;
+// NULL tenants are the rows Resolve still has to attribute), and a partial one for
+// the few rows deleted from a partition: each capture costs an index insert, and
+// the capture is in the service's own DELETE.
+const createCaptureSQL = `
+CREATE TABLE IF NOT EXISTS purgeguard.setting (
+	name text PRIMARY KEY,
+	value text NOT NULL
+);
+CREATE TABLE IF NOT EXISTS purgeguard.trash (
+	id bigint GENERATED ALWAYS AS IDENTITY,
+	table_schema text NOT NULL,
+	table_name text NOT NULL,
+	rel_schema text,
+	rel_name text,
+	op text NOT NULL,
+	tenant text,
+	xid xid8 NOT NULL DEFAULT pg_current_xact_id(),
+	at timestamptz NOT NULL DEFAULT statement_timestamp(),
+	row text NOT NULL
+);
+CREATE INDEX IF NOT EXISTS trash_table_tenant ON purgeguard.trash (table_schema, table_name, tenant);
+CREATE INDEX IF NOT EXISTS trash_partition ON purgeguard.trash (table_schema, table_name, rel_schema, rel_name)
+	WHERE rel_name IS NOT NULL;
+CREATE TABLE IF NOT EXISTS purgeguard.retention_approval (
+	run uuid NOT NULL,
+	tenant text NOT NULL,
+	table_schema text NOT NULL,
+	table_name text NOT NULL,
+	time_column text NOT NULL,
+	cutoff timestamptz NOT NULL,
+	-- for a rule that empties columns of another table: that table, and its key
+	-- column referencing table_name's ref_column
+	null_schema text,
+	null_table text,
+	fk_column text,
+	ref_column text,
+	tenant_column text,
+	expires_at timestamptz NOT NULL,
+	created_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX IF NOT EXISTS retention_approval_tenant ON purgeguard.retention_approval (tenant, table_schema, table_name);
+CREATE TABLE IF NOT EXISTS purgeguard.trash_save (
+	snapshot uuid PRIMARY KEY,
+	tenant text NOT NULL,
+	xids xid8[] NOT NULL,
+	created_at timestamptz NOT NULL DEFAULT now()
+);`
+
+// createCaptureFunctionsSQL: the capturing triggers' functions. As with the refuse
+// trigger, column and table names arrive as trigger arguments and reach SQL only
+// through format('%I') or as values, never spliced into a body.
+//
+// row_text writes a record's text form under fixed output settings, so that it reads
+// back the same whatever the deleting session set (a DateStyle of SQL, DMY, a
+// lowered extra_float_digits, bytea_output escape would otherwise change what is
+// kept).
+//
+// capture_delete, BEFORE DELETE FOR EACH ROW on every table of the graph (on a
+// partitioned table, cloned by PostgreSQL onto every partition, present and future):
+//
+//	TG_ARGV[0], [1]  the graph table (a partition's clone keeps its parent's)
+//	TG_ARGV[2]       the column holding the row's tenant, '' if the row alone does not tell
+//	TG_ARGV[3]       'own' when that column is the tenant the trash files the row under
+//
+// A row is let go without a copy when its tenant has a live approval (guard), or a
+// live retention approval for this table covers it (older than the cut-off). A row
+// whose tenant it cannot read is let go only inside a cascade (trigger depth > 1) of
+// a transaction that has let an approved row go and captured none: its parent was
+// approved. Every other row is kept.
+//
+// capture_update, BEFORE UPDATE OF the watched columns FOR EACH ROW, WHEN one of them
+// is emptied: the old row is kept, unless a cascade of an approved purge empties it,
+// its tenant is approved, or a retention approval for this table covers its parent.
+const createCaptureFunctionsSQL = `
+CREATE OR REPLACE FUNCTION purgeguard.row_text(r anyelement) RETURNS text
+LANGUAGE sql STABLE
+SET datestyle = 'ISO, MDY' SET intervalstyle = 'postgres' SET timezone = 'UTC'
+SET extra_float_digits = 1 SET bytea_output = 'hex'
+AS $fence$ SELECT r::text $fence$;
+REVOKE ALL ON FUNCTION purgeguard.row_text(anyelement) FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION purgeguard.capture_delete() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fence$
+DECLARE
+	j jsonb;
+	tenant_text text;
+BEGIN
+	IF TG_ARGV[2] <> '' THEN
+		j := to_jsonb(OLD);
+		tenant_text := j ->> TG_ARGV[2];
+		IF tenant_text IS NOT NULL AND (
+			EXISTS (SELECT 1 FROM purgeguard.approval a WHERE a.tenant = tenant_text AND a.expires_at > now())
+			OR EXISTS (SELECT 1 FROM purgeguard.retention_approval r
+				WHERE r.tenant = tenant_text AND r.table_schema = TG_ARGV[0] AND r.table_name = TG_ARGV[1]
+					AND r.null_table IS NULL AND r.expires_at > now()
+					AND (j ->> r.time_column)::timestamptz < r.cutoff))
+		THEN
+			IF current_setting('purgeguard.approved', true) IS DISTINCT FROM 'on' THEN
+				PERFORM set_config('purgeguard.approved', 'on', true);
+			END IF;
+			RETURN OLD;
+		END IF;
+	ELSIF pg_trigger_depth() > 1 AND current_setting('purgeguard.approved', true) = 'on'
+		AND current_setting('purgeguard.captured', true) IS DISTINCT FROM 'on' THEN
+		RETURN OLD;
+	END IF;
+	INSERT INTO purgeguard.trash (table_schema, table_name, rel_schema, rel_name, op, tenant, row)
+	VALUES (TG_ARGV[0], TG_ARGV[1],
+		CASE WHEN TG_TABLE_SCHEMA <> TG_ARGV[0] OR TG_TABLE_NAME <> TG_ARGV[1] THEN TG_TABLE_SCHEMA END,
+		CASE WHEN TG_TABLE_SCHEMA <> TG_ARGV[0] OR TG_TABLE_NAME <> TG_ARGV[1] THEN TG_TABLE_NAME END,
+		'delete', CASE WHEN TG_ARGV[3] = 'own' THEN tenant_text END, purgeguard.row_text(OLD));
+	IF current_setting('purgeguard.captured', true) IS DISTINCT FROM 'on' THEN
+		PERFORM set_config('purgeguard.captured', 'on', true);
+	END IF;
+	RETURN OLD;
+END
+$fence$;
+REVOKE ALL ON FUNCTION purgeguard.capture_delete() FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION purgeguard.capture_update() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fence$
+DECLARE
+	tenant_text text;
+	r record;
+	parent_tenant text;
+	parent_time timestamptz;
+BEGIN
+	IF pg_trigger_depth() > 1 AND current_setting('purgeguard.approved', true) = 'on'
+		AND current_setting('purgeguard.captured', true) IS DISTINCT FROM 'on' THEN
+		RETURN NEW;
+	END IF;
+	IF TG_ARGV[2] <> '' THEN
+		tenant_text := to_jsonb(OLD) ->> TG_ARGV[2];
+		IF tenant_text IS NOT NULL AND EXISTS (
+			SELECT 1 FROM purgeguard.approval a WHERE a.tenant = tenant_text AND a.expires_at > now()) THEN
+			RETURN NEW;
+		END IF;
+	END IF;
+	FOR r IN SELECT * FROM purgeguard.retention_approval a
+		WHERE a.null_schema = TG_ARGV[0] AND a.null_table = TG_ARGV[1] AND a.expires_at > now()
+	LOOP
+		EXECUTE format('SELECT p.%I::text, p.%I::timestamptz FROM %I.%I p WHERE p.%I = ($1).%I',
+			r.tenant_column, r.time_column, r.table_schema, r.table_name, r.ref_column, r.fk_column)
+			INTO parent_tenant, parent_time USING OLD;
+		IF parent_tenant = r.tenant AND parent_time < r.cutoff THEN
+			RETURN NEW;
+		END IF;
+	END LOOP;
+	INSERT INTO purgeguard.trash (table_schema, table_name, rel_schema, rel_name, op, row)
+	VALUES (TG_ARGV[0], TG_ARGV[1],
+		CASE WHEN TG_TABLE_SCHEMA <> TG_ARGV[0] OR TG_TABLE_NAME <> TG_ARGV[1] THEN TG_TABLE_SCHEMA END,
+		CASE WHEN TG_TABLE_SCHEMA <> TG_ARGV[0] OR TG_TABLE_NAME <> TG_ARGV[1] THEN TG_TABLE_NAME END,
+		'update', purgeguard.row_text(OLD));
+	IF current_setting('purgeguard.captured', true) IS DISTINCT FROM 'on' THEN
+		PERFORM set_config('purgeguard.captured', 'on', true);
+	END IF;
+	RETURN NEW;
+END
+$fence$;
+REVOKE ALL ON FUNCTION purgeguard.capture_update() FROM PUBLIC;`
+
+// dropCaptureSQL drops what createCaptureSQL and createCaptureFunctionsSQL create.
+const dropCaptureSQL = `
+DROP FUNCTION IF EXISTS purgeguard.capture_delete(), purgeguard.capture_update(), purgeguard.row_text(anyelement);
+DROP TABLE IF EXISTS purgeguard.trash, purgeguard.retention_approval, purgeguard.trash_save, purgeguard.setting;`

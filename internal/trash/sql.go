@@ -1,0 +1,153 @@
+package trash
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/purgeguard/purgeguard/internal/catalog"
+)
+
+// Names of the trash's own columns in the selects rendered here, chosen so that no
+// table column can clash with them.
+const (
+	colID     = `"trash.id"`
+	colTenant = `"trash.tenant"`
+	colXid    = `"trash.xid"`
+	colOp     = `"trash.op"`
+)
+
+// TenantColumn returns the column of t that holds its rows' tenant when the row
+// alone tells it: the root's key, an extra table's tenant column, or the column of a
+// single-column cascade key to the root's key. own reports whether that column is
+// also the tenant a deleted row belongs to in the trash: true when t has no other
+// cascade parent (a member of tenant A deleted because tenant B's project went is
+// filed under B, the tenant whose purge took it, as B's snapshot would hold it).
+func TenantColumn(g *catalog.Graph, t *catalog.Table) (col string, own bool) {
+	cascades := 0
+	for _, fk := range t.Via {
+		if fk.OnDelete == catalog.OnDeleteCascade {
+			cascades++
+		}
+	}
+	switch {
+	case t.Name == g.Root:
+		return g.Key, true
+	case len(t.ExtraColumns) > 0:
+		return t.ExtraColumns[0], cascades == 0
+	}
+	for _, fk := range t.Via {
+		if fk.OnDelete == catalog.OnDeleteCascade && fk.Parent == g.Root && len(fk.Columns) == 1 && fk.RefColumns[0] == g.Key {
+			return fk.Columns[0], cascades == 1
+		}
+	}
+	return "", false
+}
+
+// relations maps each graph table to the partitions its trash rows were deleted
+// from, other than itself (rel_name is NULL for a row deleted from the table itself).
+type relations map[catalog.Name][]catalog.Name
+
+// readRelations reads the partitions the trash holds rows of.
+func readRelations(ctx context.Context, q catalog.Querier) (relations, error) {
+	rows, err := q.Query(ctx, `SELECT DISTINCT table_schema, table_name, rel_schema, rel_name
+		FROM purgeguard.trash WHERE rel_name IS NOT NULL ORDER BY 1, 2, 3, 4`)
+	if err != nil {
+		return nil, fmt.Errorf("trash: partitions: %w", err)
+	}
+	defer rows.Close()
+	out := relations{}
+	for rows.Next() {
+		var t, r catalog.Name
+		if err := rows.Scan(&t.Schema, &t.Table, &r.Schema, &r.Table); err != nil {
+			return nil, fmt.Errorf("trash: partitions: %w", err)
+		}
+		out[t] = append(out[t], r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("trash: partitions: %w", err)
+	}
+	return out, nil
+}
+
+// rows renders a select of t's trash rows meeting cond (on alias tr): the trash's
+// own columns, then cols of each row read back as a record of the relation it came
+// from. OFFSET 0 keeps the cast a column of its own, made once per row rather than
+// once per field.
+func (rs relations) rows(t *catalog.Table, cols []string, cond string) string {
+	fields := make([]string, len(cols))
+	for i, c := range cols {
+		id := pgx.Identifier{c}.Sanitize()
+		fields[i] = "(x.r)." + id + " AS " + id
+	}
+	one := func(rel catalog.Name, relCond string) string {
+		sel := "SELECT tr.id AS " + colID + ", tr.tenant AS " + colTenant + ", tr.xid AS " + colXid + ", tr.op AS " + colOp
+		if len(fields) > 0 {
+			sel += ", " + strings.Join(fields, ", ")
+		}
+		return sel + " FROM purgeguard.trash tr CROSS JOIN LATERAL (SELECT tr.row::" + rel.Sanitize() + " AS r OFFSET 0) x" +
+			" WHERE tr.table_schema = " + literal(t.Name.Schema) + " AND tr.table_name = " + literal(t.Name.Table) +
+			" AND " + relCond + " AND (" + cond + ")"
+	}
+	parts := []string{one(t.Name, "tr.rel_name IS NULL")}
+	for _, p := range rs[t.Name] {
+		parts = append(parts, one(p, "tr.rel_schema = "+literal(p.Schema)+" AND tr.rel_name = "+literal(p.Table)))
+	}
+	return strings.Join(parts, " UNION ALL ")
+}
+
+// Selector renders, for the snapshot engine, the trash rows of one tenant from the
+// given transactions instead of the live rows. A row captured more than once (its
+// file path emptied, then deleted) is saved once, in its earliest version: the one
+// before any purge touched it.
+type Selector struct {
+	rels relations
+	xids map[uuid.UUID][]uint64
+}
+
+// NewSelector reads what it needs within q (the snapshot's read): the partitions
+// the trash holds rows of.
+func NewSelector(ctx context.Context, q catalog.Querier, xids map[uuid.UUID][]uint64) (*Selector, error) {
+	rels, err := readRelations(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	return &Selector{rels: rels, xids: xids}, nil
+}
+
+// Select selects every stored column of t's trash rows of tenant.
+func (s *Selector) Select(t *catalog.Table, tenant uuid.UUID) string {
+	return s.SelectColumns(t, tenant, t.ColumnNames())
+}
+
+// SelectColumns selects cols of t's trash rows of tenant from its transactions.
+func (s *Selector) SelectColumns(t *catalog.Table, tenant uuid.UUID, cols []string) string {
+	cond := "tr.tenant = " + literal(tenant.String()) + " AND tr.xid = ANY (" + xidArray(s.xids[tenant]) + ")"
+	all := t.ColumnNames()
+	for _, c := range cols {
+		if !slices.Contains(all, c) {
+			all = append(all, c)
+		}
+	}
+	out := make([]string, len(cols))
+	for i, c := range cols {
+		out[i] = "s." + pgx.Identifier{c}.Sanitize()
+	}
+	inner := s.rels.rows(t, all, cond)
+	if len(t.PrimaryKey) == 0 {
+		return "SELECT " + strings.Join(out, ", ") + " FROM (" + inner + ") s"
+	}
+	pk := make([]string, len(t.PrimaryKey))
+	for i, c := range t.PrimaryKey {
+		pk[i] = "u." + pgx.Identifier{c}.Sanitize()
+	}
+	return "SELECT " + strings.Join(out, ", ") + " FROM (SELECT DISTINCT ON (" + strings.Join(pk, ", ") + ") u.* FROM (" +
+		inner + ") u ORDER BY " + strings.Join(pk, ", ") + ", u." + colID + ") s"
+}
+
+// SelectTenants has no single-scan form for the trash: false.
+func (s *Selector) SelectTenants(*catalog.Table, []uuid.UUID) (string, bool) { return "", false }

@@ -1,0 +1,184 @@
+// Package trash reads and empties purgeguard.trash, where the capturing fence keeps
+// every row deleted (or emptied) by a statement guard did not approve. Each row is
+// kept as the text form of the record (`OLD::text`, written under fixed output
+// settings), with the graph table it belongs to, the relation it was deleted from (a
+// partition of a partitioned table), the capturing transaction and its time. Read
+// back, `row::relation` gives the record again, and COPY of its columns writes what
+// COPY of the live row wrote: PostgreSQL's own output functions, not a re-encoding.
+//
+// Rows whose tenant the trigger could not tell on its own (a participant of a call
+// log, a task under another tenant's task) are attributed by Resolve, through the
+// graph's foreign keys, to the tenant whose deleted row caused theirs to go.
+package trash
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/purgeguard/purgeguard/internal/catalog"
+)
+
+// Table is the trash, as SQL names it.
+const Table = "purgeguard.trash"
+
+// Operations a trash row records.
+const (
+	OpDelete = "delete" // the row was deleted
+	OpUpdate = "update" // the row's old version, before a column it held was emptied
+)
+
+// Exists reports whether the trash table is there (the fence installed, any mode).
+func Exists(ctx context.Context, q catalog.Querier) (bool, error) {
+	var ok bool
+	if err := q.QueryRow(ctx, "SELECT to_regclass('purgeguard.trash') IS NOT NULL").Scan(&ok); err != nil {
+		return false, fmt.Errorf("trash: look for %s: %w", Table, err)
+	}
+	return ok, nil
+}
+
+// Transaction is one capturing transaction's rows of one tenant.
+type Transaction struct {
+	Xid   uint64    `json:"xid"`
+	First time.Time `json:"first"`
+	Last  time.Time `json:"last"`
+	Rows  int64     `json:"rows"`
+}
+
+// Group is what the trash holds of one tenant (Tenant nil: rows not attributed yet),
+// table and transaction.
+type Group struct {
+	Tenant *uuid.UUID `json:"tenant"`
+	Table  string     `json:"table"`
+	Xid    uint64     `json:"xid"`
+	First  time.Time  `json:"first"`
+	Last   time.Time  `json:"last"`
+	Rows   int64      `json:"rows"`
+}
+
+// List returns the trash's rows grouped by tenant, table and transaction, oldest
+// first; with tenant set, that tenant's only.
+func List(ctx context.Context, q catalog.Querier, tenant *uuid.UUID) ([]Group, error) {
+	var filter string
+	var args []any
+	if tenant != nil {
+		filter, args = "WHERE tenant = $1", []any{tenant.String()}
+	}
+	rows, err := q.Query(ctx, `
+		SELECT tenant, table_schema || '.' || table_name, xid::text::numeric::bigint, min(at), max(at), count(*)
+		FROM purgeguard.trash `+filter+`
+		GROUP BY 1, 2, 3 ORDER BY min(at), 1, 2, 3`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("trash: list: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Group, error) {
+		var g Group
+		var t *string
+		var xid int64
+		if err := r.Scan(&t, &g.Table, &xid, &g.First, &g.Last, &g.Rows); err != nil {
+			return g, err
+		}
+		g.Xid = uint64(xid)
+		if t != nil {
+			id, err := uuid.Parse(*t)
+			if err != nil {
+				return g, fmt.Errorf("tenant %q: %w", *t, err)
+			}
+			g.Tenant = &id
+		}
+		return g, nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("trash: list: %w", err)
+	}
+	return out, nil
+}
+
+// Stats are the trash's size and age, for metrics.
+type Stats struct {
+	Rows       int64      `json:"rows"`
+	Unresolved int64      `json:"unresolved"` // rows no tenant is known for yet
+	Oldest     *time.Time `json:"oldest,omitempty"`
+}
+
+// ReadStats counts the trash.
+func ReadStats(ctx context.Context, q catalog.Querier) (Stats, error) {
+	var s Stats
+	err := q.QueryRow(ctx, "SELECT count(*), count(*) FILTER (WHERE tenant IS NULL), min(at) FROM purgeguard.trash").
+		Scan(&s.Rows, &s.Unresolved, &s.Oldest)
+	if err != nil {
+		return s, fmt.Errorf("trash: count: %w", err)
+	}
+	return s, nil
+}
+
+// Transactions returns, per tenant, the capturing transactions of its attributed
+// rows, in xid order. A transaction commits its rows at once, so a set of xids read
+// now names exactly the rows a later read or delete by (tenant, xid) finds.
+func Transactions(ctx context.Context, q catalog.Querier) (map[uuid.UUID][]Transaction, error) {
+	rows, err := q.Query(ctx, `
+		SELECT tenant, xid::text::numeric::bigint, min(at), max(at), count(*)
+		FROM purgeguard.trash WHERE tenant IS NOT NULL GROUP BY 1, 2 ORDER BY 1, 2`)
+	if err != nil {
+		return nil, fmt.Errorf("trash: transactions: %w", err)
+	}
+	defer rows.Close()
+	out := map[uuid.UUID][]Transaction{}
+	for rows.Next() {
+		var t string
+		var xid int64
+		var tr Transaction
+		if err := rows.Scan(&t, &xid, &tr.First, &tr.Last, &tr.Rows); err != nil {
+			return nil, fmt.Errorf("trash: transactions: %w", err)
+		}
+		id, err := uuid.Parse(t)
+		if err != nil {
+			return nil, fmt.Errorf("trash: a row of tenant %q, not a UUID: %w", t, err)
+		}
+		tr.Xid = uint64(xid)
+		out[id] = append(out[id], tr)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("trash: transactions: %w", err)
+	}
+	return out, nil
+}
+
+// Delete removes tenant's rows of the transactions xids: what a committed trash
+// snapshot holds.
+func Delete(ctx context.Context, q catalog.Querier, tenant uuid.UUID, xids []uint64) (int64, error) {
+	var n int64
+	err := q.QueryRow(ctx, `WITH d AS (DELETE FROM purgeguard.trash WHERE tenant = $1 AND xid = ANY ($2::text[]::xid8[]) RETURNING 1)
+		SELECT count(*) FROM d`, tenant.String(), xidTexts(xids)).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("trash: delete rows of tenant %s: %w", tenant, err)
+	}
+	return n, nil
+}
+
+func xidTexts(xids []uint64) []string {
+	s := make([]string, len(xids))
+	for i, x := range xids {
+		s[i] = fmt.Sprint(x)
+	}
+	return s
+}
+
+// xidArray renders xids as an xid8[] literal: the selects go inside COPY, which
+// takes no parameters. The values are numbers: nothing to escape.
+func xidArray(xids []uint64) string {
+	return "'{" + strings.Join(xidTexts(xids), ",") + "}'::xid8[]"
+}
+
+// literal quotes s as an SQL string literal (standard_conforming_strings on, as
+// every supported PostgreSQL has by default; a backslash is then no escape).
+func literal(s string) string {
+	if strings.Contains(s, `\`) {
+		return "E'" + strings.ReplaceAll(strings.ReplaceAll(s, `\`, `\\`), "'", "''") + "'"
+	}
+	return "'" + strings.ReplaceAll(s, "'", "''") + "'"
+}
