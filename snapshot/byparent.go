@@ -206,8 +206,8 @@ var idBudget int64 = 16 << 20
 func (e *exporter) parentRefs(ms []*archive.Manifest) map[catalog.Name]catalog.ParentRef {
 	refs := map[catalog.Name]catalog.ParentRef{}
 	e.keys = map[keyCol]*parentIDs{}
-	if e.o.Retention != nil {
-		return refs
+	if _, tenantScope := e.sel.(*catalog.Graph); !tenantScope {
+		return refs // a retention or a trash scope: each table selects its own rows
 	}
 	for _, t := range e.tables {
 		if ref, ok := e.g.SelectedByParent(t); ok && slices.Contains(e.tables, ref.Parent) {

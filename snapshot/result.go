@@ -35,12 +35,25 @@ type Scope struct {
 	Kind    string               `json:"kind"`
 	Cutoffs map[string]time.Time `json:"cutoffs,omitempty"`
 	Days    map[string]int       `json:"days,omitempty"`
+	// Transactions, for a trash snapshot (ScopeTrash), are the deleting transactions
+	// whose kept rows of the tenant it holds.
+	Transactions []Transaction `json:"transactions,omitempty"`
+}
+
+// Transaction is one deleting transaction whose rows a trash snapshot holds: its id
+// (xid8), when its first and last rows were kept, and how many.
+type Transaction struct {
+	Xid   uint64    `json:"xid"`
+	First time.Time `json:"first"`
+	Last  time.Time `json:"last"`
+	Rows  int64     `json:"rows"`
 }
 
 // Scope kinds.
 const (
 	ScopeTenant    = "tenant"    // everything a purge of the tenant would remove or change
 	ScopeRetention = "retention" // what a retention purge would remove, per cut-off
+	ScopeTrash     = "trash"     // rows the capturing fence kept (RunTrash)
 )
 
 // Totals sums a snapshot's tables and files.
@@ -55,7 +68,13 @@ type Totals struct {
 	OutsideRoot int   `json:"outside_root_files"`
 }
 
-func scopeOf(s archive.Scope) Scope { return Scope{Kind: s.Kind, Cutoffs: s.Cutoffs, Days: s.Days} }
+func scopeOf(s archive.Scope) Scope {
+	out := Scope{Kind: s.Kind, Cutoffs: s.Cutoffs, Days: s.Days}
+	for _, t := range s.Transactions {
+		out.Transactions = append(out.Transactions, Transaction(t))
+	}
+	return out
+}
 
 func snapshotOf(m *archive.Manifest) Snapshot {
 	tables := make([]Table, len(m.Tables))

@@ -23,7 +23,8 @@ import (
 // FormatVersion is the version of the layout and manifest written by this build.
 // A reader refuses a manifest with a greater version rather than guess at it, and
 // reads every older one: version 2 added files' and directories' owners (Owner,
-// Manifest.Dirs); a version 1 manifest simply has none.
+// Manifest.Dirs) and the trash scope (ScopeTrash, Scope.Transactions); a version 1
+// manifest simply has none.
 const FormatVersion = 2
 
 // Top-level key prefixes.

@@ -19,6 +19,7 @@ import (
 const (
 	ScopeTenant    = "tenant"    // everything a purge of the tenant would remove or change
 	ScopeRetention = "retention" // what a retention purge would remove, per cut-off
+	ScopeTrash     = "trash"     // rows the capturing fence kept, from the transactions listed (format 2)
 )
 
 // Manifest describes one committed snapshot. It is written last: a snapshot without
@@ -70,6 +71,17 @@ type Scope struct {
 	Kind    string               `json:"kind"`
 	Cutoffs map[string]time.Time `json:"cutoffs,omitempty"`
 	Days    map[string]int       `json:"days,omitempty"` // the tenant's retention days per kind
+	// Transactions, for a trash snapshot, are the deleting transactions whose rows of
+	// the tenant it holds: their ids, first and last capture times and row counts.
+	Transactions []Transaction `json:"transactions,omitempty"`
+}
+
+// Transaction is one transaction whose deleted rows a trash snapshot holds.
+type Transaction struct {
+	Xid   uint64    `json:"xid"`
+	First time.Time `json:"first"`
+	Last  time.Time `json:"last"`
+	Rows  int64     `json:"rows"`
 }
 
 // Column is one saved column with its type as PostgreSQL formats it.
@@ -164,6 +176,13 @@ func (m *Manifest) Validate() error {
 	}
 	switch m.Scope.Kind {
 	case ScopeTenant, ScopeRetention:
+	case ScopeTrash:
+		if m.FormatVersion < 2 {
+			return fmt.Errorf("archive: manifest %s: scope %q in format_version %d", m.ID, m.Scope.Kind, m.FormatVersion)
+		}
+		if len(m.Scope.Transactions) == 0 {
+			return fmt.Errorf("archive: manifest %s: trash scope without transactions", m.ID)
+		}
 	default:
 		return fmt.Errorf("archive: manifest %s: unknown scope %q", m.ID, m.Scope.Kind)
 	}

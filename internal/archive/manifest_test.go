@@ -59,6 +59,15 @@ func TestValidate(t *testing.T) {
 
 		{"empty scope", func(m *archive.Manifest) { m.Scope.Kind = "" }, `unknown scope ""`, nil},
 		{"unknown scope", func(m *archive.Manifest) { m.Scope.Kind = "everything" }, `unknown scope "everything"`, nil},
+		{"trash scope", func(m *archive.Manifest) {
+			m.Scope = archive.Scope{Kind: archive.ScopeTrash, Transactions: []archive.Transaction{{Xid: 751, Rows: 3}}}
+		}, "", nil},
+		{"trash scope without transactions", func(m *archive.Manifest) { m.Scope = archive.Scope{Kind: archive.ScopeTrash} },
+			"trash scope without transactions", nil},
+		{"trash scope in format 1", func(m *archive.Manifest) {
+			m.FormatVersion = 1
+			m.Scope = archive.Scope{Kind: archive.ScopeTrash, Transactions: []archive.Transaction{{Xid: 751, Rows: 3}}}
+		}, `scope "trash" in format_version 1`, nil},
 		{"scope is case-sensitive", func(m *archive.Manifest) { m.Scope.Kind = "Tenant" }, `unknown scope "Tenant"`, nil},
 
 		{"empty schema", func(m *archive.Manifest) { m.Tables[1].Schema = "" }, "tables[1]: schema and name must be set", nil},
