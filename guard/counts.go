@@ -119,7 +119,12 @@ func blastRadius(before, after Counts, approved map[string]*snapshot.Snapshot) [
 }
 
 // BlastRadiusError says the purge removed rows it should not have.
-type BlastRadiusError struct{ Losses []Loss }
+type BlastRadiusError struct {
+	Losses []Loss
+	// Trashed are the rows the capturing fence kept meanwhile: the loss was
+	// prevented, the command still misbehaved.
+	Trashed int64
+}
 
 func (e *BlastRadiusError) Error() string {
 	s := fmt.Sprintf("guard: blast radius check failed: %d losses", len(e.Losses))
@@ -137,6 +142,9 @@ func (e *BlastRadiusError) Error() string {
 			s += fmt.Sprintf("; tenant %s lost %d rows of %s but snapshot %s holds %d: %d rows purged without a copy",
 				l.Tenant, l.Before-l.After, l.Table, l.Snapshot, l.Saved, l.Before-l.After-l.Saved)
 		}
+	}
+	if e.Trashed > 0 {
+		s += fmt.Sprintf("; the capturing fence kept %d rows in the trash meanwhile: run `purgeguard trash save`, then `purgeguard restore --tenant TENANT --snapshot SNAPSHOT` with the trash snapshot it names", e.Trashed)
 	}
 	return s
 }

@@ -67,7 +67,11 @@ type Result struct {
 	Removed   map[string]int64 `json:"rows_removed"` // per table, approved tenants
 	// Retention is the retention policy's decision, for a retention purge.
 	Retention *policy.RetentionDecision `json:"retention,omitempty"`
-	saved     map[string]*snapshot.Snapshot
+	// Trashed counts the rows the capturing fence kept while the command ran: rows
+	// it deleted without approval (and any other session's meanwhile). They are not
+	// lost: `trash save` then `restore` bring them back.
+	Trashed int64 `json:"trash_rows"`
+	saved   map[string]*snapshot.Snapshot
 }
 
 // SnapshotRef names one snapshot the run took.
@@ -152,6 +156,10 @@ func Run(ctx context.Context, cfg *pgx.ConnConfig, store storage.Store, o Option
 	if err != nil {
 		return res, err
 	}
+	mark, err := trashMark(ctx, conn)
+	if err != nil {
+		return res, err
+	}
 	code, cmdErr := runCommand(ctx, o, res)
 	res.ExitCode = code
 
@@ -169,6 +177,9 @@ func Run(ctx context.Context, cfg *pgx.ConnConfig, store storage.Store, o Option
 	}
 	res.Removed = removed(before, counted, res.saved)
 	res.Losses = blastRadius(before, counted, res.saved)
+	if res.Trashed, err = mark.count(after, conn); err != nil {
+		return res, err
+	}
 	if err := res.verdict(code, cmdErr); err != nil {
 		return res, err
 	}
@@ -205,7 +216,7 @@ func (res *Result) verdict(code int, cmdErr error) error {
 		res.Losses = []Loss{}
 	}
 	if len(res.Losses) > 0 {
-		return &BlastRadiusError{Losses: res.Losses}
+		return &BlastRadiusError{Losses: res.Losses, Trashed: res.Trashed}
 	}
 	if cmdErr != nil {
 		return &CommandError{Code: code, Err: cmdErr}

@@ -6,10 +6,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
+	"github.com/purgeguard/purgeguard/fence"
 	"github.com/purgeguard/purgeguard/internal/catalog"
 	"github.com/purgeguard/purgeguard/policy"
 	"github.com/purgeguard/purgeguard/snapshot"
@@ -91,9 +94,17 @@ func RunRetention(ctx context.Context, cfg *pgx.ConnConfig, store storage.Store,
 		return res, err
 	}
 
+	if res.Fenced, err = armRetention(ctx, conn, res.Run, g, o.Snapshot.Retention.Rules(), facts.cutoffs); err != nil {
+		return res, err
+	}
 	code, cmdErr := runCommand(ctx, Options{Command: o.Command, Stdin: o.Stdin, Stdout: o.Stdout, Stderr: o.Stderr, Log: o.Log}, res)
 	res.ExitCode = code
 	after := context.WithoutCancel(ctx)
+	if res.Fenced {
+		if err := fence.Disarm(after, conn, res.Run); err != nil {
+			o.Log.Error("could not withdraw the fence's retention approvals; they expire on their own", "run", res.Run, "err", err)
+		}
+	}
 	newerAfter, err := countNewer(after, conn, scope)
 	if err != nil {
 		return res, err
@@ -160,4 +171,51 @@ func countQuery(ctx context.Context, q catalog.Querier, sql string) (map[string]
 		m[k] = c
 	}
 	return m, rows.Err()
+}
+
+// retentionApprovalTTL bounds how long the capturing fence lets a guarded
+// retention purge's rows go without a copy, should the guard die before it
+// withdraws the approvals.
+const retentionApprovalTTL = time.Hour
+
+// armRetention approves, at a capturing fence, what the snapshot just saved: each
+// tenant's rows older than the cut-offs read before it (no later than the
+// snapshot's own, so every such row is in it), for the command's duration. A
+// refusing fence has nothing to approve for a retention purge (it guards the root).
+func armRetention(ctx context.Context, conn *pgx.Conn, run uuid.UUID, g *catalog.Graph, rules []catalog.Rule, cutoffs map[uuid.UUID]map[string]time.Time) (bool, error) {
+	st, err := fence.Status(ctx, conn)
+	if err != nil {
+		return false, err
+	}
+	if !st.Installed || st.Mode != fence.ModeCapture {
+		return false, nil
+	}
+	approvals := retentionApprovals(g, rules, cutoffs, time.Now().Add(retentionApprovalTTL))
+	if err := fence.ArmRetention(ctx, conn, run, approvals); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+// retentionApprovals renders the approvals of a retention purge of the tenants of
+// cutoffs (per kind) under rules, each until expires. A rule emptying columns
+// through a composite key cannot be checked row by row: it is left out, and what
+// it empties is kept in the trash.
+func retentionApprovals(g *catalog.Graph, rules []catalog.Rule, cutoffs map[uuid.UUID]map[string]time.Time, expires time.Time) []fence.RetentionApproval {
+	var out []fence.RetentionApproval
+	for tenant, cuts := range cutoffs {
+		for _, r := range rules {
+			a := fence.RetentionApproval{Tenant: tenant, Table: r.Table, TenantColumn: r.TenantColumn, TimeColumn: r.TimeColumn,
+				Cutoff: cuts[r.Kind], ExpiresAt: expires}
+			if !r.NullTable.IsZero() {
+				i := slices.IndexFunc(g.FKs, func(fk catalog.FK) bool { return fk.Child == r.NullTable && fk.Parent == r.Table })
+				if i < 0 || len(g.FKs[i].Columns) != 1 {
+					continue
+				}
+				a.Null = &fence.NullRef{Table: r.NullTable, Column: g.FKs[i].Columns[0], RefColumn: g.FKs[i].RefColumns[0]}
+			}
+			out = append(out, a)
+		}
+	}
+	return out
 }

@@ -20,9 +20,10 @@ import (
 // each tenant's days and cut-offs, the scope, the rows it must leave alone and what
 // the policy decides on.
 type retentionFacts struct {
-	scope *catalog.Retention
-	newer Counts // per kind, per tenant: rows the purge must leave alone
-	input policy.RetentionInput
+	cutoffs map[uuid.UUID]map[string]time.Time // per tenant, per kind
+	scope   *catalog.Retention
+	newer   Counts // per kind, per tenant: rows the purge must leave alone
+	input   policy.RetentionInput
 }
 
 // readRetention reads each tenant's cut-offs and counts, per kind, the rows the
@@ -66,7 +67,7 @@ func readRetention(ctx context.Context, q catalog.Querier, g *catalog.Graph, o r
 		}
 		in.Tenants = append(in.Tenants, rt)
 	}
-	return &retentionFacts{scope: scope, newer: newer, input: in}, nil
+	return &retentionFacts{cutoffs: cutoffs, scope: scope, newer: newer, input: in}, nil
 }
 
 // CheckRetentionOptions says what to decide on: the retention purge and its rules,

@@ -1,0 +1,362 @@
+package guard
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/purgeguard/purgeguard/internal/archive"
+	"github.com/purgeguard/purgeguard/internal/catalog"
+	"github.com/purgeguard/purgeguard/internal/repository"
+	"github.com/purgeguard/purgeguard/internal/trash"
+	"github.com/purgeguard/purgeguard/snapshot"
+	"github.com/purgeguard/purgeguard/storage"
+)
+
+// ErrNoTrash is returned by SaveTrash and ListTrash when the database has no trash
+// (no fence installed, or one from before capture mode: install it again).
+var ErrNoTrash = errors.New("the database has no purgeguard trash: install the fence (fence install --mode capture)")
+
+// TrashOptions says how to save the trash.
+type TrashOptions struct {
+	// Snapshot carries the catalog, files and tuning; Tenants and Retention are
+	// ignored.
+	Snapshot snapshot.Options
+	Reason   string
+	NoWait   bool
+	Log      *slog.Logger
+}
+
+// TrashResult is what a trash save did.
+type TrashResult struct {
+	// Recovered are the saves an earlier run committed but did not finish: their
+	// rows were removed from the trash now.
+	Recovered []TrashSaved `json:"recovered"`
+	Saved     []TrashSaved `json:"saved"`
+	// Unresolved rows have no tenant yet (see trash.Resolve): they stay.
+	Unresolved int64 `json:"unresolved_rows"`
+}
+
+// TrashSaved is one tenant's trash rows turned into a snapshot.
+type TrashSaved struct {
+	Tenant       uuid.UUID `json:"tenant"`
+	Snapshot     uuid.UUID `json:"snapshot"`
+	Transactions int       `json:"transactions"`
+	Rows         int64     `json:"rows"` // removed from the trash
+}
+
+// SaveTrash turns the trash into snapshots, one per tenant, under purgeguard's lock:
+//
+//  1. finishes the saves a crashed run left: a journaled save whose manifest is
+//     committed and verifies has its rows removed; one without a manifest is
+//     forgotten (its rows stay, its objects are prune's);
+//  2. attributes rows to tenants (trash.Resolve) and commits that;
+//  3. reads, per tenant, the transactions of its rows, and journals each save
+//     (snapshot id, tenant, transactions) before anything is written;
+//  4. saves every tenant's rows and files (snapshot.RunTrash) and verifies them;
+//  5. only then removes, per tenant, exactly the rows of those transactions, and
+//     its journal entry, in one transaction.
+//
+// A crash anywhere leaves every row either in the trash or in a committed, verified
+// snapshot; the next run finishes or forgets the journaled saves, so no row is saved
+// twice. The trash never drops a row on its own.
+func SaveTrash(ctx context.Context, cfg *pgx.ConnConfig, store storage.Store, o TrashOptions) (*TrashResult, error) {
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	res := &TrashResult{Recovered: []TrashSaved{}, Saved: []TrashSaved{}}
+	conn, g, release, err := begin(ctx, cfg, o.NoWait, o.Snapshot.Graph, o.Log)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	if ok, err := trash.Exists(ctx, conn); err != nil {
+		return nil, fmt.Errorf("guard: %w", err)
+	} else if !ok {
+		return nil, fmt.Errorf("guard: trash save: %w", ErrNoTrash)
+	}
+	if res.Recovered, err = finishJournal(ctx, conn, store, o.Log); err != nil {
+		return res, err
+	}
+	var resolved int64
+	err = pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+		resolved, err = trash.Resolve(ctx, tx, g)
+		return err
+	})
+	if err != nil {
+		return res, fmt.Errorf("guard: trash save: %w", err)
+	}
+	stats, err := trash.ReadStats(ctx, conn)
+	if err != nil {
+		return res, fmt.Errorf("guard: trash save: %w", err)
+	}
+	res.Unresolved = stats.Unresolved
+	o.Log.Info("trash read", "rows", stats.Rows, "attributed_now", resolved, "unattributed", stats.Unresolved)
+	if stats.Unresolved > 0 {
+		o.Log.Warn("trash rows with no tenant found stay in the trash; see purgeguard trash list", "rows", stats.Unresolved)
+	}
+	txs, err := trash.Transactions(ctx, conn)
+	if err != nil {
+		return res, fmt.Errorf("guard: trash save: %w", err)
+	}
+	if len(txs) == 0 {
+		return res, nil
+	}
+	var batches []snapshot.TrashBatch
+	for tenant, list := range txs {
+		id, err := uuid.NewV7()
+		if err != nil {
+			return res, err
+		}
+		b := snapshot.TrashBatch{Tenant: tenant, ID: id}
+		for _, t := range list {
+			b.Xids = append(b.Xids, t.Xid)
+		}
+		batches = append(batches, b)
+	}
+	if err := journal(ctx, conn, batches); err != nil {
+		return res, err
+	}
+	so := o.Snapshot
+	so.Reason = o.Reason
+	if so.Reason == "" {
+		so.Reason = "trash save"
+	}
+	ms, err := snapshot.RunTrash(ctx, cfg, store, so, batches)
+	if err != nil {
+		// Nothing committed: the journal entries name no manifest; forget them.
+		forgetJournal(context.WithoutCancel(ctx), conn, batches, o.Log)
+		return res, err
+	}
+	if testHookAfterTrashCommit != nil {
+		testHookAfterTrashCommit()
+	}
+	byTenant := map[uuid.UUID]snapshot.TrashBatch{}
+	for _, b := range batches {
+		byTenant[b.Tenant] = b
+	}
+	for _, m := range ms {
+		b := byTenant[m.Tenant]
+		n, err := finish(ctx, conn, store, m.Tenant, m.ID, b.Xids)
+		if err != nil {
+			return res, err
+		}
+		res.Saved = append(res.Saved, TrashSaved{Tenant: m.Tenant, Snapshot: m.ID, Transactions: len(b.Xids), Rows: n})
+		o.Log.Info("trash rows saved and removed from the trash", "tenant", m.Tenant, "snapshot", m.ID, "rows", n)
+	}
+	return res, nil
+}
+
+// testHookAfterTrashCommit runs between the commit of the trash snapshots and the
+// removal of their rows: a test stops the save there, as a crash would.
+var testHookAfterTrashCommit func()
+
+// journal records the saves about to run, committed before anything is written.
+func journal(ctx context.Context, conn *pgx.Conn, batches []snapshot.TrashBatch) error {
+	return pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+		for _, b := range batches {
+			xids := make([]string, len(b.Xids))
+			for i, x := range b.Xids {
+				xids[i] = fmt.Sprint(x)
+			}
+			if _, err := tx.Exec(ctx, "INSERT INTO purgeguard.trash_save (snapshot, tenant, xids) VALUES ($1, $2, $3::text[]::xid8[])",
+				b.ID, b.Tenant.String(), xids); err != nil {
+				return fmt.Errorf("guard: trash save: journal the save of tenant %s: %w", b.Tenant, err)
+			}
+		}
+		return nil
+	})
+}
+
+func forgetJournal(ctx context.Context, conn *pgx.Conn, batches []snapshot.TrashBatch, log *slog.Logger) {
+	ids := make([]uuid.UUID, len(batches))
+	for i, b := range batches {
+		ids[i] = b.ID
+	}
+	if _, err := conn.Exec(ctx, "DELETE FROM purgeguard.trash_save WHERE snapshot = ANY ($1)", ids); err != nil {
+		log.Warn("journal of the failed trash save left; the next save clears it", "err", err)
+	}
+}
+
+// finishJournal completes or forgets the saves an earlier run journaled.
+func finishJournal(ctx context.Context, conn *pgx.Conn, store storage.Store, log *slog.Logger) ([]TrashSaved, error) {
+	type entry struct {
+		id     uuid.UUID
+		tenant uuid.UUID
+		xids   []uint64
+	}
+	rows, err := conn.Query(ctx, "SELECT snapshot, tenant, (SELECT array_agg(x::text::numeric::bigint) FROM unnest(xids) x) FROM purgeguard.trash_save ORDER BY created_at, snapshot")
+	if err != nil {
+		return nil, fmt.Errorf("guard: trash save: read the journal: %w", err)
+	}
+	entries, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (entry, error) {
+		var e entry
+		var t string
+		var xids []int64
+		if err := r.Scan(&e.id, &t, &xids); err != nil {
+			return e, err
+		}
+		for _, x := range xids {
+			e.xids = append(e.xids, uint64(x))
+		}
+		e.tenant, err = uuid.Parse(t)
+		return e, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("guard: trash save: read the journal: %w", err)
+	}
+	out := []TrashSaved{}
+	for _, e := range entries {
+		_, err := repository.Manifest(ctx, store, archive.SnapshotRef{Tenant: e.tenant, ID: e.id})
+		if errors.Is(err, repository.ErrNoSnapshot) {
+			log.Info("an earlier trash save did not commit; its rows stay in the trash", "tenant", e.tenant, "snapshot", e.id)
+			if _, err := conn.Exec(ctx, "DELETE FROM purgeguard.trash_save WHERE snapshot = $1", e.id); err != nil {
+				return out, fmt.Errorf("guard: trash save: clear the journal: %w", err)
+			}
+			continue
+		}
+		if err != nil {
+			return out, fmt.Errorf("guard: trash save: journaled snapshot %s: %w", e.id, err)
+		}
+		n, err := finish(ctx, conn, store, e.tenant, e.id, e.xids)
+		if err != nil {
+			return out, err
+		}
+		log.Info("finished an earlier trash save: its rows are removed from the trash", "tenant", e.tenant, "snapshot", e.id, "rows", n)
+		out = append(out, TrashSaved{Tenant: e.tenant, Snapshot: e.id, Transactions: len(e.xids), Rows: n})
+	}
+	return out, nil
+}
+
+// finish verifies a committed trash snapshot, then removes its rows from the trash
+// and its journal entry in one transaction.
+func finish(ctx context.Context, conn *pgx.Conn, store storage.Store, tenant, id uuid.UUID, xids []uint64) (int64, error) {
+	if err := verifyAll(ctx, store, []snapshot.Snapshot{{Tenant: tenant, ID: id}}); err != nil {
+		return 0, fmt.Errorf("guard: trash snapshot %s: its rows stay in the trash: %w", id, err)
+	}
+	var n int64
+	err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+		var err error
+		if n, err = trash.Delete(ctx, tx, tenant, xids); err != nil {
+			return err
+		}
+		_, err = tx.Exec(ctx, "DELETE FROM purgeguard.trash_save WHERE snapshot = $1", id)
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("guard: trash snapshot %s committed, removing its rows from the trash: %w", id, err)
+	}
+	return n, nil
+}
+
+// TrashGroup is what the trash holds of one tenant (nil: not attributed yet), table
+// and capturing transaction.
+type TrashGroup struct {
+	Tenant *uuid.UUID `json:"tenant"`
+	Table  string     `json:"table"`
+	Xid    uint64     `json:"xid"`
+	First  time.Time  `json:"first"`
+	Last   time.Time  `json:"last"`
+	Rows   int64      `json:"rows"`
+}
+
+// ListTrash reads what the trash holds, per tenant, table and transaction (tenant
+// nil: all). It first attributes what it can, as a save would, unless a guard, a
+// restore or a save holds purgeguard's lock: it lists without waiting, and rows
+// not attributed yet show without a tenant.
+func ListTrash(ctx context.Context, cfg *pgx.ConnConfig, o TrashOptions, tenant *uuid.UUID) ([]TrashGroup, error) {
+	conn, g, err := connectGraph(ctx, cfg, o.Snapshot.Graph)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	if ok, err := trash.Exists(ctx, conn); err != nil {
+		return nil, fmt.Errorf("guard: %w", err)
+	} else if !ok {
+		return nil, fmt.Errorf("guard: trash list: %w", ErrNoTrash)
+	}
+	err = pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+		if err := LockTx(ctx, tx); err != nil {
+			return err
+		}
+		_, err := trash.Resolve(ctx, tx, g)
+		return err
+	})
+	if errors.Is(err, ErrBusy) {
+		if o.Log != nil {
+			o.Log.Info("another purgeguard run holds the lock: listing without attributing new rows")
+		}
+	} else if err != nil {
+		return nil, fmt.Errorf("guard: trash list: %w", err)
+	}
+	groups, err := trash.List(ctx, conn, tenant)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]TrashGroup, len(groups))
+	for i, gr := range groups {
+		out[i] = TrashGroup(gr)
+	}
+	return out, nil
+}
+
+// connectGraph opens a connection and reads the tenant graph.
+func connectGraph(ctx context.Context, cfg *pgx.ConnConfig, co catalog.Options) (*pgx.Conn, *catalog.Graph, error) {
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return nil, nil, fmt.Errorf("guard: connect: %w", err)
+	}
+	g, err := catalog.Load(ctx, conn, co)
+	if err != nil {
+		conn.Close(context.WithoutCancel(ctx))
+		return nil, nil, fmt.Errorf("guard: %w", err)
+	}
+	return conn, g, nil
+}
+
+// TrashStats reads the trash's size and oldest row, for metrics.
+func TrashStats(ctx context.Context, cfg *pgx.ConnConfig) (trash.Stats, error) {
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return trash.Stats{}, fmt.Errorf("guard: connect: %w", err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	return trash.ReadStats(ctx, conn)
+}
+
+// trashCounter counts the rows the capturing fence keeps from a moment on.
+type trashCounter struct {
+	exists bool
+	since  time.Time
+}
+
+// trashMark notes the database's clock before a command runs, if the database has
+// a trash.
+func trashMark(ctx context.Context, conn *pgx.Conn) (trashCounter, error) {
+	var m trashCounter
+	var err error
+	if m.exists, err = trash.Exists(ctx, conn); err != nil || !m.exists {
+		return m, err
+	}
+	if err := conn.QueryRow(ctx, "SELECT clock_timestamp()").Scan(&m.since); err != nil {
+		return m, fmt.Errorf("guard: read the clock: %w", err)
+	}
+	return m, nil
+}
+
+// count returns the rows kept since the mark.
+func (m trashCounter) count(ctx context.Context, conn *pgx.Conn) (int64, error) {
+	if !m.exists {
+		return 0, nil
+	}
+	var n int64
+	if err := conn.QueryRow(ctx, "SELECT count(*) FROM purgeguard.trash WHERE at >= $1", m.since).Scan(&n); err != nil {
+		return 0, fmt.Errorf("guard: count the rows the fence kept: %w", err)
+	}
+	return n, nil
+}
