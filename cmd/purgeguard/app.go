@@ -10,6 +10,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/purgeguard/purgeguard/internal/config"
+	"github.com/purgeguard/purgeguard/internal/metrics"
 	"github.com/purgeguard/purgeguard/profile"
 )
 
@@ -38,6 +39,8 @@ type env struct {
 	json   bool
 	// rows and bytes are what the command saved, restored or freed, for --metrics-file.
 	rows, bytes int64
+	// trash is the trash's size and age after a trash command, for --metrics-file.
+	trash *metrics.Trash
 }
 
 // output is the result format of one run: set by --output (before or after the
@@ -85,7 +88,7 @@ PURGEGUARD_CONFIG (--config), PURGEGUARD_METRICS_FILE (--metrics-file).`,
 		Metadata:             map[string]any{outputKey: &output{}},
 		Commands: []*cli.Command{
 			newTablesCommand(), newSnapshotCommand(), newListCommand(), newVerifyCommand(), newCheckCommand(), newGuardCommand(),
-			newFenceCommand(), newRestoreCommand(), newPruneCommand(), newVersionCommand(),
+			newFenceCommand(), newRestoreCommand(), newPruneCommand(), newVersionCommand(), newTrashCommand(),
 		},
 		// urfave/cli cannot return an error from here: run turns the mark into one.
 		CommandNotFound: func(c *cli.Context, name string) { c.App.Metadata[unknownKey] = name },

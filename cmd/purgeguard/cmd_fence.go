@@ -13,7 +13,7 @@ import (
 func newFenceCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "fence",
-		Usage: "database triggers that refuse any tenant DELETE the guard did not approve",
+		Usage: "database triggers that refuse (or, in capture mode, keep in a trash) any tenant delete the guard did not approve",
 		Description: `The fence is a purgeguard schema (approvals) and two kinds of trigger: a row trigger
 on the tenant root refusing the DELETE of a tenant that has no live approval, and a
 TRUNCATE trigger on every table of the tenant graph. 'guard' approves exactly the
@@ -21,14 +21,23 @@ tenants it has snapshotted, for the time of the purge.
 
 With the fence on, any other tenant delete fails and removes nothing — including
 call-logd's own delete on wazo-auth's auth_tenant_deleted event: that tenant then
-waits for the next guarded sync run, which snapshots it first. That is the point.`,
+waits for the next guarded sync run, which snapshots it first. That is the point.
+
+With --mode capture the fence refuses nothing but keeps instead: a row trigger on every
+table of the tenant graph saves each row a statement deletes (and the old row when a
+statement empties a file column, a retention column or a column a purge sets to NULL)
+into the purgeguard schema's trash, unless guard approved it. The service keeps
+working, whichever code path deletes; 'purgeguard trash save' turns the trash into
+snapshots. TRUNCATE stays refused in both modes. Installing again switches modes in
+place and keeps the approvals and the trash; uninstall refuses while the trash holds
+rows unless --force.`,
 		Action: func(c *cli.Context) error {
 			return usagef("fence: give a subcommand: install, status or uninstall (purgeguard fence --help)")
 		},
 		Subcommands: []*cli.Command{
-			{Name: "install", Usage: "create the purgeguard schema and triggers (idempotent)", Flags: []cli.Flag{newDatabaseURLFlag()}, Action: runFence("install")},
-			{Name: "status", Usage: "show whether the fence is installed and its live approvals", Flags: []cli.Flag{newDatabaseURLFlag()}, Action: runFence("status")},
-			{Name: "uninstall", Usage: "remove the triggers and the purgeguard schema", Flags: []cli.Flag{newDatabaseURLFlag()}, Action: runFence("uninstall")},
+			{Name: "install", Usage: "create the purgeguard schema and triggers (idempotent; switches modes in place)", Flags: []cli.Flag{newDatabaseURLFlag(), newFenceModeFlag()}, Action: runFence("install")},
+			{Name: "status", Usage: "show whether the fence is installed, its mode, the trash's size and the live approvals", Flags: []cli.Flag{newDatabaseURLFlag()}, Action: runFence("status")},
+			{Name: "uninstall", Usage: "remove the triggers and the purgeguard schema (refused while the trash holds rows)", Flags: []cli.Flag{newDatabaseURLFlag(), newFenceForceFlag()}, Action: runFence("uninstall")},
 		},
 	}
 }
@@ -43,12 +52,13 @@ func runFence(verb string) cli.ActionFunc {
 		defer conn.Close(c.Context)
 		if verb != "status" {
 			var graphErr *fence.GraphError
+			force := c.Bool(flagFenceForce)
 			if verb == "install" {
-				err = fence.Install(c.Context, conn, tenants)
-			} else if err = fence.Uninstall(c.Context, conn, &tenants); errors.As(err, &graphErr) {
+				err = installFence(c, e, conn, tenants)
+			} else if err = fence.Uninstall(c.Context, conn, &tenants, force); errors.As(err, &graphErr) {
 				// The root may be gone: uninstall still finds its triggers by function.
 				e.log.Warn("tenant graph unreadable; uninstalling from the fence's own records", "err", graphErr.Err)
-				err = fence.Uninstall(c.Context, conn, nil)
+				err = fence.Uninstall(c.Context, conn, nil, force)
 			}
 			if err != nil {
 				return err
@@ -64,7 +74,7 @@ func runFence(verb string) cli.ActionFunc {
 				fmt.Fprintln(w, "fence: not installed")
 				return
 			}
-			fmt.Fprintf(w, "fence: installed on %d tables, %d live approvals\n", len(st.Tables), len(st.Approvals))
+			fmt.Fprintf(w, "fence: installed in %s mode on %d tables, %d live approvals, %d rows in the trash\n", st.Mode, len(st.Tables), len(st.Approvals), st.TrashRows)
 			for _, a := range st.Approvals {
 				fmt.Fprintf(w, "  tenant %s approved until %s (snapshot %s, run %s)\n", a.Tenant, a.ExpiresAt.Format("2006-01-02 15:04:05Z07:00"), a.Snapshot, a.Run)
 			}

@@ -196,6 +196,11 @@ func printLosses(w io.Writer, res *guard.Result) {
 				l.Tenant, l.Before-l.After, l.Table, l.Snapshot, l.Saved, l.Before-l.After-l.Saved)
 		}
 	}
+	if res.Trashed > 0 {
+		fmt.Fprintf(w, "the capturing fence kept the %d rows deleted meanwhile in the trash: the loss is prevented, the command still misbehaved\n", res.Trashed)
+		fmt.Fprintln(w, "restore with: purgeguard trash save, then purgeguard restore --tenant TENANT --snapshot SNAPSHOT (the trash snapshot it prints)")
+		return
+	}
 	fmt.Fprintln(w, "restore with: purgeguard restore --tenant TENANT (its newest snapshot), see purgeguard list --tenant TENANT")
 }
 

@@ -20,6 +20,7 @@ var measured = map[string]struct{ rows, bytes bool }{
 	"prune":    {bytes: true},
 	"check":    {},
 	"verify":   {},
+	"trash":    {rows: true}, // rows saved; and the trash's size and oldest row
 }
 
 // saved adds a snapshot's rows and stored (compressed) bytes to the run's numbers.
@@ -64,6 +65,7 @@ func writeMetrics(app *cli.App, start time.Time, err error) {
 	if measured[m.command].bytes {
 		r.Bytes = &e.bytes
 	}
+	r.Trash = e.trash
 	// Metrics watch the run; they are not its outcome. The exit status belongs to the
 	// snapshot, the refusal or the purge command (guard passes the purge's own on), and
 	// the systemd unit, the CronJob and the scripts branch on it: a full disk under the

@@ -38,7 +38,15 @@ const (
 	RefusalsTotal = "purgeguard_refusals_total"
 	Rows          = "purgeguard_last_run_rows"
 	Bytes         = "purgeguard_last_run_bytes"
+	TrashRows     = "purgeguard_trash_rows"
+	TrashOldest   = "purgeguard_trash_oldest_row_timestamp_seconds"
 )
+
+// Trash is the capturing fence's trash as a trash command left it.
+type Trash struct {
+	Rows   int64
+	Oldest *time.Time // nil when the trash is empty
+}
 
 // Run is the outcome of one command.
 type Run struct {
@@ -51,6 +59,8 @@ type Run struct {
 	// has no such number (check, verify): no series is better than a 0 that means
 	// nothing.
 	Rows, Bytes *int64
+	// Trash, when set, is the trash's size and oldest row (trash save).
+	Trash *Trash
 }
 
 // Write records r in the textfile at path: this command's series are replaced,
@@ -146,6 +156,14 @@ func families(r Run, prev map[string]*dto.MetricFamily) ([]*dto.MetricFamily, er
 	}
 	if r.Bytes != nil {
 		gauge(Bytes, "Compressed bytes of the snapshots the last run took (snapshot, guard), or bytes it freed (prune).", float64(*r.Bytes))
+	}
+	if r.Trash != nil {
+		gauge(TrashRows, "Rows in the capturing fence's trash after the last run: rows kept and not saved yet.", float64(r.Trash.Rows))
+		oldest := 0.0 // an empty trash: no age to alert on
+		if r.Trash.Oldest != nil {
+			oldest = float64(r.Trash.Oldest.UnixNano()) / 1e9
+		}
+		gauge(TrashOldest, "When the oldest row still in the trash was deleted (Unix time); 0 when the trash is empty.", oldest)
 	}
 	// A counter across runs of a process that exits: carried from the previous file.
 	// A removed file starts again from 0, which rate() and increase() read as a reset.
