@@ -16,6 +16,12 @@
 #
 # BENCH_CALL_LOGS=20000 is a quicker run in which tenant #0 is 9% of the
 # database: every target but the pg_dump one is measured as well there.
+#
+# Then the capturing fence's costs (issue 13), on a database of its own (tenant #0
+# with $BENCH_BIG call logs, 3 small tenants), copied afresh for every run: the
+# tenant's DELETE with no fence, with the capturing fence unapproved and approved,
+# and trash save of the kept rows against a snapshot of the tenant.
+# BENCH_PART=trash runs that part alone (a few minutes instead of hours).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -41,6 +47,24 @@ trap 'rm -rf "$W"' EXIT
 go build -o "$W/purgeguard" ./cmd/purgeguard
 go build -o "$W/fixturegen" ./internal/devtools/fixture/fixturegen
 go build -o "$W/benchrun" ./internal/devtools/benchrun
+printf 'files: []\n' >"$W/tables.yaml"
+
+trash_part() {
+	"$PGBIN/psql" "$PURGEGUARD_TEST_DATABASE_URL" -qAtX -c "CREATE DATABASE bench_trash"
+	local dsn="${PURGEGUARD_TEST_DATABASE_URL%/*}/bench_trash?sslmode=disable"
+	echo "bench: generating tenant #0 with $BIG call logs and 3 small tenants for the capturing fence..." >&2
+	"$W/fixturegen" -database-url "$dsn" -create-schema -bulk -tenants 4 -call-logs 1000 \
+		-big-tenant-call-logs "$BIG" -file-tenants 0 >"$W/fixture-trash.json"
+	"$PGBIN/psql" "$dsn" -qAtX -c "VACUUM ANALYZE"
+	local tenant
+	tenant=$(sed -n 's/.*"tenants":\["\([^"]*\)".*/\1/p' "$W/fixture-trash.json")
+	"$W/benchrun" -part trash -database-url "$dsn" -purgeguard "$W/purgeguard" -tenant "$tenant" \
+		-work "$W" -tables-config "$W/tables.yaml" -runs "$RUNS"
+}
+if [ "${BENCH_PART:-all}" = trash ]; then
+	trash_part
+	exit
+fi
 
 "$PGBIN/psql" "$PURGEGUARD_TEST_DATABASE_URL" -qAtX -c "CREATE DATABASE bench"
 DSN="${PURGEGUARD_TEST_DATABASE_URL%/*}/bench?sslmode=disable"
@@ -56,7 +80,6 @@ echo "bench: generating $GUARD_TENANTS small tenants for the guard overhead..." 
 TENANT=$(sed -n 's/.*"tenants":\["\([^"]*\)".*/\1/p' "$W/fixture.json")
 OTHERS=$(sed -n 's/.*"tenants":\["[^"]*",\([^]]*\)\].*/\1/p' "$W/fixture.json" | tr -d '"')
 
-printf 'files: []\n' >"$W/tables.yaml"
 cat >"$W/full.yaml" <<YAML
 files:
   - table: public.call_logd_recording
@@ -71,3 +94,4 @@ MACHINE="$(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /pro
 "$W/benchrun" -database-url "$DSN" -purgeguard "$W/purgeguard" -pgbin "$PGBIN" -tenant "$TENANT" \
 	-work "$W" -tables-config "$W/tables.yaml" -full-config "$W/full.yaml" -runs "$RUNS" -machine "$MACHINE" \
 	-guard-database-url "$GUARD_DSN" -guard-tenants "$GUARD_TENANTS" -other-tenants "$OTHERS"
+trash_part

@@ -51,8 +51,20 @@ func main() {
 		guardDB = flag.String("guard-database-url", "", "database of many small tenants for the guard overhead")
 		guardN  = flag.Int("guard-tenants", 0, "tenants in that database (for the printout)")
 		others  = flag.String("other-tenants", "", "comma-separated tenants #1.. of the database, for the scale runs")
+		part    = flag.String("part", "all", "all: the snapshot, restore and guard figures; trash: only the capturing fence's (on -database-url, which it copies per run)")
 	)
 	flag.Parse()
+	if *part == "trash" {
+		tenant, err := uuid.Parse(*tenant)
+		if err == nil {
+			err = trashBench(*dsn, *bin, *work, *tables, tenant, *runs)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "benchrun:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if err := run(*dsn, *bin, *pgbin, *tenant, *work, *tables, *full, *runs, *jobs, *machine, strings.Split(*others, ",")); err != nil {
 		fmt.Fprintln(os.Stderr, "benchrun:", err)
 		os.Exit(1)
