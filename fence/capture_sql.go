@@ -59,8 +59,11 @@ CREATE TABLE IF NOT EXISTS purgeguard.trash_save (
 //
 // row_text writes a record's text form under fixed output settings, so that it reads
 // back the same whatever the deleting session set (a DateStyle of SQL, DMY, a
-// lowered extra_float_digits, bytea_output escape would otherwise change what is
-// kept).
+// sql_standard IntervalStyle or a lowered extra_float_digits would otherwise change
+// what is kept). The triggers call it only when the session's settings differ from
+// those: setting five parameters for every row is most of a capture's cost. The
+// others (TimeZone: a timestamptz's text carries its offset; bytea_output: both
+// forms read back) never change the value read back.
 //
 // capture_delete, BEFORE DELETE FOR EACH ROW on every table of the graph (on a
 // partitioned table, cloned by PostgreSQL onto every partition, present and future):
@@ -74,6 +77,13 @@ CREATE TABLE IF NOT EXISTS purgeguard.trash_save (
 // whose tenant it cannot read is let go only inside a cascade (trigger depth > 1) of
 // a transaction that has let an approved row go and captured none: its parent was
 // approved. Every other row is kept.
+//
+// The triggers' WHEN clauses (wanted) keep the function from being called at all
+// for the rows of an approved purge: a row of the tenant last approved in the
+// transaction (purgeguard.approved_tenant), and a row without a tenant column in a
+// cascade of a transaction that approved and kept nothing. Those settings are the
+// transaction's own (set_config local): a statement of the service could set them
+// too — the fence guards against mistakes, not against the service's own SQL.
 //
 // capture_update, BEFORE UPDATE OF the watched columns FOR EACH ROW, WHEN one of them
 // is emptied: the old row is kept, unless a cascade of an approved purge empties it,
@@ -89,11 +99,11 @@ REVOKE ALL ON FUNCTION purgeguard.row_text(anyelement) FROM PUBLIC;
 CREATE OR REPLACE FUNCTION purgeguard.capture_delete() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fence$
 DECLARE
-	j jsonb;
+	j json;
 	tenant_text text;
 BEGIN
 	IF TG_ARGV[2] <> '' THEN
-		j := to_jsonb(OLD);
+		j := row_to_json(OLD);
 		tenant_text := j ->> TG_ARGV[2];
 		IF tenant_text IS NOT NULL AND (
 			EXISTS (SELECT 1 FROM purgeguard.approval a WHERE a.tenant = tenant_text AND a.expires_at > now())
@@ -105,6 +115,9 @@ BEGIN
 			IF current_setting('purgeguard.approved', true) IS DISTINCT FROM 'on' THEN
 				PERFORM set_config('purgeguard.approved', 'on', true);
 			END IF;
+			IF current_setting('purgeguard.approved_tenant', true) IS DISTINCT FROM tenant_text THEN
+				PERFORM set_config('purgeguard.approved_tenant', tenant_text, true);
+			END IF;
 			RETURN OLD;
 		END IF;
 	ELSIF pg_trigger_depth() > 1 AND current_setting('purgeguard.approved', true) = 'on'
@@ -115,7 +128,9 @@ BEGIN
 	VALUES (TG_ARGV[0], TG_ARGV[1],
 		CASE WHEN TG_TABLE_SCHEMA <> TG_ARGV[0] OR TG_TABLE_NAME <> TG_ARGV[1] THEN TG_TABLE_SCHEMA END,
 		CASE WHEN TG_TABLE_SCHEMA <> TG_ARGV[0] OR TG_TABLE_NAME <> TG_ARGV[1] THEN TG_TABLE_NAME END,
-		'delete', CASE WHEN TG_ARGV[3] = 'own' THEN tenant_text END, purgeguard.row_text(OLD));
+		'delete', CASE WHEN TG_ARGV[3] = 'own' THEN tenant_text END,
+		CASE WHEN current_setting('DateStyle') LIKE 'ISO%' AND current_setting('IntervalStyle') = 'postgres'
+			AND current_setting('extra_float_digits')::int >= 1 THEN OLD::text ELSE purgeguard.row_text(OLD) END);
 	IF current_setting('purgeguard.captured', true) IS DISTINCT FROM 'on' THEN
 		PERFORM set_config('purgeguard.captured', 'on', true);
 	END IF;
@@ -137,7 +152,7 @@ BEGIN
 		RETURN NEW;
 	END IF;
 	IF TG_ARGV[2] <> '' THEN
-		tenant_text := to_jsonb(OLD) ->> TG_ARGV[2];
+		tenant_text := row_to_json(OLD) ->> TG_ARGV[2];
 		IF tenant_text IS NOT NULL AND EXISTS (
 			SELECT 1 FROM purgeguard.approval a WHERE a.tenant = tenant_text AND a.expires_at > now()) THEN
 			RETURN NEW;
@@ -157,7 +172,8 @@ BEGIN
 	VALUES (TG_ARGV[0], TG_ARGV[1],
 		CASE WHEN TG_TABLE_SCHEMA <> TG_ARGV[0] OR TG_TABLE_NAME <> TG_ARGV[1] THEN TG_TABLE_SCHEMA END,
 		CASE WHEN TG_TABLE_SCHEMA <> TG_ARGV[0] OR TG_TABLE_NAME <> TG_ARGV[1] THEN TG_TABLE_NAME END,
-		'update', purgeguard.row_text(OLD));
+		'update', CASE WHEN current_setting('DateStyle') LIKE 'ISO%' AND current_setting('IntervalStyle') = 'postgres'
+			AND current_setting('extra_float_digits')::int >= 1 THEN OLD::text ELSE purgeguard.row_text(OLD) END);
 	IF current_setting('purgeguard.captured', true) IS DISTINCT FROM 'on' THEN
 		PERFORM set_config('purgeguard.captured', 'on', true);
 	END IF;

@@ -91,7 +91,7 @@ func wanted(g *catalog.Graph, mode string, tables []catalog.Name, watch []Column
 			}
 			out = append(out, planned{trigger{t.Name, CaptureTrigger}, "CREATE OR REPLACE TRIGGER " + pgx.Identifier{CaptureTrigger}.Sanitize() +
 				" BEFORE DELETE ON " + t.Name.Sanitize() +
-				" FOR EACH ROW EXECUTE FUNCTION purgeguard.capture_delete(" + args + ")"})
+				" FOR EACH ROW WHEN (" + captureWhen(col) + ") EXECUTE FUNCTION purgeguard.capture_delete(" + args + ")"})
 			if sql, ok := updateTrigger(t, col, watch); ok {
 				out = append(out, planned{trigger{t.Name, CaptureUpdateTrigger}, sql})
 			}
@@ -105,6 +105,20 @@ func wanted(g *catalog.Graph, mode string, tables []catalog.Name, watch []Column
 			" FOR EACH STATEMENT EXECUTE FUNCTION purgeguard.refuse_truncate()"})
 	}
 	return out, nil
+}
+
+// captureWhen renders the capturing DELETE trigger's WHEN clause: the executor
+// evaluates it without calling the function, which is what an approved purge of a
+// million rows must not pay for each. A row whose tenant column names the tenant
+// the transaction last let go with an approval is that tenant's too; a row without
+// a tenant column, deleted by a cascade (depth > 0 before the function runs) in a
+// transaction that has approved and kept nothing, belongs to an approved parent.
+func captureWhen(tenantCol string) string {
+	if tenantCol != "" {
+		return "OLD." + pgx.Identifier{tenantCol}.Sanitize() + "::text IS DISTINCT FROM current_setting('purgeguard.approved_tenant', true)"
+	}
+	return "NOT (pg_trigger_depth() > 0 AND current_setting('purgeguard.approved', true) IS NOT DISTINCT FROM 'on'" +
+		" AND current_setting('purgeguard.captured', true) IS DISTINCT FROM 'on')"
 }
 
 // updateTrigger renders the capturing UPDATE trigger of t, if t has columns to

@@ -26,6 +26,16 @@ import (
 // parent deleted by an approved purge in a transaction that also captured) keeps
 // no tenant and stays in the trash: List shows it.
 func Resolve(ctx context.Context, q pgx.Tx, g *catalog.Graph) (int64, error) {
+	// Fresh statistics: the trash may have grown by a million rows since autovacuum
+	// last looked, and a join planned on an empty table's estimates loops. JIT
+	// compiles for nothing on these few statements.
+	if _, err := q.Exec(ctx, "ANALYZE purgeguard.trash; SET LOCAL jit = off; SET LOCAL work_mem = '64MB'"); err != nil {
+		return 0, fmt.Errorf("trash: prepare the attribution: %w", err)
+	}
+	pending, err := unresolved(ctx, q)
+	if err != nil || len(pending) == 0 {
+		return 0, err
+	}
 	rels, err := readRelations(ctx, q)
 	if err != nil {
 		return 0, err
@@ -38,10 +48,6 @@ func Resolve(ctx context.Context, q pgx.Tx, g *catalog.Graph) (int64, error) {
 		}
 		total += tag.RowsAffected()
 		return tag.RowsAffected(), nil
-	}
-	pending, err := unresolved(ctx, q)
-	if err != nil {
-		return 0, err
 	}
 	for round := 0; len(pending) > 0 && round <= len(g.Tables)+2; round++ {
 		progress := false

@@ -48,6 +48,9 @@ func TenantColumn(g *catalog.Graph, t *catalog.Table) (col string, own bool) {
 	return "", false
 }
 
+// narrowColumns is the most columns rows casts out one by one.
+const narrowColumns = 2
+
 // relations maps each graph table to the partitions its trash rows were deleted
 // from, other than itself (rel_name is NULL for a row deleted from the table itself).
 type relations map[catalog.Name][]catalog.Name
@@ -76,20 +79,26 @@ func readRelations(ctx context.Context, q catalog.Querier) (relations, error) {
 
 // rows renders a select of t's trash rows meeting cond (on alias tr): the trash's
 // own columns, then cols of each row read back as a record of the relation it came
-// from. OFFSET 0 keeps the cast a column of its own, made once per row rather than
-// once per field.
+// from. For a few columns (the keys Resolve joins on) each is cast out on its own,
+// so that joins carry the values, not the whole record; for many, OFFSET 0 keeps
+// the cast a column of its own, made once per row rather than once per field.
 func (rs relations) rows(t *catalog.Table, cols []string, cond string) string {
-	fields := make([]string, len(cols))
-	for i, c := range cols {
-		id := pgx.Identifier{c}.Sanitize()
-		fields[i] = "(x.r)." + id + " AS " + id
-	}
+	narrow := len(cols) <= narrowColumns
 	one := func(rel catalog.Name, relCond string) string {
 		sel := "SELECT tr.id AS " + colID + ", tr.tenant AS " + colTenant + ", tr.xid AS " + colXid + ", tr.op AS " + colOp
-		if len(fields) > 0 {
-			sel += ", " + strings.Join(fields, ", ")
+		for _, c := range cols {
+			id := pgx.Identifier{c}.Sanitize()
+			if narrow {
+				sel += ", (tr.row::" + rel.Sanitize() + ")." + id + " AS " + id
+			} else {
+				sel += ", (x.r)." + id + " AS " + id
+			}
 		}
-		return sel + " FROM purgeguard.trash tr CROSS JOIN LATERAL (SELECT tr.row::" + rel.Sanitize() + " AS r OFFSET 0) x" +
+		from := " FROM purgeguard.trash tr"
+		if !narrow {
+			from += " CROSS JOIN LATERAL (SELECT tr.row::" + rel.Sanitize() + " AS r OFFSET 0) x"
+		}
+		return sel + from +
 			" WHERE tr.table_schema = " + literal(t.Name.Schema) + " AND tr.table_name = " + literal(t.Name.Table) +
 			" AND " + relCond + " AND (" + cond + ")"
 	}
