@@ -319,14 +319,22 @@ func connectGraph(ctx context.Context, cfg *pgx.ConnConfig, co catalog.Options) 
 	return conn, g, nil
 }
 
-// TrashStats reads the trash's size and oldest row, for metrics.
-func TrashStats(ctx context.Context, cfg *pgx.ConnConfig) (trash.Stats, error) {
+// TrashStats are the trash's size and age.
+type TrashStats struct {
+	Rows       int64      `json:"rows"`
+	Unresolved int64      `json:"unresolved"` // rows no tenant is known for yet
+	Oldest     *time.Time `json:"oldest,omitempty"`
+}
+
+// ReadTrashStats reads the trash's size and oldest row, for metrics.
+func ReadTrashStats(ctx context.Context, cfg *pgx.ConnConfig) (TrashStats, error) {
 	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
-		return trash.Stats{}, fmt.Errorf("guard: connect: %w", err)
+		return TrashStats{}, fmt.Errorf("guard: connect: %w", err)
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
-	return trash.ReadStats(ctx, conn)
+	st, err := trash.ReadStats(ctx, conn)
+	return TrashStats(st), err
 }
 
 // trashCounter counts the rows the capturing fence keeps from a moment on.

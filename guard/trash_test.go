@@ -51,15 +51,6 @@ func newTrashWorld(t *testing.T, co catalog.Options, scripts ...string) *trashWo
 	return w
 }
 
-func (w *trashWorld) graph(t *testing.T) *catalog.Graph {
-	t.Helper()
-	g, err := catalog.Load(w.ctx, w.admin, w.co)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return g
-}
-
 func (w *trashWorld) capture(t *testing.T, watch ...fence.Column) {
 	t.Helper()
 	if err := fence.InstallCapture(w.ctx, w.admin, w.co, watch); err != nil {

@@ -147,9 +147,22 @@ func TestCLI_TrashRemoveTenant(t *testing.T) {
 		}
 	}
 
+	metricsFile := filepath.Join(t.TempDir(), "purgeguard.prom")
+	env["PURGEGUARD_METRICS_FILE"] = metricsFile
 	saved := trashSave(t, env)
+	delete(env, "PURGEGUARD_METRICS_FILE")
 	if len(saved.Saved) != 1 || saved.Saved[0].Tenant != victim || saved.Unresolved != 0 {
 		t.Fatalf("trash save: %+v, want one snapshot of %s and nothing unattributed", saved, victim)
+	}
+	prom, err := os.ReadFile(metricsFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`purgeguard_trash_rows{command="trash"} 0`, `purgeguard_trash_oldest_row_timestamp_seconds{command="trash"} 0`,
+		`purgeguard_last_run_exit_code{command="trash"} 0`} {
+		if !strings.Contains(string(prom), want) {
+			t.Errorf("metrics after trash save: no %q in\n%s", want, prom)
+		}
 	}
 	if n := trashRows(t, conn); n != 0 {
 		t.Fatalf("trash after save: %d rows, want 0", n)
