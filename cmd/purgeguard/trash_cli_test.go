@@ -182,6 +182,8 @@ func TestCLI_TrashRemoveTenant(t *testing.T) {
 // go (the trash stays empty) and the guard's snapshots give it back.
 func TestCLI_TrashRetention(t *testing.T) {
 	env, res, _ := cliEnv(t)
+	// The purge takes most of this small fixture: let the retention rules allow it.
+	appendConfig(t, env, "policy:\n  retention:\n    max_fraction: 1\n    max_tenant_fraction: 1\n")
 	dsn := env["PURGEGUARD_DATABASE_URL"]
 	ctx := testenv.Context(t)
 	conn := testenv.Connect(t, dsn)
