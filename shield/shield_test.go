@@ -48,7 +48,10 @@ func testLog(t *testing.T) *slog.Logger {
 
 type tWriter struct{ t *testing.T }
 
-func (w tWriter) Write(p []byte) (int, error) { w.t.Log(strings.TrimSpace(string(p))); return len(p), nil }
+func (w tWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
+}
 
 func openShield(t *testing.T, root string, store storage.Store) *world {
 	t.Helper()
@@ -124,9 +127,9 @@ func someFiles(n int, prefix string) []file {
 	var out []file
 	for i := range n {
 		out = append(out, file{
-			rel:   fmt.Sprintf("%s/monitor/rec-%03d.wav", prefix, i),
-			data:  bytes.Repeat([]byte(fmt.Sprintf("%s %d|", prefix, i)), 100+i*37),
-			mode:  0o640, uid: 1000 + i, gid: 33,
+			rel:  fmt.Sprintf("%s/monitor/rec-%03d.wav", prefix, i),
+			data: bytes.Repeat([]byte(fmt.Sprintf("%s %d|", prefix, i)), 100+i*37),
+			mode: 0o640, uid: 1000 + i, gid: 33,
 			mtime: time.Date(2026, 1, 2, 3, 4, 5, i*1000, time.UTC),
 		})
 	}
