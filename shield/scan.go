@@ -10,9 +10,12 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/purgeguard/purgeguard/internal/place"
 )
 
 // batchSize bounds the files observed per index transaction: one fsync per batch
@@ -307,7 +310,7 @@ func (s *Shield) scanDir(ctx context.Context, r Root, dir string, w *watcher, sw
 			}
 			return b.do(func(tx *bolt.Tx) error { return noteDir(tx, path, fi) })
 		}
-		if !d.Type().IsRegular() {
+		if !d.Type().IsRegular() || ignored(path) {
 			return nil
 		}
 		fi, err := d.Info()
@@ -414,3 +417,8 @@ func (b *batch) flush(err error) error {
 	})
 	return errors.Join(err, ferr)
 }
+
+// ignored says whether a path is a temporary file of purgeguard's own placing
+// (files restore, restore): it is renamed into its real name in a moment, and
+// shielding it would record a loss at the rename.
+func ignored(path string) bool { return strings.HasPrefix(filepath.Base(path), place.TempPrefix) }

@@ -321,3 +321,67 @@ func countLinks(t *testing.T, dir string) int {
 	}
 	return n
 }
+
+// Restore takes the content from the blob once the link is gone, checks it against
+// the recorded digest, and refuses a path that leads out of the root through a
+// symbolic link put in place of a directory.
+func TestRestore_FromBlobAndSymlinkRefused(t *testing.T) {
+	store := s3Store(t, testenv.MinIO(t))
+	root := filepath.Join(t.TempDir(), "tenants")
+	fs := append(someFiles(2, "55555555-5555-4555-8555-555555555555"), someFiles(1, "66666666-6666-4666-8666-666666666666")...)
+	for _, f := range fs {
+		writeFile(t, root, f)
+	}
+	w := openShield(t, root, store)
+	w.start(t)
+	waitFor(t, "every file uploaded", func() bool { st := w.s.Stats(); return st.Files == 3 && st.Queue == 0 })
+	for _, f := range fs {
+		if err := os.Remove(filepath.Join(root, f.rel)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "every loss recorded", func() bool { return len(losses(t, store)) == 3 })
+	w.stop()
+	for _, l := range losses(t, store) {
+		if err := os.Remove(l.Link); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The second tenant's directory becomes a link to elsewhere.
+	outside := t.TempDir()
+	other := filepath.Join(root, "66666666-6666-4666-8666-666666666666")
+	if err := os.RemoveAll(other); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(outside, other); err != nil {
+		t.Fatal(err)
+	}
+	q := shield.LossQuery{Roots: []shield.Root{{Dir: root, Shield: w.shieldDir}}, Under: root}
+	out, err := shield.Restore(testenv.Context(t), store, shield.RestoreOptions{LossQuery: q})
+	var re *shield.RestoreError
+	if !errors.As(err, &re) || re.Failed != 1 {
+		t.Fatalf("got %v, want one file refused", err)
+	}
+	for _, r := range out {
+		escaping := strings.HasPrefix(r.Path, other)
+		switch {
+		case escaping && r.Outcome != shield.Unrecoverable:
+			t.Errorf("%s through a symlink out of the root: %s, want refused", r.Path, r.Outcome)
+		case !escaping && (r.Outcome != shield.Restored || r.From != "blob"):
+			t.Errorf("%s: %s from %q, want restored from blob", r.Path, r.Outcome, r.From)
+		}
+	}
+	for _, f := range fs[:2] {
+		if got, err := os.ReadFile(filepath.Join(root, f.rel)); err != nil || !bytes.Equal(got, f.data) {
+			t.Errorf("%s: not restored byte-identical (%v)", f.rel, err)
+		}
+	}
+	if ents, _ := os.ReadDir(outside); len(ents) != 0 {
+		t.Errorf("written outside the root: %v", ents)
+	}
+	// Outside every root: refused before anything is read.
+	q.Under = t.TempDir()
+	if _, err := shield.Restore(testenv.Context(t), store, shield.RestoreOptions{LossQuery: q}); err == nil || !strings.Contains(err.Error(), "not under a files root") {
+		t.Errorf("--under outside the roots: got %v", err)
+	}
+}

@@ -69,7 +69,7 @@ func (w *watcher) loop(ctx context.Context) {
 func (w *watcher) handle(ctx context.Context, ev fsnotify.Event) error {
 	s := w.s
 	r, ok := s.rootOf(ev.Name)
-	if !ok {
+	if !ok || ignored(ev.Name) {
 		return nil
 	}
 	switch {
