@@ -8,6 +8,8 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/purgeguard/purgeguard/internal/archive"
 )
 
 // The index's buckets. Every write that changes more than one of them is one
@@ -18,7 +20,7 @@ var (
 	bQueue      = []byte("queue")      // link path → nothing: blob not uploaded yet
 	bLost       = []byte("lost")       // lost-at (8 bytes, ns) + link path → nothing
 	bUnrecorded = []byte("unrecorded") // link path → nothing: loss not in storage yet
-	bBlobs      = []byte("blobs")      // sha256 (32 bytes) → stored size (8 bytes)
+	bBlobs      = []byte("blobs")      // sha256 (32 bytes) → stored size, entries naming it (8 bytes each)
 	bDirs       = []byte("dirs")       // directory path → dirMeta
 	allBuckets  = [][]byte{bLinks, bPaths, bQueue, bLost, bUnrecorded, bBlobs, bDirs}
 )
@@ -87,12 +89,6 @@ func lostKey(at int64, link []byte) []byte {
 	return append(k, link...)
 }
 
-func sizeBytes(n int64) []byte {
-	b := make([]byte, 8)
-	binary.BigEndian.PutUint64(b, uint64(n))
-	return b
-}
-
 // stats are the shield's gauges, kept current by the code that changes them.
 type stats struct {
 	files        atomic.Int64 // live shielded files
@@ -101,6 +97,8 @@ type stats struct {
 	lostBytes    atomic.Int64 // bytes those links hold
 	losses       atomic.Int64 // losses recorded since start
 	uploaded     atomic.Int64 // blobs uploaded since start
+	swept        atomic.Int64 // expired links removed since start
+	vouched      atomic.Int64 // digests recorded since start (uploaded or found stored)
 	oldestQueued atomic.Int64 // ns: the oldest change among queued files, 0 when none
 }
 
@@ -144,4 +142,42 @@ func (s *Shield) loadStats() error {
 		s.stats.lostBytes.Store(bytes)
 		return err
 	})
+}
+
+// blobRef returns a blob's stored size and the number of entries naming it.
+func blobRef(tx *bolt.Tx, sum [32]byte) (stored, refs int64) {
+	v := tx.Bucket(bBlobs).Get(sum[:])
+	if len(v) < 16 {
+		return 0, 0
+	}
+	return int64(binary.BigEndian.Uint64(v[:8])), int64(binary.BigEndian.Uint64(v[8:16]))
+}
+
+// refBlob adds delta to the entries naming a blob; at none, the shield no longer
+// vouches for it (its live list drops it, and prune may sweep it).
+func refBlob(tx *bolt.Tx, sum [32]byte, stored, delta int64) error {
+	old, refs := blobRef(tx, sum)
+	if stored == 0 {
+		stored = old
+	}
+	refs += delta
+	if refs <= 0 {
+		return tx.Bucket(bBlobs).Delete(sum[:])
+	}
+	v := make([]byte, 16)
+	binary.BigEndian.PutUint64(v[:8], uint64(stored))
+	binary.BigEndian.PutUint64(v[8:], uint64(refs))
+	return tx.Bucket(bBlobs).Put(sum[:], v)
+}
+
+// unref drops an entry's claim on its blob.
+func unref(tx *bolt.Tx, e *entry) error {
+	if e.Digest == "" {
+		return nil
+	}
+	sum, err := archive.ParseDigestHex(e.Digest)
+	if err != nil {
+		return err
+	}
+	return refBlob(tx, sum, 0, -1)
 }

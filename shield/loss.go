@@ -211,8 +211,12 @@ func (s *Shield) sweep(ctx context.Context) error {
 				return err
 			}
 			if e != nil {
+				if err := unref(tx, e); err != nil {
+					return err
+				}
 				s.stats.lost.Add(-1)
 				s.stats.lostBytes.Add(-e.Size)
+				s.stats.swept.Add(1)
 			}
 			return tx.Bucket(bLinks).Delete(link)
 		}); err != nil {

@@ -22,13 +22,18 @@ import (
 // instead of per file during a scan of a million files.
 const batchSize = 1000
 
-// linkPath names the link of one inode at one path: the inode number alone would be
-// enough while the link lives, the path's hash keeps two paths of one inode apart,
-// and the fan-out directory keeps directories small.
+// linkPath names the link of one inode at one path: the fan-out directory and the
+// name start with the path's hash (so the links a path had are found from the path
+// alone, by LinksOf), the inode number keeps the inodes a path held over time apart.
 func linkPath(r Root, path string, ino uint64) string {
+	h := pathHash(path)
+	return filepath.Join(r.Shield, fmt.Sprintf("%02x", h&0xff), strconv.FormatUint(h, 16)+"-"+strconv.FormatUint(ino, 10))
+}
+
+func pathHash(path string) uint64 {
 	h := fnv.New64a()
 	h.Write([]byte(path))
-	return filepath.Join(r.Shield, fmt.Sprintf("%02x", ino&0xff), strconv.FormatUint(ino, 10)+"-"+strconv.FormatUint(h.Sum64(), 16))
+	return h.Sum64()
 }
 
 func statOf(fi fs.FileInfo) *syscall.Stat_t { return fi.Sys().(*syscall.Stat_t) }
@@ -109,6 +114,9 @@ func (s *Shield) update(tx *bolt.Tx, link []byte, e *entry, fi fs.FileInfo) erro
 	if content {
 		e.Changed = s.o.Now().UnixNano()
 		if e.Digest != "" {
+			if err := unref(tx, e); err != nil {
+				return err
+			}
 			e.Digest, e.Stored = "", 0
 			if err := tx.Bucket(bQueue).Put(link, nil); err != nil {
 				return err

@@ -110,6 +110,7 @@ type Shield struct {
 	roots []Root
 	mu    sync.Mutex // serialises index writes that read first (observe, lose)
 	stats stats
+	id    string // in storage: shield/<id>/live.zst
 }
 
 // Open checks the roots (each exists; its shield directory is created on the same
@@ -148,7 +149,7 @@ func Open(o Options) (*Shield, error) {
 		db.Close()
 		return nil, err
 	}
-	s := &Shield{o: o, db: db, roots: roots}
+	s := &Shield{o: o, db: db, roots: roots, id: shieldID(o.Index)}
 	if err := s.loadStats(); err != nil {
 		db.Close()
 		return nil, err
@@ -252,6 +253,9 @@ func (s *Shield) Once(ctx context.Context) error {
 		errs = append(errs, err)
 	}
 	if err := s.sweep(ctx); err != nil {
+		errs = append(errs, err)
+	}
+	if err := s.writeLive(ctx); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)

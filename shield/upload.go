@@ -32,12 +32,25 @@ const uploadTick = time.Second
 // maxBackoff bounds the wait between two tries of one file while storage is down.
 const maxBackoff = 5 * time.Minute
 
+// liveEvery bounds how often the live list is rewritten while uploads go on.
+const liveEvery = 30 * time.Second
+
 func (s *Shield) uploadLoop(ctx context.Context) {
 	t := time.NewTicker(uploadTick)
 	defer t.Stop()
+	var written int64 = -1
+	var at time.Time
 	for {
 		if err := s.uploadSettled(ctx); err != nil && ctx.Err() == nil {
 			s.o.Log.Debug("shield: upload pass", "err", err)
+		}
+		// The live list follows the uploads (and sweeps), well within prune's grace.
+		if n := s.stats.vouched.Load() + s.stats.swept.Load(); n != written && time.Since(at) > liveEvery {
+			if err := s.writeLive(ctx); err == nil {
+				written, at = n, time.Now()
+			} else if ctx.Err() == nil {
+				s.o.Log.Warn("shield: live list not written", "err", err)
+			}
 		}
 		select {
 		case <-ctx.Done():
@@ -161,13 +174,17 @@ func (s *Shield) upload(ctx context.Context, enc *zstd.Encoder, c candidate) err
 		if e.Size != c.e.Size || e.MTime != c.e.MTime {
 			return nil // changed since: still queued
 		}
+		if e.Digest != "" {
+			return nil // recorded already
+		}
 		e.Digest, e.Stored, e.Tries, e.Next = hexSum, stored, 0, 0
 		if err := putEntry(tx, c.link, e); err != nil {
 			return err
 		}
-		if err := tx.Bucket(bBlobs).Put(sum[:], sizeBytes(stored)); err != nil {
+		if err := refBlob(tx, sum, stored, 1); err != nil {
 			return err
 		}
+		s.stats.vouched.Add(1)
 		if tx.Bucket(bQueue).Get(c.link) != nil {
 			s.stats.queue.Add(-1)
 		}
@@ -225,9 +242,7 @@ func (s *Shield) store(ctx context.Context, enc *zstd.Encoder, c candidate) (sum
 		}
 	}()
 	if err := s.db.View(func(tx *bolt.Tx) error {
-		if v := tx.Bucket(bBlobs).Get(sum[:]); v != nil {
-			stored = int64(beUint64(v))
-		}
+		stored, _ = blobRef(tx, sum)
 		return nil
 	}); err != nil {
 		return sum, 0, err

@@ -82,6 +82,7 @@ func runGuard(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	so.Shield = snapshotShield(e, store)
 	res, err := guard.Run(c.Context, cfg, store, guard.Options{
 		Input: in, Rules: e.cfg.PolicyRules(), Activity: act, Reason: c.String(flagReason),
 		NoWait: c.Bool("no-wait"), Command: command, Snapshot: so,
@@ -113,6 +114,7 @@ func runGuardRetention(c *cli.Context, e *env, command []string) error {
 	if so.Retention, err = retentionOptions(c, e); err != nil {
 		return err
 	}
+	so.Shield = snapshotShield(e, store)
 	res, err := guard.RunRetention(c.Context, cfg, store, guard.RetentionOptions{
 		Snapshot: so, Reason: c.String(flagReason), NoWait: c.Bool("no-wait"), Command: command,
 		Stdin: c.App.Reader, Stdout: commandStdout(c, e), Stderr: c.App.ErrWriter, Log: e.log,

@@ -16,6 +16,8 @@ import (
 
 	"github.com/purgeguard/purgeguard/internal/config"
 	"github.com/purgeguard/purgeguard/shield"
+	"github.com/purgeguard/purgeguard/snapshot"
+	"github.com/purgeguard/purgeguard/storage"
 )
 
 func newShieldCommand() *cli.Command {
@@ -157,4 +159,27 @@ func serveShieldMetrics(ctx context.Context, addr string, s *shield.Shield) (fun
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = srv.Serve(l) }()
 	return func() { _ = srv.Close() }, nil
+}
+
+// snapshotShield hands snapshots the shield's knowledge: blobs it stored (read from
+// each file's extended attribute) and copies of lost files (its loss records and
+// links). Without a shield running it finds nothing and costs one xattr read per
+// file and, at the first missing file, one listing of the loss records.
+func snapshotShield(e *env, store storage.Store) snapshot.Shield {
+	o, err := shieldOptions(e)
+	if err != nil {
+		return nil
+	}
+	return shieldAdapter{shield.NewLookup(store, o.Roots, o.Keep)}
+}
+
+type shieldAdapter struct{ *shield.Lookup }
+
+func (a shieldAdapter) Lost(ctx context.Context, path string) (snapshot.ShieldCopy, bool, error) {
+	c, ok, err := a.Lookup.Lost(ctx, path)
+	if err != nil || !ok {
+		return snapshot.ShieldCopy{}, ok, err
+	}
+	return snapshot.ShieldCopy{SHA256: c.Sum, Size: c.Size, StoredBytes: c.StoredBytes, Mode: c.Mode,
+		ModTime: c.ModTime, Link: c.Link}, true, nil
 }

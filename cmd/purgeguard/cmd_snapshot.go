@@ -88,6 +88,7 @@ func runSnapshot(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	so.Shield = snapshotShield(e, store)
 	ms, err := snapshot.Run(c.Context, cfg, store, so)
 	prog.done(err == nil)
 	audit := newAudit(archive.AuditSnapshot, tenants)

@@ -2,7 +2,9 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -12,14 +14,22 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/purgeguard/purgeguard/internal/archive"
+	"github.com/purgeguard/purgeguard/internal/config"
+	"github.com/purgeguard/purgeguard/snapshot"
+	"github.com/purgeguard/purgeguard/storage"
 
 	"github.com/purgeguard/purgeguard/internal/devtools/fixture"
 	"github.com/purgeguard/purgeguard/internal/devtools/testenv"
+	"github.com/purgeguard/purgeguard/internal/repository"
 )
 
 // fileState is what must come back of a file: bytes, mode, mtime, owner, group.
@@ -206,6 +216,8 @@ func TestShield_CallLogdRemoveTenant(t *testing.T) {
 		return m["purgeguard_shield_files"] == float64(total) && m["purgeguard_shield_upload_queue"] == 0
 	})
 
+	snapshotSkipsHeads(t, env, cfgFile, dsn, res.Tenants[0])
+
 	// remove_tenant(): first the files (the rows still there) ...
 	script, err := filepath.Abs("../../testdata/calllogd/remove_tenant.sh")
 	if err != nil {
@@ -276,5 +288,98 @@ func TestShield_CallLogdRemoveTenant(t *testing.T) {
 	}
 }
 
-// snapshotAfterFilesGone is filled in by the snapshot's use of the shield.
-var snapshotAfterFilesGone = func(t *testing.T, env map[string]string, tenant uuid.UUID, want map[string]fileState) {}
+// snapshotAfterFilesGone: a snapshot of the tenant once its files are gone (its rows
+// still there) holds every file, recovered from the shield, and verifies.
+func snapshotAfterFilesGone(t *testing.T, env map[string]string, tenant uuid.UUID, want map[string]fileState) {
+	t.Helper()
+	code, out, errOut := runCLI(t, env, "-o", "json", "snapshot", "--tenant", tenant.String())
+	if code != exitOK {
+		t.Fatalf("snapshot after the files went: exit %d\n%s", code, errOut)
+	}
+	var doc struct {
+		Snapshots []struct {
+			Snapshot  uuid.UUID `json:"snapshot"`
+			Files     int       `json:"files"`
+			Recovered int       `json:"recovered_files"`
+		} `json:"snapshots"`
+	}
+	if err := json.Unmarshal([]byte(out), &doc); err != nil || len(doc.Snapshots) != 1 {
+		t.Fatalf("snapshot output: %v\n%s", err, out)
+	}
+	if s := doc.Snapshots[0]; s.Files != len(want) || s.Recovered != len(want) {
+		t.Errorf("snapshot after the files went: %d files, %d recovered; want %d, all recovered", s.Files, s.Recovered, len(want))
+	}
+	if code, _, errOut := runCLI(t, env, "verify", "--tenant", tenant.String()); code != exitOK {
+		t.Errorf("verify of the snapshot: exit %d\n%s", code, errOut)
+	}
+}
+
+// countingStore counts the blob HEADs (Stat) a snapshot makes.
+type countingStore struct {
+	storage.Store
+	blobStats atomic.Int64
+}
+
+func (c *countingStore) Stat(ctx context.Context, key string) (storage.Info, error) {
+	if strings.HasPrefix(key, archive.BlobsPrefix) {
+		c.blobStats.Add(1)
+	}
+	return c.Store.Stat(ctx, key)
+}
+
+// snapshotSkipsHeads: with every file of a tenant uploaded by the shield, a snapshot
+// asks storage about none of its blobs, and names each file's true digest.
+func snapshotSkipsHeads(t *testing.T, vars map[string]string, cfgFile, dsn string, tenant uuid.UUID) {
+	t.Helper()
+	ctx := testenv.Context(t)
+	for k, v := range vars {
+		t.Setenv(k, v)
+	}
+	cfg, err := config.Load(cfgFile, os.Getenv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prof, err := cfg.Profile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &env{cfg: cfg, prof: prof}
+	base, err := openStore(ctx, e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := &countingStore{Store: base}
+	pc, err := pgx.ParseConfig(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ms, err := snapshot.Run(ctx, pc, store, snapshot.Options{Tenants: []uuid.UUID{tenant}, Graph: prof.Tenants, Files: prof.Files,
+		Shield: snapshotShield(e, store)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := store.blobStats.Load(); n != 0 {
+		t.Errorf("snapshot of a shielded tenant asked storage about %d blobs, want 0", n)
+	}
+	m, err := repository.Manifest(ctx, base, archive.SnapshotRef{Tenant: ms[0].Tenant, ID: ms[0].ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	saved := 0
+	for _, f := range m.Files {
+		if f.Missing {
+			continue
+		}
+		saved++
+		b, err := os.ReadFile(f.Path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if sum := sha256.Sum256(b); hex.EncodeToString(sum[:]) != f.SHA256 {
+			t.Errorf("%s: manifest names %s, content is %x", f.Path, f.SHA256, sum)
+		}
+	}
+	if saved == 0 {
+		t.Fatal("no file saved: nothing tested")
+	}
+}
