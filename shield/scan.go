@@ -341,6 +341,7 @@ func (s *Shield) scanDir(ctx context.Context, r Root, dir string, w *watcher, sw
 func (s *Shield) sweepMissing(ctx context.Context, r Root) error {
 	prefix := []byte(r.Dir + string(filepath.Separator))
 	next := prefix
+	chunks := 0
 	for {
 		var paths []string
 		err := s.db.View(func(tx *bolt.Tx) error {
@@ -358,6 +359,9 @@ func (s *Shield) sweepMissing(ctx context.Context, r Root) error {
 		}
 		if len(paths) == 0 {
 			return nil
+		}
+		if chunks++; chunks%10 == 0 {
+			s.dropPages()
 		}
 		next = []byte(paths[len(paths)-1])
 		var gone []string
@@ -395,6 +399,7 @@ func (s *Shield) update1(fn func(tx *bolt.Tx) error) error {
 type batch struct {
 	s   *Shield
 	ops []func(*bolt.Tx) error
+	n   int // transactions committed
 }
 
 func (s *Shield) newBatch() *batch { return &batch{s: s} }
@@ -415,6 +420,9 @@ func (b *batch) flush(err error) error {
 	}
 	ops := b.ops
 	b.ops = b.ops[:0]
+	if b.n++; b.n%10 == 0 {
+		defer b.s.dropPages()
+	}
 	ferr := b.s.update1(func(tx *bolt.Tx) error {
 		for _, op := range ops {
 			if err := op(tx); err != nil {

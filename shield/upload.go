@@ -147,6 +147,7 @@ func (s *Shield) uploadSettled(ctx context.Context) error {
 			break
 		}
 		after = last
+		s.dropPages()
 	}
 	s.stats.oldestQueued.Store(oldest)
 	return errors.Join(append(errs, ctx.Err())...)
