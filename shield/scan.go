@@ -80,8 +80,10 @@ func (s *Shield) observe(tx *bolt.Tx, r Root, path string, fi fs.FileInfo) error
 	if err := makeLink(path, link, st.Ino); err != nil {
 		return err
 	}
+	// Settling counts from the file's last write (its mtime; a recording being
+	// written keeps it current), never from a time in the future.
 	e := &entry{Path: path, Root: r.Dir, Ino: st.Ino, Size: fi.Size(), MTime: fi.ModTime().UnixNano(),
-		Mode: modeBits(fi.Mode()), UID: st.Uid, GID: st.Gid, Changed: now}
+		Mode: modeBits(fi.Mode()), UID: st.Uid, GID: st.Gid, Changed: min(now, fi.ModTime().UnixNano())}
 	lk := []byte(link)
 	if err := putEntry(tx, lk, e); err != nil {
 		return err
@@ -112,7 +114,9 @@ func (s *Shield) update(tx *bolt.Tx, link []byte, e *entry, fi fs.FileInfo) erro
 	}
 	e.Size, e.MTime, e.Mode, e.UID, e.GID = size, mtime, mode, st.Uid, st.Gid
 	if content {
-		e.Changed = s.o.Now().UnixNano()
+		// Seen changed now, written last at its mtime: settling counts from the
+		// write (a file linked when created empty must not wait two settles).
+		e.Changed = min(s.o.Now().UnixNano(), mtime)
 		if e.Digest != "" {
 			if err := unref(tx, e); err != nil {
 				return err
