@@ -25,6 +25,14 @@ func (s *Shield) dropPages() {
 	if err != nil || info == nil || info.Data == 0 || fi.Size() == 0 {
 		return
 	}
+	// The file may run ahead of the mapping (bbolt grows it by 16 MiB steps): the
+	// mapping's end is found as the first chunk the kernel refuses (ENOMEM).
+	const chunk = 4 << 20
 	size := uintptr(fi.Size()) &^ uintptr(os.Getpagesize()-1)
-	_, _, _ = unix.Syscall(unix.SYS_MADVISE, info.Data, size, unix.MADV_DONTNEED)
+	for off := uintptr(0); off < size; off += chunk {
+		n := min(chunk, size-off)
+		if _, _, e := unix.Syscall(unix.SYS_MADVISE, info.Data+off, n, unix.MADV_DONTNEED); e != 0 {
+			return
+		}
+	}
 }

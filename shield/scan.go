@@ -364,7 +364,7 @@ func (s *Shield) sweepMissing(ctx context.Context, r Root) error {
 		if len(paths) == 0 {
 			return nil
 		}
-		if chunks++; chunks%10 == 0 {
+		if chunks++; chunks > 0 {
 			s.dropPages()
 		}
 		next = []byte(paths[len(paths)-1])
@@ -424,7 +424,7 @@ func (b *batch) flush(err error) error {
 	}
 	ops := b.ops
 	b.ops = b.ops[:0]
-	if b.n++; b.n%10 == 0 {
+	if b.n++; b.n > 0 {
 		defer b.s.dropPages()
 	}
 	ferr := b.s.update1(func(tx *bolt.Tx) error {
