@@ -118,6 +118,9 @@ func runSnapshot(c *cli.Context) error {
 			if s.Scope.Kind == archive.ScopeRetention {
 				fmt.Fprintf(w, "; retention %s", scopeText(s.Scope.Cutoffs, s.Scope.Days))
 			}
+			if s.Recovered > 0 {
+				fmt.Fprintf(w, "; %d files missing on disk recovered from the file shield", s.Recovered)
+			}
 			if s.Missing > 0 || s.OutsideRoot > 0 {
 				fmt.Fprintf(w, "; %d files missing, %d outside their root (not saved)", s.Missing, s.OutsideRoot)
 			}
