@@ -66,7 +66,9 @@ func (l *Lookup) Lost(ctx context.Context, path string) (Copy, bool, error) {
 	}
 	l.once.Do(func() {
 		var ls []Loss
-		ls, l.err = Losses(ctx, l.store, LossQuery{Roots: l.roots, Since: time.Now().Add(-l.keep)})
+		// A record that cannot be read or trusted is skipped: it must not stop a
+		// snapshot, which then reports the file missing as it would without a shield.
+		ls, l.err = Losses(ctx, l.store, LossQuery{Roots: l.roots, Since: time.Now().Add(-l.keep), Bad: func(string, error) {}})
 		l.byPath = make(map[string]Loss, len(ls))
 		for _, x := range ls {
 			l.byPath[x.Path] = x

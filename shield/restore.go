@@ -28,6 +28,9 @@ type LossQuery struct {
 	Roots []Root
 	Under string    // only paths under this directory (lexically); "" : every root
 	Since time.Time // only losses at or after; zero: all
+	// Bad, when set, is told of a record that cannot be read or fails the checks,
+	// which is then skipped; when nil, such a record is an error.
+	Bad func(key string, err error)
 }
 
 // Losses reads the loss records from storage (audit records of kind loss), newest
@@ -45,6 +48,10 @@ func Losses(ctx context.Context, s storage.Store, q LossQuery) ([]Loss, error) {
 	for _, prefix := range prefixes {
 		err := s.List(ctx, prefix, func(i storage.Info) error {
 			l, ok, err := readLoss(ctx, s, i.Key)
+			if err != nil && q.Bad != nil {
+				q.Bad(i.Key, err)
+				return nil
+			}
 			if err != nil || !ok {
 				return err
 			}
@@ -55,7 +62,12 @@ func Losses(ctx context.Context, s storage.Store, q LossQuery) ([]Loss, error) {
 				return nil
 			}
 			if err := checkLoss(q.Roots, l); err != nil {
-				return fmt.Errorf("shield: loss record %s: %w", i.Key, err)
+				err = fmt.Errorf("shield: loss record %s: %w", i.Key, err)
+				if q.Bad != nil {
+					q.Bad(i.Key, err)
+					return nil
+				}
+				return err
 			}
 			if old, ok := byPath[l.Path]; !ok || !l.LostAt.Before(old.LostAt) {
 				byPath[l.Path] = l
