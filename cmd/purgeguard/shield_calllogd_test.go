@@ -193,7 +193,7 @@ func TestShield_CallLogdRemoveTenant(t *testing.T) {
 
 	// The shield, as its own process.
 	addr := freeAddr(t)
-	sh := exec.Command(binary(t), "shield", "--metrics-listen", addr)
+	sh := exec.Command(purgeguardBinary(t), "shield", "--metrics-listen", addr)
 	sh.Env = append(os.Environ(), procEnv...)
 	logFile, err := os.Create(filepath.Join(dir, "shield.log"))
 	if err != nil {

@@ -38,7 +38,7 @@ var buildBinary = sync.OnceValues(func() (string, error) {
 	return bin, nil
 })
 
-func binary(t *testing.T) string {
+func purgeguardBinary(t *testing.T) string {
 	t.Helper()
 	bin, err := buildBinary()
 	if err != nil {
@@ -68,7 +68,7 @@ var uploadedLine = regexp.MustCompile(`msg="shield: blob uploaded".* sha256=([0-
 // resumes where it was, no object in storage is partial, and no blob is uploaded
 // twice (each digest's upload is logged at most once over both runs).
 func TestShield_Kill9DuringUploads(t *testing.T) {
-	bin := binary(t)
+	bin := purgeguardBinary(t)
 	b := testenv.MinIO(t)
 	dir := t.TempDir()
 	root := filepath.Join(dir, "tenants")
