@@ -118,16 +118,26 @@ func blastRadius(before, after Counts, approved map[string]*snapshot.Snapshot) [
 	return out
 }
 
-// BlastRadiusError says the purge removed rows it should not have.
+// BlastRadiusError says the purge removed rows or files it should not have.
 type BlastRadiusError struct {
-	Losses []Loss
+	Losses    []Loss
+	Files     []FileLoss
+	FilesLost int
 	// Trashed are the rows the capturing fence kept meanwhile: the loss was
 	// prevented, the command still misbehaved.
 	Trashed int64
 }
 
 func (e *BlastRadiusError) Error() string {
-	s := fmt.Sprintf("guard: blast radius check failed: %d losses", len(e.Losses))
+	s := fmt.Sprintf("guard: blast radius check failed: %d losses", len(e.Losses)+e.FilesLost)
+	for i, f := range e.Files {
+		if i == 5 {
+			s += fmt.Sprintf("; and %d more files", e.FilesLost-5)
+			break
+		}
+		s += fmt.Sprintf("; tenant %s (not approved) lost file %s (%s): restore it with purgeguard files restore --under %s",
+			f.Tenant, f.Path, f.Table, f.Path)
+	}
 	for i, l := range e.Losses {
 		if i == 5 {
 			s += fmt.Sprintf("; and %d more", len(e.Losses)-5)

@@ -58,13 +58,17 @@ type Options struct {
 
 // Result is what a guarded run did.
 type Result struct {
-	Run       uuid.UUID        `json:"run"`
-	Decision  policy.Decision  `json:"decision"`
-	Snapshots []SnapshotRef    `json:"snapshots"`
-	Fenced    bool             `json:"fenced"`
-	ExitCode  int              `json:"exit_code"`
-	Losses    []Loss           `json:"losses"`
-	Removed   map[string]int64 `json:"rows_removed"` // per table, approved tenants
+	Run       uuid.UUID       `json:"run"`
+	Decision  policy.Decision `json:"decision"`
+	Snapshots []SnapshotRef   `json:"snapshots"`
+	Fenced    bool            `json:"fenced"`
+	ExitCode  int             `json:"exit_code"`
+	Losses    []Loss          `json:"losses"`
+	// FileLosses are files of tenants the run did not approve that the command
+	// removed (the first 1000; FilesLost counts them all).
+	FileLosses []FileLoss       `json:"file_losses"`
+	FilesLost  int              `json:"files_lost"`
+	Removed    map[string]int64 `json:"rows_removed"` // per table, approved tenants
 	// Retention is the retention policy's decision, for a retention purge.
 	Retention *policy.RetentionDecision `json:"retention,omitempty"`
 	// Trashed counts the rows the capturing fence kept while the command ran: rows
@@ -152,6 +156,13 @@ func Run(ctx context.Context, cfg *pgx.ConnConfig, store storage.Store, o Option
 	if err != nil {
 		return res, err
 	}
+	fc, err := newFileCheck(ctx, conn, g, o.Snapshot.Files, res.saved)
+	if err != nil {
+		return res, err
+	}
+	if err := fc.before(ctx, conn); err != nil {
+		return res, err
+	}
 	res.Fenced, err = arm(ctx, conn, run, res, o)
 	if err != nil {
 		return res, err
@@ -180,6 +191,10 @@ func Run(ctx context.Context, cfg *pgx.ConnConfig, store storage.Store, o Option
 	if res.Trashed, err = mark.count(after, conn); err != nil {
 		return res, err
 	}
+	if err := fc.after(after, conn); err != nil {
+		return res, err
+	}
+	res.FileLosses, res.FilesLost = fc.lost, fc.nLost
 	if err := res.verdict(code, cmdErr); err != nil {
 		return res, err
 	}
@@ -215,8 +230,11 @@ func (res *Result) verdict(code int, cmdErr error) error {
 	if res.Losses == nil {
 		res.Losses = []Loss{}
 	}
-	if len(res.Losses) > 0 {
-		return &BlastRadiusError{Losses: res.Losses, Trashed: res.Trashed}
+	if res.FileLosses == nil {
+		res.FileLosses = []FileLoss{}
+	}
+	if len(res.Losses) > 0 || res.FilesLost > 0 {
+		return &BlastRadiusError{Losses: res.Losses, Files: res.FileLosses, FilesLost: res.FilesLost, Trashed: res.Trashed}
 	}
 	if cmdErr != nil {
 		return &CommandError{Code: code, Err: cmdErr}
@@ -229,7 +247,7 @@ func newResult() (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Result{Run: run, Snapshots: []SnapshotRef{}, Losses: []Loss{}, Removed: map[string]int64{}, saved: map[string]*snapshot.Snapshot{}}, nil
+	return &Result{Run: run, Snapshots: []SnapshotRef{}, Losses: []Loss{}, FileLosses: []FileLoss{}, Removed: map[string]int64{}, saved: map[string]*snapshot.Snapshot{}}, nil
 }
 
 // begin takes purgeguard's lock, then opens the guard's own connection and reads the

@@ -22,6 +22,8 @@
 # tenant's DELETE with no fence, with the capturing fence unapproved and approved,
 # and trash save of the kept rows against a snapshot of the tenant.
 # BENCH_PART=trash runs that part alone (a few minutes instead of hours).
+#
+# The file shield's figures come last; BENCH_PART=shield runs them alone.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -68,6 +70,24 @@ fi
 
 "$PGBIN/psql" "$PURGEGUARD_TEST_DATABASE_URL" -qAtX -c "CREATE DATABASE bench"
 DSN="${PURGEGUARD_TEST_DATABASE_URL%/*}/bench?sslmode=disable"
+
+# BENCH_PART=shield: only the file shield's figures (initial scans of
+# BENCH_SHIELD_SCANS files, link and upload latencies, a snapshot of tenant #0's
+# 42k recordings uploaded by the shield against tables only), on a smaller database
+# of BENCH_TENANTS (default 5) tenants, tenant #0 with $BIG call logs and its files.
+if [ "${BENCH_PART:-all}" = shield ]; then
+	echo "bench: shield part; generating ${BENCH_TENANTS:-5} tenants, tenant #0 with $BIG call logs and its files..." >&2
+	"$W/fixturegen" -database-url "$DSN" -create-schema -bulk -tenants "${BENCH_TENANTS:-5}" -call-logs "${BENCH_CALL_LOGS:-20000}" \
+		-big-tenant-call-logs "$BIG" -file-tenants 1 -recordings-root "$W/recordings" -exports-root "$W/exports" >"$W/fixture.json"
+	"$PGBIN/psql" "$DSN" -qAtX -c "VACUUM ANALYZE"
+	printf 'files: []\n' >"$W/tables.yaml"
+	TENANT=$(sed -n 's/.*"tenants":\["\([^"]*\)".*/\1/p' "$W/fixture.json")
+	echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)"
+	"$W/benchrun" -part shield -database-url "$DSN" -purgeguard "$W/purgeguard" -tenant "$TENANT" -work "$W" \
+		-tables-config "$W/tables.yaml" -recordings "$W/recordings" -exports "$W/exports" \
+		-shield-scans "${BENCH_SHIELD_SCANS:-100000,1000000}"
+	exit
+fi
 echo "bench: generating $TENANTS tenants, tenant #0 with $BIG call logs, the others $CALL_LOGS each..." >&2
 "$W/fixturegen" -database-url "$DSN" -create-schema -layout scrambled -bulk -tenants "$TENANTS" -call-logs "$CALL_LOGS" \
 	-big-tenant-call-logs "$BIG" -second-tenant-call-logs 10000 -file-tenants 1 -recordings-root "$W/recordings" -exports-root "$W/exports" >"$W/fixture.json"
@@ -93,5 +113,6 @@ YAML
 MACHINE="$(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1), PostgreSQL $("$PGBIN/postgres" --version | awk '{print $3}'), zstd $(zstd --version | grep -o 'v[0-9.]*' | head -1)"
 "$W/benchrun" -database-url "$DSN" -purgeguard "$W/purgeguard" -pgbin "$PGBIN" -tenant "$TENANT" \
 	-work "$W" -tables-config "$W/tables.yaml" -full-config "$W/full.yaml" -runs "$RUNS" -machine "$MACHINE" \
-	-guard-database-url "$GUARD_DSN" -guard-tenants "$GUARD_TENANTS" -other-tenants "$OTHERS"
+	-guard-database-url "$GUARD_DSN" -guard-tenants "$GUARD_TENANTS" -other-tenants "$OTHERS" \
+	-recordings "$W/recordings" -exports "$W/exports" -shield-scans "${BENCH_SHIELD_SCANS:-100000,1000000}"
 trash_part

@@ -39,6 +39,10 @@ type exporter struct {
 
 	reported atomic.Int64 // files reported missing or outside their root
 	reused   []string     // blobs found already stored, not uploaded by this run
+	// vouched are blobs the file shield stored and keeps live for prune (its list of
+	// live blobs): not asked about again, unless Object Lock needs their retention
+	// extended.
+	vouched []string
 
 	mu sync.Mutex // serialises Progress and guards the results below
 	// results per manifest, assembled in catalog order at the end
@@ -148,10 +152,12 @@ func (e *exporter) run(ctx context.Context, r *consistentRead, ms []*archive.Man
 	// swept it since: check again just before the manifests name it. Under Object
 	// Lock the check also extends its retention to that of the objects written now.
 	check := func(key string) error { _, err := e.store.Stat(ctx, key); return err }
+	recheck := e.reused
 	if l, ok := e.store.(storage.Locker); ok {
 		check = func(key string) error { return l.ExtendLock(ctx, key) }
+		recheck = append(recheck, e.vouched...)
 	}
-	for _, key := range e.reused {
+	for _, key := range recheck {
 		if err := check(key); errors.Is(err, fs.ErrNotExist) {
 			return fmt.Errorf("snapshot: blob %s, already stored when this run began, is gone (a concurrent prune?): run the snapshot again: %w", key, err)
 		} else if err != nil {

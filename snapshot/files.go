@@ -4,6 +4,7 @@ import (
 	"github.com/purgeguard/purgeguard/profile"
 
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -221,9 +222,7 @@ func (e *exporter) saveFile(ctx context.Context, enc *zstd.Encoder, p filePath) 
 	}
 	real, err := filepath.EvalSymlinks(clean)
 	if errors.Is(err, fs.ErrNotExist) {
-		f.Missing = true
-		e.report("file named by a row is missing", "path", p.path, "table", f.Table)
-		return f, ev, nil
+		return e.missing(ctx, enc, p, f, ev)
 	}
 	if err != nil {
 		return f, ev, err
@@ -236,20 +235,52 @@ func (e *exporter) saveFile(ctx context.Context, enc *zstd.Encoder, p filePath) 
 	// O_NOFOLLOW: a link swapped in after the check above is refused, not followed.
 	fh, err := os.OpenFile(real, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
 	if errors.Is(err, fs.ErrNotExist) {
-		f.Missing = true
-		e.report("file named by a row is missing", "path", p.path, "table", f.Table)
-		return f, ev, nil
+		return e.missing(ctx, enc, p, f, ev)
 	}
 	if err != nil {
 		return f, ev, err
 	}
 	defer fh.Close()
+	return e.saveOpen(ctx, enc, p.path, f, ev, fh)
+}
+
+// missing records a file the disk does not have: from the shield's copy when the
+// shield has one, else as missing.
+func (e *exporter) missing(ctx context.Context, enc *zstd.Encoder, p filePath, f archive.File, ev Event) (archive.File, Event, error) {
+	if e.o.Shield != nil {
+		rf, rev, ok, err := e.fromShield(ctx, enc, p, f, ev)
+		if ok || err != nil {
+			return rf, rev, err
+		}
+	}
+	f.Missing = true
+	e.report("file named by a row is missing", "path", p.path, "table", f.Table)
+	return f, ev, nil
+}
+
+// saveOpen hashes and stores the content of an open file (the file at its path, or
+// the shield's link of it) under the name path.
+func (e *exporter) saveOpen(ctx context.Context, enc *zstd.Encoder, path string, f archive.File, ev Event, fh *os.File) (archive.File, Event, error) {
+	p := filePath{path: path}
 	st, err := fh.Stat()
 	if err != nil {
 		return f, ev, err
 	}
 	if !st.Mode().IsRegular() {
 		return f, ev, fmt.Errorf("not a regular file (%s)", st.Mode().Type())
+	}
+	if e.o.Shield != nil {
+		if sum, stored, ok := e.o.Shield.Stored(fh, st); ok {
+			// The shield uploaded this very content (same inode, size and mtime):
+			// no hashing, no HEAD.
+			f.Size, f.Mode, f.ModTime, f.SHA256 = st.Size(), uint32(st.Mode().Perm()), st.ModTime().UTC(), hex.EncodeToString(sum[:])
+			f.StoredBytes = stored
+			ev.Bytes = st.Size()
+			e.mu.Lock()
+			e.vouched = append(e.vouched, archive.BlobKey(sum))
+			e.mu.Unlock()
+			return f, ev, nil
+		}
 	}
 	// Content addressing needs the digest before the upload: hash first, then
 	// upload only blobs the store does not have, hashing again on the way and

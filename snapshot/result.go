@@ -66,6 +66,7 @@ type Totals struct {
 	StoredBytes int64 `json:"stored_bytes"`
 	Missing     int   `json:"missing_files"`
 	OutsideRoot int   `json:"outside_root_files"`
+	Recovered   int   `json:"recovered_files"` // of Files: missing on disk, saved from the file shield
 }
 
 func scopeOf(s archive.Scope) Scope {

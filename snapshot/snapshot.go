@@ -36,7 +36,10 @@ type Options struct {
 	// instead of a whole tenant; no Tenants then means every tenant of the root.
 	Retention *profile.Retention
 	// Files are the columns naming files to save with their rows.
-	Files       []profile.FileColumn
+	Files []profile.FileColumn
+	// Shield, when set, saves files missing on disk from the file shield's copy
+	// and skips the upload of blobs the shield already stored.
+	Shield      Shield
 	ToolVersion string
 	Log         *slog.Logger
 	// Progress, when set, is called after each table and each file is stored. It is
@@ -54,6 +57,8 @@ type Event struct {
 	Rows   int64
 	Bytes  int64 // raw bytes read (COPY text or file content)
 	Stored int64 // bytes written to storage (0 for a blob already there)
+	// Recovered: a file missing on disk, saved from the file shield's copy.
+	Recovered bool
 }
 
 // ErrTenantAbsent is returned for a tenant the root table does not hold: a

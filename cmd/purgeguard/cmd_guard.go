@@ -82,6 +82,7 @@ func runGuard(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	so.Shield = snapshotShield(e, store)
 	res, err := guard.Run(c.Context, cfg, store, guard.Options{
 		Input: in, Rules: e.cfg.PolicyRules(), Activity: act, Reason: c.String(flagReason),
 		NoWait: c.Bool("no-wait"), Command: command, Snapshot: so,
@@ -113,6 +114,7 @@ func runGuardRetention(c *cli.Context, e *env, command []string) error {
 	if so.Retention, err = retentionOptions(c, e); err != nil {
 		return err
 	}
+	so.Shield = snapshotShield(e, store)
 	res, err := guard.RunRetention(c.Context, cfg, store, guard.RetentionOptions{
 		Snapshot: so, Reason: c.String(flagReason), NoWait: c.Bool("no-wait"), Command: command,
 		Stdin: c.App.Reader, Stdout: commandStdout(c, e), Stderr: c.App.ErrWriter, Log: e.log,
@@ -184,7 +186,14 @@ func printGuarded(w io.Writer, res *guard.Result, head string) {
 }
 
 func printLosses(w io.Writer, res *guard.Result) {
-	fmt.Fprintf(w, "BLAST RADIUS CHECK FAILED: %d losses (purge command exit %d)\n", len(res.Losses), res.ExitCode)
+	fmt.Fprintf(w, "BLAST RADIUS CHECK FAILED: %d losses (purge command exit %d)\n", len(res.Losses)+res.FilesLost, res.ExitCode)
+	for _, f := range res.FileLosses {
+		fmt.Fprintf(w, "  tenant %s was NOT approved and lost file %s (%s): restore with purgeguard files restore --under %s (from the file shield)\n",
+			f.Tenant, f.Path, f.Table, f.Path)
+	}
+	if n := res.FilesLost - len(res.FileLosses); n > 0 {
+		fmt.Fprintf(w, "  and %d more files: purgeguard files lost lists them\n", n)
+	}
 	for _, l := range res.Losses {
 		switch l.Kind {
 		case guard.LossCollateral:

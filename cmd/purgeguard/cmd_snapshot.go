@@ -88,6 +88,7 @@ func runSnapshot(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	so.Shield = snapshotShield(e, store)
 	ms, err := snapshot.Run(c.Context, cfg, store, so)
 	prog.done(err == nil)
 	audit := newAudit(archive.AuditSnapshot, tenants)
@@ -116,6 +117,9 @@ func runSnapshot(c *cli.Context) error {
 				s.Snapshot, s.Tenant, s.Tables, s.Rows, s.Files, humanBytes(s.FilesBytes), humanBytes(s.StoredBytes))
 			if s.Scope.Kind == archive.ScopeRetention {
 				fmt.Fprintf(w, "; retention %s", scopeText(s.Scope.Cutoffs, s.Scope.Days))
+			}
+			if s.Recovered > 0 {
+				fmt.Fprintf(w, "; %d files missing on disk recovered from the file shield", s.Recovered)
 			}
 			if s.Missing > 0 || s.OutsideRoot > 0 {
 				fmt.Fprintf(w, "; %d files missing, %d outside their root (not saved)", s.Missing, s.OutsideRoot)

@@ -31,3 +31,34 @@ func TestCLI_GuardExitCodes(t *testing.T) {
 			code, exitVerify, res.Tenants[1], out, errOut)
 	}
 }
+
+// guard exits 4 when the command removes a file of a tenant it did not approve (rows
+// untouched), naming the tenant and the path.
+func TestCLI_GuardFileLoss(t *testing.T) {
+	env, res, _ := cliEnv(t)
+	appendConfig(t, env, thirdOfTenants)
+	target := filepath.Join(t.TempDir(), "target.txt")
+	if err := os.WriteFile(target, []byte(res.Tenants[0].String()+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := os.ReadFile(env["PURGEGUARD_CONFIG"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := strings.Fields(strings.SplitN(string(cfg), "root: ", 2)[1])[0]
+	var victim string
+	_ = filepath.WalkDir(filepath.Join(rec, res.Tenants[2].String()), func(p string, d os.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() && victim == "" {
+			victim = p
+		}
+		return err
+	})
+	if victim == "" {
+		t.Fatal("fixture: no recording of the third tenant on disk")
+	}
+	code, out, errOut := runCLI(t, env, "guard", "--delete", target, "--", "rm", victim)
+	if code != exitVerify || !strings.Contains(out, victim) || !strings.Contains(out, res.Tenants[2].String()) {
+		t.Errorf("guard of a command removing a file of an unapproved tenant: exit %d, want %d naming %s and %s\n%s%s",
+			code, exitVerify, res.Tenants[2], victim, out, errOut)
+	}
+}

@@ -75,10 +75,7 @@ func TestCLI_RestoreKilledThenRerun(t *testing.T) {
 		_ = os.Remove(p)
 	}
 
-	bin := filepath.Join(t.TempDir(), "purgeguard")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := purgeguardBinary(t)
 	cmd := exec.Command(bin, "restore", "--tenant", tenant)
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, "PURGEGUARD_") && !strings.HasPrefix(kv, "AWS_") {

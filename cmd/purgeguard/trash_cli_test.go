@@ -247,18 +247,6 @@ func TestCLI_TrashRetention(t *testing.T) {
 	sameState(t, "after guard --retention and restore", before, dbState(t, conn))
 }
 
-// buildBinary builds purgeguard into a temporary directory, for tests that must
-// kill the real process.
-func buildBinary(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "purgeguard")
-	cmd := exec.Command("go", "build", "-o", bin, ".")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
-}
-
 // kill -9 of `trash save` at every moment of its run (the real binary, killed ever
 // later until a run completes), then a rerun: no row is lost, and each tenant has
 // exactly one trash snapshot, whose restore inserts every row once.
@@ -266,7 +254,7 @@ func TestCLI_TrashSaveKill9(t *testing.T) {
 	env, res, _ := cliEnv(t)
 	dsn := env["PURGEGUARD_DATABASE_URL"]
 	conn := testenv.Connect(t, dsn)
-	bin := buildBinary(t)
+	bin := purgeguardBinary(t)
 	if code, out, errOut := runCLI(t, env, "fence", "install", "--mode", "capture"); code != exitOK {
 		t.Fatalf("fence install --mode capture: exit %d\n%s%s", code, out, errOut)
 	}

@@ -14,6 +14,9 @@ const (
 	AuditRestore  = "restore"
 	AuditPrune    = "prune"
 	AuditGuard    = "guard"
+	// AuditLoss is a shielded file whose path no longer holds it; its detail is
+	// the shield's loss record (path, blob, owner, mode, link).
+	AuditLoss = "loss"
 )
 
 // Audit is one record of something purgeguard decided or did. It names people and

@@ -167,3 +167,22 @@ func ParseSnapshotKey(key string) (ref SnapshotRef, rest string, ok bool) {
 
 // IsManifest reports whether rest (from ParseSnapshotKey) is the manifest.
 func IsManifest(rest string) bool { return rest == manifestName }
+
+// ShieldPrefix holds what file shields keep in storage besides blobs and audit
+// records: each shield's list of the blobs it vouches for (files present, and lost
+// files within their keep), which prune keeps live.
+//
+//	shield/<shield-id>/live.zst   sorted lower-case hex digests, one a line, zstd
+const ShieldPrefix = "shield/"
+
+const shieldLiveName = "live.zst"
+
+// ShieldLiveKey is the key of one shield's live list.
+func ShieldLiveKey(id string) string { return ShieldPrefix + id + "/" + shieldLiveName }
+
+// IsShieldLiveKey reports whether key is a shield's live list.
+func IsShieldLiveKey(key string) bool {
+	rest, ok := strings.CutPrefix(key, ShieldPrefix)
+	id, name, found := strings.Cut(rest, "/")
+	return ok && found && id != "" && name == shieldLiveName
+}

@@ -118,6 +118,9 @@ type File struct {
 	StoredBytes int64     `json:"stored_bytes,omitempty"`
 	Missing     bool      `json:"missing,omitempty"`      // the database names it, the disk does not have it
 	OutsideRoot bool      `json:"outside_root,omitempty"` // resolved, it is not under its configured root: never read
+	// Recovered: missing on disk when the snapshot was taken, saved from the file
+	// shield's copy (its link or its blob).
+	Recovered bool `json:"recovered,omitempty"`
 }
 
 // Totals sums a manifest's tables and files.
@@ -130,6 +133,7 @@ type Totals struct {
 	StoredBytes int64 `json:"stored_bytes"`
 	Missing     int   `json:"missing_files"`
 	OutsideRoot int   `json:"outside_root_files"`
+	Recovered   int   `json:"recovered_files"` // of Files: saved from the file shield
 }
 
 // Totals sums the manifest.
@@ -149,6 +153,9 @@ func (m *Manifest) Totals() Totals {
 			t.OutsideRoot++
 		default:
 			t.Files++
+			if f.Recovered {
+				t.Recovered++
+			}
 			t.FilesBytes += f.Size
 			t.StoredBytes += f.StoredBytes
 		}

@@ -23,6 +23,33 @@ type Config struct {
 	Snapshot  Snapshot     `yaml:"snapshot" json:"snapshot"`
 	Policy    Policy       `yaml:"policy" json:"policy"`
 	Retention Retention    `yaml:"retention" json:"retention"`
+	Shield    Shield       `yaml:"shield" json:"shield"`
+}
+
+// Shield configures the file shield (purgeguard shield): hard links of every file
+// under the files roots, blob uploads, loss records.
+type Shield struct {
+	// Dirs overrides the shield directory of a root (default: <root's parent>/
+	// .purgeguard-shield-<root's name>). It must be on the root's filesystem.
+	Dirs []ShieldDir `yaml:"dirs" json:"dirs"`
+	// Index is the shield's on-disk index (bbolt).
+	Index string `yaml:"index" json:"index"`
+	// Settle: a file unchanged this long is uploaded.
+	Settle Duration `yaml:"settle" json:"settle"`
+	// Rescan: full rescan interval behind the watcher.
+	Rescan Duration `yaml:"rescan" json:"rescan"`
+	// Keep: how long a lost file's link is kept (then removed once its blob verifies).
+	Keep Duration `yaml:"keep" json:"keep"`
+	// Jobs: concurrent uploads.
+	Jobs int `yaml:"jobs" json:"jobs"`
+	// MetricsListen serves Prometheus metrics over HTTP (host:port); empty: off.
+	MetricsListen string `yaml:"metrics_listen" json:"metrics_listen"`
+}
+
+// ShieldDir is one root's shield directory.
+type ShieldDir struct {
+	Root string `yaml:"root" json:"root"`
+	Dir  string `yaml:"dir" json:"dir"`
 }
 
 // Database says where the service's PostgreSQL is.
@@ -146,6 +173,8 @@ func Default() *Config {
 			Retention:      RetentionPolicy{MaxFraction: rr.MaxFraction, MaxTenantFraction: rr.MaxTenantFraction, MinRows: rr.MinRows},
 		},
 		Retention: retention,
+		Shield: Shield{Dirs: []ShieldDir{}, Index: "/var/lib/purgeguard/shield/index.db",
+			Settle: Duration(time.Minute), Rescan: Duration(time.Hour), Keep: Duration(30 * 24 * time.Hour), Jobs: 2},
 	}
 }
 

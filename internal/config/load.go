@@ -405,5 +405,42 @@ func (c *Config) validate(file string, doc *yaml.Node) error {
 			return bad("policy.activity", "tenant_column and time_column must be set with table")
 		}
 	}
+	if err := c.Shield.validate(c.Files, bad); err != nil {
+		return err
+	}
 	return c.Retention.validate(bad)
+}
+
+func (s *Shield) validate(files []FileColumn, bad func(key, format string, args ...any) error) error {
+	for i, d := range s.Dirs {
+		key := fmt.Sprintf("shield.dirs[%d]", i)
+		if !filepath.IsAbs(d.Root) {
+			return bad(key+".root", "%q: must be an absolute directory", d.Root)
+		}
+		if !filepath.IsAbs(d.Dir) {
+			return bad(key+".dir", "%q: must be an absolute directory", d.Dir)
+		}
+		known := false
+		for _, f := range files {
+			known = known || filepath.Clean(f.Root) == filepath.Clean(d.Root)
+		}
+		if !known {
+			return bad(key+".root", "%q: not the root of any files[] entry", d.Root)
+		}
+	}
+	if !filepath.IsAbs(s.Index) {
+		return bad("shield.index", "%q: must be an absolute path", s.Index)
+	}
+	for _, d := range []struct {
+		key string
+		d   Duration
+	}{{"shield.settle", s.Settle}, {"shield.rescan", s.Rescan}, {"shield.keep", s.Keep}} {
+		if d.d <= 0 {
+			return bad(d.key, "%s: must be positive", d.d)
+		}
+	}
+	if s.Jobs < 1 || s.Jobs > 64 {
+		return bad("shield.jobs", "%d: must be between 1 and 64", s.Jobs)
+	}
+	return nil
 }

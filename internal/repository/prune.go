@@ -29,6 +29,9 @@ type PruneOptions struct {
 	Grace time.Duration
 	Now   time.Time
 	Log   *slog.Logger // nil: no log
+	// LossKeep is how long a file shield's loss record keeps the blob it names
+	// live (default DefaultLossKeep: the shield's own keep).
+	LossKeep time.Duration
 }
 
 // PruneReport says what Prune removed (or, with DryRun, would remove).
@@ -196,6 +199,14 @@ func PlanPrune(ctx context.Context, s storage.Store, o PruneOptions) (*PrunePlan
 		if err != nil {
 			return nil, fmt.Errorf("prune: %w", err)
 		}
+	}
+	// The file shield's blobs: files it shields (most named by no snapshot yet) and
+	// lost files within their keep.
+	if o.LossKeep <= 0 {
+		o.LossKeep = DefaultLossKeep
+	}
+	if err := markShield(ctx, s, o.Now, o.LossKeep, func(sum [32]byte) { plan.marked[sum] = true }); err != nil {
+		return nil, err
 	}
 	return plan, nil
 }

@@ -8,6 +8,8 @@
 # sessions do.
 #   DATABASE_URL  the database
 #   TENANT        the tenant's UUID
+#   STEPS         "files" stops once the files are gone (the rows still there, as a
+#                 capturing fence or a refused DELETE leaves them); default: all
 #   PGBIN         where psql is, if not on PATH
 set -eu
 PSQL="${PGBIN:+$PGBIN/}psql"
@@ -23,6 +25,7 @@ WHERE c.tenant_uuid = :'tenant' AND rec.path IS NOT NULL
 UNION ALL
 SELECT e.path FROM call_logd_export e WHERE e.tenant_uuid = :'tenant' AND e.path IS NOT NULL;
 SQL
+[ "${STEPS:-all}" = files ] && exit 0
 q <<'SQL'
 UPDATE call_logd_recording SET path = NULL
 WHERE call_log_id IN (SELECT id FROM call_logd_call_log WHERE tenant_uuid = :'tenant' AND date < now());

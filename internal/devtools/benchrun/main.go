@@ -51,7 +51,11 @@ func main() {
 		guardDB = flag.String("guard-database-url", "", "database of many small tenants for the guard overhead")
 		guardN  = flag.Int("guard-tenants", 0, "tenants in that database (for the printout)")
 		others  = flag.String("other-tenants", "", "comma-separated tenants #1.. of the database, for the scale runs")
-		part    = flag.String("part", "all", "all: the snapshot, restore and guard figures; trash: only the capturing fence's (on -database-url, which it copies per run)")
+		part    = flag.String("part", "all", "all: every figure; trash: only the capturing fence's (on -database-url, which it copies per run); shield: only the file shield's")
+		scans   = flag.String("shield-scans", "100000,1000000", "file counts of the shield's initial scans")
+		latN    = flag.Int("shield-latency-files", 200, "files created one by one for the shield's latencies")
+		rec     = flag.String("recordings", "", "recordings root of the database's files (shield snapshot)")
+		exp     = flag.String("exports", "", "exports root of the database's files (shield snapshot)")
 	)
 	flag.Parse()
 	if *part == "trash" {
@@ -65,6 +69,24 @@ func main() {
 		}
 		return
 	}
+	shieldPart := func() {
+		var ns []int
+		for _, s := range strings.Split(*scans, ",") {
+			var n int
+			if _, err := fmt.Sscan(s, &n); err == nil && n > 0 {
+				ns = append(ns, n)
+			}
+		}
+		if err := shieldBench(*bin, *work, *dsn, *tenant, *tables, ns, *latN, *rec, *exp); err != nil {
+			fmt.Fprintln(os.Stderr, "benchrun:", err)
+			os.Exit(1)
+		}
+	}
+	if *part == "shield" {
+		shieldPart()
+		return
+	}
+	defer shieldPart()
 	if err := run(*dsn, *bin, *pgbin, *tenant, *work, *tables, *full, *runs, *jobs, *machine, strings.Split(*others, ",")); err != nil {
 		fmt.Fprintln(os.Stderr, "benchrun:", err)
 		os.Exit(1)

@@ -1,0 +1,124 @@
+package shield
+
+import (
+	"context"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/purgeguard/purgeguard/internal/archive"
+	"github.com/purgeguard/purgeguard/storage"
+)
+
+// Lookup tells another process (a snapshot, a guard) what the shield holds, without
+// its index (which the running shield keeps open): whether an open file's blob is
+// stored (the inode's XattrBlob), and the copy of a lost path (its loss record, else
+// its link found by the path's hash while the loss is not yet recorded).
+type Lookup struct {
+	store storage.Store
+	roots []Root
+	keep  time.Duration
+
+	once   sync.Once
+	byPath map[string]Loss
+	err    error
+}
+
+// NewLookup reads the losses of the last keep (once, at the first Lost).
+func NewLookup(s storage.Store, roots []Root, keep time.Duration) *Lookup {
+	return &Lookup{store: s, roots: roots, keep: keep}
+}
+
+// Copy is what the shield has of a lost path.
+type Copy struct {
+	Loss
+	Sum      [32]byte // zero when the loss is not recorded yet (then Link is set)
+	Recorded bool
+}
+
+// Stored reports the digest and stored size of the open file's content when the
+// shield stored its blob and the file's size and mtime are those it uploaded.
+func (l *Lookup) Stored(f *os.File, fi fs.FileInfo) (sum [32]byte, stored int64, ok bool) {
+	buf := make([]byte, 160)
+	n, err := unix.Fgetxattr(int(f.Fd()), XattrBlob, buf)
+	if err != nil {
+		return sum, 0, false
+	}
+	sum, size, mtime, stored, ok := ParseXattr(buf[:n])
+	if !ok || size != fi.Size() || mtime != fi.ModTime().UnixNano() {
+		return sum, 0, false
+	}
+	return sum, stored, true
+}
+
+// Lost returns the shield's copy of path.
+func (l *Lookup) Lost(ctx context.Context, path string) (Copy, bool, error) {
+	r, ok := rootFor(l.roots, path)
+	if !ok {
+		return Copy{}, false, nil
+	}
+	l.once.Do(func() {
+		var ls []Loss
+		// A record that cannot be read or trusted is skipped: it must not stop a
+		// snapshot, which then reports the file missing as it would without a shield.
+		ls, l.err = Losses(ctx, l.store, LossQuery{Roots: l.roots, Since: time.Now().Add(-l.keep), Bad: func(string, error) {}})
+		l.byPath = make(map[string]Loss, len(ls))
+		for _, x := range ls {
+			l.byPath[x.Path] = x
+		}
+	})
+	if l.err != nil {
+		return Copy{}, false, l.err
+	}
+	if x, ok := l.byPath[path]; ok {
+		sum, err := archive.ParseDigestHex(x.SHA256)
+		if err != nil {
+			return Copy{}, false, err
+		}
+		return Copy{Loss: x, Sum: sum, Recorded: true}, true, nil
+	}
+	link, fi, err := newestLink(r, path)
+	if err != nil || link == "" {
+		return Copy{}, false, err
+	}
+	st := statOf(fi)
+	return Copy{Loss: Loss{Path: path, Root: r.Dir, Link: link, Size: fi.Size(), Mode: modeBits(fi.Mode()),
+		ModTime: fi.ModTime().UTC(), UID: st.Uid, GID: st.Gid}}, true, nil
+}
+
+// newestLink finds, among the links made for path, the most recently modified.
+func newestLink(r Root, path string) (string, fs.FileInfo, error) {
+	h := pathHash(path)
+	dir := filepath.Join(r.Shield, fmt.Sprintf("%02x", h&0xff))
+	ents, err := os.ReadDir(dir)
+	if isNotExist(err) {
+		return "", nil, nil
+	}
+	if err != nil {
+		return "", nil, err
+	}
+	prefix := strconv.FormatUint(h, 16) + "-"
+	var best string
+	var bestFi fs.FileInfo
+	for _, e := range ents {
+		if !strings.HasPrefix(e.Name(), prefix) {
+			continue
+		}
+		p := filepath.Join(dir, e.Name())
+		fi, err := os.Lstat(p)
+		if err != nil || !fi.Mode().IsRegular() {
+			continue
+		}
+		if bestFi == nil || fi.ModTime().After(bestFi.ModTime()) {
+			best, bestFi = p, fi
+		}
+	}
+	return best, bestFi, nil
+}

@@ -1,0 +1,352 @@
+package shield
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/klauspost/compress/zstd"
+	bolt "go.etcd.io/bbolt"
+	"golang.org/x/sys/unix"
+
+	"github.com/purgeguard/purgeguard/internal/archive"
+)
+
+// XattrBlob is the extended attribute the shield sets on an inode once its content
+// is in storage: "<sha256 hex> <size> <mtime ns> <stored size>". Every link of the
+// inode shows it, so a snapshot reading the file at its own path knows, from one
+// fgetxattr and the file's own size and mtime, that its blob is stored.
+const XattrBlob = "user.purgeguard.blob"
+
+// uploadTick is how often the queue is looked at.
+const uploadTick = time.Second
+
+// maxBackoff bounds the wait between two tries of one file while storage is down.
+const maxBackoff = 5 * time.Minute
+
+// liveEvery bounds how often the live list is rewritten while uploads go on.
+const liveEvery = 30 * time.Second
+
+func (s *Shield) uploadLoop(ctx context.Context) {
+	t := time.NewTicker(uploadTick)
+	defer t.Stop()
+	var written int64 = -1
+	var at time.Time
+	for {
+		if err := s.uploadSettled(ctx); err != nil && ctx.Err() == nil {
+			s.o.Log.Debug("shield: upload pass", "err", err)
+		}
+		// The live list follows the uploads (and sweeps), well within prune's grace.
+		if n := s.stats.vouched.Load() + s.stats.swept.Load(); n != written && time.Since(at) > liveEvery {
+			if err := s.writeLive(ctx); err == nil {
+				written, at = n, time.Now()
+			} else if ctx.Err() == nil {
+				s.o.Log.Warn("shield: live list not written", "err", err)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// candidate is a queued link whose turn has come.
+type candidate struct {
+	link []byte
+	e    entry
+}
+
+// uploadSettled uploads, on Jobs goroutines, every queued file unchanged for Settle
+// whose retry time has come. The queue is read a chunk at a time.
+func (s *Shield) uploadSettled(ctx context.Context) error {
+	now := s.o.Now()
+	settled := now.Add(-s.o.Settle).UnixNano()
+	var oldest int64
+	var errs []error
+	var mu sync.Mutex
+	var after []byte
+	for {
+		var cands []candidate
+		var last []byte
+		err := s.db.View(func(tx *bolt.Tx) error {
+			c := tx.Bucket(bQueue).Cursor()
+			k, _ := c.First()
+			if after != nil {
+				k, _ = c.Seek(after)
+				if bytes.Equal(k, after) {
+					k, _ = c.Next()
+				}
+			}
+			for n := 0; k != nil && n < batchSize; k, _ = c.Next() {
+				n++
+				last = bytes.Clone(k)
+				e, err := getEntry(tx, k)
+				if err != nil {
+					return err
+				}
+				if e == nil {
+					continue
+				}
+				if ch := max(e.Changed, e.MTime); oldest == 0 || ch < oldest {
+					oldest = ch
+				}
+				if e.Changed > settled || e.MTime > settled || e.Next > now.UnixNano() {
+					continue
+				}
+				cands = append(cands, candidate{link: bytes.Clone(k), e: *e})
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		if len(cands) > 0 {
+			ch := make(chan candidate)
+			var wg sync.WaitGroup
+			for range min(s.o.Jobs, len(cands)) {
+				wg.Go(func() {
+					enc, err := archive.NewBlobEncoder(s.o.Level)
+					if err != nil {
+						mu.Lock()
+						errs = append(errs, err)
+						mu.Unlock()
+						for range ch {
+						}
+						return
+					}
+					defer enc.Close()
+					for c := range ch {
+						if err := s.upload(ctx, enc, c); err != nil {
+							mu.Lock()
+							errs = append(errs, err)
+							mu.Unlock()
+						}
+					}
+				})
+			}
+			for _, c := range cands {
+				if ctx.Err() != nil {
+					break
+				}
+				ch <- c
+			}
+			close(ch)
+			wg.Wait()
+		}
+		if last == nil || ctx.Err() != nil {
+			break
+		}
+		after = last
+		s.dropPages()
+	}
+	s.stats.oldestQueued.Store(oldest)
+	return errors.Join(append(errs, ctx.Err())...)
+}
+
+// upload stores one file's blob unless storage has it, and records its digest.
+// A failure is counted and the file retried after a growing wait.
+func (s *Shield) upload(ctx context.Context, enc *zstd.Encoder, c candidate) error {
+	sum, stored, err := s.store(ctx, enc, c)
+	if errors.Is(err, errChanged) {
+		return nil // the entry was updated; it waits for Settle again
+	}
+	if err != nil {
+		if ctx.Err() != nil {
+			return err
+		}
+		return s.retryLater(c, err)
+	}
+	hexSum := fmt.Sprintf("%x", sum)
+	return s.update1(func(tx *bolt.Tx) error {
+		e, err := getEntry(tx, c.link)
+		if err != nil || e == nil {
+			return err
+		}
+		if e.Size != c.e.Size || e.MTime != c.e.MTime {
+			return nil // changed since: still queued
+		}
+		if e.Digest != "" {
+			return nil // recorded already
+		}
+		e.Digest, e.Stored, e.Tries, e.Next = hexSum, stored, 0, 0
+		if err := putEntry(tx, c.link, e); err != nil {
+			return err
+		}
+		if err := refBlob(tx, sum, stored, 1); err != nil {
+			return err
+		}
+		s.stats.vouched.Add(1)
+		if tx.Bucket(bQueue).Get(c.link) != nil {
+			s.stats.queue.Add(-1)
+		}
+		return tx.Bucket(bQueue).Delete(c.link)
+	})
+}
+
+var errChanged = errors.New("changed since it was seen")
+
+// store hashes the link's content, and uploads it unless the index or storage
+// already holds the blob. It reads through the link: a file removed meanwhile is
+// still there. Upload is hash-then-put, the put hashing again: a file changed in
+// between is caught and its object deleted (Put is atomic: a killed upload leaves
+// no object at all).
+func (s *Shield) store(ctx context.Context, enc *zstd.Encoder, c candidate) (sum [32]byte, stored int64, err error) {
+	f, err := os.OpenFile(string(c.link), os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return sum, 0, fmt.Errorf("shield: open link of %s: %w", c.e.Path, err)
+	}
+	defer f.Close()
+	same := func() error {
+		fi, err := f.Stat()
+		if err != nil {
+			return err
+		}
+		if statOf(fi).Ino != c.e.Ino || fi.Size() != c.e.Size || fi.ModTime().UnixNano() != c.e.MTime {
+			if uerr := s.update1(func(tx *bolt.Tx) error {
+				e, err := getEntry(tx, c.link)
+				if err != nil || e == nil {
+					return err
+				}
+				return s.update(tx, c.link, e, fi)
+			}); uerr != nil {
+				return uerr
+			}
+			return errChanged
+		}
+		return nil
+	}
+	if err := same(); err != nil {
+		return sum, 0, err
+	}
+	d := archive.NewDigest()
+	if _, err := io.Copy(d, f); err != nil {
+		return sum, 0, fmt.Errorf("shield: read %s: %w", c.e.Path, err)
+	}
+	if err := same(); err != nil {
+		return sum, 0, err
+	}
+	sum = d.Sum()
+	key := archive.BlobKey(sum)
+	defer func() {
+		if err == nil {
+			setXattr(f, sum, c.e, stored)
+		}
+	}()
+	if err := s.db.View(func(tx *bolt.Tx) error {
+		stored, _ = blobRef(tx, sum)
+		return nil
+	}); err != nil {
+		return sum, 0, err
+	}
+	if stored > 0 {
+		return sum, stored, nil
+	}
+	if info, err := s.o.Store.Stat(ctx, key); err == nil {
+		return sum, info.Size, nil // a blob is immutable: once stored, done
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return sum, 0, err
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return sum, 0, err
+	}
+	again := archive.NewDigest()
+	pr, pw := io.Pipe()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		enc.Reset(pw)
+		_, err := io.Copy(io.MultiWriter(enc, again), f)
+		pw.CloseWithError(errors.Join(err, enc.Close()))
+	}()
+	cr := &countReader{r: pr}
+	err = s.o.Store.Put(ctx, key, cr)
+	pr.CloseWithError(err) // unblocks the producer if the upload stopped
+	<-done
+	if err != nil {
+		return sum, 0, fmt.Errorf("shield: upload %s: %w", c.e.Path, err)
+	}
+	if err := again.Check(c.e.Path, d.Hex(), d.Size()); err != nil {
+		_ = s.o.Store.Delete(ctx, key)
+		return sum, 0, fmt.Errorf("shield: %s changed while uploaded: %w", c.e.Path, err)
+	}
+	s.stats.uploaded.Add(1)
+	s.o.Log.Debug("shield: blob uploaded", "path", c.e.Path, "sha256", d.Hex(), "size", d.Size(), "stored", cr.n)
+	if s.o.OnUploaded != nil {
+		s.o.OnUploaded(c.e.Path, d.Hex())
+	}
+	return sum, cr.n, nil
+}
+
+func beUint64(b []byte) uint64 {
+	if len(b) < 8 {
+		return 0
+	}
+	return uint64(b[0])<<56 | uint64(b[1])<<48 | uint64(b[2])<<40 | uint64(b[3])<<32 |
+		uint64(b[4])<<24 | uint64(b[5])<<16 | uint64(b[6])<<8 | uint64(b[7])
+}
+
+// setXattr marks the inode as stored; a filesystem without user xattrs only loses
+// the snapshot's shortcut.
+func setXattr(f *os.File, sum [32]byte, e entry, stored int64) {
+	v := fmt.Sprintf("%x %d %d %d", sum, e.Size, e.MTime, stored)
+	_ = unix.Fsetxattr(int(f.Fd()), XattrBlob, []byte(v), 0)
+}
+
+// ParseXattr reads an XattrBlob value.
+func ParseXattr(v []byte) (sum [32]byte, size, mtime, stored int64, ok bool) {
+	parts := bytes.Fields(v)
+	if len(parts) != 4 {
+		return sum, 0, 0, 0, false
+	}
+	sum, err := archive.ParseDigestHex(string(parts[0]))
+	if err != nil {
+		return sum, 0, 0, 0, false
+	}
+	var nums [3]int64
+	for i, p := range parts[1:] {
+		if nums[i], err = strconv.ParseInt(string(p), 10, 64); err != nil {
+			return sum, 0, 0, 0, false
+		}
+	}
+	return sum, nums[0], nums[1], nums[2], true
+}
+
+// retryLater records a failed upload and when to try again: 2^tries seconds, at
+// most maxBackoff. Links keep being made meanwhile.
+func (s *Shield) retryLater(c candidate, cause error) error {
+	err := s.update1(func(tx *bolt.Tx) error {
+		e, err := getEntry(tx, c.link)
+		if err != nil || e == nil {
+			return err
+		}
+		e.Tries++
+		wait := min(time.Duration(1)<<min(e.Tries, 20)*time.Second, maxBackoff)
+		e.Next = s.o.Now().Add(wait).UnixNano()
+		if e.Tries <= 3 || e.Tries%10 == 0 {
+			s.o.Log.Warn("shield: upload failed; retrying", "path", e.Path, "tries", e.Tries, "in", wait, "err", cause)
+		}
+		return putEntry(tx, c.link, e)
+	})
+	return errors.Join(cause, err)
+}
+
+type countReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}

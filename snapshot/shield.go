@@ -1,0 +1,84 @@
+package snapshot
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"syscall"
+	"time"
+
+	"github.com/klauspost/compress/zstd"
+
+	"github.com/purgeguard/purgeguard/internal/archive"
+)
+
+// Shield is what a file shield (purgeguard shield) tells a snapshot. The snapshot
+// does not know the shield: the caller hands it an implementation.
+type Shield interface {
+	// Stored returns the digest and stored size of the open file's content when the
+	// shield has already put its blob in storage and the file has not changed
+	// since; ok is false otherwise (the snapshot then hashes and uploads as usual).
+	Stored(f *os.File, fi fs.FileInfo) (sum [32]byte, storedBytes int64, ok bool)
+	// Lost returns the shield's copy of a path the disk no longer has; ok is false
+	// when the shield knows of none.
+	Lost(ctx context.Context, path string) (c ShieldCopy, ok bool, err error)
+}
+
+// ShieldCopy is a lost file as the shield keeps it.
+type ShieldCopy struct {
+	SHA256      [32]byte
+	Size        int64
+	StoredBytes int64 // of its blob, when stored
+	Mode        uint32
+	ModTime     time.Time
+	// Link is a hard link holding the content on this host ("" once removed): the
+	// snapshot reads it like the file itself; without it, the blob must be stored.
+	Link string
+}
+
+// fromShield saves a missing file from the shield: its link read and stored like
+// the file itself, else its blob already in storage. ok is false when the shield
+// has no copy; the file is then missing.
+func (e *exporter) fromShield(ctx context.Context, enc *zstd.Encoder, p filePath, f archive.File, ev Event) (archive.File, Event, bool, error) {
+	c, ok, err := e.o.Shield.Lost(ctx, p.path)
+	if err != nil || !ok {
+		return f, ev, false, err
+	}
+	f.Recovered = true
+	ev.Recovered = true
+	if c.Link != "" {
+		fh, err := os.OpenFile(c.Link, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+		if err == nil {
+			defer fh.Close()
+			rf, rev, err := e.saveOpen(ctx, enc, p.path, f, ev, fh)
+			if err == nil {
+				// The link's own mode and mtime are the lost file's (one inode).
+				e.o.Log.Info("file missing on disk saved from the shield's link", "path", p.path, "table", f.Table)
+			}
+			return rf, rev, true, err
+		}
+		if !errors.Is(err, fs.ErrNotExist) {
+			return f, ev, false, fmt.Errorf("shield link %s: %w", c.Link, err)
+		}
+	}
+	if c.SHA256 == ([32]byte{}) {
+		return f, ev, false, nil // only a link was known, and it is gone
+	}
+	key := archive.BlobKey(c.SHA256)
+	info, err := e.store.Stat(ctx, key)
+	if errors.Is(err, fs.ErrNotExist) {
+		return f, ev, false, nil // the shield knew it, but its content is nowhere: missing
+	}
+	if err != nil {
+		return f, ev, false, err
+	}
+	f.Size, f.Mode, f.ModTime, f.SHA256, f.StoredBytes = c.Size, c.Mode, c.ModTime.UTC(), fmt.Sprintf("%x", c.SHA256), info.Size
+	ev.Bytes = c.Size
+	e.mu.Lock()
+	e.reused = append(e.reused, key)
+	e.mu.Unlock()
+	e.o.Log.Info("file missing on disk saved from the shield's blob", "path", p.path, "table", f.Table)
+	return f, ev, true, nil
+}
