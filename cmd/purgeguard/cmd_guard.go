@@ -88,7 +88,7 @@ func runGuard(c *cli.Context) error {
 		Stdin: c.App.Reader, Stdout: commandStdout(c, e), Stderr: c.App.ErrWriter, Log: e.log,
 	})
 	prog.done(err == nil)
-	return guardOutcome(c, e, res, err)
+	return guardOutcome(c, e, archive.ScopeTenant, command, res, err)
 }
 
 // runGuardRetention guards the scheduled retention purge.
@@ -119,13 +119,13 @@ func runGuardRetention(c *cli.Context, e *env, command []string) error {
 		Rules: e.cfg.RetentionRules(),
 	})
 	prog.done(err == nil)
-	return guardOutcome(c, e, res, err)
+	return guardOutcome(c, e, archive.ScopeRetention, command, res, err)
 }
 
 // guardOutcome audits a guarded run and turns its result into output and an exit
 // status.
-func guardOutcome(c *cli.Context, e *env, res *guard.Result, err error) error {
-	writeGuardAudit(c, e, res, err)
+func guardOutcome(c *cli.Context, e *env, scope string, command []string, res *guard.Result, err error) error {
+	writeGuardAudit(c, e, scope, command, res, err)
 	if res == nil {
 		return err
 	}
@@ -196,10 +196,11 @@ func printLosses(w io.Writer, res *guard.Result) {
 				l.Tenant, l.Before-l.After, l.Table, l.Snapshot, l.Saved, l.Before-l.After-l.Saved)
 		}
 	}
-	fmt.Fprintln(w, "restore with: purgeguard restore --tenant TENANT (its newest snapshot), see purgeguard list --tenant TENANT")
+	fmt.Fprintf(w, "restore every tenant of this run with: purgeguard undo --run %s --dry-run, then without --dry-run\n", res.Run)
 }
 
-func writeGuardAudit(c *cli.Context, e *env, res *guard.Result, err error) {
+// writeGuardAudit records a guarded run: what history lists and undo --run reads.
+func writeGuardAudit(c *cli.Context, e *env, scope string, command []string, res *guard.Result, err error) {
 	store, serr := openStore(c.Context, e)
 	if serr != nil {
 		return
@@ -207,20 +208,39 @@ func writeGuardAudit(c *cli.Context, e *env, res *guard.Result, err error) {
 	var tenants []uuid.UUID
 	a := newAudit(archive.AuditGuard, nil)
 	a.Outcome = "done"
+	a.Scope, a.Command = scope, redactCommand(command)
 	detail := map[string]any{}
 	if res != nil {
+		a.Run = res.Run
 		tenants = res.Decision.Targets
 		for _, s := range res.Snapshots {
 			a.Snapshots = append(a.Snapshots, archive.SnapshotRef{Tenant: s.Tenant, ID: s.Snapshot})
 		}
 		detail["run"], detail["decision"], detail["exit_code"], detail["losses"], detail["fenced"] = res.Run, res.Decision, res.ExitCode, res.Losses, res.Fenced
-		if !res.Decision.Allowed {
-			a.Outcome = "refused"
-		}
+	}
+	// Refused by the policy, not merely undecided: a run that failed before deciding
+	// (the lock, the connection) has an empty decision and is "failed".
+	var refused *policy.RefusedError
+	if errors.As(err, &refused) {
+		a.Outcome = "refused"
 	}
 	if err != nil && a.Outcome != "refused" {
 		a.Outcome = "failed"
 		detail["error"] = err.Error()
+	}
+	var blast *guard.BlastRadiusError
+	var failed *guard.CommandError
+	switch {
+	case res == nil:
+		detail["verdict"] = repository.VerdictNotReached
+	case a.Outcome == "refused":
+		detail["verdict"] = repository.VerdictRefused
+	case errors.As(err, &blast):
+		detail["verdict"] = repository.VerdictLosses
+	case err == nil, errors.As(err, &failed):
+		detail["verdict"] = repository.VerdictClean
+	default:
+		detail["verdict"] = repository.VerdictNotReached
 	}
 	a.Tenants = tenants
 	a.Detail = jsonDetail(detail)
