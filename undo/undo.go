@@ -35,7 +35,7 @@ type Selection struct {
 	Run uuid.UUID
 	// Since, Until: every snapshot created in [Since, Until] (Until zero: no end),
 	// of any scope (tenant, retention, trash); a tenant with several gets them
-	// all, newest first.
+	// all, newest first (retention snapshots last: see TenantPlan.order).
 	Since, Until time.Time
 	// Tenants: the newest snapshot of each.
 	Tenants []uuid.UUID
@@ -265,11 +265,20 @@ func (tp *TenantPlan) add(ctx context.Context, store storage.Store, ref archive.
 	return nil
 }
 
-// order puts the newest snapshot first: with skip, the first version of a row put
-// back stays, so the newest state wins; fill-nulls steps give the same result in
-// any order (restore's README).
+// order puts the tenant's state snapshots (tenant scope, and any other that holds
+// whole rows) newest first: with skip, the first version of a row put back stays,
+// so the newest state wins. Retention snapshots go after them: they complete rows
+// (fill-nulls) and give the same result in any order (restore's README), and they
+// hold no tenant root row, so one cannot go first where the tenant was purged whole.
 func (tp *TenantPlan) order() {
 	slices.SortStableFunc(tp.Snapshots, func(a, b Step) int {
+		ra, rb := a.Scope == archive.ScopeRetention, b.Scope == archive.ScopeRetention
+		switch {
+		case ra && !rb:
+			return 1
+		case rb && !ra:
+			return -1
+		}
 		if c := b.CreatedAt.Compare(a.CreatedAt); c != 0 {
 			return c
 		}
