@@ -31,6 +31,8 @@ func newGuardCommand() *cli.Command {
      stdout holds one JSON document), SIGINT/SIGTERM passed on;
   7. withdraws the approvals and counts again: no other tenant may have lost a row,
      and no approved tenant may have lost more rows of a table than its snapshot holds.
+Every run has an id, printed with the result and kept in its audit record: 'purgeguard
+history' lists the runs, 'purgeguard undo --run ID' restores what one took.
 
 Exit status: COMMAND's own when all is well; 3 when refused (COMMAND never ran); 4
 when the blast-radius check finds a loss (tenants, tables, counts and snapshots named).
@@ -177,14 +179,14 @@ func commandStdout(c *cli.Context, e *env) io.Writer {
 }
 
 func printGuarded(w io.Writer, res *guard.Result, head string) {
-	fmt.Fprintf(w, "%s: %d tenants approved and snapshotted, blast radius clean, command exit %d\n", head, len(res.Snapshots), res.ExitCode)
+	fmt.Fprintf(w, "%s (run %s): %d tenants approved and snapshotted, blast radius clean, command exit %d\n", head, res.Run, len(res.Snapshots), res.ExitCode)
 	for _, s := range res.Snapshots {
 		fmt.Fprintf(w, "  tenant %s: snapshot %s\n", s.Tenant, s.Snapshot)
 	}
 }
 
 func printLosses(w io.Writer, res *guard.Result) {
-	fmt.Fprintf(w, "BLAST RADIUS CHECK FAILED: %d losses (purge command exit %d)\n", len(res.Losses), res.ExitCode)
+	fmt.Fprintf(w, "BLAST RADIUS CHECK FAILED (run %s): %d losses (purge command exit %d)\n", res.Run, len(res.Losses), res.ExitCode)
 	for _, l := range res.Losses {
 		switch l.Kind {
 		case guard.LossCollateral:

@@ -51,13 +51,46 @@ func main() {
 		guardDB = flag.String("guard-database-url", "", "database of many small tenants for the guard overhead")
 		guardN  = flag.Int("guard-tenants", 0, "tenants in that database (for the printout)")
 		others  = flag.String("other-tenants", "", "comma-separated tenants #1.. of the database, for the scale runs")
+		part    = flag.String("part", "", "run only this part: undo (default: every part)")
+		undoDB  = flag.String("undo-database-url", "", "database of the undo part (its tenants are purged by a guarded run)")
+		undoTs  = flag.String("undo-tenants", "", "comma-separated tenants the undo part purges and brings back")
+		undoCfg = flag.String("undo-config", "", "purgeguard config of the undo part (a policy that lets the guarded run purge them)")
+		undoJ   = flag.Int("undo-jobs", 2, "purgeguard undo --jobs")
 	)
 	flag.Parse()
+	undoPart := func() {
+		if *undoDB == "" {
+			return
+		}
+		var ts []uuid.UUID
+		for _, s := range strings.Split(*undoTs, ",") {
+			id, err := uuid.Parse(s)
+			if err != nil {
+				fmt.Fprintln(os.Stderr, "benchrun: -undo-tenants:", err)
+				os.Exit(2)
+			}
+			ts = append(ts, id)
+		}
+		if err := runUndoBench(*undoDB, *bin, *pgbin, *work, *undoCfg, *machine, ts, *runs, *undoJ); err != nil {
+			fmt.Fprintln(os.Stderr, "benchrun:", err)
+			os.Exit(1)
+		}
+	}
+	switch *part {
+	case "":
+	case "undo":
+		undoPart()
+		return
+	default:
+		fmt.Fprintf(os.Stderr, "benchrun: -part %q: want undo (or nothing: every part)\n", *part)
+		os.Exit(2)
+	}
 	if err := run(*dsn, *bin, *pgbin, *tenant, *work, *tables, *full, *runs, *jobs, *machine, strings.Split(*others, ",")); err != nil {
 		fmt.Fprintln(os.Stderr, "benchrun:", err)
 		os.Exit(1)
 	}
 	if *guardDB == "" {
+		undoPart()
 		return
 	}
 	g, err := guardOverhead(*bin, *guardDB, *work, *tables, *runs)
@@ -67,6 +100,7 @@ func main() {
 	}
 	fmt.Printf("guard overhead, empty deletion set, %d tenants: %.3f s, peak RSS %.1f MiB (target <= 1 s: %s)\n",
 		*guardN, g.wall.Seconds(), float64(g.rssKiB)/1024, verdict(g.wall.Seconds() <= 1))
+	undoPart()
 }
 
 func run(dsn, bin, pgbin, tenantS, work, tablesCfg, fullCfg string, runs, jobs int, machine string, others []string) error {
