@@ -31,7 +31,9 @@ import (
 // Selection says what to undo: exactly one of a guard run, a time window, or a list
 // of tenants.
 type Selection struct {
-	// Run: every tenant guard run Run snapshotted, from those snapshots.
+	// Run: every tenant guard run Run snapshotted, from those snapshots, as the
+	// run's audit record names them (the CLI's guard writes it; guard.Run alone
+	// does not).
 	Run uuid.UUID
 	// Since, Until: every snapshot created in [Since, Until] (Until zero: no end),
 	// of any scope (tenant, retention, trash); a tenant with several gets them
@@ -299,12 +301,11 @@ type Options struct {
 	AllowDropColumns bool
 	OverwriteFiles   bool
 	Log              *slog.Logger
-	// Lock runs first in each tenant's transaction (the CLI takes the guard's
-	// lock, shared, and the tenant's own); its error fails that tenant.
+	// Lock runs first in each tenant's transaction (the CLI gives
+	// guard.LockTenantTx: guard's lock, shared, and the tenant's own); its error
+	// fails that tenant. A lock that excludes other restores of other tenants
+	// makes them fail or wait: Jobs would gain nothing.
 	Lock func(ctx context.Context, tx pgx.Tx, tenant uuid.UUID) error
-	// Done, when set, is called as each tenant ends (from the worker goroutines,
-	// one call at a time).
-	Done func(TenantResult)
 }
 
 // Tenant outcomes.
@@ -381,19 +382,12 @@ func (p *Plan) Execute(ctx context.Context, cfg *pgx.ConnConfig, store storage.S
 	res := &Result{DryRun: o.DryRun, Tenants: make([]TenantResult, len(p.Tenants))}
 	next := make(chan int)
 	var wg sync.WaitGroup
-	var mu sync.Mutex // one Done call at a time
 	for range min(jobs, max(len(p.Tenants), 1)) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for i := range next {
-				tr := p.Tenants[i].execute(ctx, cfg, store, o)
-				res.Tenants[i] = tr
-				mu.Lock()
-				if o.Done != nil {
-					o.Done(tr)
-				}
-				mu.Unlock()
+				res.Tenants[i] = p.Tenants[i].execute(ctx, cfg, store, o) // each worker its own indexes
 			}
 		}()
 	}
