@@ -5,10 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
+	"maps"
 	"os"
-	"path/filepath"
-	"syscall"
 	"testing"
 	"time"
 
@@ -87,58 +85,13 @@ func (w *world) purge(t *testing.T, tenants ...uuid.UUID) {
 	}
 }
 
-// state is every call-logd table's md5 (rows ordered) and every file's bytes, mode,
-// owner and mtime.
+// state is every table's md5 (rows ordered) and every file's bytes, mode, owner and
+// mtime.
 func (w *world) state(t *testing.T) map[string]string {
 	t.Helper()
-	ctx := testenv.Context(t)
-	out := map[string]string{}
-	for _, tb := range []string{"call_logd_tenant", "call_logd_call_log", "call_logd_call_log_participant", "call_logd_call_log_destination",
-		"call_logd_recording", "call_logd_export", "call_logd_retention", "call_logd_config", "call_logd_voicemail_transcription"} {
-		var h string
-		if err := w.conn.QueryRow(ctx, "SELECT coalesce(md5(string_agg(x::text, E'\\n' ORDER BY x::text)), '') || ':' || count(*) FROM "+tb+" x").Scan(&h); err != nil {
-			t.Fatal(err)
-		}
-		out[tb] = h
-	}
-	for _, root := range w.roots {
-		err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-			if err != nil || d.IsDir() {
-				return err
-			}
-			b, err := os.ReadFile(p)
-			if err != nil {
-				return err
-			}
-			fi, err := d.Info()
-			if err != nil {
-				return err
-			}
-			st := fi.Sys().(*syscall.Stat_t)
-			sum := archive.NewDigest()
-			sum.Write(b)
-			out[p] = fmt.Sprintf("%s %s %d:%d %s", sum.Hex(), fi.Mode(), st.Uid, st.Gid, fi.ModTime().UTC().Format(time.RFC3339Nano))
-			return nil
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
+	out := testenv.TableState(t, w.conn)
+	maps.Copy(out, testenv.FileState(t, w.roots...))
 	return out
-}
-
-func same(t *testing.T, what string, want, got map[string]string) {
-	t.Helper()
-	for k, v := range want {
-		if got[k] != v {
-			t.Errorf("%s: %s: got %q, want %q", what, k, got[k], v)
-		}
-	}
-	for k := range got {
-		if _, ok := want[k]; !ok {
-			t.Errorf("%s: %s is there, was not before", what, k)
-		}
-	}
 }
 
 // A bad night undone by its window: the retention purge (snapshotted), then a
@@ -203,7 +156,7 @@ func TestExecute_Window(t *testing.T) {
 	if err := res.Err(); err != nil || res.Restored != 3 {
 		t.Fatalf("undo: %v, %d restored (want 3): %+v", err, res.Restored, res.Tenants)
 	}
-	same(t, "after undo", before, w.state(t))
+	testenv.SameState(t, "after undo", before, w.state(t))
 }
 
 // A tenant comes back from all its snapshots or from none: an unreadable object in

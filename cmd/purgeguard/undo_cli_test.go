@@ -3,12 +3,11 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
-	"syscall"
 	"testing"
 
 	"github.com/google/uuid"
@@ -130,80 +129,13 @@ func (w *undoWorld) guardPurge(t *testing.T) uuid.UUID {
 // with its bytes, mode, owner, group and mtime.
 func (w *undoWorld) state(t *testing.T) map[string]string {
 	t.Helper()
-	ctx := testenv.Context(t)
-	rows, err := w.conn.Query(ctx, `SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c
-		JOIN pg_namespace n ON n.oid = c.relnamespace
-		WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition AND n.nspname NOT IN ('pg_catalog', 'information_schema')
-		AND n.nspname NOT LIKE 'pg_toast%' AND n.nspname NOT LIKE 'pg_temp%' ORDER BY 1`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tables, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := map[string]string{}
-	for _, tb := range tables {
-		var h string
-		if err := w.conn.QueryRow(ctx, "SELECT coalesce(md5(string_agg(x::text, E'\\n' ORDER BY x::text)), '') || ':' || count(*) FROM "+tb+" x").Scan(&h); err != nil {
-			t.Fatal(err)
-		}
-		out["table "+tb] = h
-	}
-	files := 0
-	for _, root := range []string{w.rec, w.exp} {
-		err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-			if err != nil || d.IsDir() {
-				return err
-			}
-			b, err := os.ReadFile(p)
-			if err != nil {
-				return err
-			}
-			fi, err := d.Info()
-			if err != nil {
-				return err
-			}
-			st := fi.Sys().(*syscall.Stat_t)
-			sum := archive.NewDigest()
-			sum.Write(b)
-			out["file "+p] = fmt.Sprintf("%s %s %d:%d %s", sum.Hex(), fi.Mode(), st.Uid, st.Gid, fi.ModTime().UTC().Format("2006-01-02T15:04:05.000000000"))
-			files++
-			return nil
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	if files == 0 {
+	out := testenv.TableState(t, w.conn)
+	files := testenv.FileState(t, w.rec, w.exp)
+	if len(files) == 0 {
 		t.Fatal("no file under the roots: the test would not look at files")
 	}
+	maps.Copy(out, files)
 	return out
-}
-
-func diffState(t *testing.T, what string, want, got map[string]string) {
-	t.Helper()
-	var keys []string
-	for k := range want {
-		keys = append(keys, k)
-	}
-	for k := range got {
-		if _, ok := want[k]; !ok {
-			keys = append(keys, k)
-		}
-	}
-	slices.Sort(keys)
-	n := 0
-	for _, k := range keys {
-		if want[k] != got[k] {
-			if n++; n <= 10 {
-				t.Errorf("%s: %s: got %q, want %q", what, k, got[k], want[k])
-			}
-		}
-	}
-	if n > 10 {
-		t.Errorf("%s: … %d differences in all", what, n)
-	}
 }
 
 type undoDoc struct {
@@ -265,7 +197,7 @@ func TestUndo_GuardRun(t *testing.T) {
 	if got := statuses(doc.Result); got[undo.Restored] != 20 {
 		t.Errorf("undo: %v, want 20 restored", got)
 	}
-	diffState(t, "after undo", original, w.state(t))
+	testenv.SameState(t, "after undo", original, w.state(t))
 
 	again := w.undo(t, exitOK, "--run", run.String())
 	if got := statuses(again.Result); got[undo.Present] != 20 || inserted(again.Result) != 0 {
@@ -324,7 +256,7 @@ func TestUndo_GuardRun(t *testing.T) {
 			t.Errorf("rerun inserted %d rows for %s, already back", tr.Inserted+tr.Updated, tr.Tenant)
 		}
 	}
-	diffState(t, "after the rerun", original, w.state(t))
+	testenv.SameState(t, "after the rerun", original, w.state(t))
 
 	// history lists both runs, newest first, with what they did.
 	code, stdout, stderr := runCLI(t, w.env, "-o", "json", "history")
