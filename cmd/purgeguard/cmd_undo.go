@@ -205,6 +205,10 @@ func printUndoPlan(w io.Writer, p *undo.Plan) {
 			r.Scope, r.Started.Format(time.RFC3339), cmd, r.Outcome, r.Verdict)
 	}
 	fmt.Fprintf(w, "  %d tenants, %d snapshots, %d rows, %d files\n", len(p.Tenants), p.Snapshots, p.Rows, p.Files)
+	if len(p.Tenants) == 0 {
+		fmt.Fprintln(w, "  nothing to restore: no snapshot is selected (a refused run took none, and its purge never ran)")
+		return
+	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "TENANT\tSNAPSHOT\tCREATED\tSCOPE\tON CONFLICT\tROWS\tFILES")
 	for _, t := range p.Tenants {
