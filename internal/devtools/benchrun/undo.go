@@ -24,7 +24,6 @@ type undoBench struct {
 	run                  uuid.UUID
 	snaps                map[uuid.UUID]uuid.UUID // tenant → its snapshot of the run
 	tenants              []uuid.UUID
-	rows                 int64
 }
 
 // newUndoBench purges tenants with a guarded run (which snapshots them) and returns
