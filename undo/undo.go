@@ -447,11 +447,12 @@ func (tp *TenantPlan) execute(ctx context.Context, cfg *pgx.ConnConfig, store st
 		tr.FilesDiffer += r.Totals.FilesDiffer
 	}
 	if err != nil {
-		if !o.DryRun {
-			// Rolled back: no row of this tenant was committed. Files written before
-			// the failure stay (and count): a rerun finds them present.
-			tr.Inserted, tr.Updated = 0, 0
+		if len(reps) == 0 && !o.DryRun {
+			// Rolled back before the commit: nothing of this tenant, row or file, is there.
+			tr.Inserted, tr.Updated, tr.FilesWritten = 0, 0, 0
 		}
+		// With reports, its rows committed and a file could not be renamed into
+		// place: a rerun writes what is missing.
 		return fail(err)
 	}
 	tr.Status = Present
