@@ -53,3 +53,31 @@ func TestSweepJournals_LiveRunKept(t *testing.T) {
 		}
 	}
 }
+
+// The first use of a directory sweeps the temps of dead runs only: a live run's
+// temp (another tenant's restore, beside this one) stays.
+func TestSweepOrphans(t *testing.T) {
+	root := t.TempDir()
+	live, dead := uuid.New(), uuid.New()
+	j, err := openJournal(place.NewRoot(root), live)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.remove()
+	liveTemp := filepath.Join(root, place.TempPrefix+journalTag+live.String()+"-0001")
+	deadTemp := filepath.Join(root, place.TempPrefix+journalTag+dead.String()+"-0001")
+	for _, p := range []string{liveTemp, deadTemp} {
+		if err := os.WriteFile(p, []byte("staged"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := sweepOrphans(root, root); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(liveTemp); err != nil {
+		t.Errorf("a live run's temp was swept: %v", err)
+	}
+	if _, err := os.Stat(deadTemp); !os.IsNotExist(err) {
+		t.Errorf("a dead run's temp was left (%v)", err)
+	}
+}
