@@ -280,3 +280,69 @@ func TestRun_SaysItWaitsForTheLock(t *testing.T) {
 		t.Errorf("guard after the lock was released: %v", err)
 	}
 }
+
+// Restores of different tenants hold their locks side by side; a guard cannot take
+// the lock while any does, and a restore cannot start while a guard holds it; two
+// restores of one tenant take turns: the second waits for the first to end.
+func TestLockTenantTx(t *testing.T) {
+	ctx := testenv.Context(t)
+	dsn := testenv.Postgres(t)
+	cfg, _ := pgx.ParseConfig(dsn)
+	a, b := uuid.MustParse("6f1c2a4e-0b7d-4c1e-9a53-2f0e8d7b4c11"), uuid.MustParse("0195a3c1-7e2f-7a4b-9c1d-2e3f4a5b6c7d")
+	begin := func() pgx.Tx {
+		t.Helper()
+		tx, err := testenv.Connect(t, dsn).Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = tx.Rollback(ctx) })
+		return tx
+	}
+	txA, txB := begin(), begin()
+	if err := guard.LockTenantTx(ctx, txA, a); err != nil {
+		t.Fatalf("restore of tenant A: %v", err)
+	}
+	if err := guard.LockTenantTx(ctx, txB, b); err != nil {
+		t.Fatalf("restore of tenant B beside A's: %v, want the lock", err)
+	}
+	if _, err := guard.Lock(ctx, cfg, true); !errors.Is(err, guard.ErrBusy) {
+		t.Errorf("guard --no-wait during two restores: got %v, want ErrBusy", err)
+	}
+
+	// A second restore of tenant A waits for the first.
+	txA2 := begin()
+	var pid int
+	if err := txA2.QueryRow(ctx, "SELECT pg_backend_pid()").Scan(&pid); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- guard.LockTenantTx(ctx, txA2, a) }()
+	watcher := testenv.Connect(t, dsn)
+	for waiting := false; !waiting; {
+		if err := watcher.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE pid = $1 AND locktype = 'advisory' AND NOT granted)", pid).Scan(&waiting); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("a second restore of tenant A went ahead while the first holds it (err %v)", err)
+		default:
+		}
+	}
+	if err := txA.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Errorf("the second restore of tenant A once the first ended: %v, want the lock", err)
+	}
+	_ = txA2.Rollback(ctx)
+	_ = txB.Rollback(ctx)
+
+	unlock, err := guard.Lock(ctx, cfg, true)
+	if err != nil {
+		t.Fatalf("guard after the restores ended: %v, want the lock", err)
+	}
+	defer unlock()
+	if err := guard.LockTenantTx(ctx, begin(), a); !errors.Is(err, guard.ErrBusy) {
+		t.Errorf("restore while a guard holds the lock: got %v, want ErrBusy", err)
+	}
+}

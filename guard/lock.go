@@ -2,11 +2,13 @@ package guard
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 )
 
@@ -70,16 +72,48 @@ func lock(ctx context.Context, cfg *pgx.ConnConfig, noWait bool, log *slog.Logge
 	}, nil
 }
 
-// LockTx takes the same lock for the length of tx, without waiting, or returns
-// ErrBusy: a restore takes it so that it never loads a tenant while a guard run
-// (and the purge it wraps) is at work, and a guard waits for the restore to end.
+// LockTx takes the same lock, shared, for the length of tx, without waiting, or
+// returns ErrBusy: a restore takes it so that it never loads a tenant while a guard
+// run (and the purge it wraps) is at work, and a guard waits for every restore to
+// end. Shared, so that restores (of different tenants: see LockTenantTx) run side by
+// side; a guard waiting for the lock makes new restores give up at once rather than
+// starve it.
 func LockTx(ctx context.Context, tx pgx.Tx) error {
 	var ok bool
-	if err := tx.QueryRow(ctx, "SELECT pg_try_advisory_xact_lock($1, $2)", lockKey1, lockKey2).Scan(&ok); err != nil {
+	if err := tx.QueryRow(ctx, "SELECT pg_try_advisory_xact_lock_shared($1, $2)", lockKey1, lockKey2).Scan(&ok); err != nil {
 		return fmt.Errorf("lock: %w", err)
 	}
 	if !ok {
 		return ErrBusy
 	}
 	return nil
+}
+
+// tenantLockKey is the class of the per-tenant restore locks ('pgrt'), in the
+// two-int form as lockKey1.
+const tenantLockKey = 0x70677274
+
+// LockTenantTx is LockTx, then the tenant's own lock for the length of tx, waited
+// for: two restores of one tenant take turns (the second then finds the rows the
+// first put back), restores of different tenants do not wait for each other. The
+// tenant's key is 32 bits of its UUID: two tenants that share it only take turns.
+// A restore holds one tenant's lock at most, so restores cannot deadlock on them.
+func LockTenantTx(ctx context.Context, tx pgx.Tx, tenant uuid.UUID) error {
+	if err := LockTx(ctx, tx); err != nil {
+		return err
+	}
+	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1, $2)", tenantLockKey, tenantKey(tenant)); err != nil {
+		return fmt.Errorf("lock tenant %s: %w", tenant, err)
+	}
+	return nil
+}
+
+// tenantKey folds a tenant's UUID into the int4 of its lock. The first bytes of a
+// UUIDv7 are a timestamp: every byte goes in.
+func tenantKey(tenant uuid.UUID) int32 {
+	var k uint32
+	for i := 0; i < len(tenant); i += 4 {
+		k ^= binary.BigEndian.Uint32(tenant[i : i+4])
+	}
+	return int32(k)
 }

@@ -208,8 +208,10 @@ func (fr *fileRun) stageOne(ctx context.Context, dec *zstd.Decoder, f *restoreFi
 	}
 	if !j.dirs[dir] {
 		// First use of dir by this run: what an earlier run left here without a
-		// journal saying so goes first (no other restore runs: the lock is held).
-		if _, err := place.Sweep(dir, journalTag); err != nil {
+		// journal saying so goes first. Restores of other tenants may be at work
+		// beside this one (they share guard's lock): their temps, named by their run
+		// and journalled, are left alone.
+		if err := sweepOrphans(root.Dir(), dir); err != nil {
 			return err
 		}
 		if err := sweepLegacy(dir); err != nil {
@@ -346,6 +348,50 @@ func sweep(o Options) error {
 	}
 	for r := range roots {
 		if _, err := sweepJournals(r, o.Log); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// sweepOrphans removes the restore temp files in dir whose run is not alive: no
+// journal in rootDir names the run (it was killed before writing one), or its
+// journal's flock is free (it died). A live run holds its journal's flock.
+func sweepOrphans(rootDir, dir string) error {
+	ents, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	alive := map[string]bool{}
+	for _, e := range ents {
+		rest, ok := strings.CutPrefix(e.Name(), place.TempPrefix+journalTag)
+		if !ok || !e.Type().IsRegular() {
+			continue
+		}
+		if len(rest) >= 36 {
+			run := rest[:36]
+			live, seen := alive[run]
+			if !seen {
+				if id, err := uuid.Parse(run); err == nil {
+					jp := journalPath(rootDir, id)
+					if _, err := os.Stat(jp); err == nil {
+						var release func()
+						if live, release, err = journalInUse(jp); err != nil {
+							return err
+						}
+						release()
+					}
+				}
+				alive[run] = live
+			}
+			if live {
+				continue
+			}
+		}
+		if err := os.Remove(filepath.Join(dir, e.Name())); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return err
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 
 	"github.com/google/uuid"
 
@@ -58,6 +59,14 @@ func openJournal(root place.Root, run uuid.UUID) (*journal, error) {
 	if err != nil {
 		return nil, fmt.Errorf("restore: journal: %w", err)
 	}
+	// Held while the run lives (the kernel drops it when the process dies): restores
+	// of other tenants run beside this one (they share guard's lock), and their
+	// sweep must leave a live run's journal and temps alone.
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		os.Remove(p)
+		return nil, fmt.Errorf("restore: journal %s: lock: %w", p, err)
+	}
 	return &journal{path: p, f: f, dirs: map[string]bool{}}, nil
 }
 
@@ -83,7 +92,7 @@ func (j *journal) add(kind, path string) error {
 
 // remove deletes the journal: the run left nothing behind.
 func (j *journal) remove() error {
-	j.f.Close()
+	defer j.f.Close() // its lock held until the journal is gone
 	if err := os.Remove(j.path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("restore: journal: %w", err)
 	}
@@ -114,8 +123,16 @@ func sweepJournals(root string, log *slog.Logger) (int, error) {
 			continue
 		}
 		p := filepath.Join(root, name)
+		live, release, err := journalInUse(p)
+		if err != nil {
+			return removed, err
+		}
+		if live {
+			continue // a restore of another tenant at work now
+		}
 		dirs, mkdirs, err := readJournal(p)
 		if err != nil {
+			release()
 			return removed, err
 		}
 		for _, d := range dirs {
@@ -125,6 +142,7 @@ func sweepJournals(root string, log *slog.Logger) (int, error) {
 			gone, err := place.Sweep(d, journalTag+run+"-")
 			removed += len(gone)
 			if err != nil {
+				release()
 				return removed, fmt.Errorf("restore: sweep %s: %w", d, err)
 			}
 		}
@@ -135,12 +153,34 @@ func sweepJournals(root string, log *slog.Logger) (int, error) {
 			}
 		}
 		place.RemoveCreated(inRoot)
-		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		err = os.Remove(p)
+		release()
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return removed, fmt.Errorf("restore: journal %s: %w", p, err)
 		}
 		log.Info("swept what an interrupted restore left", "journal", p, "temp_files", removed)
 	}
 	return removed, nil
+}
+
+// journalInUse reports whether a live run holds journal p's lock; when it does
+// not, the lock is taken (a second sweep waits its turn) until release.
+func journalInUse(p string) (live bool, release func(), err error) {
+	f, err := os.Open(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		return true, func() {}, nil // gone meanwhile: its run ended
+	}
+	if err != nil {
+		return false, nil, fmt.Errorf("restore: journal %s: %w", p, err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return true, func() {}, nil
+		}
+		return false, nil, fmt.Errorf("restore: journal %s: lock: %w", p, err)
+	}
+	return false, func() { f.Close() }, nil
 }
 
 func readJournal(p string) (dirs, mkdirs []string, err error) {

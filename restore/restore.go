@@ -142,15 +142,36 @@ var ErrFileDiffers = errors.New("file exists with different content")
 // journal.go). Every row must belong to the tenant and every file be named by one
 // of its rows, or nothing is written (*IntegrityError).
 func Run(ctx context.Context, cfg *pgx.ConnConfig, store storage.Store, o Options) (*Report, error) {
+	reps, err := RunSteps(ctx, cfg, store, o, []Step{{Snapshot: o.Snapshot, OnConflict: o.OnConflict}})
+	if len(reps) == 0 {
+		return nil, err
+	}
+	return reps[0], err
+}
+
+// Step is one snapshot of a restore that applies several of one tenant in order.
+type Step struct {
+	Snapshot   uuid.UUID // uuid.Nil: the newest committed snapshot of the tenant
+	OnConflict string    // as Options.OnConflict
+}
+
+// RunSteps restores several snapshots of o.Tenant, in the order given, in ONE
+// transaction, their files staged and renamed into place once it commits: the
+// tenant comes back from all of them or from none, files included. Each step's
+// snapshot and on-conflict policy replace o.Snapshot and o.OnConflict. Every
+// snapshot is checked and verified before anything is written. With ConflictSkip a
+// row that an earlier step put back is left as it is, so the first step's version of
+// a row wins: give the newest snapshot first; a file an earlier step writes is
+// likewise not written again by a later one. With DryRun every step is counted
+// against the database as it is (a row two snapshots hold is counted by both).
+//
+// It returns one report per step; on an error before the commit, none.
+func RunSteps(ctx context.Context, cfg *pgx.ConnConfig, store storage.Store, o Options, steps []Step) ([]*Report, error) {
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
-	switch o.OnConflict {
-	case "":
-		o.OnConflict = ConflictSkip
-	case ConflictSkip, ConflictFail, ConflictFillNulls:
-	default:
-		return nil, fmt.Errorf("restore: on-conflict %q: want skip, fail or fill-nulls", o.OnConflict)
+	if len(steps) == 0 {
+		return nil, errors.New("restore: no snapshot to restore")
 	}
 	owner := place.Keep
 	if o.FilesOwner != "" {
@@ -159,27 +180,49 @@ func Run(ctx context.Context, cfg *pgx.ConnConfig, store storage.Store, o Option
 			return nil, fmt.Errorf("restore: files owner: %w", err)
 		}
 	}
-	m, err := manifest(ctx, store, o)
-	if err != nil {
-		return nil, err
+	type prepared struct {
+		o      Options
+		m      *archive.Manifest
+		tables []archive.Table
+		files  []restoreFile
 	}
-	tables, err := selectTables(m, o.Tables)
-	if err != nil {
-		return nil, err
-	}
-	files, probs, err := selectFiles(m, tables, o)
-	if err != nil {
-		return nil, err
-	}
-	if len(probs) > 0 {
-		return nil, &IntegrityError{Tenant: m.Tenant, Snapshot: m.ID, Problems: probs}
-	}
-	if err := checkRoots(files); err != nil {
-		return nil, err
-	}
-	// Nothing is written before every object this restore reads is known good.
-	if err := verify(ctx, store, m, tables, files); err != nil {
-		return nil, err
+	preps := make([]prepared, len(steps))
+	for i, st := range steps {
+		so := o
+		so.Snapshot, so.OnConflict = st.Snapshot, st.OnConflict
+		switch so.OnConflict {
+		case "":
+			so.OnConflict = ConflictSkip
+		case ConflictSkip, ConflictFail, ConflictFillNulls:
+		default:
+			return nil, fmt.Errorf("restore: on-conflict %q: want skip, fail or fill-nulls", so.OnConflict)
+		}
+		m, err := manifest(ctx, store, so)
+		if err != nil {
+			return nil, err
+		}
+		if m.Tenant != o.Tenant {
+			return nil, fmt.Errorf("restore: snapshot %s is of tenant %s, not %s", m.ID, m.Tenant, o.Tenant)
+		}
+		tables, err := selectTables(m, so.Tables)
+		if err != nil {
+			return nil, err
+		}
+		files, probs, err := selectFiles(m, tables, so)
+		if err != nil {
+			return nil, err
+		}
+		if len(probs) > 0 {
+			return nil, &IntegrityError{Tenant: m.Tenant, Snapshot: m.ID, Problems: probs}
+		}
+		if err := checkRoots(files); err != nil {
+			return nil, err
+		}
+		// Nothing is written before every object this restore reads is known good.
+		if err := verify(ctx, store, m, tables, files); err != nil {
+			return nil, err
+		}
+		preps[i] = prepared{o: so, m: m, tables: tables, files: files}
 	}
 	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
@@ -196,27 +239,79 @@ func Run(ctx context.Context, cfg *pgx.ConnConfig, store storage.Store, o Option
 			return nil, fmt.Errorf("restore: %w", err)
 		}
 	}
-	// Under the lock, no other restore is at work: what a killed one left goes.
+	// What a killed restore left goes; live restores of other tenants (beside this
+	// one under the shared lock) keep their journals locked and are left alone.
 	if !o.DryRun {
 		if err := sweep(o); err != nil {
 			return nil, err
 		}
 	}
 
+	reps := make([]*Report, 0, len(preps))
+	var frs []*fileRun
+	abort := func() {
+		for _, fr := range frs {
+			fr.abort()
+		}
+	}
+	staged := 0                  // staging tables live until the commit: their names go on across steps
+	written := map[string]bool{} // targets an earlier step writes
+	for _, p := range preps {
+		files := make([]restoreFile, 0, len(p.files))
+		for _, f := range p.files {
+			if f.target != "" && written[f.target] {
+				continue
+			}
+			if f.target != "" {
+				written[f.target] = true
+			}
+			files = append(files, f)
+		}
+		rep, fr, err := runStep(ctx, tx, store, p.o, p.m, p.tables, files, owner, &staged)
+		if fr != nil {
+			frs = append(frs, fr)
+		}
+		if err != nil {
+			abort()
+			return nil, err
+		}
+		reps = append(reps, rep)
+	}
+	if o.DryRun {
+		return reps, nil
+	}
+	if err := tx.Commit(ctx); err != nil {
+		abort()
+		return nil, fmt.Errorf("restore: commit: %w", err)
+	}
+	var errs []error
+	for i, fr := range frs {
+		errs = append(errs, fr.commit(reps[i].Files))
+		reps[i].total()
+	}
+	return reps, errors.Join(errs...)
+}
+
+// runStep loads one snapshot inside the restore's transaction, checks what it
+// loaded, and stages its files (renamed into place by the caller after the commit).
+func runStep(ctx context.Context, tx pgx.Tx, store storage.Store, o Options, m *archive.Manifest,
+	tables []archive.Table, files []restoreFile, owner place.Owner, staged *int) (*Report, *fileRun, error) {
 	rep := &Report{Tenant: m.Tenant, Snapshot: m.ID, DryRun: o.DryRun, Scope: Scope{Kind: m.Scope.Kind, Cutoffs: m.Scope.Cutoffs, Days: m.Scope.Days}, Tables: []TableReport{}, Files: []FileReport{}}
 	l, err := newLoader(ctx, tx, store, m, o)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer l.close()
+	l.staged = *staged
+	defer func() { *staged = l.staged }()
 	plans, err := l.plan(ctx, tables)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	for _, p := range plans {
 		tr, err := l.load(ctx, p)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		rep.Tables = append(rep.Tables, tr)
 		if o.Progress != nil {
@@ -224,40 +319,30 @@ func Run(ctx context.Context, cfg *pgx.ConnConfig, store storage.Store, o Option
 		}
 	}
 	if err := l.finish(ctx, plans, rep); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
+	var probs []string
 	if !o.DryRun {
 		if probs, err = l.checkRows(ctx, plans); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	fprobs, err := l.checkFiles(ctx, plans, files)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if probs = append(probs, fprobs...); len(probs) > 0 {
-		return nil, &IntegrityError{Tenant: m.Tenant, Snapshot: m.ID, Problems: probs}
+		return nil, nil, &IntegrityError{Tenant: m.Tenant, Snapshot: m.ID, Problems: probs}
 	}
-
 	fr := newFileRun(o, store, m, files, owner)
 	fr.ping = pinger(tx)
 	reports, err := fr.stage(ctx)
 	if err != nil {
-		fr.abort()
-		return nil, err
+		return nil, fr, err
 	}
 	rep.Files = reports
 	rep.total()
-	if o.DryRun {
-		return rep, nil
-	}
-	if err := tx.Commit(ctx); err != nil {
-		fr.abort()
-		return nil, fmt.Errorf("restore: commit: %w", err)
-	}
-	err = fr.commit(rep.Files)
-	rep.total()
-	return rep, err
+	return rep, fr, nil
 }
 
 func manifest(ctx context.Context, s storage.Store, o Options) (*archive.Manifest, error) {

@@ -1,9 +1,6 @@
 package restore_test
 
 import (
-	"errors"
-	"io/fs"
-	"os"
 	"strconv"
 	"testing"
 
@@ -15,7 +12,6 @@ import (
 	"github.com/purgeguard/purgeguard/internal/devtools/testenv"
 	"github.com/purgeguard/purgeguard/restore"
 	"github.com/purgeguard/purgeguard/snapshot"
-	"github.com/purgeguard/purgeguard/testdata"
 )
 
 func (w *world) retentionSnapshot(t *testing.T, purgeDays int) []*archive.Manifest {
@@ -33,31 +29,9 @@ func (w *world) retentionSnapshot(t *testing.T, purgeDays int) []*archive.Manife
 // one removes them before it commits. It returns how many files it removed.
 func (w *world) retentionPurge(t *testing.T, purgeDays int) int {
 	t.Helper()
-	ctx := testenv.Context(t)
-	if _, err := w.conn.Exec(ctx, "SET purge.days = '"+strconv.Itoa(purgeDays)+"'"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := w.conn.Exec(ctx, testdata.MustSQL("calllogd/retention_days.sql")); err != nil {
-		t.Fatalf("retention_days.sql: %v", err)
-	}
-	rows, err := w.conn.Query(ctx, testdata.MustSQL("calllogd/retention_files.sql"))
-	if err != nil {
-		t.Fatalf("retention_files.sql: %v", err)
-	}
-	paths, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	removed, err := fixture.RetentionPurge(testenv.Context(t), w.conn, purgeDays)
 	if err != nil {
 		t.Fatal(err)
-	}
-	removed := 0
-	for _, p := range paths {
-		if err := os.Remove(p); err == nil {
-			removed++
-		} else if !errors.Is(err, fs.ErrNotExist) {
-			t.Fatal(err)
-		}
-	}
-	if _, err := w.conn.Exec(ctx, testdata.MustSQL("calllogd/retention_purge.sql")); err != nil {
-		t.Fatalf("retention_purge.sql: %v", err)
 	}
 	return removed
 }

@@ -24,6 +24,13 @@
 # BENCH_PART=trash runs that part alone (a few minutes instead of hours).
 #
 # The file shield's figures come last; BENCH_PART=shield runs them alone.
+# The undo part (always run; BENCH_PART=undo runs it alone) generates its own database
+# of BENCH_UNDO_TENANTS (20) tenants of BENCH_UNDO_CALL_LOGS (20000) call logs plus two
+# kept, purges the 20 with one guarded run, then measures `purgeguard undo --run ID
+# --jobs 2` against 20 sequential `purgeguard restore` of the same snapshots, each
+# run from the tenants purged.
+#
+#   BENCH_PART=undo BENCH_RUNS=1 make bench
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -39,6 +46,11 @@ if [ "${1:-}" != "--inside" ]; then
 	exec scripts/with-servers.sh --pg-only -- "$0" --inside
 fi
 
+PART=${BENCH_PART:-}
+case "$PART" in
+"" | all | undo | trash | shield) ;;
+*) echo "bench: BENCH_PART=$PART: want undo, trash or shield, or nothing for every part" >&2; exit 2 ;;
+esac
 BIG=${BENCH_BIG:-200000}
 TENANTS=${BENCH_TENANTS:-100}
 CALL_LOGS=${BENCH_CALL_LOGS:-$BIG}
@@ -65,6 +77,33 @@ trash_part() {
 }
 if [ "${BENCH_PART:-all}" = trash ]; then
 	trash_part
+	exit
+fi
+
+MACHINE="$(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1), PostgreSQL $("$PGBIN/postgres" --version | awk '{print $3}'), zstd $(zstd --version | grep -o 'v[0-9.]*' | head -1)"
+
+UNDO_ARGS=()
+if [ "${BENCH_PART:-all}" != shield ]; then
+UNDO_TENANTS=${BENCH_UNDO_TENANTS:-20}
+UNDO_CALL_LOGS=${BENCH_UNDO_CALL_LOGS:-20000}
+"$PGBIN/psql" "$PURGEGUARD_TEST_DATABASE_URL" -qAtX -c "CREATE DATABASE bench_undo"
+UNDO_DSN="${PURGEGUARD_TEST_DATABASE_URL%/*}/bench_undo?sslmode=disable"
+echo "bench: generating $((UNDO_TENANTS + 2)) tenants of $UNDO_CALL_LOGS call logs for the undo part..." >&2
+"$W/fixturegen" -database-url "$UNDO_DSN" -create-schema -bulk -tenants $((UNDO_TENANTS + 2)) -call-logs "$UNDO_CALL_LOGS" >"$W/undo-fixture.json"
+"$PGBIN/psql" "$UNDO_DSN" -qAtX -c "VACUUM ANALYZE"
+UNDO_IDS=$(sed -n 's/.*"tenants":\[\([^]]*\)\].*/\1/p' "$W/undo-fixture.json" | tr -d '"' | tr ',' '\n' | head -n "$UNDO_TENANTS" | paste -sd, -)
+# The guarded run purges 20 of 22 tenants: a policy loosened for the bench.
+cat >"$W/undo.yaml" <<YAML
+files: []
+policy:
+  max_tenants: -1
+  max_fraction: 1
+  active_within: 0s
+YAML
+UNDO_ARGS=(-undo-database-url "$UNDO_DSN" -undo-tenants "$UNDO_IDS" -undo-config "$W/undo.yaml" -undo-jobs 2)
+fi
+if [ "$PART" = undo ]; then
+	"$W/benchrun" -part undo -purgeguard "$W/purgeguard" -pgbin "$PGBIN" -work "$W" -runs "$RUNS" -machine "$MACHINE" "${UNDO_ARGS[@]}"
 	exit
 fi
 
@@ -110,9 +149,8 @@ files:
     root: $W/exports
 YAML
 
-MACHINE="$(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1), PostgreSQL $("$PGBIN/postgres" --version | awk '{print $3}'), zstd $(zstd --version | grep -o 'v[0-9.]*' | head -1)"
 "$W/benchrun" -database-url "$DSN" -purgeguard "$W/purgeguard" -pgbin "$PGBIN" -tenant "$TENANT" \
 	-work "$W" -tables-config "$W/tables.yaml" -full-config "$W/full.yaml" -runs "$RUNS" -machine "$MACHINE" \
-	-guard-database-url "$GUARD_DSN" -guard-tenants "$GUARD_TENANTS" -other-tenants "$OTHERS" \
+	-guard-database-url "$GUARD_DSN" -guard-tenants "$GUARD_TENANTS" -other-tenants "$OTHERS" "${UNDO_ARGS[@]}" \
 	-recordings "$W/recordings" -exports "$W/exports" -shield-scans "${BENCH_SHIELD_SCANS:-100000,1000000}"
 trash_part

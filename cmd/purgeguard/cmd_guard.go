@@ -31,6 +31,8 @@ func newGuardCommand() *cli.Command {
      stdout holds one JSON document), SIGINT/SIGTERM passed on;
   7. withdraws the approvals and counts again: no other tenant may have lost a row,
      and no approved tenant may have lost more rows of a table than its snapshot holds.
+Every run has an id, printed with the result and kept in its audit record: 'purgeguard
+history' lists the runs, 'purgeguard undo --run ID' restores what one took.
 
 Exit status: COMMAND's own when all is well; 3 when refused (COMMAND never ran); 4
 when the blast-radius check finds a loss (tenants, tables, counts and snapshots named).
@@ -89,7 +91,7 @@ func runGuard(c *cli.Context) error {
 		Stdin: c.App.Reader, Stdout: commandStdout(c, e), Stderr: c.App.ErrWriter, Log: e.log,
 	})
 	prog.done(err == nil)
-	return guardOutcome(c, e, res, err)
+	return guardOutcome(c, e, archive.ScopeTenant, command, res, err)
 }
 
 // runGuardRetention guards the scheduled retention purge.
@@ -121,13 +123,13 @@ func runGuardRetention(c *cli.Context, e *env, command []string) error {
 		Rules: e.cfg.RetentionRules(),
 	})
 	prog.done(err == nil)
-	return guardOutcome(c, e, res, err)
+	return guardOutcome(c, e, archive.ScopeRetention, command, res, err)
 }
 
 // guardOutcome audits a guarded run and turns its result into output and an exit
 // status.
-func guardOutcome(c *cli.Context, e *env, res *guard.Result, err error) error {
-	writeGuardAudit(c, e, res, err)
+func guardOutcome(c *cli.Context, e *env, scope string, command []string, res *guard.Result, err error) error {
+	writeGuardAudit(c, e, scope, command, res, err)
 	if res == nil {
 		return err
 	}
@@ -179,14 +181,14 @@ func commandStdout(c *cli.Context, e *env) io.Writer {
 }
 
 func printGuarded(w io.Writer, res *guard.Result, head string) {
-	fmt.Fprintf(w, "%s: %d tenants approved and snapshotted, blast radius clean, command exit %d\n", head, len(res.Snapshots), res.ExitCode)
+	fmt.Fprintf(w, "%s (run %s): %d tenants approved and snapshotted, blast radius clean, command exit %d\n", head, res.Run, len(res.Snapshots), res.ExitCode)
 	for _, s := range res.Snapshots {
 		fmt.Fprintf(w, "  tenant %s: snapshot %s\n", s.Tenant, s.Snapshot)
 	}
 }
 
 func printLosses(w io.Writer, res *guard.Result) {
-	fmt.Fprintf(w, "BLAST RADIUS CHECK FAILED: %d losses (purge command exit %d)\n", len(res.Losses)+res.FilesLost, res.ExitCode)
+	fmt.Fprintf(w, "BLAST RADIUS CHECK FAILED (run %s): %d losses (purge command exit %d)\n", res.Run, len(res.Losses)+res.FilesLost, res.ExitCode)
 	for _, f := range res.FileLosses {
 		fmt.Fprintf(w, "  tenant %s was NOT approved and lost file %s (%s): restore with purgeguard files restore --under %s (from the file shield)\n",
 			f.Tenant, f.Path, f.Table, f.Path)
@@ -210,10 +212,11 @@ func printLosses(w io.Writer, res *guard.Result) {
 		fmt.Fprintln(w, "restore with: purgeguard trash save, then purgeguard restore --tenant TENANT --snapshot SNAPSHOT (the trash snapshot it prints)")
 		return
 	}
-	fmt.Fprintln(w, "restore with: purgeguard restore --tenant TENANT (its newest snapshot), see purgeguard list --tenant TENANT")
+	fmt.Fprintf(w, "restore every tenant of this run with: purgeguard undo --run %s --dry-run, then without --dry-run\n", res.Run)
 }
 
-func writeGuardAudit(c *cli.Context, e *env, res *guard.Result, err error) {
+// writeGuardAudit records a guarded run: what history lists and undo --run reads.
+func writeGuardAudit(c *cli.Context, e *env, scope string, command []string, res *guard.Result, err error) {
 	store, serr := openStore(c.Context, e)
 	if serr != nil {
 		return
@@ -221,20 +224,39 @@ func writeGuardAudit(c *cli.Context, e *env, res *guard.Result, err error) {
 	var tenants []uuid.UUID
 	a := newAudit(archive.AuditGuard, nil)
 	a.Outcome = "done"
+	a.Scope, a.Command = scope, redactCommand(command)
 	detail := map[string]any{}
 	if res != nil {
+		a.Run = res.Run
 		tenants = res.Decision.Targets
 		for _, s := range res.Snapshots {
 			a.Snapshots = append(a.Snapshots, archive.SnapshotRef{Tenant: s.Tenant, ID: s.Snapshot})
 		}
 		detail["run"], detail["decision"], detail["exit_code"], detail["losses"], detail["fenced"] = res.Run, res.Decision, res.ExitCode, res.Losses, res.Fenced
-		if !res.Decision.Allowed {
-			a.Outcome = "refused"
-		}
+	}
+	// Refused by the policy, not merely undecided: a run that failed before deciding
+	// (the lock, the connection) has an empty decision and is "failed".
+	var refused *policy.RefusedError
+	if errors.As(err, &refused) {
+		a.Outcome = "refused"
 	}
 	if err != nil && a.Outcome != "refused" {
 		a.Outcome = "failed"
 		detail["error"] = err.Error()
+	}
+	var blast *guard.BlastRadiusError
+	var failed *guard.CommandError
+	switch {
+	case res == nil:
+		detail["verdict"] = repository.VerdictNotReached
+	case a.Outcome == "refused":
+		detail["verdict"] = repository.VerdictRefused
+	case errors.As(err, &blast):
+		detail["verdict"] = repository.VerdictLosses
+	case err == nil, errors.As(err, &failed):
+		detail["verdict"] = repository.VerdictClean
+	default:
+		detail["verdict"] = repository.VerdictNotReached
 	}
 	a.Tenants = tenants
 	a.Detail = jsonDetail(detail)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -8,6 +9,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 	"github.com/urfave/cli/v2"
 
 	"github.com/purgeguard/purgeguard/guard"
@@ -37,9 +39,10 @@ func newRestoreCommand() *cli.Command {
      file with the same content is left alone, one with other content is an error
      unless --overwrite-files; a path leaving its root through a link is refused.
 Any error rolls everything back, files included: no file of a failed run stays,
-and what a killed run left is swept by the next one. The transaction holds purgeguard's lock: while
-a guard run (or another restore) is at work on the database, the restore stops at once
-and changes nothing; a guard started meanwhile waits for it. Run it with --dry-run first: it prints, per
+and what a killed run left is swept by the next one. The transaction holds purgeguard's
+lock, shared with other restores: while a guard run is at work on the database (or
+waiting for the lock), the restore stops at once and changes nothing; a guard started
+meanwhile waits for it. Two restores of one tenant take turns. Run it with --dry-run first: it prints, per
 table, the rows in the snapshot, already present and to insert, and per file whether
 it is present, missing or different, and changes nothing.
 
@@ -125,7 +128,7 @@ func runRestore(c *cli.Context) error {
 		OnConflict: c.String("on-conflict"), AllowDropColumns: c.Bool("allow-drop-columns"),
 		Graph: e.prof.Tenants, Files: e.prof.Files, FilesRoot: c.String("files-root"), OverwriteFiles: c.Bool("overwrite-files"),
 		FilesOwner: c.String("files-owner"),
-		Log:        e.log, Lock: guard.LockTx,
+		Log:        e.log, Lock: func(ctx context.Context, tx pgx.Tx) error { return guard.LockTenantTx(ctx, tx, tenant) },
 		Progress: func(ev restore.Event) {
 			if ev.File != "" {
 				prog.minor(ev.Bytes)
@@ -136,7 +139,7 @@ func runRestore(c *cli.Context) error {
 	})
 	prog.done(err == nil)
 	if errors.Is(err, guard.ErrBusy) {
-		err = fmt.Errorf("%w: a guard run (or another restore) is at work on this database; nothing was restored: run it again once that has ended", err)
+		err = fmt.Errorf("%w: a guard run is at work (or waiting to start) on this database; nothing was restored: run it again once that has ended", err)
 	}
 	if rep != nil {
 		e.rows = rep.Totals.Inserted

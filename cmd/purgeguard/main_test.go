@@ -28,7 +28,7 @@ func TestHelpListsEveryCommand(t *testing.T) {
 	if code != exitOK {
 		t.Fatalf("--help: exit %d, want 0", code)
 	}
-	for _, name := range []string{"tables", "snapshot", "list", "verify", "check", "guard", "fence", "restore", "prune", "version"} {
+	for _, name := range []string{"tables", "snapshot", "list", "verify", "check", "guard", "fence", "restore", "undo", "history", "prune", "version"} {
 		if !strings.Contains(out, "   "+name+" ") {
 			t.Errorf("--help does not list %q:\n%s", name, out)
 		}

@@ -11,12 +11,13 @@ import (
 
 // measured are the commands whose runs --metrics-file records, and the numbers each
 // reports in env.rows and env.bytes: snapshot and guard the rows and bytes saved,
-// restore the rows inserted, prune the bytes freed. A command that fails before it
+// restore and undo the rows inserted, prune the bytes freed. A command that fails before it
 // has a number reports 0, so the series stay in place from run to run.
 var measured = map[string]struct{ rows, bytes bool }{
 	"snapshot": {rows: true, bytes: true},
 	"guard":    {rows: true, bytes: true},
 	"restore":  {rows: true},
+	"undo":     {rows: true},
 	"prune":    {bytes: true},
 	"check":    {},
 	"verify":   {},

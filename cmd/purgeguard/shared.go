@@ -373,3 +373,43 @@ func jsonDetail(v any) json.RawMessage {
 	}
 	return b
 }
+
+// redactCommand is a purge command as an audit record keeps it: a value that may be
+// a secret (a URL's password, the value of a flag named like a password, token,
+// secret or key) reads REDACTED.
+func redactCommand(args []string) []string {
+	out := make([]string, len(args))
+	secretFlag := false
+	for i, a := range args {
+		switch {
+		case secretFlag:
+			a = "REDACTED"
+			secretFlag = false
+		case strings.HasPrefix(a, "-") && looksSecret(a):
+			if name, _, ok := strings.Cut(a, "="); ok {
+				a = name + "=REDACTED"
+			} else {
+				secretFlag = true
+			}
+		case strings.Contains(a, "://"):
+			if u, err := url.Parse(a); err != nil {
+				a = "REDACTED"
+			} else if _, has := u.User.Password(); has || u.RawQuery != "" {
+				u.User, u.RawQuery = nil, ""
+				a = u.String() + " (credentials REDACTED)"
+			}
+		}
+		out[i] = a
+	}
+	return out
+}
+
+func looksSecret(flag string) bool {
+	name, _, _ := strings.Cut(strings.ToLower(flag), "=")
+	for _, w := range []string{"password", "passwd", "token", "secret", "key"} {
+		if strings.Contains(name, w) {
+			return true
+		}
+	}
+	return false
+}

@@ -18,6 +18,7 @@ func TestAuditKinds(t *testing.T) {
 		{archive.AuditRestore, "restore"},
 		{archive.AuditPrune, "prune"},
 		{archive.AuditGuard, "guard"},
+		{archive.AuditUndo, "undo"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.want, func(t *testing.T) {
@@ -64,6 +65,12 @@ func TestAuditJSON(t *testing.T) {
 				`"user":"ops","host":"pbx1","tool_version":"v1","tenants":["6f1c2a4e-0b7d-4c1e-9a53-2f0e8d7b4c11"],` +
 				`"snapshots":[{"tenant":"6f1c2a4e-0b7d-4c1e-9a53-2f0e8d7b4c11","id":"0195a3c1-7e2f-7a4b-9c1d-2e3f4a5b6c7d"}],` +
 				`"outcome":"done","detail":{"rows":3}}`},
+		{"guard run", archive.Audit{
+			ID: id, Kind: archive.AuditGuard, Time: at, ToolVersion: "v1", Outcome: "done",
+			Run: snapA, Scope: archive.ScopeRetention, Command: []string{"wazo-purge-db"},
+		},
+			`{"id":"3d4e5f60-7182-4a9b-8c0d-1e2f3a4b5c6d","kind":"guard","time":"2026-03-09T14:05:07.123Z",` +
+				`"tool_version":"v1","outcome":"done","run":"0195a3c1-7e2f-7a4b-9c1d-2e3f4a5b6c7d","scope":"retention","command":["wazo-purge-db"]}`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

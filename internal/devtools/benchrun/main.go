@@ -51,23 +51,34 @@ func main() {
 		guardDB = flag.String("guard-database-url", "", "database of many small tenants for the guard overhead")
 		guardN  = flag.Int("guard-tenants", 0, "tenants in that database (for the printout)")
 		others  = flag.String("other-tenants", "", "comma-separated tenants #1.. of the database, for the scale runs")
-		part    = flag.String("part", "all", "all: every figure; trash: only the capturing fence's (on -database-url, which it copies per run); shield: only the file shield's")
+		part    = flag.String("part", "all", "all: every figure; trash: only the capturing fence's (on -database-url, which it copies per run); shield: only the file shield's; undo: only undo's")
 		scans   = flag.String("shield-scans", "100000,1000000", "file counts of the shield's initial scans")
 		latN    = flag.Int("shield-latency-files", 200, "files created one by one for the shield's latencies")
 		rec     = flag.String("recordings", "", "recordings root of the database's files (shield snapshot)")
 		exp     = flag.String("exports", "", "exports root of the database's files (shield snapshot)")
+		undoDB  = flag.String("undo-database-url", "", "database of the undo part (its tenants are purged by a guarded run)")
+		undoTs  = flag.String("undo-tenants", "", "comma-separated tenants the undo part purges and brings back")
+		undoCfg = flag.String("undo-config", "", "purgeguard config of the undo part (a policy that lets the guarded run purge them)")
+		undoJ   = flag.Int("undo-jobs", 2, "purgeguard undo --jobs")
 	)
 	flag.Parse()
-	if *part == "trash" {
-		tenant, err := uuid.Parse(*tenant)
-		if err == nil {
-			err = trashBench(*dsn, *bin, *work, *tables, tenant, *runs)
+	undoPart := func() {
+		if *undoDB == "" {
+			return
 		}
-		if err != nil {
+		var ts []uuid.UUID
+		for _, s := range strings.Split(*undoTs, ",") {
+			id, err := uuid.Parse(s)
+			if err != nil {
+				fmt.Fprintln(os.Stderr, "benchrun: -undo-tenants:", err)
+				os.Exit(2)
+			}
+			ts = append(ts, id)
+		}
+		if err := runUndoBench(*undoDB, *bin, *pgbin, *work, *undoCfg, *machine, ts, *runs, *undoJ); err != nil {
 			fmt.Fprintln(os.Stderr, "benchrun:", err)
 			os.Exit(1)
 		}
-		return
 	}
 	shieldPart := func() {
 		var ns []int
@@ -82,25 +93,43 @@ func main() {
 			os.Exit(1)
 		}
 	}
-	if *part == "shield" {
+	switch *part {
+	case "all", "":
+	case "trash":
+		tenant, err := uuid.Parse(*tenant)
+		if err == nil {
+			err = trashBench(*dsn, *bin, *work, *tables, tenant, *runs)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "benchrun:", err)
+			os.Exit(1)
+		}
+		return
+	case "shield":
 		shieldPart()
 		return
+	case "undo":
+		undoPart()
+		return
+	default:
+		fmt.Fprintf(os.Stderr, "benchrun: -part %q: want all, trash, shield or undo\n", *part)
+		os.Exit(2)
 	}
-	defer shieldPart()
 	if err := run(*dsn, *bin, *pgbin, *tenant, *work, *tables, *full, *runs, *jobs, *machine, strings.Split(*others, ",")); err != nil {
 		fmt.Fprintln(os.Stderr, "benchrun:", err)
 		os.Exit(1)
 	}
-	if *guardDB == "" {
-		return
+	if *guardDB != "" {
+		g, err := guardOverhead(*bin, *guardDB, *work, *tables, *runs)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "benchrun:", err)
+			os.Exit(1)
+		}
+		fmt.Printf("guard overhead, empty deletion set, %d tenants: %.3f s, peak RSS %.1f MiB (target <= 1 s: %s)\n",
+			*guardN, g.wall.Seconds(), float64(g.rssKiB)/1024, verdict(g.wall.Seconds() <= 1))
 	}
-	g, err := guardOverhead(*bin, *guardDB, *work, *tables, *runs)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "benchrun:", err)
-		os.Exit(1)
-	}
-	fmt.Printf("guard overhead, empty deletion set, %d tenants: %.3f s, peak RSS %.1f MiB (target <= 1 s: %s)\n",
-		*guardN, g.wall.Seconds(), float64(g.rssKiB)/1024, verdict(g.wall.Seconds() <= 1))
+	undoPart()
+	shieldPart()
 }
 
 func run(dsn, bin, pgbin, tenantS, work, tablesCfg, fullCfg string, runs, jobs int, machine string, others []string) error {

@@ -1,7 +1,7 @@
 // Package layers states which package of purgeguard may import which, and checks a
 // source tree against it. The rule is the house plan: every arrow points down,
 //
-//	cmd → guard → {snapshot, restore, shield, fence} → internal foundations → {storage, policy, profile}
+//	cmd → {guard, undo} → {snapshot, restore, shield, fence} → internal foundations → {storage, policy, profile}
 //
 // and no product package imports the development tools under internal/devtools.
 // Test files are not product: they may import anything.
@@ -22,7 +22,8 @@ import (
 const Module = "github.com/purgeguard/purgeguard"
 
 // rank orders the product's rooms: a package may import only packages of a lower
-// rank, and the engines of rank 2 not each other.
+// rank, the engines of rank 2 not each other, and the orchestrators of rank 3
+// (guard runs a purge, undo reverses one) not each other.
 func rank(pkg string) (int, bool) {
 	rel := strings.TrimPrefix(strings.TrimPrefix(pkg, Module), "/")
 	top, _, _ := strings.Cut(rel, "/")
@@ -35,7 +36,7 @@ func rank(pkg string) (int, bool) {
 		return 1, true
 	case top == "snapshot", top == "restore", top == "shield", top == "fence":
 		return 2, true
-	case top == "guard":
+	case top == "guard", top == "undo":
 		return 3, true
 	case top == "cmd":
 		return 4, true
@@ -82,6 +83,8 @@ func Check(pkg, imp string) string {
 		return fmt.Sprintf("%s (rank %d) imports %s (rank %d): arrows point down", top, from, itop, to)
 	case to == from && from == 2 && itop != top:
 		return fmt.Sprintf("the engines stay apart: %s imports %s", top, itop)
+	case to == from && from == 3 && itop != top:
+		return fmt.Sprintf("the orchestrators stay apart: %s imports %s", top, itop)
 	case to == from && from == 0 && itop != top:
 		return fmt.Sprintf("the bottom packages stay apart: %s imports %s", top, itop)
 	}

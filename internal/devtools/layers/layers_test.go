@@ -57,6 +57,12 @@ func TestCheck(t *testing.T) {
 		{m + "/restore", m + "/internal/devtools/fixture", false},
 		{m + "/internal/devtools/benchrun", m + "/snapshot", true}, // tools may use anything
 		{m + "/guard", "os/exec", true},
+		{m + "/cmd/purgeguard", m + "/undo", true},
+		{m + "/undo", m + "/restore", true},
+		{m + "/undo", m + "/internal/repository", true},
+		{m + "/restore", m + "/undo", false},
+		{m + "/undo", m + "/guard", false}, // orchestrators stay apart: the lock comes in as a function
+		{m + "/undo", m + "/cmd/purgeguard", false},
 	}
 	for _, tc := range tests {
 		why := layers.Check(tc.pkg, tc.imp)
