@@ -85,7 +85,7 @@ PURGEGUARD_CONFIG (--config), PURGEGUARD_METRICS_FILE (--metrics-file).`,
 		Metadata:             map[string]any{outputKey: &output{}},
 		Commands: []*cli.Command{
 			newTablesCommand(), newSnapshotCommand(), newListCommand(), newVerifyCommand(), newCheckCommand(), newGuardCommand(),
-			newFenceCommand(), newRestoreCommand(), newPruneCommand(), newVersionCommand(),
+			newFenceCommand(), newRestoreCommand(), newPruneCommand(), newKeysCommand(), newVersionCommand(),
 		},
 		// urfave/cli cannot return an error from here: run turns the mark into one.
 		CommandNotFound: func(c *cli.Context, name string) { c.App.Metadata[unknownKey] = name },

@@ -4,6 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -99,4 +102,44 @@ func (k *OperatorKey) Recipient() string { return k.id.Recipient().String() }
 func (k *OperatorKey) WriteIdentityFile(w io.Writer, now time.Time) error {
 	_, err := fmt.Fprintf(w, "# created: %s\n# public key: %s\n%s\n", now.UTC().Format(time.RFC3339), k.Recipient(), k.id.String())
 	return err
+}
+
+// Save writes the identity file at path, mode 0600, whole or not at all, and never
+// over an existing file (an operator identity overwritten is every tenant lost):
+// a temporary file beside it is written, synced, and hard-linked to the name,
+// which fails if the name is taken.
+func (k *OperatorKey) Save(path string, now time.Time) (err error) {
+	dir := filepath.Dir(path)
+	tmp, err := os.CreateTemp(dir, ".tmp-identity-*")
+	if err != nil {
+		return fmt.Errorf("seal: write %s: %w", path, err)
+	}
+	defer func() {
+		tmp.Close()
+		os.Remove(tmp.Name())
+	}()
+	if err := tmp.Chmod(0o600); err != nil {
+		return fmt.Errorf("seal: write %s: %w", path, err)
+	}
+	if err := k.WriteIdentityFile(tmp, now); err != nil {
+		return fmt.Errorf("seal: write %s: %w", path, err)
+	}
+	if err := tmp.Sync(); err != nil {
+		return fmt.Errorf("seal: write %s: %w", path, err)
+	}
+	if err := os.Link(tmp.Name(), path); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return fmt.Errorf("seal: %s already exists: not overwriting an identity (move it away first)", path)
+		}
+		return fmt.Errorf("seal: write %s: %w", path, err)
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("seal: sync %s: %w", dir, err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("seal: sync %s: %w", dir, err)
+	}
+	return nil
 }
