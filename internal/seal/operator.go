@@ -57,6 +57,9 @@ func ParseRecipients(r io.Reader) (Recipients, error) {
 // String lists the recipients, which are public keys.
 func (rs Recipients) String() string { return strings.Join(rs.text, ",") }
 
+// List returns the recipients, sorted.
+func (rs Recipients) List() []string { return slices.Clone(rs.text) }
+
 // Len is how many recipients there are.
 func (rs Recipients) Len() int { return len(rs.text) }
 
