@@ -107,7 +107,7 @@ type KeyStore struct {
 func NewKeyStore(s storage.Store) (*KeyStore, error) {
 	er, ok := s.(storage.Erasable)
 	if !ok {
-		return nil, fmt.Errorf("seal: %T cannot erase objects for good, which a tenant key store needs", s)
+		return nil, fmt.Errorf("seal: store %v cannot erase objects for good, which a tenant key store needs", s)
 	}
 	return &KeyStore{store: s, er: er, now: time.Now}, nil
 }
