@@ -92,20 +92,40 @@ type BoundedStore struct {
 }
 
 // Bound wraps s so that no request waits forever and failed ones are retried
-// within b. The optional capabilities of s (Locker, Leftovers) the result has too,
-// and no others.
+// within b. The optional capabilities of s (Locker, Leftovers, Erasable) the result
+// has too, and no others.
 func Bound(s Store, b Bounds) Store {
 	bs := &BoundedStore{Store: s, b: b.withDefaults()}
 	l, isLocker := s.(Locker)
 	lo, hasLeftovers := s.(Leftovers)
-	lm, lom := lockMethods{bs, l}, leftoverMethods{bs, lo}
+	er, isErasable := s.(Erasable)
+	lm, lom, em := lockMethods{bs, l}, leftoverMethods{bs, lo}, erasableMethods{bs, er}
 	switch {
+	case isLocker && hasLeftovers && isErasable:
+		return &struct {
+			*BoundedStore
+			lockMethods
+			leftoverMethods
+			erasableMethods
+		}{bs, lm, lom, em}
 	case isLocker && hasLeftovers:
 		return &struct {
 			*BoundedStore
 			lockMethods
 			leftoverMethods
 		}{bs, lm, lom}
+	case isLocker && isErasable:
+		return &struct {
+			*BoundedStore
+			lockMethods
+			erasableMethods
+		}{bs, lm, em}
+	case hasLeftovers && isErasable:
+		return &struct {
+			*BoundedStore
+			leftoverMethods
+			erasableMethods
+		}{bs, lom, em}
 	case isLocker:
 		return &struct {
 			*BoundedStore
@@ -116,6 +136,11 @@ func Bound(s Store, b Bounds) Store {
 			*BoundedStore
 			leftoverMethods
 		}{bs, lom}
+	case isErasable:
+		return &struct {
+			*BoundedStore
+			erasableMethods
+		}{bs, em}
 	}
 	return bs
 }
@@ -128,13 +153,13 @@ func (s *BoundedStore) String() string { return fmt.Sprint(s.Store) }
 // retryable reports whether another attempt may help: not for what the store
 // answered definitely, nor once the caller gave up.
 func retryable(ctx context.Context, err error) bool {
-	return ctx.Err() == nil && !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, ErrLocked)
+	return ctx.Err() == nil && !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, fs.ErrExist) && !errors.Is(err, ErrLocked)
 }
 
 // do runs op, each attempt under a watchdog, until it succeeds, fails definitely,
 // or has used its retries.
 func (s *BoundedStore) do(ctx context.Context, name, key string, again func() bool, op func(ctx context.Context, w *watchdog) error) error {
-	if name == "get" || name == "put" || name == "stat" || name == "delete" {
+	if name == "get" || name == "put" || name == "stat" || name == "delete" || name == "create" || name == "replace" || name == "erase" {
 		if err := ValidKey(key); err != nil {
 			return err // no attempt can mend a key
 		}
@@ -175,6 +200,11 @@ func (s *BoundedStore) do(ctx context.Context, name, key string, again func() bo
 // Put stores the stream; only a seekable stream is retried (from its start). The
 // watchdog runs while the store holds the data, not while it waits for r.
 func (s *BoundedStore) Put(ctx context.Context, key string, r io.Reader) error {
+	return s.put(ctx, "put", key, r, s.Store.Put)
+}
+
+// put runs one of the wrapped store's writes of a stream under do.
+func (s *BoundedStore) put(ctx context.Context, name, key string, r io.Reader, put func(context.Context, string, io.Reader) error) error {
 	seeker, canRewind := r.(io.Seeker)
 	var start int64
 	if canRewind {
@@ -184,7 +214,7 @@ func (s *BoundedStore) Put(ctx context.Context, key string, r io.Reader) error {
 		}
 	}
 	first := true
-	return s.do(ctx, "put", key, func() bool {
+	return s.do(ctx, name, key, func() bool {
 		return canRewind
 	}, func(ctx context.Context, w *watchdog) error {
 		if !first {
@@ -195,9 +225,9 @@ func (s *BoundedStore) Put(ctx context.Context, key string, r io.Reader) error {
 		first = false
 		src := pausingReader{r: r, w: w}
 		if l, ok := r.(interface{ Len() int }); ok {
-			return s.Store.Put(ctx, key, pausingSized{pausingReader: src, l: l}) // keeps a sized upload sized
+			return put(ctx, key, pausingSized{pausingReader: src, l: l}) // keeps a sized upload sized
 		}
-		return s.Store.Put(ctx, key, src)
+		return put(ctx, key, src)
 	})
 }
 
@@ -342,6 +372,31 @@ func (m leftoverMethods) RemoveLeftover(ctx context.Context, key string) error {
 	return m.s.do(ctx, "remove leftover", key, nil, func(ctx context.Context, _ *watchdog) error {
 		return m.l.RemoveLeftover(ctx, key)
 	})
+}
+
+// erasableMethods are Erasable's methods, bounded.
+type erasableMethods struct {
+	s *BoundedStore
+	e Erasable
+}
+
+var _ Erasable = erasableMethods{}
+
+// CreateErasable is the wrapped store's, retried from a seekable stream's start. An
+// attempt whose answer was lost may have created the object: the retry then finds
+// it there (fs.ErrExist), which is what a caller racing another writer handles.
+func (m erasableMethods) CreateErasable(ctx context.Context, key string, r io.Reader) error {
+	return m.s.put(ctx, "create", key, r, m.e.CreateErasable)
+}
+
+// ReplaceErasable is the wrapped store's, retried from a seekable stream's start.
+func (m erasableMethods) ReplaceErasable(ctx context.Context, key string, r io.Reader) error {
+	return m.s.put(ctx, "replace", key, r, m.e.ReplaceErasable)
+}
+
+// Erase is the wrapped store's, retried (erasing twice is harmless).
+func (m erasableMethods) Erase(ctx context.Context, key string) error {
+	return m.s.do(ctx, "erase", key, nil, func(ctx context.Context, _ *watchdog) error { return m.e.Erase(ctx, key) })
 }
 
 // CheckLock is the wrapped store's, retried.

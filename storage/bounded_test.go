@@ -30,6 +30,12 @@ func TestBoundedStore(t *testing.T) {
 			if _, ok := bs.(storage.Locker); ok {
 				t.Error("a bounded file store became a Locker")
 			}
+			if _, ok := bs.(storage.Erasable); !ok {
+				t.Error("a bounded file store lost Erasable")
+			}
+			if _, ok := storage.Bound(struct{ storage.Store }{s}, b).(storage.Erasable); ok {
+				t.Error("a bounded store without Erasable gained it")
+			}
 			return bs
 		})
 	})
@@ -43,6 +49,9 @@ func TestBoundedStore(t *testing.T) {
 			bs := storage.Bound(s, b)
 			if _, ok := bs.(storage.Locker); !ok {
 				t.Error("a bounded s3 store lost Locker")
+			}
+			if _, ok := bs.(storage.Erasable); !ok {
+				t.Error("a bounded s3 store lost Erasable")
 			}
 			return bs
 		})

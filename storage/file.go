@@ -24,6 +24,7 @@ type FileStore struct {
 var (
 	_ Store     = (*FileStore)(nil)
 	_ Leftovers = (*FileStore)(nil)
+	_ Erasable  = (*FileStore)(nil)
 )
 
 // NewFile opens (creating if needed) a directory store.
@@ -47,18 +48,32 @@ func (s *FileStore) path(key string) (string, error) {
 // Put writes to a temporary file in the target's directory, syncs it, renames it
 // over the key and syncs the directory: a reader sees the old object or the new
 // one, never half of one, even across a crash.
-func (s *FileStore) Put(ctx context.Context, key string, r io.Reader) (err error) {
-	p, err := s.path(key)
+func (s *FileStore) Put(ctx context.Context, key string, r io.Reader) error {
+	p, tmp, err := s.writeTemp(ctx, key, r)
 	if err != nil {
 		return err
 	}
+	if err := os.Rename(tmp, p); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("file: put %s: %w", key, err)
+	}
+	return syncDir(filepath.Dir(p))
+}
+
+// writeTemp writes the stream to a synced temporary file beside the key's path and
+// returns both; on error nothing is left behind.
+func (s *FileStore) writeTemp(ctx context.Context, key string, r io.Reader) (p, name string, err error) {
+	p, err = s.path(key)
+	if err != nil {
+		return "", "", err
+	}
 	dir := filepath.Dir(p)
 	if err := os.MkdirAll(dir, 0o750); err != nil {
-		return fmt.Errorf("file: put %s: %w", key, err)
+		return "", "", fmt.Errorf("file: put %s: %w", key, err)
 	}
 	tmp, err := os.CreateTemp(dir, tmpPrefix+"*")
 	if err != nil {
-		return fmt.Errorf("file: put %s: %w", key, err)
+		return "", "", fmt.Errorf("file: put %s: %w", key, err)
 	}
 	defer func() {
 		if err != nil {
@@ -67,21 +82,46 @@ func (s *FileStore) Put(ctx context.Context, key string, r io.Reader) (err error
 		}
 	}()
 	if _, err := io.Copy(tmp, ctxReader{ctx, r}); err != nil {
-		return fmt.Errorf("file: put %s: %w", key, err)
+		return "", "", fmt.Errorf("file: put %s: %w", key, err)
 	}
 	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("file: put %s: %w", key, err)
+		return "", "", fmt.Errorf("file: put %s: %w", key, err)
 	}
 	if err := tmp.Sync(); err != nil {
-		return fmt.Errorf("file: put %s: %w", key, err)
+		return "", "", fmt.Errorf("file: put %s: %w", key, err)
 	}
 	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("file: put %s: %w", key, err)
+		return "", "", fmt.Errorf("file: put %s: %w", key, err)
 	}
-	if err := os.Rename(tmp.Name(), p); err != nil {
-		return fmt.Errorf("file: put %s: %w", key, err)
+	return p, tmp.Name(), nil
+}
+
+// CreateErasable writes a temporary file and hard-links it to the key's path: a
+// link, unlike a rename, fails when the name exists, so of two writers exactly one
+// creates the object, whole. A directory keeps no retention and no versions.
+func (s *FileStore) CreateErasable(ctx context.Context, key string, r io.Reader) error {
+	p, tmp, err := s.writeTemp(ctx, key, r)
+	if err != nil {
+		return err
 	}
-	return syncDir(dir)
+	defer os.Remove(tmp)
+	if err := os.Link(tmp, p); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return &ExistError{Key: key}
+		}
+		return fmt.Errorf("file: create %s: %w", key, err)
+	}
+	return syncDir(filepath.Dir(p))
+}
+
+// ReplaceErasable is Put: a file has no earlier versions to destroy.
+func (s *FileStore) ReplaceErasable(ctx context.Context, key string, r io.Reader) error {
+	return s.Put(ctx, key, r)
+}
+
+// Erase is Delete: a removed file has no versions left behind.
+func (s *FileStore) Erase(ctx context.Context, key string) error {
+	return s.Delete(ctx, key)
 }
 
 func syncDir(dir string) error {

@@ -294,3 +294,70 @@ func TestS3Store_ExtendLock(t *testing.T) {
 		t.Errorf("missing object: got %v, want fs.ErrNotExist", err)
 	}
 }
+
+// On a bucket where every Put is locked (COMPLIANCE), the erasable objects carry no
+// retention, a replace leaves no earlier version readable, and an erase leaves no
+// version and no delete marker: the content is gone, not hidden.
+func TestS3Store_ErasableUnderObjectLock(t *testing.T) {
+	b := testenv.MinIOWithLock(t)
+	ctx := testenv.Context(t)
+	s := lockedStore(t, b, "p", storage.ObjectLock{Mode: "COMPLIANCE", Days: 1})
+	c := b.Client(t)
+	versions := func(key string) (n int, markers int) {
+		for v := range c.ListObjects(ctx, b.Bucket, minio.ListObjectsOptions{Prefix: "p/" + key, WithVersions: true}) {
+			if v.Err != nil {
+				t.Fatal(v.Err)
+			}
+			if v.IsDeleteMarker {
+				markers++
+			} else {
+				n++
+			}
+		}
+		return n, markers
+	}
+	if err := s.CreateErasable(ctx, "keys/k", bytes.NewBufferString("first secret")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CheckLock(ctx, "keys/k"); err != nil {
+		t.Errorf("CheckLock of an erasable object: got %v, want no lock", err)
+	}
+	for _, content := range []string{"second secret", "third secret"} {
+		if err := s.ReplaceErasable(ctx, "keys/k", bytes.NewBufferString(content)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, m := versions("keys/k"); n != 1 || m != 0 {
+		t.Errorf("after two replaces: %d versions and %d delete markers, want 1 and 0", n, m)
+	}
+	// A plain Delete would leave the content behind a delete marker: Erase must not.
+	if err := s.Erase(ctx, "keys/k"); err != nil {
+		t.Fatal(err)
+	}
+	if n, m := versions("keys/k"); n != 0 || m != 0 {
+		t.Errorf("after Erase: %d versions and %d delete markers, want none", n, m)
+	}
+}
+
+// A bucket whose own rule locks every new object cannot hold erasable objects: the
+// store says so rather than write a key that could never be shredded.
+func TestS3Store_ErasableRefusedUnderDefaultRetention(t *testing.T) {
+	b := testenv.MinIOWithLock(t)
+	ctx := testenv.Context(t)
+	mode, validity, unit := minio.Governance, uint(1), minio.Days
+	if err := b.Client(t).SetObjectLockConfig(ctx, b.Bucket, &mode, &validity, &unit); err != nil {
+		t.Fatal(err)
+	}
+	s := lockedStore(t, b, "p", storage.ObjectLock{})
+	for name, op := range map[string]func() error{
+		"create":  func() error { return s.CreateErasable(ctx, "keys/k", bytes.NewBufferString("x")) },
+		"replace": func() error { return s.ReplaceErasable(ctx, "keys/k", bytes.NewBufferString("x")) },
+	} {
+		if err := op(); err == nil || !strings.Contains(err.Error(), "default retention") {
+			t.Errorf("%s on a bucket with a default retention: got %v, want a refusal naming it", name, err)
+		}
+	}
+	if _, err := s.Stat(ctx, "keys/k"); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("after the refusals: Stat got %v, want nothing written", err)
+	}
+}

@@ -73,11 +73,15 @@ type S3Store struct {
 	// object, it succeeds by adding a delete marker, and the object vanishes from
 	// listings while its locked version stays behind, out of reach of purgeguard.
 	lockable bool
+	// defaultRetention: the bucket's own rule gives every new object a retention,
+	// so no object written there can be erased before it ends.
+	defaultRetention bool
 }
 
 var (
-	_ Store  = (*S3Store)(nil)
-	_ Locker = (*S3Store)(nil)
+	_ Store    = (*S3Store)(nil)
+	_ Locker   = (*S3Store)(nil)
+	_ Erasable = (*S3Store)(nil)
 )
 
 // NewS3 connects to a bucket and checks it exists (creating it when asked).
@@ -123,7 +127,7 @@ func NewS3(ctx context.Context, bucket, prefix string, o S3Options) (*S3Store, e
 			return nil, fmt.Errorf("s3: create bucket %s: %w", bucket, err)
 		}
 	}
-	lockable, err := bucketLockable(ctx, client, bucket)
+	lockable, defaultRetention, err := bucketLockable(ctx, client, bucket)
 	switch {
 	case o.ObjectLock.Mode != "" && err != nil:
 		return nil, fmt.Errorf("s3: bucket %s: read its object lock configuration: %w", bucket, err)
@@ -142,20 +146,21 @@ func NewS3(ctx context.Context, bucket, prefix string, o S3Options) (*S3Store, e
 	}
 	bufs := &sync.Pool{New: func() any { b := make([]byte, ps); return &b }}
 	return &S3Store{client: client, bucket: bucket, prefix: prefix, partSize: uint64(ps), bufs: bufs,
-		lock: o.ObjectLock, lockable: lockable}, nil
+		lock: o.ObjectLock, lockable: lockable, defaultRetention: defaultRetention}, nil
 }
 
-// bucketLockable reports whether the bucket has Object Lock enabled.
-func bucketLockable(ctx context.Context, c *minio.Client, bucket string) (bool, error) {
-	enabled, _, _, _, err := c.GetObjectLockConfig(ctx, bucket)
+// bucketLockable reports whether the bucket has Object Lock enabled, and whether
+// its own rule puts a default retention on every new object.
+func bucketLockable(ctx context.Context, c *minio.Client, bucket string) (lockable, defaultRetention bool, err error) {
+	enabled, mode, _, _, err := c.GetObjectLockConfig(ctx, bucket)
 	var er minio.ErrorResponse
 	if errors.As(err, &er) && (er.Code == "ObjectLockConfigurationNotFoundError" || er.Code == "NotImplemented") {
-		return false, nil
+		return false, false, nil
 	}
 	if err != nil {
-		return false, err
+		return false, false, err
 	}
-	return enabled == "Enabled", nil
+	return enabled == "Enabled", enabled == "Enabled" && mode != nil && *mode != "", nil
 }
 
 func (s *S3Store) object(key string) (string, error) {
@@ -186,9 +191,21 @@ type sized interface{ Len() int }
 // Longer streams continue as a multipart upload of PartSize parts, which is
 // aborted on failure so no parts are left behind.
 func (s *S3Store) Put(ctx context.Context, key string, r io.Reader) error {
+	po := minio.PutObjectOptions{}
+	if s.lock.Mode != "" {
+		po.Mode = minio.RetentionMode(s.lock.Mode)
+		po.RetainUntilDate = time.Now().AddDate(0, 0, s.lock.Days)
+	}
+	_, err := s.put(ctx, key, r, po, false)
+	return err
+}
+
+// put uploads with the given options; single refuses a stream longer than one part
+// (a conditional write must be one request).
+func (s *S3Store) put(ctx context.Context, key string, r io.Reader, po minio.PutObjectOptions, single bool) (minio.UploadInfo, error) {
 	obj, err := s.object(key)
 	if err != nil {
-		return err
+		return minio.UploadInfo{}, err
 	}
 	size := int64(-1)
 	if l, ok := r.(sized); ok {
@@ -203,28 +220,118 @@ func (s *S3Store) Put(ctx context.Context, key string, r io.Reader) error {
 		case rerr == io.EOF || rerr == io.ErrUnexpectedEOF:
 			r, size = bytes.NewReader((*bp)[:n]), int64(n)
 		case rerr != nil:
-			return fmt.Errorf("s3: put %s: %w", key, rerr)
+			return minio.UploadInfo{}, fmt.Errorf("s3: put %s: %w", key, rerr)
 		default:
 			r = io.MultiReader(bytes.NewReader(*bp), r)
 		}
 	}
-	po := minio.PutObjectOptions{PartSize: s.partSize, ContentType: "application/octet-stream"}
-	if s.lock.Mode != "" {
-		po.Mode = minio.RetentionMode(s.lock.Mode)
-		po.RetainUntilDate = time.Now().AddDate(0, 0, s.lock.Days)
+	if single && (size < 0 || uint64(size) > s.partSize) {
+		return minio.UploadInfo{}, fmt.Errorf("s3: put %s: longer than one part (%d bytes), which a conditional write needs", key, s.partSize)
 	}
-	_, err = s.client.PutObject(ctx, s.bucket, obj, r, size, po)
+	po.PartSize = s.partSize
+	po.ContentType = "application/octet-stream"
+	info, err := s.client.PutObject(ctx, s.bucket, obj, r, size, po)
 	if err != nil && size >= 0 && uint64(size) <= s.partSize {
 		// One plain PUT: no multipart upload to abort (and asking a stalled server
 		// to abort one would wait the abort's whole timeout).
-		return fmt.Errorf("s3: put %s: %w", key, err)
+		return minio.UploadInfo{}, fmt.Errorf("s3: put %s: %w", key, err)
 	}
 	if err != nil {
 		// The upload's own context may be what ended: abort with one of our own.
 		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 		defer cancel()
 		_ = s.client.RemoveIncompleteUpload(actx, s.bucket, obj)
-		return fmt.Errorf("s3: put %s: %w", key, err)
+		return minio.UploadInfo{}, fmt.Errorf("s3: put %s: %w", key, err)
+	}
+	return info, nil
+}
+
+// erasable refuses a bucket whose own rule would lock what we mean to erase.
+func (s *S3Store) erasable(key string) error {
+	if s.defaultRetention {
+		return fmt.Errorf("s3: put %s: bucket %s gives every new object a default retention (its Object Lock rule), so nothing stored there can be erased: keep such objects in another bucket", key, s.bucket)
+	}
+	return nil
+}
+
+// CreateErasable uploads the object without retention and with If-None-Match: *,
+// which S3 and MinIO answer 412 when the key exists: the check and the write are
+// one request, so two writers cannot both create it.
+func (s *S3Store) CreateErasable(ctx context.Context, key string, r io.Reader) error {
+	if err := s.erasable(key); err != nil {
+		return err
+	}
+	po := minio.PutObjectOptions{}
+	po.SetMatchETagExcept("*")
+	_, err := s.put(ctx, key, r, po, true)
+	var er minio.ErrorResponse
+	if errors.As(err, &er) && (er.Code == "PreconditionFailed" || er.StatusCode == http.StatusPreconditionFailed) {
+		return &ExistError{Key: key}
+	}
+	return err
+}
+
+// ReplaceErasable uploads the object without retention, then destroys every version
+// older than the one it wrote: on a versioned bucket the replaced content would
+// otherwise stay readable as a noncurrent version. A newer version written by
+// someone else meanwhile is left alone.
+func (s *S3Store) ReplaceErasable(ctx context.Context, key string, r io.Reader) error {
+	if err := s.erasable(key); err != nil {
+		return err
+	}
+	info, err := s.put(ctx, key, r, minio.PutObjectOptions{}, false)
+	if err != nil {
+		return err
+	}
+	ours := false
+	return s.eachVersion(ctx, key, func(v minio.ObjectInfo) error {
+		if !ours {
+			// Versions come newest first: everything after ours is older.
+			ours = v.VersionID == info.VersionID || info.VersionID == "" && v.IsLatest
+			return nil
+		}
+		return s.removeVersion(ctx, key, v)
+	})
+}
+
+// Erase destroys every version of the object and every delete marker, so that
+// nothing of it can be read back. A version under retention (a default rule's) is
+// refused by S3, and the error says so.
+func (s *S3Store) Erase(ctx context.Context, key string) error {
+	return s.eachVersion(ctx, key, func(v minio.ObjectInfo) error { return s.removeVersion(ctx, key, v) })
+}
+
+// eachVersion lists the versions of exactly key, newest first (S3's order). The
+// listing is read whole first: it is a handful of versions, and removing while
+// listing would race the listing's own pages.
+func (s *S3Store) eachVersion(ctx context.Context, key string, fn func(minio.ObjectInfo) error) error {
+	obj, err := s.object(key)
+	if err != nil {
+		return err
+	}
+	lctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var versions []minio.ObjectInfo
+	for v := range s.client.ListObjects(lctx, s.bucket, minio.ListObjectsOptions{Prefix: obj, WithVersions: true}) {
+		if v.Err != nil {
+			return fmt.Errorf("s3: list the versions of %s: %w", key, v.Err)
+		}
+		if v.Key == obj {
+			versions = append(versions, v)
+		}
+	}
+	for _, v := range versions {
+		if err := fn(v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *S3Store) removeVersion(ctx context.Context, key string, v minio.ObjectInfo) error {
+	err := s.client.RemoveObject(ctx, s.bucket, v.Key, minio.RemoveObjectOptions{VersionID: v.VersionID})
+	if err != nil && !isNotExist(err) {
+		return fmt.Errorf("s3: erase %s (version %s): %w", key, v.VersionID, err)
 	}
 	return nil
 }

@@ -58,6 +58,33 @@ type Leftovers interface {
 	RemoveLeftover(ctx context.Context, key string) error
 }
 
+// Erasable is the optional capability of a store that can keep an object outside any
+// retention and later destroy it for good. Encryption keeps its keys there: a
+// tenant's keys must stay erasable while its snapshots are under Object Lock, so
+// that forgetting the keys makes the locked snapshots unreadable (crypto-shredding).
+// On a versioned bucket (every bucket with Object Lock is) a plain Put or Delete
+// keeps the earlier version readable; these methods do not.
+type Erasable interface {
+	// CreateErasable stores r under key, without retention, unless an object is
+	// already there: then it stores nothing and returns an error that Is
+	// fs.ErrExist. Of concurrent calls for one key exactly one succeeds. The object
+	// must be small (one upload part at most).
+	CreateErasable(ctx context.Context, key string, r io.Reader) error
+	// ReplaceErasable stores r under key, without retention, and destroys every
+	// earlier version of it: what it replaced can no longer be read by anyone.
+	ReplaceErasable(ctx context.Context, key string, r io.Reader) error
+	// Erase destroys every version of key. Erasing a missing key is not an error.
+	Erase(ctx context.Context, key string) error
+}
+
+// ExistError is what CreateErasable answers when the key is taken.
+type ExistError struct{ Key string }
+
+func (e *ExistError) Error() string { return "storage: " + e.Key + ": object already exists" }
+
+// Is makes errors.Is(err, fs.ErrExist) true.
+func (e *ExistError) Is(target error) bool { return target == fs.ErrExist }
+
 // Info describes a stored object.
 type Info struct {
 	Key     string

@@ -24,6 +24,10 @@ type Config struct {
 	Policy    Policy       `yaml:"policy" json:"policy"`
 	Retention Retention    `yaml:"retention" json:"retention"`
 	Shield    Shield       `yaml:"shield" json:"shield"`
+	// Encryption is defined ahead of the commands that will use it (issue 15): until
+	// then a configuration that sets it is refused, rather than let snapshots be
+	// written in clear by someone who believes them encrypted.
+	Encryption Encryption `yaml:"encryption" json:"encryption"`
 }
 
 // Shield configures the file shield (purgeguard shield): hard links of every file
@@ -50,6 +54,27 @@ type Shield struct {
 type ShieldDir struct {
 	Root string `yaml:"root" json:"root"`
 	Dir  string `yaml:"dir" json:"dir"`
+}
+
+// Encryption is per-tenant envelope encryption of snapshots (internal/seal): each
+// tenant's data is sealed to its own key, and that key to the operators' recipients.
+type Encryption struct {
+	// Recipients are the operators' age public keys (age1…), on-call and break-glass:
+	// a host given only these can write snapshots and never read them.
+	Recipients []string `yaml:"recipients" json:"recipients"`
+	// RecipientsFile holds more of them, one per line; both lists are used.
+	RecipientsFile string `yaml:"recipients_file" json:"recipients_file"`
+	// IdentityFile is an operator's age identity file, needed only by commands that
+	// read snapshot contents (restore, verify of contents, keys rotate).
+	IdentityFile string `yaml:"identity_file" json:"identity_file"`
+	// KeysURL is where the tenant keys live (keys/…) when not in storage.url: a
+	// bucket whose default Object Lock rule would lock them cannot hold them.
+	KeysURL string `yaml:"keys_url" json:"keys_url"`
+}
+
+// Enabled says whether any encryption key is set.
+func (e Encryption) Enabled() bool {
+	return len(e.Recipients) > 0 || e.RecipientsFile != "" || e.IdentityFile != "" || e.KeysURL != ""
 }
 
 // Database says where the service's PostgreSQL is.
@@ -154,6 +179,7 @@ func Default() *Config {
 	tenants, files, retention, activity := fromProfile(profile.CallLogd())
 	rr := policy.DefaultRetentionRules()
 	return &Config{
+		Encryption: Encryption{Recipients: []string{}},
 		Storage: Storage{
 			URL:            "file:///var/lib/purgeguard",
 			RequestTimeout: Duration(60 * time.Second),

@@ -31,6 +31,9 @@ func TestExampleIsDefault(t *testing.T) {
 	}
 }
 
+// testRecipient is a well-formed age recipient (from `purgeguard keys init`).
+const testRecipient = "age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p"
+
 func TestParse_Errors(t *testing.T) {
 	tests := []struct {
 		name, yaml string
@@ -58,6 +61,13 @@ func TestParse_Errors(t *testing.T) {
 		{"object lock days without mode", "storage:\n  url: s3://b/p\n  s3:\n    object_lock:\n      days: 30\n", 5, "storage.s3.object_lock.mode"},
 		{"object lock on file url", "storage:\n  url: file:///x\n  s3:\n    object_lock:\n      mode: GOVERNANCE\n      days: 1\n", 5, "storage.s3.object_lock.mode"},
 		{"object lock unknown key", "storage:\n  s3:\n    object_lock:\n      retain_days: 3\n", 4, "storage.s3.object_lock.retain_days"},
+		{"recipient not age", "encryption:\n  recipients:\n    - age1nope\n", 3, "encryption.recipients[0]"},
+		{"secret as recipient", "encryption:\n  recipients: [" + testRecipient + ", AGE-SECRET-KEY-1QQQQ]\n", 2, "encryption.recipients[1]"},
+		{"relative identity file", "encryption:\n  identity_file: op.key\n", 2, "encryption.identity_file"},
+		{"relative recipients file", "encryption:\n  recipients_file: r.txt\n", 2, "encryption.recipients_file"},
+		{"bad keys url", "encryption:\n  keys_url: gs://b\n", 2, "encryption.keys_url"},
+		{"encryption not applied yet", "encryption:\n  recipients: [" + testRecipient + "]\n", 2, "encryption.recipients"},
+		{"identity alone not applied yet", "encryption:\n  identity_file: /etc/purgeguard/op.key\n", 2, "encryption.identity_file"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -217,5 +227,15 @@ func TestParseByteSize(t *testing.T) {
 		if (err == nil) != tt.ok || got != tt.want {
 			t.Errorf("ParseByteSize(%q): got %v, %v; want %v, ok=%v", tt.in, got, err, tt.want, tt.ok)
 		}
+	}
+}
+
+// A private identity pasted where a recipient belongs is refused without being
+// echoed: the error would print the secret into a log.
+func TestParse_SecretAsRecipientNotEchoed(t *testing.T) {
+	const secret = "AGE-SECRET-KEY-1GFPYYSJZGFPYYSJZGFPYYSJZGFPYYSJZGFPYYSJZGFPYYSJZGFPQ4EGAEX"
+	_, err := config.Parse(strings.NewReader("encryption:\n  recipients: ["+secret+"]\n"), "bad.yaml")
+	if err == nil || strings.Contains(err.Error(), secret) || strings.Contains(err.Error(), "GFPYYSJZ") {
+		t.Errorf("got %v, want a refusal that does not quote the secret", err)
 	}
 }

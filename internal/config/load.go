@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/purgeguard/purgeguard/internal/seal"
 )
 
 // Error is a configuration error. It names the file, the line and the key so that an
@@ -408,7 +410,56 @@ func (c *Config) validate(file string, doc *yaml.Node) error {
 	if err := c.Shield.validate(c.Files, bad); err != nil {
 		return err
 	}
-	return c.Retention.validate(bad)
+	if err := c.Retention.validate(bad); err != nil {
+		return err
+	}
+	return c.Encryption.validate(bad)
+}
+
+func (e Encryption) validate(bad func(key, format string, args ...any) error) error {
+	for i, r := range e.Recipients {
+		key := fmt.Sprintf("encryption.recipients[%d]", i)
+		if strings.HasPrefix(strings.ToUpper(strings.TrimSpace(r)), "AGE-SECRET-KEY") {
+			// Never echo it: the error would print a secret.
+			return bad(key, "a private identity, not a public recipient: keep it out of the configuration (identity_file names where it lives), and give its age1… recipient here")
+		}
+		if _, err := seal.ParseRecipients(strings.NewReader(r)); err != nil || strings.Contains(r, "\n") {
+			return bad(key, "%q: not an age recipient (age1…; `purgeguard keys init` makes one)", r)
+		}
+	}
+	for _, f := range []struct{ key, path string }{{"encryption.recipients_file", e.RecipientsFile}, {"encryption.identity_file", e.IdentityFile}} {
+		if f.path != "" && !filepath.IsAbs(f.path) {
+			return bad(f.key, "%q: must be an absolute path", f.path)
+		}
+	}
+	if u := e.KeysURL; u != "" {
+		p, err := url.Parse(u)
+		switch {
+		case err != nil:
+			return bad("encryption.keys_url", "not a URL")
+		case p.Scheme == "file" && (p.Path == "" || !filepath.IsAbs(p.Path) || p.Host != ""):
+			return bad("encryption.keys_url", "%q: want file:///absolute/path", u)
+		case p.Scheme == "s3" && p.Host == "":
+			return bad("encryption.keys_url", "%q: want s3://bucket/prefix", u)
+		case p.Scheme != "file" && p.Scheme != "s3":
+			return bad("encryption.keys_url", "%q: scheme must be file or s3", u)
+		}
+	}
+	if e.Enabled() {
+		key := "encryption"
+		switch {
+		case len(e.Recipients) > 0:
+			key = "encryption.recipients"
+		case e.RecipientsFile != "":
+			key = "encryption.recipients_file"
+		case e.IdentityFile != "":
+			key = "encryption.identity_file"
+		case e.KeysURL != "":
+			key = "encryption.keys_url"
+		}
+		return bad(key, "encryption is not applied by this build's commands yet (only its keys exist: `purgeguard keys init`); snapshots would be written in clear: remove the encryption section")
+	}
+	return nil
 }
 
 func (s *Shield) validate(files []FileColumn, bad func(key, format string, args ...any) error) error {

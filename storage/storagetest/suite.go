@@ -12,6 +12,7 @@ import (
 	"io/fs"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 	"testing/iotest"
 	"time"
@@ -30,6 +31,7 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Store) {
 	t.Run("InvalidKeys", func(t *testing.T) { testInvalidKeys(t, newStore(t)) })
 	t.Run("Locker", func(t *testing.T) { testLocker(t, newStore(t)) })
 	t.Run("Leftovers", func(t *testing.T) { testLeftovers(t, newStore(t)) })
+	t.Run("Erasable", func(t *testing.T) { testErasable(t, newStore(t)) })
 }
 
 // prng is a deterministic stream: large objects are generated and compared by
@@ -309,5 +311,88 @@ func testLeftovers(t *testing.T, s storage.Store) {
 	}
 	if _, err := s.Stat(ctx, "lo/a"); err != nil {
 		t.Errorf("the object after RemoveLeftover of its key: %v", err)
+	}
+}
+
+func get(t *testing.T, s storage.Store, key string) string {
+	t.Helper()
+	rc, err := s.Get(testContext(t), key)
+	if err != nil {
+		t.Fatalf("get %s: %v", key, err)
+	}
+	defer rc.Close()
+	b, err := io.ReadAll(rc)
+	if err != nil {
+		t.Fatalf("read %s: %v", key, err)
+	}
+	return string(b)
+}
+
+// testErasable checks the optional storage.Erasable: a create never overwrites, of
+// concurrent creates exactly one wins whole, a replace is read back, and an erased
+// object is gone.
+func testErasable(t *testing.T, s storage.Store) {
+	e, ok := s.(storage.Erasable)
+	if !ok {
+		t.Logf("%T has no erasable objects", s)
+		return
+	}
+	ctx := testContext(t)
+	if err := e.CreateErasable(ctx, "er/a", bytes.NewBufferString("one")); err != nil {
+		t.Fatalf("CreateErasable: %v", err)
+	}
+	if err := e.CreateErasable(ctx, "er/a", bytes.NewBufferString("two")); !errors.Is(err, fs.ErrExist) {
+		t.Errorf("CreateErasable of a taken key: got %v, want fs.ErrExist", err)
+	}
+	if got := get(t, s, "er/a"); got != "one" {
+		t.Errorf("after a refused create: got %q, want %q", got, "one")
+	}
+
+	const writers = 8
+	errs := make(chan error, writers)
+	for i := range writers {
+		go func() { errs <- e.CreateErasable(ctx, "er/race", strings.NewReader("writer-"+itoa(int64(i)))) }()
+	}
+	won := 0
+	for range writers {
+		switch err := <-errs; {
+		case err == nil:
+			won++
+		case !errors.Is(err, fs.ErrExist):
+			t.Errorf("concurrent CreateErasable: %v", err)
+		}
+	}
+	if won != 1 {
+		t.Errorf("concurrent CreateErasable: %d writers succeeded, want exactly 1", won)
+	}
+	if got := get(t, s, "er/race"); !strings.HasPrefix(got, "writer-") {
+		t.Errorf("after the race: got %q", got)
+	}
+
+	if err := e.ReplaceErasable(ctx, "er/a", bytes.NewBufferString("three")); err != nil {
+		t.Fatalf("ReplaceErasable: %v", err)
+	}
+	if got := get(t, s, "er/a"); got != "three" {
+		t.Errorf("after ReplaceErasable: got %q, want %q", got, "three")
+	}
+	for _, key := range []string{"er/a", "er/race", "er/missing"} {
+		if err := e.Erase(ctx, key); err != nil {
+			t.Errorf("Erase %s: %v", key, err)
+		}
+		if _, err := s.Stat(ctx, key); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("Stat %s after Erase: got %v, want fs.ErrNotExist", key, err)
+		}
+	}
+	if keys := list(t, s, "er/"); len(keys) != 0 {
+		t.Errorf("left after Erase: %v", keys)
+	}
+	if l, ok := s.(storage.Leftovers); ok {
+		var left []string
+		if err := l.ListLeftovers(ctx, func(i storage.Info) error { left = append(left, i.Key); return nil }); err != nil {
+			t.Fatal(err)
+		}
+		if len(left) != 0 {
+			t.Errorf("temporary files left by CreateErasable: %v", left)
+		}
 	}
 }
