@@ -45,10 +45,13 @@ func lock(ctx context.Context, cfg *pgx.ConnConfig, noWait bool, log *slog.Logge
 		var pid int
 		var app, client string
 		var since time.Time
-		// The holder as the server knows it (the two-int form: classid, objid, objsubid 2).
+		// The holder as the server knows it (the two-int form: classid, objid, objsubid 2),
+		// in this database: advisory locks are per database, and another database's
+		// guard holding the same key is not the one in the way.
 		if err := conn.QueryRow(ctx, `SELECT a.pid, coalesce(a.application_name, ''), coalesce(a.client_addr::text, 'local socket'), a.backend_start
 			FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
-			WHERE l.locktype = 'advisory' AND l.classid = $1 AND l.objid = $2 AND l.objsubid = 2 AND l.granted LIMIT 1`,
+			WHERE l.locktype = 'advisory' AND l.classid = $1 AND l.objid = $2 AND l.objsubid = 2 AND l.granted
+			AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) LIMIT 1`,
 			lockKey1, lockKey2).Scan(&pid, &app, &client, &since); err == nil {
 			args = append(args, "holder_pid", pid, "holder_application", app, "holder_client", client, "holder_since", since)
 		}
