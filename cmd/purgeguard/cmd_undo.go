@@ -124,11 +124,13 @@ func runUndo(c *cli.Context) error {
 		return err
 	}
 	if err := res.Err(); err != nil {
-		var ve *archive.VerifyError
-		if errors.As(err, &ve) {
-			return &errReported{code: exitVerify}
+		// The report is printed; the status is the one exitCode gives the error
+		// (4 for a verification or integrity failure), never a usage code.
+		code := exitCode(err)
+		if code == exitUsage || code == exitOK {
+			code = exitError
 		}
-		return &errReported{code: exitError}
+		return &errReported{code: code}
 	}
 	return nil
 }
