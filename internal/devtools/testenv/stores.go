@@ -3,6 +3,10 @@ package testenv
 import (
 	"testing"
 
+	"github.com/google/uuid"
+
+	"github.com/purgeguard/purgeguard/internal/archive"
+	"github.com/purgeguard/purgeguard/internal/repository"
 	"github.com/purgeguard/purgeguard/storage"
 )
 
@@ -26,4 +30,15 @@ func S3Store(t *testing.T, prefix string) storage.Store {
 		t.Fatal(err)
 	}
 	return s
+}
+
+// Manifest reads back, from storage, the manifest of a committed snapshot: tests
+// check what was committed, not what the run says it did.
+func Manifest(t testing.TB, s storage.Store, tenant, id uuid.UUID) *archive.Manifest {
+	t.Helper()
+	m, err := repository.Manifest(Context(t), s, archive.SnapshotRef{Tenant: tenant, ID: id})
+	if err != nil {
+		t.Fatalf("manifest of snapshot %s: %v", id, err)
+	}
+	return m
 }
