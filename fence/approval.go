@@ -26,6 +26,9 @@ func Status(ctx context.Context, q Querier) (*State, error) {
 	}
 	st.Tables = tables
 	st.Mode = ModeRefuse
+	if err := q.QueryRow(ctx, ddlGuardInstalledSQL).Scan(&st.DDLGuard); err != nil {
+		return nil, fmt.Errorf("fence: status: read the event triggers: %w", err)
+	}
 	var capture bool
 	if err := q.QueryRow(ctx, "SELECT to_regclass('purgeguard.setting') IS NOT NULL AND to_regclass('purgeguard.trash') IS NOT NULL").Scan(&capture); err != nil {
 		return nil, fmt.Errorf("fence: status: %w", err)

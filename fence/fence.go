@@ -9,17 +9,15 @@
 package fence
 
 import (
-	"github.com/purgeguard/purgeguard/profile"
-
+	"context"
 	"errors"
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
-	"context"
-
-	"github.com/jackc/pgx/v5"
+	"github.com/purgeguard/purgeguard/profile"
 )
 
 // SQLState is the SQLSTATE of the fence's exceptions, for a refused DELETE and a
@@ -72,8 +70,11 @@ func IsRefused(err error) bool {
 
 // State is what Status found.
 type State struct {
-	Installed bool                `json:"installed"`
-	Mode      string              `json:"mode,omitempty"`
+	Installed bool   `json:"installed"`
+	Mode      string `json:"mode,omitempty"`
+	// DDLGuard is true when event triggers refuse disabling or dropping the fence's
+	// triggers to every role but a superuser (Install run by a superuser).
+	DDLGuard  bool                `json:"ddl_guard"`
 	TrashRows int64               `json:"trash_rows"`
 	Tables    []profile.TableName `json:"tables"`    // fenced tables, partitions included
 	Approvals []Approval          `json:"approvals"` // live ones only

@@ -191,6 +191,8 @@ func (e *env) catalogState(t *testing.T) []string {
 		SELECT 'trigger ' || tgrelid::regclass::text || ' ' || tgname || ' ' || tgfoid::regprocedure::text
 			|| ' ' || tgenabled::text || ' ' || tgtype FROM pg_trigger
 		UNION ALL
+		SELECT 'event trigger ' || evtname || ' ' || evtevent FROM pg_event_trigger
+		UNION ALL
 		SELECT 'relation ' || c.oid::regclass::text || ' ' || c.relkind::text FROM pg_class c
 		JOIN pg_namespace n ON n.oid = c.relnamespace
 		WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%'

@@ -1,8 +1,6 @@
 package fence
 
 import (
-	"github.com/purgeguard/purgeguard/profile"
-
 	"context"
 	"errors"
 	"fmt"
@@ -12,6 +10,7 @@ import (
 
 	"github.com/purgeguard/purgeguard/internal/catalog"
 	"github.com/purgeguard/purgeguard/internal/trash"
+	"github.com/purgeguard/purgeguard/profile"
 )
 
 // Install fences g in refuse mode, in one transaction: the schema purgeguard with its
@@ -23,6 +22,10 @@ import (
 //
 // Partitions created after Install are not fenced against a direct TRUNCATE until
 // Install runs again: a TRUNCATE trigger on the parent does not fire for them.
+//
+// Run by a superuser, Install (in either mode) also creates the DDL guard: event
+// triggers refusing, to every other role, a DISABLE TRIGGER or DROP TRIGGER of the
+// fence's triggers (see DDLEndTrigger). State.DDLGuard says whether it is there.
 func Install(ctx context.Context, conn *pgx.Conn, tenants profile.Tenants) error {
 	g, err := catalog.Load(ctx, conn, tenants)
 	if err != nil {
@@ -87,6 +90,9 @@ func install(ctx context.Context, conn *pgx.Conn, g *catalog.Graph, mode string,
 		if _, err := tx.Exec(ctx, createFunctionsSQL+createCaptureFunctionsSQL); err != nil {
 			return fmt.Errorf("create trigger functions: %w", err)
 		}
+		if err := installDDLGuard(ctx, tx); err != nil {
+			return err
+		}
 		want, err := wanted(g, mode, tables, watch)
 		if err != nil {
 			return err
@@ -121,6 +127,9 @@ func install(ctx context.Context, conn *pgx.Conn, g *catalog.Graph, mode string,
 // With tenants nil, or a tenant graph that can no longer be read (its root dropped),
 // the fence's triggers are found through its own trigger functions instead.
 //
+// A DDL guard installed by a superuser can be removed by a superuser only: Uninstall
+// by another role fails first, naming that, and changes nothing.
+//
 // While the trash holds rows, Uninstall refuses with ErrTrashNotEmpty unless force:
 // dropping it would lose them (run `purgeguard trash save` first).
 func Uninstall(ctx context.Context, conn *pgx.Conn, tenants *profile.Tenants, force bool) error {
@@ -143,6 +152,10 @@ func uninstallGraph(ctx context.Context, conn *pgx.Conn, g *catalog.Graph, force
 			if err := checkTrashEmpty(ctx, tx); err != nil {
 				return err
 			}
+		}
+		// First, so that a role that may not drop it learns why before anything else.
+		if err := dropDDLGuard(ctx, tx); err != nil {
+			return err
 		}
 		var tables []catalog.Name
 		if g != nil {

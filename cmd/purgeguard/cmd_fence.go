@@ -30,7 +30,12 @@ into the purgeguard schema's trash, unless guard approved it. The service keeps
 working, whichever code path deletes; 'purgeguard trash save' turns the trash into
 snapshots. TRUNCATE stays refused in both modes. Installing again switches modes in
 place and keeps the approvals and the trash; uninstall refuses while the trash holds
-rows unless --force.`,
+rows unless --force.
+
+Installed by a superuser, the fence also gets a DDL guard: event triggers that refuse
+the tables' owner (any role but a superuser) an ALTER TABLE ... DISABLE TRIGGER or a
+DROP TRIGGER of the fence's triggers. Installed by another role it has none, and
+'fence status' says so.`,
 		Action: func(c *cli.Context) error {
 			return usagef("fence: give a subcommand: install, status or uninstall (purgeguard fence --help)")
 		},
@@ -75,6 +80,11 @@ func runFence(verb string) cli.ActionFunc {
 				return
 			}
 			fmt.Fprintf(w, "fence: installed in %s mode on %d tables, %d live approvals, %d rows in the trash\n", st.Mode, len(st.Tables), len(st.Approvals), st.TrashRows)
+			if st.DDLGuard {
+				fmt.Fprintln(w, "DDL guard: on (only a superuser may disable or drop the fence's triggers)")
+			} else {
+				fmt.Fprintln(w, "DDL guard: off (the tables' owner may disable the fence's triggers; install the fence as a superuser to refuse that)")
+			}
 			for _, a := range st.Approvals {
 				fmt.Fprintf(w, "  tenant %s approved until %s (snapshot %s, run %s)\n", a.Tenant, a.ExpiresAt.Format("2006-01-02 15:04:05Z07:00"), a.Snapshot, a.Run)
 			}
