@@ -20,7 +20,7 @@ func CallLogd() Profile {
 	return Profile{
 		Tenants: Tenants{Root: public("call_logd_tenant"), Key: "uuid", ExtraTables: []ExtraTable{}},
 		Files: []FileColumn{
-			{Table: public("call_logd_recording"), Column: "path", Root: "/var/lib/wazo/sounds/tenants"},
+			{Table: public("call_logd_recording"), Column: "path", Root: "/var/lib/wazo/sounds/tenants", PerTenant: true},
 			{Table: public("call_logd_export"), Column: "path", Root: "/var/lib/wazo-call-logd/exports"},
 		},
 		Retention: Retention{

@@ -65,6 +65,10 @@ type FileColumn struct {
 	Table  TableName
 	Column string
 	Root   string
+	// PerTenant says each tenant's files lie in the directory named after its key
+	// under Root (call-logd's recordings: Root/<tenant uuid>/monitor/…). Restore then
+	// refuses a path of tenant A in B's directory, even one a forged row names.
+	PerTenant bool
 }
 
 // Retention describes the service's scheduled retention purge. A tenant's days for a

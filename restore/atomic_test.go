@@ -285,6 +285,56 @@ func TestRun_ManifestPathIntoAnotherTenant(t *testing.T) {
 	w.nothingWritten(t, purged, files)
 }
 
+// A recording row of the tenant forged to name a file in another tenant's directory,
+// its file added to the manifest (a blob of the tenant's own, checksums recomputed):
+// the row belongs to the tenant and names the path, so only the per-tenant directory
+// says it is not the tenant's. An integrity error, nothing written anywhere.
+func TestRun_ForgedRowIntoAnotherTenantsDirectory(t *testing.T) {
+	dir := t.TempDir()
+	store, err := storage.NewFile(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := callLogd(t, store)
+	tenant, other := w.tenants[0], w.tenants[1]
+	m := w.snapshot(t, tenant)
+	injected := filepath.Join(w.roots[0], other.String(), "monitor", "FORGED.wav")
+	var file *archive.File
+	for i := range m.Files {
+		if f := m.Files[i]; f.Table == "public.call_logd_recording" && !f.Missing {
+			file = &f
+			break
+		}
+	}
+	if file == nil {
+		t.Fatal("no recording file in the snapshot")
+	}
+	forged := *file
+	forged.Path = injected
+	m.Files = append(m.Files, forged)
+	for i, tb := range m.Tables {
+		if tb.Name == "call_logd_recording" {
+			appendRow(t, dir, &m.Tables[i], func(cols []archive.Column, line []string) {
+				set(cols, line, "uuid", uuid.New().String())
+				set(cols, line, "path", injected)
+			})
+		}
+	}
+	rewriteManifest(t, dir, m)
+	w.purgeTenant(t, tenant)
+	removeFiles(t, m)
+	purged, files := w.state(t), w.rootState(t)
+	_, err = w.restore(t, w.options(tenant))
+	var ie *restore.IntegrityError
+	if !errors.As(err, &ie) || !strings.Contains(err.Error(), injected) || !strings.Contains(err.Error(), "outside the tenant's directory") {
+		t.Fatalf("restore of a row naming %s: %v, want an IntegrityError saying it is outside the tenant's directory", injected, err)
+	}
+	if _, err := os.Lstat(injected); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("%s was written: %v", injected, err)
+	}
+	w.nothingWritten(t, purged, files)
+}
+
 // A table object rewritten to carry a row of another tenant, with the manifest's
 // checksums and counts recomputed so that verification passes: an integrity error
 // naming the table, nothing written.

@@ -54,12 +54,14 @@ func selectFiles(m *archive.Manifest, tables []archive.Table, o Options) ([]rest
 			continue
 		}
 		var root string
+		var perTenant bool
 		for _, c := range o.Files {
 			if c.Table.String() == f.Table && c.Column == f.Column {
-				root = filepath.Clean(c.Root)
+				root, perTenant = filepath.Clean(c.Root), c.PerTenant
 			}
 		}
 		clean := filepath.Clean(f.Path)
+		tenantDir := filepath.Join(root, m.Tenant.String())
 		switch {
 		case root == "":
 			// Refused when written: the configuration's own check (a files[].table
@@ -67,6 +69,11 @@ func selectFiles(m *archive.Manifest, tables []archive.Table, o Options) ([]rest
 			rf.noRoot = fmt.Sprintf("no files root configured for %s.%s", f.Table, f.Column)
 		case !filepath.IsAbs(f.Path) || !archive.Within(root, clean) || clean == root:
 			probs = append(probs, fmt.Sprintf("file %s: path leaves its root %s", f.Path, root))
+			continue
+		case perTenant && (!archive.Within(tenantDir, clean) || clean == tenantDir):
+			// Checked on the recorded path, before any --files-root mapping: a row
+			// of the snapshot naming it does not make it the tenant's.
+			probs = append(probs, fmt.Sprintf("file %s: path lies outside the tenant's directory %s", f.Path, tenantDir))
 			continue
 		case o.FilesRoot != "":
 			rel, err := filepath.Rel(root, clean)

@@ -62,8 +62,9 @@ func callLogd(t *testing.T, store storage.Store) *world {
 	w.tenants = res.Tenants
 	w.catalog = catalog.Options{Root: name("public.call_logd_tenant"), Key: "uuid"}
 	for i, tc := range []string{"public.call_logd_recording", "public.call_logd_export"} {
-		w.snapF = append(w.snapF, profile.FileColumn{Table: name(tc), Column: "path", Root: w.roots[i]})
-		w.restF = append(w.restF, profile.FileColumn{Table: name(tc), Column: "path", Root: w.roots[i]})
+		// Recordings lie under root/<tenant>/, as call-logd's do (profile.CallLogd).
+		fc := profile.FileColumn{Table: name(tc), Column: "path", Root: w.roots[i], PerTenant: i == 0}
+		w.snapF, w.restF = append(w.snapF, fc), append(w.restF, fc)
 	}
 	w.purge = "DELETE FROM call_logd_tenant WHERE uuid = $1"
 	return w

@@ -139,6 +139,8 @@ type FileColumn struct {
 	Table  string `yaml:"table" json:"table"`
 	Column string `yaml:"column" json:"column"`
 	Root   string `yaml:"root" json:"root"`
+	// PerTenant: each tenant's files lie under root/<tenant key>/ (profile.FileColumn).
+	PerTenant bool `yaml:"per_tenant" json:"per_tenant"`
 }
 
 // Snapshot tunes the export.

@@ -36,7 +36,7 @@ func (c *Config) Profile() (profile.Profile, error) {
 		if err != nil {
 			return p, err
 		}
-		p.Files = append(p.Files, profile.FileColumn{Table: n, Column: f.Column, Root: f.Root})
+		p.Files = append(p.Files, profile.FileColumn{Table: n, Column: f.Column, Root: f.Root, PerTenant: f.PerTenant})
 	}
 	if p.Retention, err = c.Retention.profile(); err != nil {
 		return p, err
@@ -152,7 +152,7 @@ func fromProfile(p profile.Profile) (Tenants, []FileColumn, Retention, Activity)
 	}
 	var files []FileColumn
 	for _, f := range p.Files {
-		files = append(files, FileColumn{Table: str(f.Table), Column: f.Column, Root: f.Root})
+		files = append(files, FileColumn{Table: str(f.Table), Column: f.Column, Root: f.Root, PerTenant: f.PerTenant})
 	}
 	r := p.Retention
 	// purge_days stays unset: the days are wazo-purge-db's own (purge_config).
