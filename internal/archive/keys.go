@@ -3,6 +3,7 @@
 // beyond the readers and writers it is handed, so every rule is unit-tested.
 //
 //	snapshots/<tenant-uuid>/<snapshot-id>/tables/<schema>.<table>.copy.zst
+//	snapshots/<tenant-uuid>/<snapshot-id>/files.jsonl.zst  (format 3: the files, one JSON entry a line)
 //	snapshots/<tenant-uuid>/<snapshot-id>/manifest.json   (written last: the commit marker)
 //	blobs/sha256/<aa>/<hex>.zst                            (file contents, content-addressed)
 //	audit/<yyyy>/<mm>/<dd>/<time>-<id>.json                (one record per decision, snapshot, restore)
@@ -24,8 +25,9 @@ import (
 // A reader refuses a manifest with a greater version rather than guess at it, and
 // reads every older one: version 2 added files' and directories' owners (Owner,
 // Manifest.Dirs) and the trash scope (ScopeTrash, Scope.Transactions); a version 1
-// manifest simply has none.
-const FormatVersion = 2
+// manifest simply has none. Version 3 lists a snapshot's files in an object of their
+// own (Manifest.FileList, filelist.go) instead of inline.
+const FormatVersion = 3
 
 // Top-level key prefixes.
 const (

@@ -37,8 +37,11 @@ type Manifest struct {
 	Tables        []Table   `json:"tables"`
 	// Dirs are the directories between a files root and its saved files (format 2),
 	// so that restore makes them again with their owner and mode.
-	Dirs  []Dir  `json:"dirs,omitempty"`
-	Files []File `json:"files"` // last: Encode streams them
+	Dirs []Dir `json:"dirs,omitempty"`
+	// FileList, from format 3, names the object listing the files (filelist.go):
+	// Files is then empty. A manifest without one lists its files inline.
+	FileList *FileList `json:"file_list,omitempty"`
+	Files    []File    `json:"files"` // last: Encode streams them
 }
 
 // Owner is the owner and group of a file or directory: numeric ids, and the names
@@ -145,22 +148,25 @@ func (m *Manifest) Totals() Totals {
 		t.RawBytes += tb.RawBytes
 		t.StoredBytes += tb.StoredBytes
 	}
-	for _, f := range m.Files {
-		switch {
-		case f.Missing:
-			t.Missing++
-		case f.OutsideRoot:
-			t.OutsideRoot++
-		default:
-			t.Files++
-			if f.Recovered {
-				t.Recovered++
-			}
-			t.FilesBytes += f.Size
-			t.StoredBytes += f.StoredBytes
-		}
+	var ft FileTotals
+	if m.FileList != nil {
+		ft = m.FileList.Totals
 	}
+	for i := range m.Files {
+		ft.add(&m.Files[i])
+	}
+	t.Files, t.Recovered, t.FilesBytes = int(ft.Saved), int(ft.Recovered), ft.Bytes
+	t.Missing, t.OutsideRoot = int(ft.Missing), int(ft.OutsideRoot)
+	t.StoredBytes += ft.BlobBytes
 	return t
+}
+
+// FileEntries is how many entries the manifest's files hold, inline or listed.
+func (m *Manifest) FileEntries() int64 {
+	if m.FileList != nil {
+		return m.FileList.Entries
+	}
+	return int64(len(m.Files))
 }
 
 // Ref is where the manifest's snapshot lives.
@@ -223,22 +229,24 @@ func (m *Manifest) Validate() error {
 	if m.FormatVersion < 2 && len(m.Dirs) > 0 {
 		return fmt.Errorf("archive: manifest %s: format_version %d has no dirs", m.ID, m.FormatVersion)
 	}
-	for i, f := range m.Files {
-		if f.Owner != nil && m.FormatVersion < 2 {
-			return fmt.Errorf("archive: manifest %s: file %s: format_version %d has no owners", m.ID, f.Path, m.FormatVersion)
+	if l := m.FileList; l != nil {
+		switch {
+		case m.FormatVersion < 3:
+			return fmt.Errorf("archive: manifest %s: format_version %d has no file list", m.ID, m.FormatVersion)
+		case len(m.Files) > 0:
+			return fmt.Errorf("archive: manifest %s: files both inline and in a file list", m.ID)
 		}
-		if f.Path == "" {
-			return fmt.Errorf("archive: manifest %s: files[%d]: empty path", m.ID, i)
+		if err := l.validate(m); err != nil {
+			return fmt.Errorf("archive: manifest %s: %w", m.ID, err)
 		}
-		if f.Size < 0 || f.StoredBytes < 0 {
-			// A negative size would also make Digest.Check skip the size comparison.
-			return fmt.Errorf("archive: manifest %s: file %s: negative size", m.ID, f.Path)
-		}
-		if f.Missing || f.OutsideRoot {
-			continue
-		}
-		if _, err := BlobKeyHex(f.SHA256); err != nil {
-			return fmt.Errorf("archive: manifest %s: file %s: %w", m.ID, f.Path, err)
+	}
+	for i := range m.Files {
+		f := &m.Files[i]
+		if err := validateFile(f, m.FormatVersion); err != nil {
+			if f.Path == "" {
+				return fmt.Errorf("archive: manifest %s: files[%d]: %w", m.ID, i, err)
+			}
+			return fmt.Errorf("archive: manifest %s: %w", m.ID, err)
 		}
 	}
 	return nil

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -24,6 +25,7 @@ import (
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
 
 func TestValidate(t *testing.T) {
+	newer := fmt.Sprintf("format_version %d > %d", archive.FormatVersion+1, archive.FormatVersion)
 	tests := []struct {
 		name   string
 		mutate func(m *archive.Manifest)
@@ -48,7 +50,7 @@ func TestValidate(t *testing.T) {
 		{"format_version 0", func(m *archive.Manifest) { m.FormatVersion = 0 }, "format_version 0", nil},
 		{"format_version negative", func(m *archive.Manifest) { m.FormatVersion = -1 }, "format_version -1", nil},
 		{"format_version newer", func(m *archive.Manifest) { m.FormatVersion = archive.FormatVersion + 1 },
-			"format_version 3 > 2", archive.ErrNewerFormat},
+			newer, archive.ErrNewerFormat},
 		{"format_version much newer", func(m *archive.Manifest) { m.FormatVersion = 1 << 30 }, "", archive.ErrNewerFormat},
 		{"newer format checked before anything else", func(m *archive.Manifest) {
 			m.FormatVersion, m.ID, m.Scope.Kind = archive.FormatVersion+1, uuid.Nil, "future"
@@ -277,6 +279,7 @@ func manifestJSON(t *testing.T, edit func(m map[string]any)) string {
 }
 
 func TestDecode(t *testing.T) {
+	newer := fmt.Sprintf("format_version %d > %d", archive.FormatVersion+1, archive.FormatVersion)
 	table0 := func(m map[string]any) map[string]any { return m["tables"].([]any)[0].(map[string]any) }
 	valid := manifestJSON(t, nil)
 	tests := []struct {
@@ -320,22 +323,22 @@ func TestDecode(t *testing.T) {
 			"archive: decode manifest", "", false},
 		{"format_version fractional", manifestJSON(t, func(m map[string]any) { m["format_version"] = 1.5 }),
 			"archive: decode manifest", "", false},
-		{"format_version overflows int", strings.Replace(valid, `"format_version": 2,`, `"format_version": 1e100,`, 1),
+		{"format_version overflows int", strings.Replace(valid, fmt.Sprintf(`"format_version": %d,`, archive.FormatVersion), `"format_version": 1e100,`, 1),
 			"archive: decode manifest", "", false},
 
-		{"newer format", manifestJSON(t, func(m map[string]any) { m["format_version"] = 3 }),
-			"format_version 3 > 2", "", true},
+		{"newer format", manifestJSON(t, func(m map[string]any) { m["format_version"] = archive.FormatVersion + 1 }),
+			newer, "", true},
 		{"newer format with unknown fields", manifestJSON(t, func(m map[string]any) {
-			m["format_version"] = 3
+			m["format_version"] = archive.FormatVersion + 1
 			m["encryption"] = map[string]any{"alg": "age"}
 			table0(m)["chunks"] = []string{"a", "b"}
-		}), "format_version 3 > 2", "unknown field", true},
+		}), newer, "unknown field", true},
 		{"newer format with changed types", manifestJSON(t, func(m map[string]any) {
 			m["format_version"] = 7
 			m["tables"] = "elsewhere"
 			m["id"] = 42
-		}), "format_version 7 > 2", "cannot unmarshal", true},
-		{"newer format, nothing else", `{"format_version": 3}`, "", "", true},
+		}), fmt.Sprintf("format_version 7 > %d", archive.FormatVersion), "cannot unmarshal", true},
+		{"newer format, nothing else", fmt.Sprintf(`{"format_version": %d}`, archive.FormatVersion+1), "", "", true},
 		{"owner in a format 1 manifest", manifestJSON(t, func(m map[string]any) {
 			m["format_version"] = 1
 			m["files"].([]any)[0].(map[string]any)["owner"] = map[string]any{"uid": 33, "gid": 33}

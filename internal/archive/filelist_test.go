@@ -1,0 +1,178 @@
+package archive_test
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"reflect"
+	"testing"
+	"testing/iotest"
+
+	"github.com/purgeguard/purgeguard/internal/archive"
+)
+
+// listManifest writes files as a file list and returns the format-3 manifest naming
+// it and the stored bytes.
+func listManifest(t *testing.T, files []archive.File) (*archive.Manifest, []byte) {
+	t.Helper()
+	var buf bytes.Buffer
+	w, err := archive.NewFileListWriter(&buf, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range files {
+		if err := w.Add(f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l, err := w.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Key = archive.FileListKey(tenantA, snapA)
+	m := validManifest()
+	m.Files = []archive.File{} // what Decode gives for a listed manifest's "files": []
+	m.FileList = &l
+	if err := m.Validate(); err != nil {
+		t.Fatalf("Validate: %v", err)
+	}
+	return m, buf.Bytes()
+}
+
+func readAll(m *archive.Manifest, data []byte) ([]archive.File, error) {
+	var got []archive.File
+	err := archive.ReadFileList(iotest.HalfReader(bytes.NewReader(data)), m, func(f archive.File) error {
+		got = append(got, f)
+		return nil
+	})
+	return got, err
+}
+
+// A list reads back entry for entry, and the manifest's totals come from the list
+// without reading it: the same totals as the files inline.
+func TestFileList_RoundTrip(t *testing.T) {
+	inline := validManifest()
+	files := inline.Files
+	for i := range 1000 {
+		files = append(files, archive.File{Table: "public.t", Column: "p", Path: fmt.Sprintf("/rec/%d.wav", i),
+			Size: int64(i), SHA256: sumHex(fmt.Sprint(i)), StoredBytes: 7, Recovered: i%10 == 0})
+	}
+	inline.Files = files
+	m, data := listManifest(t, files)
+	got, err := readAll(m, data)
+	if err != nil {
+		t.Fatalf("ReadFileList: %v", err)
+	}
+	if !reflect.DeepEqual(got, files) {
+		t.Errorf("entries: got %d, want %d, or they differ", len(got), len(files))
+	}
+	if got, want := m.Totals(), inline.Totals(); got != want {
+		t.Errorf("totals: got %+v, want %+v", got, want)
+	}
+	if got, want := m.FileEntries(), int64(len(files)); got != want {
+		t.Errorf("entries: got %d, want %d", got, want)
+	}
+	var buf bytes.Buffer
+	if err := archive.Encode(&buf, m); err != nil {
+		t.Fatal(err)
+	}
+	back, err := archive.Decode(&buf)
+	if err != nil {
+		t.Fatalf("Decode: %v", err)
+	}
+	if !reflect.DeepEqual(back, m) {
+		t.Errorf("manifest with a file list: got %+v, want %+v", back, m)
+	}
+}
+
+// A list that is not the one the manifest names is a *VerifyError, whatever was
+// changed; an error of the callback stops the reading and comes back as it is.
+func TestReadFileList_Refuses(t *testing.T) {
+	files := validManifest().Files
+	m, data := listManifest(t, files)
+	other, otherData := listManifest(t, files[:2])
+	stop := errors.New("stop")
+	tests := []struct {
+		name string
+		m    func() *archive.Manifest
+		data []byte
+	}{
+		{"flipped byte", func() *archive.Manifest { return m }, func() []byte {
+			b := bytes.Clone(data)
+			b[len(b)/2] ^= 1
+			return b
+		}()},
+		{"truncated", func() *archive.Manifest { return m }, data[:len(data)-3]},
+		{"byte appended", func() *archive.Manifest { return m }, append(bytes.Clone(data), 0)},
+		{"another list", func() *archive.Manifest { return m }, otherData},
+		{"fewer entries than said", func() *archive.Manifest {
+			c := *other
+			l := *other.FileList
+			l.Entries, l.Totals.OutsideRoot = 3, 1
+			c.FileList = &l
+			return &c
+		}, otherData},
+		{"more entries than said", func() *archive.Manifest {
+			c := *m
+			l := *m.FileList
+			l.Entries, l.Totals.OutsideRoot = 2, 0
+			c.FileList = &l
+			return &c
+		}, data},
+		{"other totals", func() *archive.Manifest {
+			c := *m
+			l := *m.FileList
+			l.Totals.Bytes++
+			c.FileList = &l
+			return &c
+		}, data},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := readAll(tt.m(), tt.data)
+			var ve *archive.VerifyError
+			if !errors.As(err, &ve) {
+				t.Fatalf("got %v, want a *VerifyError", err)
+			}
+		})
+	}
+	err := archive.ReadFileList(bytes.NewReader(data), m, func(archive.File) error { return stop })
+	if !errors.Is(err, stop) {
+		t.Errorf("callback error: got %v, want %v", err, stop)
+	}
+}
+
+// The writer refuses an entry the manifest would refuse, and the manifest refuses a
+// list in an older format or beside inline files.
+func TestFileList_Validate(t *testing.T) {
+	w, err := archive.NewFileListWriter(&bytes.Buffer{}, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Add(archive.File{Table: "public.t", Column: "p", Path: "/a", SHA256: "XYZ"}); err == nil {
+		t.Error("Add of an entry with a bad sha256: got nil, want an error")
+	}
+	w.Close()
+	m, _ := listManifest(t, validManifest().Files)
+	tests := []struct {
+		name string
+		edit func(m *archive.Manifest)
+	}{
+		{"format 2", func(m *archive.Manifest) { m.FormatVersion = 2 }},
+		{"inline files too", func(m *archive.Manifest) { m.Files = validManifest().Files }},
+		{"key of another snapshot", func(m *archive.Manifest) { m.FileList.Key = archive.FileListKey(tenantA, snapB) }},
+		{"bad sha256", func(m *archive.Manifest) { m.FileList.SHA256 = "00" }},
+		{"counts do not add up", func(m *archive.Manifest) { m.FileList.Entries++ }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := *m
+			l := *m.FileList
+			c.FileList = &l
+			tt.edit(&c)
+			if err := c.Validate(); err == nil {
+				t.Error("Validate: got nil, want an error")
+			}
+		})
+	}
+}
