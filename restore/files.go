@@ -17,6 +17,7 @@ import (
 
 	"github.com/purgeguard/purgeguard/internal/archive"
 	"github.com/purgeguard/purgeguard/internal/place"
+	"github.com/purgeguard/purgeguard/internal/repository"
 	"github.com/purgeguard/purgeguard/storage"
 )
 
@@ -36,22 +37,22 @@ type restoreFile struct {
 // tables goes. A path the snapshot saved must lie under its configured root as the
 // row names it: one that does not was not written by a snapshot (which records
 // such paths as outside_root and never reads them) and is an integrity problem.
-func selectFiles(m *archive.Manifest, tables []archive.Table, o Options) ([]restoreFile, []string, error) {
+func selectFiles(ctx context.Context, store storage.Store, m *archive.Manifest, tables []archive.Table, o Options) ([]restoreFile, []string, error) {
 	in := map[string]bool{}
 	for _, t := range tables {
 		in[t.Schema+"."+t.Name] = true
 	}
 	var out []restoreFile
 	var probs []string
-	for _, f := range m.Files {
+	err := repository.Files(ctx, store, m, func(f archive.File) error {
 		if !in[f.Table] {
-			continue
+			return nil
 		}
 		rf := restoreFile{File: f}
 		if f.Missing || f.OutsideRoot {
 			rf.notSaved = true
 			out = append(out, rf)
-			continue
+			return nil
 		}
 		var root string
 		var perTenant bool
@@ -69,22 +70,30 @@ func selectFiles(m *archive.Manifest, tables []archive.Table, o Options) ([]rest
 			rf.noRoot = fmt.Sprintf("no files root configured for %s.%s", f.Table, f.Column)
 		case !filepath.IsAbs(f.Path) || !archive.Within(root, clean) || clean == root:
 			probs = append(probs, fmt.Sprintf("file %s: path leaves its root %s", f.Path, root))
-			continue
+			return nil
 		case perTenant && (!archive.Within(tenantDir, clean) || clean == tenantDir):
 			// Checked on the recorded path, before any --files-root mapping: a row
 			// of the snapshot naming it does not make it the tenant's.
 			probs = append(probs, fmt.Sprintf("file %s: path lies outside the tenant's directory %s", f.Path, tenantDir))
-			continue
+			return nil
 		case o.FilesRoot != "":
 			rel, err := filepath.Rel(root, clean)
 			if err != nil {
-				return nil, nil, err
+				return err
 			}
 			rf.root, rf.target = filepath.Clean(o.FilesRoot), filepath.Join(o.FilesRoot, rel)
 		default:
 			rf.root, rf.target = root, clean
 		}
 		out = append(out, rf)
+		return nil
+	})
+	var ve *archive.VerifyError
+	if errors.As(err, &ve) {
+		return nil, nil, fmt.Errorf("restore: snapshot %s fails verification, nothing written: %w", m.ID, err)
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("restore: files of snapshot %s: %w", m.ID, err)
 	}
 	return out, probs, nil
 }

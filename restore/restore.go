@@ -208,7 +208,7 @@ func RunSteps(ctx context.Context, cfg *pgx.ConnConfig, store storage.Store, o O
 		if err != nil {
 			return nil, err
 		}
-		files, probs, err := selectFiles(m, tables, so)
+		files, probs, err := selectFiles(ctx, store, m, tables, so)
 		if err != nil {
 			return nil, err
 		}

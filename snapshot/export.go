@@ -38,16 +38,19 @@ type exporter struct {
 	idBytes atomic.Int64 // held by all of keys: over idBudget, children join their parent
 
 	reported atomic.Int64 // files reported missing or outside their root
-	reused   []string     // blobs found already stored, not uploaded by this run
+	files    []fileColumn // the file columns, by index (fileColumn.idx)
+
+	mu sync.Mutex // serialises Progress and guards the results below
+	// reused are blobs found already stored, not uploaded by this run.
+	reused digestSpill
 	// vouched are blobs the file shield stored and keeps live for prune (its list of
 	// live blobs): not asked about again, unless Object Lock needs their retention
 	// extended.
-	vouched []string
-
-	mu sync.Mutex // serialises Progress and guards the results below
+	vouched digestSpill
 	// results per manifest, assembled in catalog order at the end
 	saved map[*archive.Manifest]map[catalog.Name]archive.Table
-	paths map[*archive.Manifest][]filePath
+	paths map[*archive.Manifest]*pathSpill             // the paths its rows name, as read
+	lists map[*archive.Manifest]*listSpill             // its file list, as files are saved
 	dirs  map[*archive.Manifest]map[string]archive.Dir // directories of saved files, under their root
 	names place.Names                                  // user and group names by id, looked up once
 }
@@ -88,8 +91,11 @@ type keyCol struct {
 
 func (e *exporter) run(ctx context.Context, r *consistentRead, ms []*archive.Manifest, files []fileColumn) error {
 	e.saved = map[*archive.Manifest]map[catalog.Name]archive.Table{}
-	e.paths = map[*archive.Manifest][]filePath{}
+	e.paths = map[*archive.Manifest]*pathSpill{}
+	e.lists = map[*archive.Manifest]*listSpill{}
 	e.dirs = map[*archive.Manifest]map[string]archive.Dir{}
+	e.files = files
+	defer e.closeSpills()
 	sizes, err := relationSizes(ctx, r.coord, e.g)
 	if err != nil {
 		return err
@@ -152,31 +158,56 @@ func (e *exporter) run(ctx context.Context, r *consistentRead, ms []*archive.Man
 	// swept it since: check again just before the manifests name it. Under Object
 	// Lock the check also extends its retention to that of the objects written now.
 	check := func(key string) error { _, err := e.store.Stat(ctx, key); return err }
-	recheck := e.reused
-	if l, ok := e.store.(storage.Locker); ok {
+	l, lock := e.store.(storage.Locker)
+	if lock {
 		check = func(key string) error { return l.ExtendLock(ctx, key) }
-		recheck = append(recheck, e.vouched...)
 	}
-	for _, key := range recheck {
+	recheck := func(sum [32]byte) error {
+		key := archive.BlobKey(sum)
 		if err := check(key); errors.Is(err, fs.ErrNotExist) {
 			return fmt.Errorf("snapshot: blob %s, already stored when this run began, is gone (a concurrent prune?): run the snapshot again: %w", key, err)
 		} else if err != nil {
 			return fmt.Errorf("snapshot: blob %s, already stored: %w", key, err)
+		}
+		return nil
+	}
+	if err := e.reused.each(recheck); err != nil {
+		return err
+	}
+	if lock {
+		if err := e.vouched.each(recheck); err != nil {
+			return err
 		}
 	}
 	for _, m := range ms {
 		for _, t := range e.tables {
 			m.Tables = append(m.Tables, e.saved[m][t.Name])
 		}
-		slices.SortFunc(m.Files, func(a, b archive.File) int {
-			return strings.Compare(a.Table+"\x00"+a.Column+"\x00"+a.Path, b.Table+"\x00"+b.Column+"\x00"+b.Path)
-		})
+		// The files are listed in the order they were saved, in an object of
+		// their own: never whole in memory.
+		if fl := e.lists[m]; fl != nil {
+			if err := fl.put(ctx, e.store, m); err != nil {
+				return err
+			}
+		}
 		for _, d := range e.dirs[m] {
 			m.Dirs = append(m.Dirs, d)
 		}
 		slices.SortFunc(m.Dirs, func(a, b archive.Dir) int { return strings.Compare(a.Path, b.Path) })
 	}
 	return nil
+}
+
+// closeSpills removes the run's temporary files.
+func (e *exporter) closeSpills() {
+	for _, s := range e.paths {
+		s.close()
+	}
+	for _, s := range e.lists {
+		s.close()
+	}
+	e.reused.close()
+	e.vouched.close()
 }
 
 // runTables hands units to one goroutine per read transaction; the first error

@@ -31,6 +31,7 @@ type fileColumn struct {
 	table    *catalog.Table
 	name     string // Table as the manifest spells it, shared by every file's entry
 	realRoot string // Root with symbolic links resolved, to test resolved paths against
+	idx      int    // its index among the run's file columns
 }
 
 // filePath is one path a row names.
@@ -63,13 +64,13 @@ func fileColumns(g *catalog.Graph, cols []profile.FileColumn, log *slog.Logger) 
 			real = root // no root yet: every file it should hold is missing
 		}
 		out = append(out, fileColumn{FileColumn: profile.FileColumn{Table: c.Table, Column: c.Column, Root: root}, table: t,
-			name: c.Table.String(), realRoot: real})
+			name: c.Table.String(), realRoot: real, idx: len(out)})
 	}
 	return out, nil
 }
 
 // readPaths reads, within the consistent read, every distinct path the column
-// names for the tenant.
+// names for the tenant, into the tenant's spill of paths.
 func (e *exporter) readPaths(ctx context.Context, tx pgx.Tx, u unit) error {
 	c := u.files
 	sql := "SELECT DISTINCT p::text FROM (" + e.sel.SelectColumns(c.table, u.m.Tenant, []string{c.Column}) +
@@ -78,17 +79,38 @@ func (e *exporter) readPaths(ctx context.Context, tx pgx.Tx, u unit) error {
 	if err != nil {
 		return fmt.Errorf("snapshot: paths in %s.%s of tenant %s: %w", c.Table, c.Column, u.m.Tenant, err)
 	}
-	paths, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (filePath, error) {
+	defer rows.Close()
+	for rows.Next() {
 		var p string
-		err := r.Scan(&p)
-		return filePath{col: c, path: p}, err
-	})
-	if err != nil {
+		if err := rows.Scan(&p); err != nil {
+			return fmt.Errorf("snapshot: paths in %s.%s of tenant %s: %w", c.Table, c.Column, u.m.Tenant, err)
+		}
+		if err := e.addPath(u.m, c, p); err != nil {
+			return err
+		}
+	}
+	if err := rows.Err(); err != nil {
 		return fmt.Errorf("snapshot: paths in %s.%s of tenant %s: %w", c.Table, c.Column, u.m.Tenant, err)
 	}
+	return nil
+}
+
+// addPath spills one path of m's rows.
+func (e *exporter) addPath(m *archive.Manifest, c *fileColumn, p string) error {
 	e.mu.Lock()
-	e.paths[u.m] = append(e.paths[u.m], paths...)
-	e.mu.Unlock()
+	defer e.mu.Unlock()
+	s := e.paths[m]
+	if s == nil {
+		sp, err := newSpill(e.o.TempDir, "paths")
+		if err != nil {
+			return err
+		}
+		s = &pathSpill{spill: sp}
+		e.paths[m] = s
+	}
+	if err := s.add(c.idx, p); err != nil {
+		return fmt.Errorf("snapshot: spill paths of tenant %s: %w", m.Tenant, err)
+	}
 	return nil
 }
 
@@ -114,7 +136,6 @@ func (e *exporter) readPathsMany(ctx context.Context, tx pgx.Tx, u unit) error {
 		return fmt.Errorf("snapshot: paths in %s.%s: %w", c.Table, c.Column, err)
 	}
 	defer rows.Close()
-	found := map[*archive.Manifest][]filePath{}
 	for rows.Next() {
 		var k, p string
 		if err := rows.Scan(&k, &p); err != nil {
@@ -124,16 +145,13 @@ func (e *exporter) readPathsMany(ctx context.Context, tx pgx.Tx, u unit) error {
 		if !ok {
 			return fmt.Errorf("snapshot: paths in %s.%s: a row of tenant %q, not asked for", c.Table, c.Column, k)
 		}
-		found[m] = append(found[m], filePath{col: c, path: p})
+		if err := e.addPath(m, c, p); err != nil {
+			return err
+		}
 	}
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("snapshot: paths in %s.%s: %w", c.Table, c.Column, err)
 	}
-	e.mu.Lock()
-	for m, ps := range found {
-		e.paths[m] = append(e.paths[m], ps...)
-	}
-	e.mu.Unlock()
 	return nil
 }
 
@@ -174,7 +192,11 @@ func (e *exporter) runFiles(ctx context.Context, ms []*archive.Manifest) error {
 					dirs = e.dirsOf(j.p)
 				}
 				e.mu.Lock()
-				j.m.Files = append(j.m.Files, f)
+				if err := e.addFile(j.m, f); err != nil {
+					e.mu.Unlock()
+					cancel(err)
+					continue
+				}
 				if e.dirs[j.m] == nil {
 					e.dirs[j.m] = map[string]archive.Dir{}
 				}
@@ -187,25 +209,64 @@ func (e *exporter) runFiles(ctx context.Context, ms []*archive.Manifest) error {
 		})
 	}
 	for _, m := range ms {
-		m.Files = slices.Grow(m.Files, len(e.paths[m])) // no doubling of a tenant's thousands of entries
-	}
-feed:
-	for _, m := range ms {
-		paths := e.paths[m]
 		e.mu.Lock()
-		delete(e.paths, m) // the entries keep the path strings; the list can go
+		paths := e.paths[m]
 		e.mu.Unlock()
-		for _, p := range paths {
+		if paths == nil {
+			continue
+		}
+		err := paths.each(func(col int, path string) error {
 			select {
-			case ch <- job{m, p}:
+			case ch <- job{m, filePath{col: &e.files[col], path: path}}:
+				return nil
 			case <-ctx.Done():
-				break feed
+				return context.Cause(ctx)
 			}
+		})
+		if err != nil {
+			cancel(err)
+			break
 		}
 	}
 	close(ch)
 	wg.Wait()
 	return context.Cause(ctx)
+}
+
+// addFile appends a saved file's entry to m's file list; e.mu is held.
+func (e *exporter) addFile(m *archive.Manifest, f archive.File) error {
+	l := e.lists[m]
+	if l == nil {
+		var err error
+		if l, err = newListSpill(e.o.TempDir, e.o.Level); err != nil {
+			return err
+		}
+		e.lists[m] = l
+	}
+	if err := l.w.Add(f); err != nil {
+		return fmt.Errorf("snapshot: file %s of tenant %s: %w", f.Path, m.Tenant, err)
+	}
+	return nil
+}
+
+// reuse records a blob found already stored (vouched: by the file shield), checked
+// again before the manifests name it; e.mu is held.
+func (e *exporter) reuse(sum [32]byte, vouched bool) error {
+	s := &e.reused
+	if vouched {
+		s = &e.vouched
+	}
+	if s.spill == nil {
+		sp, err := newSpill(e.o.TempDir, "blobs")
+		if err != nil {
+			return err
+		}
+		s.spill = sp
+	}
+	if err := s.add(sum); err != nil {
+		return fmt.Errorf("snapshot: spill reused blobs: %w", err)
+	}
+	return nil
 }
 
 // saveFile records one path. A path outside its root is never opened, a missing
@@ -277,9 +338,9 @@ func (e *exporter) saveOpen(ctx context.Context, enc *zstd.Encoder, path string,
 			f.StoredBytes = stored
 			ev.Bytes = st.Size()
 			e.mu.Lock()
-			e.vouched = append(e.vouched, archive.BlobKey(sum))
+			err := e.reuse(sum, true)
 			e.mu.Unlock()
-			return f, ev, nil
+			return f, ev, err
 		}
 	}
 	// Content addressing needs the digest before the upload: hash first, then
@@ -296,9 +357,9 @@ func (e *exporter) saveOpen(ctx context.Context, enc *zstd.Encoder, path string,
 	storedSize, uploaded, err := e.blobs.ensure(sum.Sum(), func() (int64, bool, error) {
 		if info, err := e.store.Stat(ctx, key); err == nil {
 			e.mu.Lock()
-			e.reused = append(e.reused, key)
+			err := e.reuse(sum.Sum(), false)
 			e.mu.Unlock()
-			return info.Size, false, nil // a blob is immutable: once stored, done
+			return info.Size, false, err // a blob is immutable: once stored, done
 		} else if !errors.Is(err, fs.ErrNotExist) {
 			return 0, false, err
 		}
@@ -376,13 +437,16 @@ func (e *exporter) report(msg string, args ...any) {
 }
 
 // blobSet makes each blob go up once per run, even when two rows name the same
-// content at the same time. A stored blob costs its digest and size: a tenant's
-// tens of thousands of recordings take a few MiB.
+// content at the same time. It remembers up to maxStored blobs stored (a few MiB);
+// past that it starts again: a blob met again is then asked about (Stat) rather
+// than uploaded twice, and a tenant's million recordings cost no more memory.
 type blobSet struct {
 	mu      sync.Mutex
 	pending map[[32]byte]*blobEntry // being stored, or failed
 	stored  map[[32]byte]int64      // stored size
 }
+
+const maxStored = 1 << 16
 
 type blobEntry struct {
 	done     chan struct{}
@@ -414,6 +478,9 @@ func (b *blobSet) ensure(sum [32]byte, store func() (int64, bool, error)) (size 
 	e.size, e.uploaded, e.err = store()
 	if e.err == nil {
 		b.mu.Lock()
+		if len(b.stored) >= maxStored {
+			b.stored = make(map[[32]byte]int64, 1024)
+		}
 		b.stored[sum] = e.size
 		delete(b.pending, sum) // waiters hold e itself
 		b.mu.Unlock()

@@ -77,8 +77,11 @@ func (e *exporter) fromShield(ctx context.Context, enc *zstd.Encoder, p filePath
 	f.Size, f.Mode, f.ModTime, f.SHA256, f.StoredBytes = c.Size, c.Mode, c.ModTime.UTC(), fmt.Sprintf("%x", c.SHA256), info.Size
 	ev.Bytes = c.Size
 	e.mu.Lock()
-	e.reused = append(e.reused, key)
+	err = e.reuse(c.SHA256, false)
 	e.mu.Unlock()
+	if err != nil {
+		return f, ev, false, err
+	}
 	e.o.Log.Info("file missing on disk saved from the shield's blob", "path", p.path, "table", f.Table)
 	return f, ev, true, nil
 }

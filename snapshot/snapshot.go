@@ -47,6 +47,10 @@ type Options struct {
 	Progress func(Event)
 	// Now stamps manifests; default time.Now.
 	Now func() time.Time
+	// TempDir holds the run's temporary files (the paths its rows name, its file
+	// lists as they are written, the blobs it found stored), kept off the heap so
+	// that memory does not grow with a tenant's files; default os.TempDir().
+	TempDir string
 }
 
 // Event reports one saved table or file.
@@ -214,7 +218,7 @@ func retentionScope(ctx context.Context, q pgx.Tx, g *catalog.Graph, o profile.R
 func (e *exporter) dropEmpty(ms []*archive.Manifest) []*archive.Manifest {
 	var keep, empty []*archive.Manifest
 	for _, m := range ms {
-		if t := m.Totals(); t.Rows == 0 && len(m.Files) == 0 {
+		if t := m.Totals(); t.Rows == 0 && m.FileEntries() == 0 {
 			empty = append(empty, m)
 			e.o.Log.Info("nothing to save: the retention purge removes nothing of this tenant", "tenant", m.Tenant)
 			continue

@@ -29,7 +29,6 @@ import (
 
 	"github.com/purgeguard/purgeguard/internal/devtools/fixture"
 	"github.com/purgeguard/purgeguard/internal/devtools/testenv"
-	"github.com/purgeguard/purgeguard/internal/repository"
 )
 
 // fileState is what must come back of a file: bytes, mode, mtime, owner, group.
@@ -361,10 +360,7 @@ func snapshotSkipsHeads(t *testing.T, vars map[string]string, cfgFile, dsn strin
 	if n := store.blobStats.Load(); n != 0 {
 		t.Errorf("snapshot of a shielded tenant asked storage about %d blobs, want 0", n)
 	}
-	m, err := repository.Manifest(ctx, base, archive.SnapshotRef{Tenant: ms[0].Tenant, ID: ms[0].ID})
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := testenv.Manifest(t, base, ms[0].Tenant, ms[0].ID)
 	saved := 0
 	for _, f := range m.Files {
 		if f.Missing {

@@ -2,6 +2,7 @@ package repository
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -93,7 +94,7 @@ type PrunePlan struct {
 	Leftovers  []storage.Info // temporary objects of killed writes, older than Grace
 	Broken     []Broken       // manifests that cannot be read: left alone, and no sweep
 	// marked are the digests of every blob a kept snapshot names.
-	marked map[[32]byte]bool
+	marked blobMarks
 }
 
 // PlannedSnapshot is a snapshot the plan removes, with every object stored under it.
@@ -120,7 +121,7 @@ func PlanPrune(ctx context.Context, s storage.Store, o PruneOptions) (*PrunePlan
 		o.Log = slog.New(slog.DiscardHandler)
 	}
 	plan := &PrunePlan{o: o, markStart: o.Now, Kept: []archive.SnapshotRef{}, Remove: []PlannedSnapshot{},
-		Incomplete: []storage.Info{}, marked: map[[32]byte]bool{}}
+		Incomplete: []storage.Info{}, marked: blobMarks{}}
 
 	// Every object under snapshots/, grouped by snapshot: committed or not.
 	type snap struct {
@@ -205,7 +206,7 @@ func PlanPrune(ctx context.Context, s storage.Store, o PruneOptions) (*PrunePlan
 	if o.LossKeep <= 0 {
 		o.LossKeep = DefaultLossKeep
 	}
-	if err := markShield(ctx, s, o.Now, o.LossKeep, func(sum [32]byte) { plan.marked[sum] = true }); err != nil {
+	if err := markShield(ctx, s, o.Now, o.LossKeep, plan.marked.add); err != nil {
 		return nil, err
 	}
 	return plan, nil
@@ -222,12 +223,16 @@ func (plan *PrunePlan) mark(ctx context.Context, s storage.Store, ref archive.Sn
 	if err != nil {
 		return fmt.Errorf("prune: %w", err)
 	}
-	for _, f := range m.Files {
+	err = Files(ctx, s, m, func(f archive.File) error {
 		if f.SHA256 != "" {
 			if sum, err := archive.ParseDigestHex(f.SHA256); err == nil {
-				plan.marked[sum] = true
+				plan.marked.add(sum)
 			}
 		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("prune: files of snapshot %s: %w", ref.ID, err)
 	}
 	return nil
 }
@@ -294,7 +299,7 @@ func (plan *PrunePlan) Execute(ctx context.Context, s storage.Store) (*PruneRepo
 	var doomed []storage.Info
 	err := s.List(ctx, archive.BlobsPrefix, func(i storage.Info) error {
 		sum, ok := archive.ParseBlobKey(i.Key)
-		if !(ok && plan.marked[sum]) && i.ModTime.Before(plan.markStart.Add(-o.Grace)) {
+		if !(ok && plan.marked.has(sum)) && i.ModTime.Before(plan.markStart.Add(-o.Grace)) {
 			doomed = append(doomed, i)
 		}
 		return nil
@@ -391,4 +396,17 @@ func (p *pruner) removeSnapshot(ctx context.Context, ref archive.SnapshotRef, ob
 		p.rep.ObjectsBytes += i.Size
 	}
 	return nil, nil
+}
+
+// blobMarks is the set of blobs surviving snapshots name, by the first 8 bytes of
+// their digest: a million recordings cost 8 MiB-odd, not the 60 of whole digests. Two
+// blobs sharing a prefix (odds about n²/2⁶⁵) only keep the unnamed one: a prune
+// never removes a named blob, it may leave an unnamed one for the next.
+type blobMarks map[uint64]struct{}
+
+func (b blobMarks) add(sum [32]byte) { b[binary.BigEndian.Uint64(sum[:8])] = struct{}{} }
+
+func (b blobMarks) has(sum [32]byte) bool {
+	_, ok := b[binary.BigEndian.Uint64(sum[:8])]
+	return ok
 }

@@ -127,6 +127,46 @@ func Manifest(ctx context.Context, s storage.Store, ref archive.SnapshotRef) (*a
 	return m, nil
 }
 
+// Files calls fn with each file entry of m in order: the manifest's own (formats 1
+// and 2, or one written whole in memory), else its file list streamed from s, never
+// held whole. A list that is not what the manifest says is an *archive.VerifyError,
+// known only once every entry was seen (see archive.ReadFileList); a storage
+// failure is returned as it is. An error of fn stops the walk and is returned.
+func Files(ctx context.Context, s storage.Store, m *archive.Manifest, fn func(archive.File) error) error {
+	for _, f := range m.Files {
+		if err := fn(f); err != nil {
+			return err
+		}
+	}
+	if m.FileList == nil {
+		return nil
+	}
+	key := m.FileList.Key
+	rc, err := s.Get(ctx, key)
+	if errors.Is(err, fs.ErrNotExist) {
+		return &archive.VerifyError{Key: key, What: "missing object"}
+	}
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	src := &readErr{r: rc}
+	var fnErr error
+	err = archive.ReadFileList(src, m, func(f archive.File) error {
+		fnErr = fn(f)
+		return fnErr
+	})
+	switch {
+	case err == nil || fnErr != nil:
+		return err
+	case src.err != nil:
+		return fmt.Errorf("read %s: %w", key, src.err)
+	case ctx.Err() != nil:
+		return ctx.Err()
+	}
+	return err
+}
+
 // Latest returns the newest committed snapshot of tenant.
 func Latest(ctx context.Context, s storage.Store, tenant uuid.UUID) (*archive.Manifest, error) {
 	sums, err := List(ctx, s, tenant)

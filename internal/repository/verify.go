@@ -58,20 +58,41 @@ func (c *Checker) Verify(ctx context.Context, m *archive.Manifest, progress func
 			progress(t.Key, t.StoredBytes)
 		}
 	}
-	seen := map[string]bool{}
-	for _, f := range m.Files {
-		if f.Missing || f.OutsideRoot || seen[f.SHA256] {
-			continue
+	var seen BlobsSeen
+	err := Files(ctx, c.s, m, func(f archive.File) error {
+		if f.Missing || f.OutsideRoot || seen.Seen(f.SHA256) {
+			return nil
 		}
-		seen[f.SHA256] = true
 		if err := keep(c.Blob(ctx, f)); err != nil {
-			return probs, err
+			return err
 		}
 		if progress != nil {
 			progress(f.Path, f.StoredBytes)
 		}
+		return nil
+	})
+	return probs, keep(err)
+}
+
+// maxSeen bounds BlobsSeen: past it, the set starts again.
+const maxSeen = 1 << 16
+
+// BlobsSeen remembers the blobs a walk over a manifest's files has checked, so that
+// content several files share is read once — up to maxSeen blobs (a few MiB): a
+// tenant's million distinct recordings must not cost their digests in memory, and
+// a blob read twice costs only time.
+type BlobsSeen struct{ m map[string]struct{} }
+
+// Seen reports whether sum was seen, and remembers it.
+func (b *BlobsSeen) Seen(sum string) bool {
+	if _, ok := b.m[sum]; ok {
+		return true
 	}
-	return probs, nil
+	if b.m == nil || len(b.m) >= maxSeen {
+		b.m = make(map[string]struct{}, 1024)
+	}
+	b.m[sum] = struct{}{}
+	return false
 }
 
 // Table checks one table object: stored size and SHA-256, that it decompresses,
