@@ -33,87 +33,148 @@ type restoreFile struct {
 	staged  *place.Staged
 }
 
-// selectFiles decides, before anything is read, where each file of the chosen
-// tables goes. A path the snapshot saved must lie under its configured root as the
-// row names it: one that does not was not written by a snapshot (which records
-// such paths as outside_root and never reads them) and is an integrity problem.
-func selectFiles(ctx context.Context, store storage.Store, m *archive.Manifest, tables []archive.Table, o Options) ([]restoreFile, []string, error) {
+// fileSource walks the files of one step: the manifest's entries of the tables
+// restored, each with where it goes. It reads them from storage on each walk (a
+// manifest's file list is streamed, never held: a tenant can have a million
+// recordings), and every walk checks the list's digest once read, so every walk
+// sees the same files.
+type fileSource struct {
+	store storage.Store
+	m     *archive.Manifest
+	in    map[string]bool // schema.table of the tables restored
+	o     Options
+	// skip are targets an earlier step of the same restore writes (several steps
+	// only: a single step holds no set of its targets).
+	skip map[string]bool
+}
+
+func newFileSource(store storage.Store, m *archive.Manifest, tables []archive.Table, o Options) *fileSource {
 	in := map[string]bool{}
 	for _, t := range tables {
 		in[t.Schema+"."+t.Name] = true
 	}
-	var out []restoreFile
-	var probs []string
-	err := repository.Files(ctx, store, m, func(f archive.File) error {
-		if !in[f.Table] {
+	return &fileSource{store: store, m: m, in: in, o: o}
+}
+
+// each calls fn with each file to restore. A path the snapshot saved must lie under
+// its configured root as the row names it: one that does not was not written by a
+// snapshot (which records such paths as outside_root and never reads them) and is
+// an integrity problem, passed to bad (nil: an error).
+func (s *fileSource) each(ctx context.Context, bad func(string), fn func(*restoreFile) error) error {
+	err := repository.Files(ctx, s.store, s.m, func(f archive.File) error {
+		if !s.in[f.Table] {
 			return nil
 		}
-		rf := restoreFile{File: f}
-		if f.Missing || f.OutsideRoot {
-			rf.notSaved = true
-			out = append(out, rf)
-			return nil
-		}
-		var root string
-		var perTenant bool
-		for _, c := range o.Files {
-			if c.Table.String() == f.Table && c.Column == f.Column {
-				root, perTenant = filepath.Clean(c.Root), c.PerTenant
-			}
-		}
-		clean := filepath.Clean(f.Path)
-		tenantDir := filepath.Join(root, m.Tenant.String())
+		rf, prob, err := s.place(f)
 		switch {
-		case root == "":
-			// Refused when written: the configuration's own check (a files[].table
-			// the purge does not reach) speaks first, once connected.
-			rf.noRoot = fmt.Sprintf("no files root configured for %s.%s", f.Table, f.Column)
-		case !filepath.IsAbs(f.Path) || !archive.Within(root, clean) || clean == root:
-			probs = append(probs, fmt.Sprintf("file %s: path leaves its root %s", f.Path, root))
+		case err != nil:
+			return err
+		case prob != "" && bad != nil:
+			bad(prob)
 			return nil
-		case perTenant && (!archive.Within(tenantDir, clean) || clean == tenantDir):
-			// Checked on the recorded path, before any --files-root mapping: a row
-			// of the snapshot naming it does not make it the tenant's.
-			probs = append(probs, fmt.Sprintf("file %s: path lies outside the tenant's directory %s", f.Path, tenantDir))
+		case prob != "":
+			return &IntegrityError{Tenant: s.m.Tenant, Snapshot: s.m.ID, Problems: []string{prob}}
+		case rf.target != "" && s.skip[rf.target]:
 			return nil
-		case o.FilesRoot != "":
-			rel, err := filepath.Rel(root, clean)
-			if err != nil {
-				return err
-			}
-			rf.root, rf.target = filepath.Clean(o.FilesRoot), filepath.Join(o.FilesRoot, rel)
-		default:
-			rf.root, rf.target = root, clean
 		}
-		out = append(out, rf)
-		return nil
+		return fn(&rf)
 	})
 	var ve *archive.VerifyError
 	if errors.As(err, &ve) {
-		return nil, nil, fmt.Errorf("restore: snapshot %s fails verification, nothing written: %w", m.ID, err)
+		return fmt.Errorf("restore: snapshot %s fails verification, nothing written: %w", s.m.ID, err)
 	}
-	if err != nil {
-		return nil, nil, fmt.Errorf("restore: files of snapshot %s: %w", m.ID, err)
+	return err
+}
+
+// place decides where f goes.
+func (s *fileSource) place(f archive.File) (restoreFile, string, error) {
+	rf := restoreFile{File: f}
+	if f.Missing || f.OutsideRoot {
+		rf.notSaved = true
+		return rf, "", nil
 	}
-	return out, probs, nil
+	var root string
+	var perTenant bool
+	for _, c := range s.o.Files {
+		if c.Table.String() == f.Table && c.Column == f.Column {
+			root, perTenant = filepath.Clean(c.Root), c.PerTenant
+		}
+	}
+	clean := filepath.Clean(f.Path)
+	tenantDir := filepath.Join(root, s.m.Tenant.String())
+	switch {
+	case root == "":
+		// Refused when written: the configuration's own check (a files[].table
+		// the purge does not reach) speaks first, once connected.
+		rf.noRoot = fmt.Sprintf("no files root configured for %s.%s", f.Table, f.Column)
+	case !filepath.IsAbs(f.Path) || !archive.Within(root, clean) || clean == root:
+		return rf, fmt.Sprintf("file %s: path leaves its root %s", f.Path, root), nil
+	case perTenant && (!archive.Within(tenantDir, clean) || clean == tenantDir):
+		// Checked on the recorded path, before any --files-root mapping: a row
+		// of the snapshot naming it does not make it the tenant's.
+		return rf, fmt.Sprintf("file %s: path lies outside the tenant's directory %s", f.Path, tenantDir), nil
+	case s.o.FilesRoot != "":
+		rel, err := filepath.Rel(root, clean)
+		if err != nil {
+			return rf, "", err
+		}
+		rf.root, rf.target = filepath.Clean(s.o.FilesRoot), filepath.Join(s.o.FilesRoot, rel)
+	default:
+		rf.root, rf.target = root, clean
+	}
+	return rf, "", nil
+}
+
+// survey walks the files once before anything is read or written: the paths that
+// leave their root (integrity problems, at most maxNamed+1 named), and the roots
+// the files go to, with a file of each for the messages.
+func (s *fileSource) survey(ctx context.Context) (probs []string, roots map[string]*restoreFile, err error) {
+	roots = map[string]*restoreFile{}
+	more := 0
+	err = s.each(ctx, func(p string) {
+		if len(probs) < maxNamed {
+			probs = append(probs, p)
+		} else {
+			more++
+		}
+	}, func(f *restoreFile) error {
+		if f.root != "" && roots[f.root] == nil {
+			roots[f.root] = f
+		}
+		return nil
+	})
+	if more > 0 {
+		probs = append(probs, fmt.Sprintf("%d more files whose path leaves its root or its tenant's directory", more))
+	}
+	return probs, roots, err
 }
 
 // fileRun stages, commits or aborts the files of one restore (journal.go).
 type fileRun struct {
 	o        Options
 	store    storage.Store
+	src      *fileSource
 	run      uuid.UUID
-	owner    place.Owner            // --files-owner, else Keep (recorded owners are used)
-	dirs     map[string]archive.Dir // recorded directories by target path
-	journals map[string]*journal    // by root
-	created  []string               // directories made, parents first
-	files    []restoreFile
+	owner    place.Owner                 // --files-owner, else Keep (recorded owners are used)
+	dirs     map[string]archive.Dir      // recorded directories by target path
+	journals map[string]*journal         // by root
+	created  []string                    // directories made, parents first
 	ping     func(context.Context) error // fails once the database connection is gone
+	// staged lists the files staged, in a temporary file: a million staged files
+	// cost no memory. Read back to commit or to abort them.
+	staged *stagedSpill
+	counts fileCounts
 }
 
-func newFileRun(o Options, store storage.Store, m *archive.Manifest, files []restoreFile, owner place.Owner) *fileRun {
-	fr := &fileRun{o: o, store: store, run: uuid.New(), owner: owner, dirs: map[string]archive.Dir{},
-		journals: map[string]*journal{}, files: files}
+// fileCounts counts the outcomes of a run's files; the report lists the first
+// MaxFileReports of them.
+type fileCounts struct {
+	written, present, differ, refused, notSaved int
+}
+
+func newFileRun(o Options, store storage.Store, m *archive.Manifest, src *fileSource, owner place.Owner) *fileRun {
+	fr := &fileRun{o: o, store: store, src: src, run: uuid.New(), owner: owner, dirs: map[string]archive.Dir{},
+		journals: map[string]*journal{}}
 	for _, d := range m.Dirs {
 		target := d.Path
 		if o.FilesRoot != "" {
@@ -131,25 +192,26 @@ func newFileRun(o Options, store storage.Store, m *archive.Manifest, files []res
 
 // stage decides each file's outcome and, unless DryRun, stages it under a temp
 // name. Any error (a refused path, a file with other content, storage gone) is
-// returned at once: the caller aborts the run.
-func (fr *fileRun) stage(ctx context.Context) ([]FileReport, error) {
+// returned at once: the caller aborts the run. The report lists the first
+// MaxFileReports files; the counts cover every one.
+func (fr *fileRun) stage(ctx context.Context) ([]FileReport, int, error) {
 	out := []FileReport{}
+	notListed := 0
 	dec, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(64<<20))
 	if err != nil {
-		return out, err
+		return out, 0, err
 	}
 	defer dec.Close()
 	lastPing := time.Now()
-	for i := range fr.files {
-		f := &fr.files[i]
+	err = fr.src.each(ctx, nil, func(f *restoreFile) error {
 		if err := ctx.Err(); err != nil {
-			return out, err
+			return err
 		}
 		// The database may be gone while the files are fetched: stop early rather
 		// than fetch everything for a commit that cannot happen.
 		if fr.ping != nil && time.Since(lastPing) > 2*time.Second {
 			if err := fr.ping(ctx); err != nil {
-				return out, fmt.Errorf("restore: database connection lost during the file phase: %w", err)
+				return fmt.Errorf("restore: database connection lost during the file phase: %w", err)
 			}
 			lastPing = time.Now()
 		}
@@ -157,20 +219,60 @@ func (fr *fileRun) stage(ctx context.Context) ([]FileReport, error) {
 		if f.notSaved {
 			r.Outcome, r.Detail = FileNotSaved, "missing or outside its root when the snapshot was taken"
 		} else {
-			if err := fr.stageOne(ctx, dec, f); err != nil {
-				return out, fmt.Errorf("restore: file %s: %w", f.Path, err)
+			err := fr.stageOne(ctx, dec, f)
+			if f.staged != nil {
+				if serr := fr.keep(f); serr != nil {
+					_ = f.staged.Abort()
+					err = serr
+				}
+			}
+			if err != nil {
+				return fmt.Errorf("restore: file %s: %w", f.Path, err)
 			}
 			r.Outcome = f.outcome
 			if f.target != f.Path {
 				r.Detail = "at " + f.target
 			}
 		}
-		out = append(out, r)
+		fr.counts.add(r.Outcome, 1)
+		if len(out) < MaxFileReports {
+			out = append(out, r)
+		} else {
+			notListed++
+		}
 		if fr.o.Progress != nil {
 			fr.o.Progress(Event{File: f.Path, Bytes: f.Size})
 		}
+		return nil
+	})
+	return out, notListed, err
+}
+
+func (c *fileCounts) add(outcome string, n int) {
+	switch outcome {
+	case FileWritten, FileOverwritten:
+		c.written += n
+	case FilePresent:
+		c.present += n
+	case FileDiffers:
+		c.differ += n
+	case FileRefused:
+		c.refused += n
+	case FileNotSaved:
+		c.notSaved += n
 	}
-	return out, nil
+}
+
+// keep records a staged file in the run's spill.
+func (fr *fileRun) keep(f *restoreFile) error {
+	if fr.staged == nil {
+		s, err := newStagedSpill(fr.o.TempDir)
+		if err != nil {
+			return err
+		}
+		fr.staged = s
+	}
+	return fr.staged.add(stagedFile{Staged: *f.staged, Path: f.Path, Replace: f.outcome == FileOverwritten})
 }
 
 func (fr *fileRun) stageOne(ctx context.Context, dec *zstd.Decoder, f *restoreFile) error {
@@ -301,13 +403,22 @@ func (fr *fileRun) journal(root place.Root) (*journal, error) {
 // abort removes every staged file, the directories the run made (when empty) and
 // the journals: nothing of the run is left.
 func (fr *fileRun) abort() {
-	for i := range fr.files {
-		if s := fr.files[i].staged; s != nil {
+	if fr.staged != nil {
+		err := fr.staged.each(func(s stagedFile) error {
 			if err := s.Abort(); err != nil {
 				fr.o.Log.Warn("temp file not removed (the next restore sweeps it)", "path", s.Temp, "err", err)
 			}
-			fr.files[i].staged = nil
+			return nil
+		})
+		if err != nil {
+			// The journals stay: the next restore sweeps what they list.
+			fr.o.Log.Warn("staged files not all removed (the next restore sweeps them)", "err", err)
+			fr.staged.close()
+			fr.staged = nil
+			return
 		}
+		fr.staged.close()
+		fr.staged = nil
 	}
 	place.RemoveCreated(fr.created)
 	fr.removeJournals()
@@ -316,29 +427,40 @@ func (fr *fileRun) abort() {
 // commit renames every staged file onto its target, once the rows are committed.
 // A file that cannot be placed is reported and the others go on: the rows are in,
 // and a rerun writes what is missing.
-func (fr *fileRun) commit(rep []FileReport) error {
+func (fr *fileRun) commit(rep *Report) error {
 	var errs []error
+	failed := 0
 	byPath := map[string]int{}
-	for i, r := range rep {
+	for i, r := range rep.Files {
 		byPath[r.Path] = i
 	}
-	for i := range fr.files {
-		f := &fr.files[i]
-		if f.staged == nil {
-			continue
-		}
-		if err := f.staged.Commit(f.outcome == FileOverwritten); err != nil {
-			_ = f.staged.Abort()
-			errs = append(errs, fmt.Errorf("restore: file %s: %w", f.Path, err))
-			if j, ok := byPath[f.Path]; ok {
-				rep[j].Outcome, rep[j].Detail = FileRefused, err.Error()
+	if fr.staged != nil {
+		err := fr.staged.each(func(s stagedFile) error {
+			if err := s.Commit(s.Replace); err != nil {
+				_ = s.Abort()
+				if failed++; failed <= maxNamed {
+					errs = append(errs, fmt.Errorf("restore: file %s: %w", s.Path, err))
+				}
+				if j, ok := byPath[s.Path]; ok {
+					rep.Files[j].Outcome, rep.Files[j].Detail = FileRefused, err.Error()
+				}
+				fr.counts.written--
+				fr.counts.refused++
 			}
+			return nil
+		})
+		fr.staged.close()
+		fr.staged = nil
+		if err != nil {
+			// The journals stay: the next restore sweeps the temps they list.
+			rep.total(fr.counts)
+			return fmt.Errorf("restore: rows committed, but the staged files could not be read back (run the restore again to write them): %w", err)
 		}
-		f.staged = nil
 	}
+	rep.total(fr.counts)
 	fr.removeJournals()
-	if len(errs) > 0 {
-		return fmt.Errorf("restore: rows committed, but %d file(s) not placed (run the restore again to write them): %w", len(errs), errors.Join(errs...))
+	if failed > 0 {
+		return fmt.Errorf("restore: rows committed, but %d file(s) not placed (run the restore again to write them): %w", failed, errors.Join(errs...))
 	}
 	return nil
 }

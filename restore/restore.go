@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 
 	"github.com/google/uuid"
@@ -58,6 +59,9 @@ type Options struct {
 	Log        *slog.Logger
 	// Progress, when set, is called after each table and file.
 	Progress func(Event)
+	// TempDir holds the list of staged files while they wait for the commit (off
+	// the heap: a tenant can have a million); default os.TempDir().
+	TempDir string
 	// Lock, when set, runs first in the restore's transaction; its error stops the
 	// restore before anything is read or written (the CLI takes the guard's lock).
 	Lock func(ctx context.Context, tx pgx.Tx) error
@@ -86,9 +90,15 @@ type Report struct {
 	DryRun   bool          `json:"dry_run"`
 	Scope    Scope         `json:"scope"` // what the snapshot holds: a whole tenant, or a retention purge's take
 	Tables   []TableReport `json:"tables"`
-	Files    []FileReport  `json:"files"`
-	Totals   Totals        `json:"totals"`
+	// Files lists the first MaxFileReports files; FilesNotListed counts the others
+	// (Totals counts every file).
+	Files          []FileReport `json:"files"`
+	FilesNotListed int          `json:"files_not_listed,omitempty"`
+	Totals         Totals       `json:"totals"`
 }
+
+// MaxFileReports bounds a report's list of files: a tenant can have a million.
+const MaxFileReports = 10000
 
 // TableReport is one table. Inserted is what was (or would be) inserted; Updated
 // counts rows whose SET NULL'd references were put back, or whose NULLs were filled
@@ -121,14 +131,15 @@ type FileReport struct {
 
 // Totals sums a report.
 type Totals struct {
-	Rows         int64 `json:"rows_in_snapshot"`
-	Present      int64 `json:"rows_present"`
-	Inserted     int64 `json:"rows_inserted"`
-	Updated      int64 `json:"rows_updated"`
-	FilesWritten int   `json:"files_written"`
-	FilesPresent int   `json:"files_present"`
-	FilesDiffer  int   `json:"files_differ"`
-	FilesRefused int   `json:"files_refused"`
+	Rows          int64 `json:"rows_in_snapshot"`
+	Present       int64 `json:"rows_present"`
+	Inserted      int64 `json:"rows_inserted"`
+	Updated       int64 `json:"rows_updated"`
+	FilesWritten  int   `json:"files_written"`
+	FilesPresent  int   `json:"files_present"`
+	FilesDiffer   int   `json:"files_differ"`
+	FilesRefused  int   `json:"files_refused"`
+	FilesNotSaved int   `json:"files_not_in_snapshot"`
 }
 
 // ErrConflict is returned with OnConflict fail when a row is already present.
@@ -184,7 +195,7 @@ func RunSteps(ctx context.Context, cfg *pgx.ConnConfig, store storage.Store, o O
 		o      Options
 		m      *archive.Manifest
 		tables []archive.Table
-		files  []restoreFile
+		files  *fileSource
 	}
 	preps := make([]prepared, len(steps))
 	for i, st := range steps {
@@ -208,14 +219,15 @@ func RunSteps(ctx context.Context, cfg *pgx.ConnConfig, store storage.Store, o O
 		if err != nil {
 			return nil, err
 		}
-		files, probs, err := selectFiles(ctx, store, m, tables, so)
+		files := newFileSource(store, m, tables, so)
+		probs, roots, err := files.survey(ctx)
 		if err != nil {
 			return nil, err
 		}
 		if len(probs) > 0 {
 			return nil, &IntegrityError{Tenant: m.Tenant, Snapshot: m.ID, Problems: probs}
 		}
-		if err := checkRoots(files); err != nil {
+		if err := checkRoots(roots); err != nil {
 			return nil, err
 		}
 		// Nothing is written before every object this restore reads is known good.
@@ -254,20 +266,30 @@ func RunSteps(ctx context.Context, cfg *pgx.ConnConfig, store storage.Store, o O
 			fr.abort()
 		}
 	}
-	staged := 0                  // staging tables live until the commit: their names go on across steps
-	written := map[string]bool{} // targets an earlier step writes
-	for _, p := range preps {
-		files := make([]restoreFile, 0, len(p.files))
-		for _, f := range p.files {
-			if f.target != "" && written[f.target] {
-				continue
+	staged := 0                 // staging tables live until the commit: their names go on across steps
+	var written map[string]bool // targets an earlier step writes (several steps only)
+	for i, p := range preps {
+		p.files.skip = written
+		if i < len(preps)-1 {
+			// A later step does not write again what this one writes: its targets
+			// are held (a single step, the usual restore, holds none).
+			next := maps.Clone(written)
+			if next == nil {
+				next = map[string]bool{}
 			}
-			if f.target != "" {
-				written[f.target] = true
+			err := p.files.each(ctx, nil, func(f *restoreFile) error {
+				if f.target != "" {
+					next[f.target] = true
+				}
+				return nil
+			})
+			if err != nil {
+				abort()
+				return nil, err
 			}
-			files = append(files, f)
+			written = next
 		}
-		rep, fr, err := runStep(ctx, tx, store, p.o, p.m, p.tables, files, owner, &staged)
+		rep, fr, err := runStep(ctx, tx, store, p.o, p.m, p.tables, p.files, owner, &staged)
 		if fr != nil {
 			frs = append(frs, fr)
 		}
@@ -286,8 +308,7 @@ func RunSteps(ctx context.Context, cfg *pgx.ConnConfig, store storage.Store, o O
 	}
 	var errs []error
 	for i, fr := range frs {
-		errs = append(errs, fr.commit(reps[i].Files))
-		reps[i].total()
+		errs = append(errs, fr.commit(reps[i]))
 	}
 	return reps, errors.Join(errs...)
 }
@@ -295,7 +316,7 @@ func RunSteps(ctx context.Context, cfg *pgx.ConnConfig, store storage.Store, o O
 // runStep loads one snapshot inside the restore's transaction, checks what it
 // loaded, and stages its files (renamed into place by the caller after the commit).
 func runStep(ctx context.Context, tx pgx.Tx, store storage.Store, o Options, m *archive.Manifest,
-	tables []archive.Table, files []restoreFile, owner place.Owner, staged *int) (*Report, *fileRun, error) {
+	tables []archive.Table, files *fileSource, owner place.Owner, staged *int) (*Report, *fileRun, error) {
 	rep := &Report{Tenant: m.Tenant, Snapshot: m.ID, DryRun: o.DryRun, Scope: Scope{Kind: m.Scope.Kind, Cutoffs: m.Scope.Cutoffs, Days: m.Scope.Days}, Tables: []TableReport{}, Files: []FileReport{}}
 	l, err := newLoader(ctx, tx, store, m, o)
 	if err != nil {
@@ -336,12 +357,12 @@ func runStep(ctx context.Context, tx pgx.Tx, store storage.Store, o Options, m *
 	}
 	fr := newFileRun(o, store, m, files, owner)
 	fr.ping = pinger(tx)
-	reports, err := fr.stage(ctx)
+	reports, notListed, err := fr.stage(ctx)
 	if err != nil {
 		return nil, fr, err
 	}
-	rep.Files = reports
-	rep.total()
+	rep.Files, rep.FilesNotListed = reports, notListed
+	rep.total(fr.counts)
 	return rep, fr, nil
 }
 
@@ -371,35 +392,40 @@ func selectTables(m *archive.Manifest, names []profile.TableName) ([]archive.Tab
 	return out, nil
 }
 
-func verify(ctx context.Context, s storage.Store, m *archive.Manifest, tables []archive.Table, files []restoreFile) error {
+func verify(ctx context.Context, s storage.Store, m *archive.Manifest, tables []archive.Table, files *fileSource) error {
 	chk, err := repository.NewChecker(s)
 	if err != nil {
 		return err
 	}
 	defer chk.Close()
 	var probs []error
+	keep := func(err error) error {
+		var ve *archive.VerifyError
+		if !errors.As(err, &ve) {
+			return err
+		}
+		probs = append(probs, err)
+		return nil
+	}
 	for _, t := range tables {
 		if err := chk.Table(ctx, t); err != nil {
-			var ve *archive.VerifyError
-			if !errors.As(err, &ve) {
+			if err := keep(err); err != nil {
 				return err
 			}
-			probs = append(probs, err)
 		}
 	}
-	seen := map[string]bool{}
-	for _, f := range files {
-		if f.notSaved || seen[f.SHA256] {
-			continue
+	var seen repository.BlobsSeen
+	err = files.each(ctx, nil, func(f *restoreFile) error {
+		if f.notSaved || seen.Seen(f.SHA256) {
+			return nil
 		}
-		seen[f.SHA256] = true
 		if err := chk.Blob(ctx, f.File); err != nil {
-			var ve *archive.VerifyError
-			if !errors.As(err, &ve) {
-				return err
-			}
-			probs = append(probs, err)
+			return keep(err)
 		}
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	if len(probs) > 0 {
 		return fmt.Errorf("restore: snapshot %s fails verification, nothing written: %w", m.ID, errors.Join(probs...))
@@ -407,7 +433,8 @@ func verify(ctx context.Context, s storage.Store, m *archive.Manifest, tables []
 	return nil
 }
 
-func (r *Report) total() {
+// total sums the tables into r's totals, and the file counts given.
+func (r *Report) total(c fileCounts) {
 	r.Totals = Totals{}
 	for _, t := range r.Tables {
 		r.Totals.Rows += t.InSnapshot
@@ -415,31 +442,17 @@ func (r *Report) total() {
 		r.Totals.Inserted += t.Inserted
 		r.Totals.Updated += t.Updated
 	}
-	for _, f := range r.Files {
-		switch f.Outcome {
-		case FileWritten, FileOverwritten:
-			r.Totals.FilesWritten++
-		case FilePresent:
-			r.Totals.FilesPresent++
-		case FileDiffers:
-			r.Totals.FilesDiffer++
-		case FileRefused:
-			r.Totals.FilesRefused++
-		}
-	}
+	r.Totals.FilesWritten, r.Totals.FilesPresent, r.Totals.FilesDiffer = c.written, c.present, c.differ
+	r.Totals.FilesRefused, r.Totals.FilesNotSaved = c.refused, c.notSaved
 }
 
 // checkRoots refuses, before anything is read or written, files with nowhere to go:
 // a files root that does not exist on this host. Restore never creates a root: a
 // missing one means the configuration points at the wrong place (or the service is
 // not installed here); --files-root restores elsewhere.
-func checkRoots(files []restoreFile) error {
-	seen := map[string]bool{}
-	for _, f := range files {
-		if f.root == "" || seen[f.root] {
-			continue
-		}
-		seen[f.root] = true
+func checkRoots(roots map[string]*restoreFile) error {
+	for _, r := range slices.Sorted(maps.Keys(roots)) {
+		f := roots[r]
 		if fi, err := os.Stat(f.root); err != nil || !fi.IsDir() {
 			return &profile.MismatchError{Field: "files root " + f.root,
 				Reason: fmt.Sprintf("not a directory on this host, and snapshot files go there (%s.%s): fix the configuration, or restore elsewhere with --files-root DIR", f.Table, f.Column)}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/google/uuid"
@@ -106,52 +107,89 @@ func (p *plan) keyCols() []string {
 }
 
 // checkFiles makes sure that every file to write is named, in its column, by a row
-// of the tenant (live, once loaded, or staged by this run).
-func (l *loader) checkFiles(ctx context.Context, plans []*plan, files []restoreFile) ([]string, error) {
+// of the tenant (live, once loaded, or staged by this run). The paths are checked
+// as the walk gives them, checkBatch at a time per column.
+func (l *loader) checkFiles(ctx context.Context, plans []*plan, files *fileSource) ([]string, error) {
 	type col struct{ table, column string }
-	paths := map[col][]string{}
-	for _, f := range files {
-		if !f.notSaved {
-			c := col{f.Table, f.Column}
-			paths[c] = append(paths[c], f.Path)
-		}
-	}
-	if len(paths) == 0 {
-		return nil, nil
-	}
+	batches := map[col][]string{}
 	var probs []string
-	for c, ps := range paths {
-		name, err := catalog.ParseName(c.table)
+	more := map[col]bool{}
+	check := func(c col) error {
+		ps := batches[c]
+		batches[c] = ps[:0]
+		if len(ps) == 0 || more[c] {
+			return nil
+		}
+		bad, err := l.unnamed(ctx, plans, c.table, c.column, ps)
 		if err != nil {
-			return nil, fmt.Errorf("restore: file column %s.%s: %w", c.table, c.column, err)
+			return err
 		}
-		t := l.g.Table(name)
-		if t == nil || t.Column(c.column) == nil {
-			probs = append(probs, fmt.Sprintf("files of %s.%s: no such column in the tenant's tables", c.table, c.column))
-			continue
-		}
-		id := pgx.Identifier{c.column}.Sanitize()
-		named := "EXISTS (SELECT 1 FROM (" + l.g.SelectColumns(t, l.m.Tenant, []string{c.column}) + ") x WHERE x." + id + "::text = f.p)"
-		for _, p := range plans {
-			if p.live == t && p.stage != "" {
-				named += " OR EXISTS (SELECT 1 FROM " + p.stage + " s WHERE s." + id + "::text = f.p)"
-			}
-		}
-		rows, err := l.tx.Query(ctx, "SELECT f.p FROM unnest($1::text[]) AS f(p) WHERE NOT ("+named+") LIMIT "+fmt.Sprint(maxNamed+1), ps)
-		if err != nil {
-			return nil, fmt.Errorf("restore: files of %s.%s: check paths: %w", c.table, c.column, err)
-		}
-		bad, err := pgx.CollectRows(rows, pgx.RowTo[string])
-		if err != nil {
-			return nil, fmt.Errorf("restore: files of %s.%s: check paths: %w", c.table, c.column, err)
-		}
-		for i, b := range bad {
-			if i == maxNamed {
+		for _, b := range bad {
+			if len(probs) >= maxNamed {
+				more[c] = true
 				probs = append(probs, fmt.Sprintf("files of %s.%s: more paths no row of the tenant names", c.table, c.column))
 				break
 			}
-			probs = append(probs, fmt.Sprintf("file %s: no row of the tenant names it in %s.%s", b, c.table, c.column))
+			probs = append(probs, b)
+		}
+		return nil
+	}
+	err := files.each(ctx, nil, func(f *restoreFile) error {
+		if f.notSaved {
+			return nil
+		}
+		c := col{f.Table, f.Column}
+		batches[c] = append(batches[c], f.Path)
+		if len(batches[c]) >= checkBatch {
+			return check(c)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	for c := range batches {
+		if err := check(c); err != nil {
+			return nil, err
 		}
 	}
+	slices.Sort(probs)
 	return probs, nil
+}
+
+// checkBatch is how many paths one query checks: a few MiB of parameters at most.
+const checkBatch = 10000
+
+// unnamed returns a problem for each of paths (at most maxNamed+1) no row of the
+// tenant names in table's column. A column the tenant's tables do not have is one
+// problem.
+func (l *loader) unnamed(ctx context.Context, plans []*plan, table, column string, paths []string) ([]string, error) {
+	name, err := catalog.ParseName(table)
+	if err != nil {
+		return nil, fmt.Errorf("restore: file column %s.%s: %w", table, column, err)
+	}
+	t := l.g.Table(name)
+	if t == nil || t.Column(column) == nil {
+		return []string{fmt.Sprintf("files of %s.%s: no such column in the tenant's tables", table, column)}, nil
+	}
+	id := pgx.Identifier{column}.Sanitize()
+	named := "EXISTS (SELECT 1 FROM (" + l.g.SelectColumns(t, l.m.Tenant, []string{column}) + ") x WHERE x." + id + "::text = f.p)"
+	for _, p := range plans {
+		if p.live == t && p.stage != "" {
+			named += " OR EXISTS (SELECT 1 FROM " + p.stage + " s WHERE s." + id + "::text = f.p)"
+		}
+	}
+	rows, err := l.tx.Query(ctx, "SELECT f.p FROM unnest($1::text[]) AS f(p) WHERE NOT ("+named+") LIMIT "+fmt.Sprint(maxNamed+1), paths)
+	if err != nil {
+		return nil, fmt.Errorf("restore: files of %s.%s: check paths: %w", table, column, err)
+	}
+	bad, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("restore: files of %s.%s: check paths: %w", table, column, err)
+	}
+	out := make([]string, len(bad))
+	for i, b := range bad {
+		out[i] = fmt.Sprintf("file %s: no row of the tenant names it in %s.%s", b, table, column)
+	}
+	return out, nil
 }

@@ -189,10 +189,8 @@ func printRestore(w io.Writer, r *restore.Report) {
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t\n", t.Table, t.InSnapshot, t.Present, t.Inserted, t.Updated)
 	}
 	tw.Flush()
-	byOutcome := map[string]int{}
 	shown := 0
 	for _, f := range r.Files {
-		byOutcome[f.Outcome]++
 		if f.Outcome != restore.FileWritten && f.Outcome != restore.FilePresent {
 			if shown++; shown <= maxFilesShown {
 				fmt.Fprintf(w, "file %s: %s %s\n", f.Path, f.Outcome, f.Detail)
@@ -200,15 +198,14 @@ func printRestore(w io.Writer, r *restore.Report) {
 		}
 	}
 	if shown > maxFilesShown {
-		fmt.Fprintf(w, "… and %d more files (-o json lists every one)\n", shown-maxFilesShown)
+		fmt.Fprintf(w, "… and %d more files (-o json lists the first %d files)\n", shown-maxFilesShown, restore.MaxFileReports)
 	}
 	written := "written"
 	if r.DryRun {
 		written = "to write"
 	}
 	fmt.Fprintf(w, "files: %d %s, %d already present, %d differ, %d refused, %d not in the snapshot\n",
-		byOutcome[restore.FileWritten]+byOutcome[restore.FileOverwritten], written, byOutcome[restore.FilePresent],
-		byOutcome[restore.FileDiffers], byOutcome[restore.FileRefused], byOutcome[restore.FileNotSaved])
+		r.Totals.FilesWritten, written, r.Totals.FilesPresent, r.Totals.FilesDiffer, r.Totals.FilesRefused, r.Totals.FilesNotSaved)
 	if !r.DryRun && r.Totals.Inserted == 0 && r.Totals.Updated == 0 && r.Totals.FilesWritten == 0 {
 		fmt.Fprintln(w, "nothing to restore: every row and file of the snapshot is already there")
 	}
