@@ -29,6 +29,7 @@ func TestRun_KeyedChildrenEqualJoined(t *testing.T) {
 		}
 		run := func(budget int64) ([]*archive.Manifest, string) {
 			defer snapshot.SetKeyBudget(budget)()
+			defer snapshot.SetKeyedShareMax(1)() // keyed whatever the tenants' share, within the budget
 			var logs bytes.Buffer
 			o.Log = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 			s := fileStore(t)
@@ -119,5 +120,74 @@ func TestRun_KeyedUnderPerTenantParent(t *testing.T) {
 	}
 	if keyed == 0 {
 		t.Errorf("no row of a keyed table in any snapshot: the test compares nothing")
+	}
+}
+
+// The run picks, per child table, keyed selects for a tenant that is a small share
+// of the parent's rows and the join back for a large one (the share summed over
+// the tenants of a run), and both paths save the same rows, byte for byte per row.
+func TestRun_KeyedOrJoinedByShare(t *testing.T) {
+	e := newEnv(t)
+	if _, err := e.conn.Exec(testenv.Context(t), "ANALYZE"); err != nil {
+		t.Fatal(err)
+	}
+	// Tenant #0 has 200 of the 380 call logs, the others 60 each: about 53% and 16%.
+	defer snapshot.SetKeyedShareMax(0.3)()
+	run := func(tenants []int) ([]*archive.Manifest, string) {
+		o := e.options()
+		for _, i := range tenants {
+			o.Tenants = append(o.Tenants, e.res.Tenants[i])
+		}
+		var logs bytes.Buffer
+		o.Log = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		s := fileStore(t)
+		ms := e.run(t, s, o)
+		for _, m := range ms {
+			for i, tb := range m.Tables {
+				m.Tables[i].Key = strings.Join(storedLines(t, s, tb.Key), "")
+			}
+		}
+		return ms, logs.String()
+	}
+	const keyedMsg, joinedMsg = "selected by its parent's saved ids", "share of the parent too large"
+	tests := []struct {
+		name    string
+		tenants []int
+		keyed   bool
+	}{
+		{"small tenant", []int{1}, true},
+		{"big tenant", []int{0}, false},
+		{"two small tenants, their shares summed", []int{1, 2}, false}, // 120 of 380 call logs: over 0.3
+		{"small and big tenants", []int{0, 1}, false},
+		{"small tenant again", []int{3}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ms, log := run(tt.tenants)
+			if got := strings.Contains(log, keyedMsg); got != tt.keyed {
+				t.Errorf("keyed selects: got %v, want %v:\n%s", got, tt.keyed, log)
+			}
+			if got := strings.Contains(log, joinedMsg); got == tt.keyed {
+				t.Errorf("joined back by share: got %v, want %v:\n%s", got, !tt.keyed, log)
+			}
+			// The other path, forced, saves the same rows.
+			restore := snapshot.SetKeyedShareMax(-1) // always joined
+			if !tt.keyed {
+				restore()
+				restore = snapshot.SetKeyedShareMax(1) // always keyed
+			}
+			other, olog := run(tt.tenants)
+			restore()
+			if strings.Contains(olog, keyedMsg) == tt.keyed {
+				t.Fatalf("forced run took the same path:\n%s", olog)
+			}
+			for i := range ms {
+				for j, tb := range ms[i].Tables {
+					if o := other[i].Tables[j]; tb.Name != o.Name || tb.Key != o.Key || tb.Rows != o.Rows {
+						t.Errorf("tenant %s, %s: %d rows one way, %d the other, contents differ", ms[i].Tenant, tb.Name, tb.Rows, o.Rows)
+					}
+				}
+			}
+		})
 	}
 }

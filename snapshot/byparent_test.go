@@ -102,3 +102,34 @@ func TestKeyChunks(t *testing.T) {
 		}
 	}
 }
+
+// The choice between keyed selects and the join back: keyed up to keyedShareMax of
+// the parent's estimated rows, joined above; keyed when there is no estimate to
+// judge by (never analysed, or stale below what was saved).
+func TestByParentIDs(t *testing.T) {
+	max := keyedShareMax
+	tests := []struct {
+		name  string
+		saved int64
+		rows  float64
+		want  bool
+	}{
+		{"nothing saved", 0, 1000, true},
+		{"1% of the parent", 10, 1000, true},
+		{"at the limit", int64(max * 1000), 1000, true},
+		{"just over the limit", int64(max*1000) + 1, 1000, false},
+		{"9% of a million", 90_000, 1e6, max >= 0.09},
+		{"half the parent", 500, 1000, false},
+		{"all of it", 1000, 1000, false},
+		{"never analysed", 500, -1, true},
+		{"empty by the estimate", 500, 0, true},
+		{"estimate below what was saved", 2000, 1000, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := byParentIDs(tt.saved, tt.rows); got != tt.want {
+				t.Errorf("byParentIDs(%d, %v): got %v, want %v", tt.saved, tt.rows, got, tt.want)
+			}
+		})
+	}
+}

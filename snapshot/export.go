@@ -36,6 +36,9 @@ type exporter struct {
 	// selected by them (in a tenant scope, not a retention scope)
 	keys    map[keyCol]*parentIDs
 	idBytes atomic.Int64 // held by all of keys: over idBudget, children join their parent
+	// relRows are the planner's estimates of each table's rows (partitions summed;
+	// negative: never analysed), against which a parent's saved rows are a share.
+	relRows map[catalog.Name]float64
 
 	reported atomic.Int64 // files reported missing or outside their root
 	files    []fileColumn // the file columns, by index (fileColumn.idx)
@@ -98,6 +101,9 @@ func (e *exporter) run(ctx context.Context, r *consistentRead, ms []*archive.Man
 	defer e.closeSpills()
 	sizes, err := relationSizes(ctx, r.coord, e.g)
 	if err != nil {
+		return err
+	}
+	if e.relRows, err = relationRows(ctx, r.coord, e.g); err != nil {
 		return err
 	}
 	var units []unit
@@ -327,6 +333,25 @@ func relationSizes(ctx context.Context, q pgx.Tx, g *catalog.Graph) (map[catalog
 			pg_relation_size($1::regclass))::bigint`, t.Name.Sanitize()).Scan(&n)
 		if err != nil {
 			return nil, fmt.Errorf("snapshot: size of %s: %w", t.Name, err)
+		}
+		out[t.Name] = n
+	}
+	return out, nil
+}
+
+// relationRows reads the planner's estimate of each table's rows (partitions
+// summed): -1 for a table never analysed.
+func relationRows(ctx context.Context, q pgx.Tx, g *catalog.Graph) (map[catalog.Name]float64, error) {
+	out := make(map[catalog.Name]float64, len(g.Tables))
+	for _, t := range g.Tables {
+		var n float64
+		// pg_partition_tree has no row for a table that is not partitioned.
+		err := q.QueryRow(ctx, `SELECT coalesce((SELECT CASE WHEN count(*) = 0 THEN NULL
+				WHEN bool_or(c.reltuples >= 0) THEN sum(greatest(c.reltuples, 0)) ELSE -1 END
+			FROM pg_partition_tree($1::regclass) p JOIN pg_class c ON c.oid = p.relid WHERE c.relkind IN ('r', 'm', 'f')),
+			(SELECT reltuples FROM pg_class WHERE oid = $1::regclass))::float8`, t.Name.Sanitize()).Scan(&n)
+		if err != nil {
+			return nil, fmt.Errorf("snapshot: row estimate of %s: %w", t.Name, err)
 		}
 		out[t.Name] = n
 	}

@@ -14,3 +14,11 @@ func SetKeyBudget(n int64) (restore func()) {
 	idBudget = n
 	return func() { idBudget = old }
 }
+
+// SetKeyedShareMax sets the largest share of a parent's rows for which children are
+// selected by the parent's keys, for the duration of a test.
+func SetKeyedShareMax(f float64) (restore func()) {
+	old := keyedShareMax
+	keyedShareMax = f
+	return func() { keyedShareMax = old }
+}
