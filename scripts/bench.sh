@@ -31,6 +31,8 @@
 # run from the tenants purged.
 #
 #   BENCH_PART=undo BENCH_RUNS=1 make bench
+#
+# BENCH_PART=files runs only the many-files part (see below; not part of a full run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -48,8 +50,8 @@ fi
 
 PART=${BENCH_PART:-}
 case "$PART" in
-"" | all | undo | trash | shield) ;;
-*) echo "bench: BENCH_PART=$PART: want undo, trash or shield, or nothing for every part" >&2; exit 2 ;;
+"" | all | undo | trash | shield | files) ;;
+*) echo "bench: BENCH_PART=$PART: want undo, trash, shield or files, or nothing for every part" >&2; exit 2 ;;
 esac
 BIG=${BENCH_BIG:-200000}
 TENANTS=${BENCH_TENANTS:-100}
@@ -77,6 +79,37 @@ trash_part() {
 }
 if [ "${BENCH_PART:-all}" = trash ]; then
 	trash_part
+	exit
+fi
+
+# BENCH_PART=files (issue 17, run alone): one tenant whose call logs each name a
+# recording of BENCH_FILE_SIZE (512) bytes, BENCH_FILES (1000000) of them, plus 3 small
+# tenants without files: peak RSS of snapshot, verify, restore (into an empty
+# --files-root) and prune, and the files' throughput against tar | zstd -3 and back.
+# BENCH_FILES=100000 is a quicker look (a million takes a long while on 2 cores).
+if [ "$PART" = files ]; then
+	FILES=${BENCH_FILES:-1000000}
+	"$PGBIN/psql" "$PURGEGUARD_TEST_DATABASE_URL" -qAtX -c "CREATE DATABASE bench_files"
+	dsn="${PURGEGUARD_TEST_DATABASE_URL%/*}/bench_files?sslmode=disable"
+	echo "bench: files part; generating a tenant with $FILES recordings of ${BENCH_FILE_SIZE:-512} bytes..." >&2
+	"$W/fixturegen" -database-url "$dsn" -create-schema -bulk -tenants 4 -call-logs 100 -big-tenant-call-logs "$FILES" \
+		-recording-every 1 -file-size "${BENCH_FILE_SIZE:-512}" -file-tenants 1 \
+		-recordings-root "$W/recordings" -exports-root "$W/exports" >"$W/fixture-files.json"
+	"$PGBIN/psql" "$dsn" -qAtX -c "VACUUM ANALYZE"
+	cat >"$W/files.yaml" <<YAML
+files:
+  - table: public.call_logd_recording
+    column: path
+    root: $W/recordings
+  - table: public.call_logd_export
+    column: path
+    root: $W/exports
+YAML
+	tenant=$(sed -n 's/.*"tenants":\["\([^"]*\)".*/\1/p' "$W/fixture-files.json")
+	echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo); load: $(uptime)"
+	"$W/benchrun" -part files -database-url "$dsn" -purgeguard "$W/purgeguard" -tenant "$tenant" -work "$W" \
+		-full-config "$W/files.yaml" -recordings "$W/recordings" -files "$FILES"
+	echo "load after: $(uptime)"
 	exit
 fi
 

@@ -51,7 +51,7 @@ func main() {
 		guardDB = flag.String("guard-database-url", "", "database of many small tenants for the guard overhead")
 		guardN  = flag.Int("guard-tenants", 0, "tenants in that database (for the printout)")
 		others  = flag.String("other-tenants", "", "comma-separated tenants #1.. of the database, for the scale runs")
-		part    = flag.String("part", "all", "all: every figure; trash: only the capturing fence's (on -database-url, which it copies per run); shield: only the file shield's; undo: only undo's")
+		part    = flag.String("part", "all", "all: every figure; trash: only the capturing fence's (on -database-url, which it copies per run); shield: only the file shield's; undo: only undo's; files: a tenant of many small files (snapshot, verify, restore, prune peak RSS; files throughput against tar | zstd)")
 		scans   = flag.String("shield-scans", "100000,1000000", "file counts of the shield's initial scans")
 		latN    = flag.Int("shield-latency-files", 200, "files created one by one for the shield's latencies")
 		rec     = flag.String("recordings", "", "recordings root of the database's files (shield snapshot)")
@@ -60,6 +60,7 @@ func main() {
 		undoTs  = flag.String("undo-tenants", "", "comma-separated tenants the undo part purges and brings back")
 		undoCfg = flag.String("undo-config", "", "purgeguard config of the undo part (a policy that lets the guarded run purge them)")
 		undoJ   = flag.Int("undo-jobs", 2, "purgeguard undo --jobs")
+		files   = flag.Int("files", 0, "files part: the tenant's recordings (for the printout)")
 	)
 	flag.Parse()
 	undoPart := func() {
@@ -111,8 +112,14 @@ func main() {
 	case "undo":
 		undoPart()
 		return
+	case "files":
+		if err := filesBench(*dsn, *bin, *work, *full, *tenant, *rec, *files); err != nil {
+			fmt.Fprintln(os.Stderr, "benchrun:", err)
+			os.Exit(1)
+		}
+		return
 	default:
-		fmt.Fprintf(os.Stderr, "benchrun: -part %q: want all, trash, shield or undo\n", *part)
+		fmt.Fprintf(os.Stderr, "benchrun: -part %q: want all, trash, shield, undo or files\n", *part)
 		os.Exit(2)
 	}
 	if err := run(*dsn, *bin, *pgbin, *tenant, *work, *tables, *full, *runs, *jobs, *machine, strings.Split(*others, ",")); err != nil {
