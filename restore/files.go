@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -164,6 +165,7 @@ type fileRun struct {
 	// cost no memory. Read back to commit or to abort them.
 	staged *stagedSpill
 	counts fileCounts
+	mu     sync.Mutex // the staging workers share the fields above
 }
 
 // fileCounts counts the outcomes of a run's files; the report lists the first
@@ -191,22 +193,51 @@ func newFileRun(o Options, store storage.Store, m *archive.Manifest, src *fileSo
 }
 
 // stage decides each file's outcome and, unless DryRun, stages it under a temp
-// name. Any error (a refused path, a file with other content, storage gone) is
-// returned at once: the caller aborts the run. The report lists the first
-// MaxFileReports files; the counts cover every one.
+// name, FileJobs files at a time (a download, a decompression, a write and an
+// fsync each: one at a time leaves the disk and the network idle). Any error (a
+// refused path, a file with other content, storage gone) stops the run and is
+// returned: the caller aborts it. The report lists the first MaxFileReports files
+// (in the order they were done); the counts cover every one.
 func (fr *fileRun) stage(ctx context.Context) ([]FileReport, int, error) {
 	out := []FileReport{}
 	notListed := 0
-	dec, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(64<<20))
-	if err != nil {
-		return out, 0, err
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	jobs := make(chan *restoreFile)
+	var wg sync.WaitGroup
+	for range max(fr.o.FileJobs, 1) {
+		wg.Go(func() {
+			dec, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(64<<20))
+			if err != nil {
+				cancel(err)
+				return
+			}
+			defer dec.Close()
+			for f := range jobs {
+				if ctx.Err() != nil {
+					continue
+				}
+				r, err := fr.stageFile(ctx, dec, f)
+				if err != nil {
+					cancel(err)
+					continue
+				}
+				fr.mu.Lock()
+				fr.counts.add(r.Outcome, 1)
+				if len(out) < MaxFileReports {
+					out = append(out, r)
+				} else {
+					notListed++
+				}
+				if fr.o.Progress != nil {
+					fr.o.Progress(Event{File: f.Path, Bytes: f.Size})
+				}
+				fr.mu.Unlock()
+			}
+		})
 	}
-	defer dec.Close()
 	lastPing := time.Now()
-	err = fr.src.each(ctx, nil, func(f *restoreFile) error {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
+	err := fr.src.each(ctx, nil, func(f *restoreFile) error {
 		// The database may be gone while the files are fetched: stop early rather
 		// than fetch everything for a commit that cannot happen.
 		if fr.ping != nil && time.Since(lastPing) > 2*time.Second {
@@ -215,37 +246,47 @@ func (fr *fileRun) stage(ctx context.Context) ([]FileReport, int, error) {
 			}
 			lastPing = time.Now()
 		}
-		r := FileReport{Path: f.Path}
-		if f.notSaved {
-			r.Outcome, r.Detail = FileNotSaved, "missing or outside its root when the snapshot was taken"
-		} else {
-			err := fr.stageOne(ctx, dec, f)
-			if f.staged != nil {
-				if serr := fr.keep(f); serr != nil {
-					_ = f.staged.Abort()
-					err = serr
-				}
-			}
-			if err != nil {
-				return fmt.Errorf("restore: file %s: %w", f.Path, err)
-			}
-			r.Outcome = f.outcome
-			if f.target != f.Path {
-				r.Detail = "at " + f.target
-			}
+		select {
+		case jobs <- f:
+			return nil
+		case <-ctx.Done():
+			return context.Cause(ctx)
 		}
-		fr.counts.add(r.Outcome, 1)
-		if len(out) < MaxFileReports {
-			out = append(out, r)
-		} else {
-			notListed++
-		}
-		if fr.o.Progress != nil {
-			fr.o.Progress(Event{File: f.Path, Bytes: f.Size})
-		}
-		return nil
 	})
+	close(jobs)
+	wg.Wait()
+	if cause := context.Cause(ctx); cause != nil {
+		// A worker's error is the cause of what the walk saw.
+		return out, notListed, cause
+	}
 	return out, notListed, err
+}
+
+// stageFile stages one file and returns its report line.
+func (fr *fileRun) stageFile(ctx context.Context, dec *zstd.Decoder, f *restoreFile) (FileReport, error) {
+	r := FileReport{Path: f.Path}
+	if f.notSaved {
+		r.Outcome, r.Detail = FileNotSaved, "missing or outside its root when the snapshot was taken"
+		return r, nil
+	}
+	err := fr.stageOne(ctx, dec, f)
+	if f.staged != nil {
+		fr.mu.Lock()
+		serr := fr.keep(f)
+		fr.mu.Unlock()
+		if serr != nil {
+			_ = f.staged.Abort()
+			err = serr
+		}
+	}
+	if err != nil {
+		return r, fmt.Errorf("restore: file %s: %w", f.Path, err)
+	}
+	r.Outcome = f.outcome
+	if f.target != f.Path {
+		r.Detail = "at " + f.target
+	}
+	return r, nil
 }
 
 func (c *fileCounts) add(outcome string, n int) {
@@ -309,11 +350,45 @@ func (fr *fileRun) stageOne(ctx context.Context, dec *zstd.Decoder, f *restoreFi
 	if fr.o.DryRun {
 		return nil
 	}
+	if err := fr.prepareDir(root, filepath.Dir(f.target)); err != nil {
+		return err
+	}
+	key, err := archive.BlobKeyHex(f.SHA256)
+	if err != nil {
+		return err
+	}
+	rc, err := fr.store.Get(ctx, key)
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	if err := dec.Reset(rc); err != nil {
+		return &archive.VerifyError{Key: key, What: "decompress", Reason: err}
+	}
+	sum := archive.NewDigest()
+	a := place.Attr{Mode: fs.FileMode(f.Mode).Perm(), ModTime: f.ModTime, Owner: fr.fileOwner(f.Owner)}
+	f.staged, err = root.Stage(ctx, f.target, journalTag+fr.run.String(), io.TeeReader(dec, sum), a,
+		func() error { return sum.Check(key, f.SHA256, f.Size) })
+	if err != nil {
+		var oe *place.OutsideError
+		if errors.As(err, &oe) {
+			return fmt.Errorf("%w: %w", err, ErrFileRefused)
+		}
+		return err
+	}
+	return nil
+}
+
+// prepareDir makes dir (journalled) and, on the run's first use of it, sweeps what
+// killed runs left there. One file's at a time: the staging itself runs in
+// parallel, the directories and the journal do not.
+func (fr *fileRun) prepareDir(root place.Root, dir string) error {
+	fr.mu.Lock()
+	defer fr.mu.Unlock()
 	j, err := fr.journal(root)
 	if err != nil {
 		return err
 	}
-	dir := filepath.Dir(f.target)
 	created, err := root.MkdirAll(dir, fr.dirAttr)
 	for _, d := range created {
 		fr.created = append(fr.created, d)
@@ -338,29 +413,6 @@ func (fr *fileRun) stageOne(ctx context.Context, dec *zstd.Decoder, f *restoreFi
 		if err := j.add("dir", dir); err != nil {
 			return err
 		}
-	}
-	key, err := archive.BlobKeyHex(f.SHA256)
-	if err != nil {
-		return err
-	}
-	rc, err := fr.store.Get(ctx, key)
-	if err != nil {
-		return err
-	}
-	defer rc.Close()
-	if err := dec.Reset(rc); err != nil {
-		return &archive.VerifyError{Key: key, What: "decompress", Reason: err}
-	}
-	sum := archive.NewDigest()
-	a := place.Attr{Mode: fs.FileMode(f.Mode).Perm(), ModTime: f.ModTime, Owner: fr.fileOwner(f.Owner)}
-	f.staged, err = root.Stage(ctx, f.target, journalTag+fr.run.String(), io.TeeReader(dec, sum), a,
-		func() error { return sum.Check(key, f.SHA256, f.Size) })
-	if err != nil {
-		var oe *place.OutsideError
-		if errors.As(err, &oe) {
-			return fmt.Errorf("%w: %w", err, ErrFileRefused)
-		}
-		return err
 	}
 	return nil
 }

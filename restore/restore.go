@@ -59,6 +59,9 @@ type Options struct {
 	Log        *slog.Logger
 	// Progress, when set, is called after each table and file.
 	Progress func(Event)
+	// FileJobs is how many files are staged at once (fetched, decompressed, written
+	// and synced); default 4.
+	FileJobs int
 	// TempDir holds the list of staged files while they wait for the commit (off
 	// the heap: a tenant can have a million); default os.TempDir().
 	TempDir string
@@ -180,6 +183,9 @@ type Step struct {
 func RunSteps(ctx context.Context, cfg *pgx.ConnConfig, store storage.Store, o Options, steps []Step) ([]*Report, error) {
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
+	}
+	if o.FileJobs < 1 {
+		o.FileJobs = 4
 	}
 	if len(steps) == 0 {
 		return nil, errors.New("restore: no snapshot to restore")

@@ -68,6 +68,7 @@ Examples:
 			&cli.BoolFlag{Name: "allow-drop-columns", Usage: "restore even if columns were dropped since the snapshot (their values are lost)"},
 			&cli.BoolFlag{Name: "overwrite-files", Usage: "replace files whose content differs from the snapshot"},
 			&cli.StringFlag{Name: "files-owner", Usage: "give every file and directory written to `USER:GROUP` (names or numeric ids) instead of the recorded owner: a restore on another host"},
+			&cli.IntFlag{Name: "file-jobs", Value: 4, Usage: "files fetched and staged at once, `N` from 1 to 64"},
 		},
 		Action: runRestore,
 	}
@@ -104,6 +105,9 @@ func runRestore(c *cli.Context) error {
 			return usagef("--files-root %s: not a directory: create it first", fr)
 		}
 	}
+	if n := c.Int("file-jobs"); n < 1 || n > 64 {
+		return usagef("--file-jobs %d: must be between 1 and 64", n)
+	}
 	if fo := c.String("files-owner"); fo != "" {
 		if _, err := place.ParseOwner(fo); err != nil {
 			return usagef("--files-owner: %v", err)
@@ -127,8 +131,8 @@ func runRestore(c *cli.Context) error {
 		Tenant: tenant, Snapshot: snap, DryRun: c.Bool("dry-run"), Tables: tables,
 		OnConflict: c.String("on-conflict"), AllowDropColumns: c.Bool("allow-drop-columns"),
 		Graph: e.prof.Tenants, Files: e.prof.Files, FilesRoot: c.String("files-root"), OverwriteFiles: c.Bool("overwrite-files"),
-		FilesOwner: c.String("files-owner"),
-		Log:        e.log, Lock: func(ctx context.Context, tx pgx.Tx) error { return guard.LockTenantTx(ctx, tx, tenant) },
+		FilesOwner: c.String("files-owner"), FileJobs: c.Int("file-jobs"),
+		Log: e.log, Lock: func(ctx context.Context, tx pgx.Tx) error { return guard.LockTenantTx(ctx, tx, tenant) },
 		Progress: func(ev restore.Event) {
 			if ev.File != "" {
 				prog.minor(ev.Bytes)
