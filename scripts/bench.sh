@@ -32,7 +32,8 @@
 #
 #   BENCH_PART=undo BENCH_RUNS=1 make bench
 #
-# BENCH_PART=files runs only the many-files part (see below; not part of a full run).
+# BENCH_PART=files and BENCH_PART=layouts run issue 17's parts (see below; not part
+# of a full run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -50,8 +51,8 @@ fi
 
 PART=${BENCH_PART:-}
 case "$PART" in
-"" | all | undo | trash | shield | files) ;;
-*) echo "bench: BENCH_PART=$PART: want undo, trash, shield or files, or nothing for every part" >&2; exit 2 ;;
+"" | all | undo | trash | shield | files | layouts) ;;
+*) echo "bench: BENCH_PART=$PART: want undo, trash, shield, files or layouts, or nothing for every part" >&2; exit 2 ;;
 esac
 BIG=${BENCH_BIG:-200000}
 TENANTS=${BENCH_TENANTS:-100}
@@ -79,6 +80,34 @@ trash_part() {
 }
 if [ "${BENCH_PART:-all}" = trash ]; then
 	trash_part
+	exit
+fi
+MACHINE_SHORT="$(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), PostgreSQL $("$PGBIN/postgres" --version | awk '{print $3}')"
+
+# BENCH_PART=layouts (issue 17, run alone): the snapshot and the restore of tenant #0
+# against the raw pipelines and pg_dump -Fc on three layouts, tables only, where the
+# measured tenant is 1%, 9% and 50% of the database: BENCH_LAYOUT_BIG (20000) call logs
+# for tenant #0, and 99 tenants of as many, 10 of as many, 100 of a hundredth as many.
+# Each database is dropped once measured. (The standard bench above is the 1% layout
+# at 200k.)
+if [ "$PART" = layouts ]; then
+	LBIG=${BENCH_LAYOUT_BIG:-20000}
+	echo "machine: $MACHINE_SHORT; load: $(uptime)"
+	for layout in "1%:100:$LBIG" "9%:11:$LBIG" "50%:101:$((LBIG / 100))"; do
+		IFS=: read -r name tenants calls <<<"$layout"
+		db="bench_layout_${name%\%}"
+		"$PGBIN/psql" "$PURGEGUARD_TEST_DATABASE_URL" -qAtX -c "CREATE DATABASE $db"
+		dsn="${PURGEGUARD_TEST_DATABASE_URL%/*}/$db?sslmode=disable"
+		echo "bench: layout $name: tenant #0 with $LBIG call logs, $((tenants - 1)) others of $calls..." >&2
+		"$W/fixturegen" -database-url "$dsn" -create-schema -layout scrambled -bulk -tenants "$tenants" -call-logs "$calls" \
+			-big-tenant-call-logs "$LBIG" >"$W/fixture-layout.json"
+		"$PGBIN/psql" "$dsn" -qAtX -c "VACUUM ANALYZE"
+		tenant=$(sed -n 's/.*"tenants":\["\([^"]*\)".*/\1/p' "$W/fixture-layout.json")
+		"$W/benchrun" -part layout -layout "$name" -database-url "$dsn" -purgeguard "$W/purgeguard" -pgbin "$PGBIN" \
+			-tenant "$tenant" -work "$W" -tables-config "$W/tables.yaml" -runs "$RUNS" -machine "$MACHINE_SHORT, load $(uptime | sed 's/.*load average: //')"
+		"$PGBIN/psql" "$PURGEGUARD_TEST_DATABASE_URL" -qAtX -c "DROP DATABASE $db"
+	done
+	echo "load after: $(uptime)"
 	exit
 fi
 

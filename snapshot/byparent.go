@@ -373,6 +373,13 @@ func byParentIDs(saved int64, parentRows float64) bool {
 	return float64(saved) <= keyedShareMax*parentRows
 }
 
+// SelectsByParentIDs reports whether Run selects a child table by the ids of its
+// parent's saved rows, rather than by joining back to the parent, given the
+// parent's rows the run saved (for all its tenants) and the planner's estimate of
+// the parent's rows (pg_class.reltuples; negative: never analysed). For tools that
+// render the selects Run makes (make bench's raw baseline).
+func SelectsByParentIDs(saved int64, parentRows float64) bool { return byParentIDs(saved, parentRows) }
+
 // parentShare returns the rows of u's parent table saved for u's tenants by this
 // run (known: the child waited for them) and the parent's estimated rows.
 func (e *exporter) parentShare(u unit) (saved int64, total float64) {
