@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -486,9 +488,11 @@ func (fr *fileRun) commit(rep *Report) error {
 	for i, r := range rep.Files {
 		byPath[r.Path] = i
 	}
+	dirs := map[string]bool{} // renamed into, synced once each after the renames
 	if fr.staged != nil {
 		err := fr.staged.each(func(s stagedFile) error {
-			if err := s.Commit(s.Replace); err != nil {
+			dirs[filepath.Dir(s.Target)] = true
+			if err := s.Rename(s.Replace); err != nil {
 				_ = s.Abort()
 				if failed++; failed <= maxNamed {
 					errs = append(errs, fmt.Errorf("restore: file %s: %w", s.Path, err))
@@ -509,10 +513,19 @@ func (fr *fileRun) commit(rep *Report) error {
 			return fmt.Errorf("restore: rows committed, but the staged files could not be read back (run the restore again to write them): %w", err)
 		}
 	}
+	var syncErrs []error
+	for _, d := range slices.Sorted(maps.Keys(dirs)) {
+		if err := place.SyncDir(d); err != nil {
+			syncErrs = append(syncErrs, err)
+		}
+	}
 	rep.total(fr.counts)
 	fr.removeJournals()
 	if failed > 0 {
 		return fmt.Errorf("restore: rows committed, but %d file(s) not placed (run the restore again to write them): %w", failed, errors.Join(errs...))
+	}
+	if len(syncErrs) > 0 {
+		return fmt.Errorf("restore: rows committed and files placed, but not every directory synced (a crash may lose renames: run the restore again): %w", errors.Join(syncErrs...))
 	}
 	return nil
 }

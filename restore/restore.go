@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"maps"
 	"slices"
+	"sync"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -237,7 +238,7 @@ func RunSteps(ctx context.Context, cfg *pgx.ConnConfig, store storage.Store, o O
 			return nil, err
 		}
 		// Nothing is written before every object this restore reads is known good.
-		if err := verify(ctx, store, m, tables, files); err != nil {
+		if err := verify(ctx, store, m, tables, files, so.FileJobs); err != nil {
 			return nil, err
 		}
 		preps[i] = prepared{o: so, m: m, tables: tables, files: files}
@@ -398,19 +399,27 @@ func selectTables(m *archive.Manifest, names []profile.TableName) ([]archive.Tab
 	return out, nil
 }
 
-func verify(ctx context.Context, s storage.Store, m *archive.Manifest, tables []archive.Table, files *fileSource) error {
+func verify(ctx context.Context, s storage.Store, m *archive.Manifest, tables []archive.Table, files *fileSource, jobs int) error {
 	chk, err := repository.NewChecker(s)
 	if err != nil {
 		return err
 	}
 	defer chk.Close()
+	var mu sync.Mutex
 	var probs []error
+	more := 0
 	keep := func(err error) error {
 		var ve *archive.VerifyError
 		if !errors.As(err, &ve) {
 			return err
 		}
-		probs = append(probs, err)
+		mu.Lock()
+		defer mu.Unlock()
+		if len(probs) < maxNamed {
+			probs = append(probs, err)
+		} else {
+			more++
+		}
 		return nil
 	}
 	for _, t := range tables {
@@ -420,18 +429,51 @@ func verify(ctx context.Context, s storage.Store, m *archive.Manifest, tables []
 			}
 		}
 	}
+	// The blobs, jobs at a time (each checker owns its decoder).
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	blobs := make(chan archive.File)
+	var wg sync.WaitGroup
+	for range max(jobs, 1) {
+		wg.Go(func() {
+			chk, err := repository.NewChecker(s)
+			if err != nil {
+				cancel(err)
+				return
+			}
+			defer chk.Close()
+			for f := range blobs {
+				if ctx.Err() != nil {
+					continue
+				}
+				if err := keep(chk.Blob(ctx, f)); err != nil {
+					cancel(err)
+				}
+			}
+		})
+	}
 	var seen repository.BlobsSeen
 	err = files.each(ctx, nil, func(f *restoreFile) error {
 		if f.notSaved || seen.Seen(f.SHA256) {
 			return nil
 		}
-		if err := chk.Blob(ctx, f.File); err != nil {
-			return keep(err)
+		select {
+		case blobs <- f.File:
+			return nil
+		case <-ctx.Done():
+			return context.Cause(ctx)
 		}
-		return nil
 	})
+	close(blobs)
+	wg.Wait()
+	if cause := context.Cause(ctx); cause != nil {
+		return cause
+	}
 	if err != nil {
 		return err
+	}
+	if more > 0 {
+		probs = append(probs, fmt.Errorf("%d more objects fail verification", more))
 	}
 	if len(probs) > 0 {
 		return fmt.Errorf("restore: snapshot %s fails verification, nothing written: %w", m.ID, errors.Join(probs...))

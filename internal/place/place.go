@@ -277,6 +277,16 @@ func (r Root) Stage(ctx context.Context, target, tag string, src io.Reader, a At
 // Commit renames the staged file onto its target and syncs the directory. Without
 // replace, an existing target is left alone and the error is ErrExists.
 func (s *Staged) Commit(replace bool) error {
+	if err := s.Rename(replace); err != nil {
+		return err
+	}
+	return syncDir(filepath.Dir(s.Target))
+}
+
+// Rename is Commit without the directory's sync: a caller placing many files
+// syncs each directory once, after its last rename (SyncDir), before it reports
+// them placed.
+func (s *Staged) Rename(replace bool) error {
 	var err error
 	if replace {
 		err = os.Rename(s.Temp, s.Target)
@@ -298,7 +308,15 @@ func (s *Staged) Commit(replace bool) error {
 	if err != nil {
 		return fmt.Errorf("place: rename %s: %w", s.Target, err)
 	}
-	return syncDir(filepath.Dir(s.Target))
+	return nil
+}
+
+// SyncDir syncs a directory, making the renames into it durable.
+func SyncDir(dir string) error {
+	if err := syncDir(dir); err != nil {
+		return fmt.Errorf("place: sync %s: %w", dir, err)
+	}
+	return nil
 }
 
 // Abort removes the staged file.
