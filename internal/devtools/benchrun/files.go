@@ -1,17 +1,20 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // filesBench measures, on a tenant whose rows name many small files (BENCH_PART=files,
-// a million by default), the peak RSS of snapshot, verify, restore (its files into an
-// empty --files-root; the rows are present) and prune (keep-last 1: it marks every
+// a million by default), the peak RSS of snapshot, verify, restore (of the tenant
+// purged first, its files into an empty --files-root) and prune (keep-last 1: it marks every
 // blob of the snapshot), and the files' throughput against `tar -c DIR | zstd -3 >
 // out` and `zstd -dc out | tar -x`, on the same files and disk. One run of each: a
 // million files take minutes per command.
@@ -57,6 +60,18 @@ func filesBench(dsn, bin, work, cfg, tenant, recordings string, files int) error
 	if err := os.MkdirAll(restored, 0o755); err != nil {
 		return err
 	}
+	// The tenant is purged before the restore, as a restore follows a purge: its rows
+	// go straight in (COPY), its files into the empty --files-root.
+	purge := func() error {
+		ctx := context.Background()
+		conn, err := pgx.Connect(ctx, dsn)
+		if err != nil {
+			return err
+		}
+		defer conn.Close(ctx)
+		_, err = conn.Exec(ctx, "DELETE FROM call_logd_tenant WHERE uuid = $1", tenant)
+		return err
+	}
 	var ms []measure
 	for _, s := range []struct {
 		name string
@@ -67,6 +82,11 @@ func filesBench(dsn, bin, work, cfg, tenant, recordings string, files int) error
 		{"restore", []string{"restore", "--tenant", tenant, "--files-root", restored}},
 		{"prune", []string{"prune", "--keep-last", "1"}},
 	} {
+		if s.name == "restore" {
+			if err := purge(); err != nil {
+				return fmt.Errorf("purge before the restore: %w", err)
+			}
+		}
 		m, err := step(s.name, s.args...)
 		if err != nil {
 			return err
