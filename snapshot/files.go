@@ -335,6 +335,7 @@ func (e *exporter) saveOpen(ctx context.Context, enc *zstd.Encoder, path string,
 			// The shield uploaded this very content (same inode, size and mtime):
 			// no hashing, no HEAD.
 			f.Size, f.Mode, f.ModTime, f.SHA256 = st.Size(), uint32(st.Mode().Perm()), st.ModTime().UTC(), hex.EncodeToString(sum[:])
+			f.Owner = archiveOwner(place.OwnerOf(st, &e.names))
 			f.StoredBytes = stored
 			ev.Bytes = st.Size()
 			e.mu.Lock()

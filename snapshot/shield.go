@@ -33,6 +33,9 @@ type ShieldCopy struct {
 	StoredBytes int64 // of its blob, when stored
 	Mode        uint32
 	ModTime     time.Time
+	// UID and GID own the lost file; HasOwner is false when the shield did not say.
+	UID, GID uint32
+	HasOwner bool
 	// Link is a hard link holding the content on this host ("" once removed): the
 	// snapshot reads it like the file itself; without it, the blob must be stored.
 	Link string
@@ -75,6 +78,12 @@ func (e *exporter) fromShield(ctx context.Context, enc *zstd.Encoder, p filePath
 		return f, ev, false, err
 	}
 	f.Size, f.Mode, f.ModTime, f.SHA256, f.StoredBytes = c.Size, c.Mode, c.ModTime.UTC(), fmt.Sprintf("%x", c.SHA256), info.Size
+	if c.HasOwner {
+		// The blob has no owner of its own: the shield's record says who owned the
+		// file (call-logd reads recordings through their group).
+		uid, gid := int(c.UID), int(c.GID)
+		f.Owner = &archive.Owner{UID: c.UID, GID: c.GID, User: e.names.User(uid), Group: e.names.Group(gid)}
+	}
 	ev.Bytes = c.Size
 	e.mu.Lock()
 	err = e.reuse(c.SHA256, false)

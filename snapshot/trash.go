@@ -32,9 +32,10 @@ type TrashBatch struct {
 // Tenants need not be in the root table any more. Options.Tenants and
 // Options.Retention are ignored. On error nothing is committed.
 //
-// Files a row names but the disk no longer holds are recorded as missing: the file
-// shield, once there, is where they would be taken from instead (saveFile is the
-// place; the trash changes nothing to it).
+// Files a row names but the disk no longer holds (call-logd's remove_tenant()
+// unlinks them before it deletes the rows) are taken from Options.Shield, its link
+// or its blob, as Run takes them, and recorded as missing only when the shield has
+// no copy either.
 func RunTrash(ctx context.Context, cfg *pgx.ConnConfig, store storage.Store, o Options, batches []TrashBatch) ([]Snapshot, error) {
 	o.defaults()
 	o.Retention, o.Tenants = nil, nil

@@ -181,5 +181,5 @@ func (a shieldAdapter) Lost(ctx context.Context, path string) (snapshot.ShieldCo
 		return snapshot.ShieldCopy{}, ok, err
 	}
 	return snapshot.ShieldCopy{SHA256: c.Sum, Size: c.Size, StoredBytes: c.StoredBytes, Mode: c.Mode,
-		ModTime: c.ModTime, Link: c.Link}, true, nil
+		ModTime: c.ModTime, UID: c.UID, GID: c.GID, HasOwner: true, Link: c.Link}, true, nil
 }

@@ -102,6 +102,9 @@ func runTrashSave(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	// Files the service removed before its rows went (remove_tenant() unlinks the
+	// recordings first) are taken from the shield's link or blob.
+	so.Shield = snapshotShield(e, store)
 	res, err := guard.SaveTrash(c.Context, cfg, store, guard.TrashOptions{Snapshot: so, Reason: c.String(flagReason),
 		NoWait: c.Bool("no-wait"), Log: e.log})
 	prog.done(err == nil)

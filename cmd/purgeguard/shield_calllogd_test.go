@@ -115,23 +115,7 @@ func TestShield_CallLogdRemoveTenant(t *testing.T) {
 		t.Fatal(err)
 	}
 	victim := res.Tenants[1]
-	rows, err := conn.Query(ctx, `SELECT r.path FROM call_logd_recording r JOIN call_logd_call_log c ON c.id = r.call_log_id
-		WHERE c.tenant_uuid = $1 AND r.path IS NOT NULL UNION ALL
-		SELECT path FROM call_logd_export WHERE tenant_uuid = $1 AND path IS NOT NULL ORDER BY 1`, victim)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var named []string
-	for rows.Next() {
-		var p string
-		if err := rows.Scan(&p); err != nil {
-			t.Fatal(err)
-		}
-		named = append(named, p)
-	}
-	if rows.Err() != nil {
-		t.Fatal(rows.Err())
-	}
+	named := tenantPaths(t, conn, victim)
 	// The tenant's directory belongs to www-data (33), 0750; one recording to another
 	// user and group, 0640, another 0600.
 	tenantDir := filepath.Join(rec, victim.String())
@@ -162,58 +146,8 @@ func TestShield_CallLogdRemoveTenant(t *testing.T) {
 	if odd < 2 || len(want) < 10 {
 		t.Fatalf("fixture: %d files of the tenant, %d changed owners: too few to test", len(want), odd)
 	}
-	var total int
-	for _, root := range []string{rec, exp} {
-		_ = filepath.WalkDir(root, func(_ string, d os.DirEntry, err error) error {
-			if err == nil && d.Type().IsRegular() {
-				total++
-			}
-			return err
-		})
-	}
-
-	b := testenv.MinIO(t)
-	cfgFile := filepath.Join(dir, "purgeguard.yaml")
-	yaml := fmt.Sprintf("storage:\n  s3:\n    insecure: true\nfiles:\n  - table: public.call_logd_recording\n    column: path\n    root: %s\n"+
-		"  - table: public.call_logd_export\n    column: path\n    root: %s\nshield:\n  index: %s\n  settle: 1s\n",
-		rec, exp, filepath.Join(dir, "state", "index.db"))
-	if err := os.WriteFile(cfgFile, []byte(yaml), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	env := map[string]string{
-		"PURGEGUARD_DATABASE_URL": dsn, "PURGEGUARD_CONFIG": cfgFile,
-		"PURGEGUARD_STORAGE_URL": b.URL("calllogd"), "PURGEGUARD_S3_ENDPOINT": b.Endpoint,
-		"AWS_ACCESS_KEY_ID": b.AccessKey, "AWS_SECRET_ACCESS_KEY": b.SecretKey, "AWS_REGION": b.Region,
-	}
-	var procEnv []string
-	for k, v := range env {
-		procEnv = append(procEnv, k+"="+v)
-	}
-
-	// The shield, as its own process.
-	addr := freeAddr(t)
-	sh := exec.Command(purgeguardBinary(t), "shield", "--metrics-listen", addr)
-	sh.Env = append(os.Environ(), procEnv...)
-	logFile, err := os.Create(filepath.Join(dir, "shield.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	sh.Stderr = logFile
-	if err := sh.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = sh.Process.Signal(syscall.SIGTERM)
-		_ = sh.Wait()
-		if t.Failed() {
-			b, _ := os.ReadFile(logFile.Name())
-			t.Logf("shield log:\n%s", b)
-		}
-	})
-	waitUntil(t, "every file shielded and uploaded", func() bool {
-		m := scrape(addr)
-		return m["purgeguard_shield_files"] == float64(total) && m["purgeguard_shield_upload_queue"] == 0
-	})
+	env, procEnv, cfgFile := callLogdShieldEnv(t, dir, dsn, rec, exp)
+	addr := startShield(t, procEnv, dir, countFiles(rec, exp))
 
 	snapshotSkipsHeads(t, env, cfgFile, dsn, res.Tenants[0])
 
@@ -378,4 +312,89 @@ func snapshotSkipsHeads(t *testing.T, vars map[string]string, cfgFile, dsn strin
 	if saved == 0 {
 		t.Fatal("no file saved: nothing tested")
 	}
+}
+
+// tenantPaths lists the recording and export paths tenant's rows name.
+func tenantPaths(t *testing.T, conn *pgx.Conn, tenant uuid.UUID) []string {
+	t.Helper()
+	rows, err := conn.Query(testenv.Context(t), `SELECT r.path FROM call_logd_recording r JOIN call_logd_call_log c ON c.id = r.call_log_id
+		WHERE c.tenant_uuid = $1 AND r.path IS NOT NULL UNION ALL
+		SELECT path FROM call_logd_export WHERE tenant_uuid = $1 AND path IS NOT NULL ORDER BY 1`, tenant)
+	if err != nil {
+		t.Fatal(err)
+	}
+	named, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return named
+}
+
+// startShield runs the shield as its own process (its log in dir) and waits until
+// it has linked and uploaded the total files under its roots; it returns the
+// metrics address.
+func startShield(t *testing.T, procEnv []string, dir string, total int) string {
+	t.Helper()
+	addr := freeAddr(t)
+	sh := exec.Command(purgeguardBinary(t), "shield", "--metrics-listen", addr)
+	sh.Env = append(os.Environ(), procEnv...)
+	logFile, err := os.Create(filepath.Join(dir, "shield.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sh.Stderr = logFile
+	if err := sh.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = sh.Process.Signal(syscall.SIGTERM)
+		_ = sh.Wait()
+		if t.Failed() {
+			b, _ := os.ReadFile(logFile.Name())
+			t.Logf("shield log:\n%s", b)
+		}
+	})
+	waitUntil(t, "every file shielded and uploaded", func() bool {
+		m := scrape(addr)
+		return m["purgeguard_shield_files"] == float64(total) && m["purgeguard_shield_upload_queue"] == 0
+	})
+	return addr
+}
+
+// countFiles counts the regular files under roots.
+func countFiles(roots ...string) int {
+	var total int
+	for _, root := range roots {
+		_ = filepath.WalkDir(root, func(_ string, d os.DirEntry, err error) error {
+			if err == nil && d.Type().IsRegular() {
+				total++
+			}
+			return err
+		})
+	}
+	return total
+}
+
+// callLogdShieldEnv writes a configuration with call-logd's two file columns under rec and
+// exp and the shield's index in dir, storage on MinIO; it returns the variables for
+// runCLI, the same as a process environment, and the configuration file.
+func callLogdShieldEnv(t *testing.T, dir, dsn, rec, exp string) (env map[string]string, procEnv []string, cfgFile string) {
+	t.Helper()
+	b := testenv.MinIO(t)
+	cfgFile = filepath.Join(dir, "purgeguard.yaml")
+	yaml := fmt.Sprintf("storage:\n  s3:\n    insecure: true\nfiles:\n  - table: public.call_logd_recording\n    column: path\n    root: %s\n"+
+		"  - table: public.call_logd_export\n    column: path\n    root: %s\nshield:\n  index: %s\n  settle: 1s\n",
+		rec, exp, filepath.Join(dir, "state", "index.db"))
+	if err := os.WriteFile(cfgFile, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env = map[string]string{
+		"PURGEGUARD_DATABASE_URL": dsn, "PURGEGUARD_CONFIG": cfgFile,
+		"PURGEGUARD_STORAGE_URL": b.URL("calllogd"), "PURGEGUARD_S3_ENDPOINT": b.Endpoint,
+		"AWS_ACCESS_KEY_ID": b.AccessKey, "AWS_SECRET_ACCESS_KEY": b.SecretKey, "AWS_REGION": b.Region,
+	}
+	for k, v := range env {
+		procEnv = append(procEnv, k+"="+v)
+	}
+	return env, procEnv, cfgFile
 }

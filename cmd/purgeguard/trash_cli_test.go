@@ -106,10 +106,9 @@ func trashRows(t *testing.T, conn *pgx.Conn) int64 {
 // call-logd's remove_tenant(), run outside guard with the capturing fence: it
 // succeeds (the service keeps working), every row it deleted or emptied is in the
 // trash, and trash save then restore bring back every table exactly.
-//
 // Files: remove_tenant() unlinks the tenant's recordings first; without the file
-// shield (issue 12) the trash snapshot records them as missing, so this test checks
-// the rows only.
+// shield the trash snapshot records them as missing, so this test checks the rows
+// only (TestCLI_TrashRemoveTenantWithShield checks the files).
 func TestCLI_TrashRemoveTenant(t *testing.T) {
 	env, res, _ := cliEnv(t)
 	dsn := env["PURGEGUARD_DATABASE_URL"]
@@ -341,9 +340,12 @@ func TestCLI_TrashSaveKill9(t *testing.T) {
 }
 
 type trashSnapshot struct {
-	Snapshot string `json:"snapshot"`
-	Rows     int64  `json:"rows"`
-	Scope    struct {
+	Snapshot  string `json:"snapshot"`
+	Rows      int64  `json:"rows"`
+	Files     int    `json:"files"`
+	Missing   int    `json:"missing_files"`
+	Recovered int    `json:"recovered_files"`
+	Scope     struct {
 		Kind string `json:"kind"`
 	} `json:"scope"`
 }
