@@ -4,10 +4,14 @@ package fence
 // trash, the retention approvals, the journal of trash saves, and the fence's mode.
 // Installing refuse mode creates them too, so switching modes keeps them.
 //
-// The trash has one index, the one every reader goes through (table, then tenant;
-// NULL tenants are the rows Resolve still has to attribute), and a partial one for
-// the few rows deleted from a partition: each capture costs an index insert, and
-// the capture is in the service's own DELETE.
+// The trash has one index, on the capturing transaction: each capture costs an
+// index insert, and the capture is in the service's own DELETE. A transaction id
+// only grows, so each insert goes to the index's rightmost page (an index on
+// table and tenant, as earlier versions had, cost more than the DELETE itself).
+// Readers select by transaction (trash save, a child's capture looking up its
+// parent's kept rows) or read the whole trash. A partial index lists the few rows
+// deleted from a partition. ref is, for a table whose children cannot tell their
+// tenant, the key they reference (see captureFunctions).
 const createCaptureSQL = `
 CREATE TABLE IF NOT EXISTS purgeguard.setting (
 	name text PRIMARY KEY,
@@ -23,9 +27,12 @@ CREATE TABLE IF NOT EXISTS purgeguard.trash (
 	tenant text,
 	xid xid8 NOT NULL DEFAULT pg_current_xact_id(),
 	at timestamptz NOT NULL DEFAULT statement_timestamp(),
-	row text NOT NULL
+	row text NOT NULL,
+	ref text
 );
-CREATE INDEX IF NOT EXISTS trash_table_tenant ON purgeguard.trash (table_schema, table_name, tenant);
+ALTER TABLE purgeguard.trash ADD COLUMN IF NOT EXISTS ref text;
+DROP INDEX IF EXISTS purgeguard.trash_table_tenant;
+CREATE INDEX IF NOT EXISTS trash_xid ON purgeguard.trash (xid);
 CREATE INDEX IF NOT EXISTS trash_partition ON purgeguard.trash (table_schema, table_name, rel_schema, rel_name)
 	WHERE rel_name IS NOT NULL;
 CREATE TABLE IF NOT EXISTS purgeguard.retention_approval (
@@ -60,30 +67,21 @@ CREATE TABLE IF NOT EXISTS purgeguard.trash_save (
 // row_text writes a record's text form under fixed output settings, so that it reads
 // back the same whatever the deleting session set (a DateStyle of SQL, DMY, a
 // sql_standard IntervalStyle or a lowered extra_float_digits would otherwise change
-// what is kept). The triggers call it only when the session's settings differ from
-// those: setting five parameters for every row is most of a capture's cost. The
-// others (TimeZone: a timestamptz's text carries its offset; bytea_output: both
-// forms read back) never change the value read back.
+// what is kept). capture_update calls it only when the session's settings differ
+// from those: setting five parameters for every row is most of a row capture's
+// cost. The others (TimeZone: a timestamptz's text carries its offset;
+// bytea_output: both forms read back) never change the value read back. The
+// generated delete functions set them once per statement instead.
 //
-// capture_delete, BEFORE DELETE FOR EACH ROW on every table of the graph (on a
-// partitioned table, cloned by PostgreSQL onto every partition, present and future):
-//
-//	TG_ARGV[0], [1]  the graph table (a partition's clone keeps its parent's)
-//	TG_ARGV[2]       the column holding the row's tenant, '' if the row alone does not tell
-//	TG_ARGV[3]       'own' when that column is the tenant the trash files the row under
-//
-// A row is let go without a copy when its tenant has a live approval (guard), or a
-// live retention approval for this table covers it (older than the cut-off). A row
-// whose tenant it cannot read is let go only inside a cascade (trigger depth > 1) of
-// a transaction that has let an approved row go and captured none: its parent was
-// approved. Every other row is kept.
-//
-// The triggers' WHEN clauses (wanted) keep the function from being called at all
-// for the rows of an approved purge: a row of the tenant last approved in the
-// transaction (purgeguard.approved_tenant), and a row without a tenant column in a
-// cascade of a transaction that approved and kept nothing. Those settings are the
-// transaction's own (set_config local): a statement of the service could set them
-// too — the fence guards against mistakes, not against the service's own SQL.
+// The deletes themselves are kept by statement triggers calling a function
+// generated per table (capture_stmt.go). mark_delete, BEFORE DELETE FOR EACH ROW on
+// the root only (TG_ARGV[0] its key column), marks the transaction before any
+// cascade runs: purgeguard.approved when it deletes an approved tenant,
+// purgeguard.captured when it deletes one that is not (its row will be kept). The
+// cascades' SET NULL updates run before any statement trigger fires, and
+// capture_update reads those marks. The settings are the transaction's own
+// (set_config local): a statement of the service could set them too — the fence
+// guards against mistakes, not against the service's own SQL.
 //
 // capture_update, BEFORE UPDATE OF the watched columns FOR EACH ROW, WHEN one of them
 // is emptied: the old row is kept, unless a cascade of an approved purge empties it,
@@ -96,48 +94,24 @@ SET extra_float_digits = 1 SET bytea_output = 'hex'
 AS $fence$ SELECT r::text $fence$;
 REVOKE ALL ON FUNCTION purgeguard.row_text(anyelement) FROM PUBLIC;
 
-CREATE OR REPLACE FUNCTION purgeguard.capture_delete() RETURNS trigger
+CREATE OR REPLACE FUNCTION purgeguard.mark_delete() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fence$
 DECLARE
-	j json;
-	tenant_text text;
+	key_text text;
 BEGIN
-	IF TG_ARGV[2] <> '' THEN
-		j := row_to_json(OLD);
-		tenant_text := j ->> TG_ARGV[2];
-		IF tenant_text IS NOT NULL AND (
-			EXISTS (SELECT 1 FROM purgeguard.approval a WHERE a.tenant = tenant_text AND a.expires_at > now())
-			OR EXISTS (SELECT 1 FROM purgeguard.retention_approval r
-				WHERE r.tenant = tenant_text AND r.table_schema = TG_ARGV[0] AND r.table_name = TG_ARGV[1]
-					AND r.null_table IS NULL AND r.expires_at > now()
-					AND (j ->> r.time_column)::timestamptz < r.cutoff))
-		THEN
-			IF current_setting('purgeguard.approved', true) IS DISTINCT FROM 'on' THEN
-				PERFORM set_config('purgeguard.approved', 'on', true);
-			END IF;
-			IF current_setting('purgeguard.approved_tenant', true) IS DISTINCT FROM tenant_text THEN
-				PERFORM set_config('purgeguard.approved_tenant', tenant_text, true);
-			END IF;
-			RETURN OLD;
+	EXECUTE format('SELECT ($1).%I::text', TG_ARGV[0]) INTO key_text USING OLD;
+	IF key_text IS NOT NULL AND EXISTS (
+		SELECT 1 FROM purgeguard.approval a WHERE a.tenant = key_text AND a.expires_at > now()) THEN
+		IF current_setting('purgeguard.approved', true) IS DISTINCT FROM 'on' THEN
+			PERFORM set_config('purgeguard.approved', 'on', true);
 		END IF;
-	ELSIF pg_trigger_depth() > 1 AND current_setting('purgeguard.approved', true) = 'on'
-		AND current_setting('purgeguard.captured', true) IS DISTINCT FROM 'on' THEN
-		RETURN OLD;
-	END IF;
-	INSERT INTO purgeguard.trash (table_schema, table_name, rel_schema, rel_name, op, tenant, row)
-	VALUES (TG_ARGV[0], TG_ARGV[1],
-		CASE WHEN TG_TABLE_SCHEMA <> TG_ARGV[0] OR TG_TABLE_NAME <> TG_ARGV[1] THEN TG_TABLE_SCHEMA END,
-		CASE WHEN TG_TABLE_SCHEMA <> TG_ARGV[0] OR TG_TABLE_NAME <> TG_ARGV[1] THEN TG_TABLE_NAME END,
-		'delete', CASE WHEN TG_ARGV[3] = 'own' THEN tenant_text END,
-		CASE WHEN current_setting('DateStyle') LIKE 'ISO%' AND current_setting('IntervalStyle') = 'postgres'
-			AND current_setting('extra_float_digits')::int >= 1 THEN OLD::text ELSE purgeguard.row_text(OLD) END);
-	IF current_setting('purgeguard.captured', true) IS DISTINCT FROM 'on' THEN
+	ELSIF current_setting('purgeguard.captured', true) IS DISTINCT FROM 'on' THEN
 		PERFORM set_config('purgeguard.captured', 'on', true);
 	END IF;
 	RETURN OLD;
 END
 $fence$;
-REVOKE ALL ON FUNCTION purgeguard.capture_delete() FROM PUBLIC;
+REVOKE ALL ON FUNCTION purgeguard.mark_delete() FROM PUBLIC;
 
 CREATE OR REPLACE FUNCTION purgeguard.capture_update() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fence$
@@ -184,5 +158,5 @@ REVOKE ALL ON FUNCTION purgeguard.capture_update() FROM PUBLIC;`
 
 // dropCaptureSQL drops what createCaptureSQL and createCaptureFunctionsSQL create.
 const dropCaptureSQL = `
-DROP FUNCTION IF EXISTS purgeguard.capture_delete(), purgeguard.capture_update(), purgeguard.row_text(anyelement);
+DROP FUNCTION IF EXISTS purgeguard.capture_delete(), purgeguard.mark_delete(), purgeguard.capture_update(), purgeguard.row_text(anyelement);
 DROP TABLE IF EXISTS purgeguard.trash, purgeguard.retention_approval, purgeguard.trash_save, purgeguard.setting;`

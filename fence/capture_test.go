@@ -142,7 +142,7 @@ func TestCapture_SwitchModesAndUninstall(t *testing.T) {
 		t.Errorf("approved delete after switching: %d rows, want 1", n)
 	}
 	if names := e.fenceTriggers(t); slices.ContainsFunc(names, func(s string) bool {
-		return slices.Contains([]string{fence.CaptureTrigger, fence.CaptureUpdateTrigger}, lastWord(s))
+		return slices.Contains([]string{fence.CaptureTrigger, fence.CaptureUpdateTrigger, fence.MarkTrigger}, lastWord(s))
 	}) {
 		t.Errorf("capture triggers left in refuse mode: %v", names)
 	}

@@ -30,12 +30,17 @@ const (
 	Schema               = "purgeguard"
 	DeleteTrigger        = "purgeguard_fence"          // refuse mode: BEFORE DELETE FOR EACH ROW on the root
 	TruncateTrigger      = "purgeguard_fence_truncate" // BEFORE TRUNCATE on every fenced table
-	CaptureTrigger       = "purgeguard_capture"        // capture mode: BEFORE DELETE FOR EACH ROW on every graph table
+	CaptureTrigger       = "purgeguard_capture_delete" // capture mode: AFTER DELETE FOR EACH STATEMENT on every graph table and partition
 	CaptureUpdateTrigger = "purgeguard_capture_update" // capture mode: BEFORE UPDATE OF emptied columns
+	MarkTrigger          = "purgeguard_mark"           // capture mode: BEFORE DELETE FOR EACH ROW on the root, marking approved deletes
 )
 
+// legacyCaptureTrigger is the row trigger earlier versions captured deletes with:
+// Install and Uninstall remove it.
+const legacyCaptureTrigger = "purgeguard_capture"
+
 // triggerNames are every name the fence gives its triggers.
-var triggerNames = []string{DeleteTrigger, TruncateTrigger, CaptureTrigger, CaptureUpdateTrigger}
+var triggerNames = []string{DeleteTrigger, TruncateTrigger, CaptureTrigger, CaptureUpdateTrigger, MarkTrigger, legacyCaptureTrigger}
 
 // Modes of the fence.
 const (

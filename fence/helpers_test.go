@@ -212,7 +212,7 @@ func (e *env) fenceTriggers(t *testing.T) []string {
 	t.Helper()
 	rows, err := e.admin.Query(e.ctx, `
 		SELECT tgrelid::regclass::text || ' ' || tgname FROM pg_trigger
-		WHERE tgname IN ($1, $2, $3, $4) ORDER BY 1`, fence.DeleteTrigger, fence.TruncateTrigger, fence.CaptureTrigger, fence.CaptureUpdateTrigger)
+		WHERE tgname IN ($1, $2, $3, $4, $5) ORDER BY 1`, fence.DeleteTrigger, fence.TruncateTrigger, fence.CaptureTrigger, fence.CaptureUpdateTrigger, fence.MarkTrigger)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -77,7 +77,7 @@ func install(ctx context.Context, conn *pgx.Conn, g *catalog.Graph, mode string,
 		if err := checkKey(ctx, tx, g.Root, g.Key); err != nil {
 			return err
 		}
-		tables, err := graphTables(ctx, tx, g)
+		tables, partitions, err := graphRelations(ctx, tx, g)
 		if err != nil {
 			return err
 		}
@@ -93,9 +93,14 @@ func install(ctx context.Context, conn *pgx.Conn, g *catalog.Graph, mode string,
 		if err := installDDLGuard(ctx, tx); err != nil {
 			return err
 		}
-		want, err := wanted(g, mode, tables, watch)
+		want, funcs, err := wanted(g, mode, tables, partitions, watch)
 		if err != nil {
 			return err
+		}
+		for _, f := range funcs {
+			if err := f.create(ctx, tx); err != nil {
+				return err
+			}
 		}
 		if err := dropStale(ctx, tx, tables, want); err != nil {
 			return err
@@ -104,6 +109,13 @@ func install(ctx context.Context, conn *pgx.Conn, g *catalog.Graph, mode string,
 			if err := tr.create(ctx, tx); err != nil {
 				return err
 			}
+		}
+		if err := dropCaptureFunctions(ctx, tx, funcs); err != nil {
+			return err
+		}
+		// Earlier versions' row capture function, its triggers gone with dropStale.
+		if _, err := tx.Exec(ctx, "DROP FUNCTION IF EXISTS purgeguard.capture_delete()"); err != nil {
+			return fmt.Errorf("drop the former capture function: %w", err)
 		}
 		if _, err := tx.Exec(ctx, `INSERT INTO purgeguard.setting (name, value) VALUES ('mode', $1)
 			ON CONFLICT (name) DO UPDATE SET value = excluded.value`, mode); err != nil {
@@ -192,6 +204,9 @@ func uninstallGraph(ctx context.Context, conn *pgx.Conn, g *catalog.Graph, force
 // role named purgeguard has the schema first on its default search_path ("$user"),
 // so its unqualified CREATE TABLE lands there: CASCADE would drop that table too.
 func dropSchema(ctx context.Context, tx pgx.Tx) error {
+	if err := dropCaptureFunctions(ctx, tx, nil); err != nil {
+		return err
+	}
 	if _, err := tx.Exec(ctx, dropCaptureSQL+dropObjectsSQL); err != nil {
 		return fmt.Errorf("drop the fence's functions and tables: %w", err)
 	}

@@ -12,6 +12,14 @@ import (
 // graphTables returns the tables to fence: the root, g's tables, and every partition
 // below g's partitioned tables, each once, in that order.
 func graphTables(ctx context.Context, tx pgx.Tx, g *catalog.Graph) ([]catalog.Name, error) {
+	tables, _, err := graphRelations(ctx, tx, g)
+	return tables, err
+}
+
+// graphRelations is graphTables, with the partitions below each of g's partitioned
+// tables (sub-partitions included).
+func graphRelations(ctx context.Context, tx pgx.Tx, g *catalog.Graph) ([]catalog.Name, map[catalog.Name][]catalog.Name, error) {
+	partitions := map[catalog.Name][]catalog.Name{}
 	seen := map[catalog.Name]bool{}
 	var out []catalog.Name
 	add := func(n catalog.Name) {
@@ -28,13 +36,14 @@ func graphTables(ctx context.Context, tx pgx.Tx, g *catalog.Graph) ([]catalog.Na
 		}
 		parts, err := queryNames(ctx, tx, partitionsSQL, t.Name.Schema, t.Name.Table)
 		if err != nil {
-			return nil, fmt.Errorf("partitions of %s: %w", t.Name, err)
+			return nil, nil, fmt.Errorf("partitions of %s: %w", t.Name, err)
 		}
+		partitions[t.Name] = parts
 		for _, p := range parts {
 			add(p)
 		}
 	}
-	return out, nil
+	return out, partitions, nil
 }
 
 // fencedTables returns the tables purgeguard.fenced records; none without the fence.

@@ -64,61 +64,54 @@ func (p planned) create(ctx context.Context, tx pgx.Tx) error {
 
 // wanted plans the triggers of mode: in both, the TRUNCATE trigger on every table;
 // in refuse mode the DELETE trigger on the root; in capture mode the capturing
-// DELETE trigger on every table of g (partitions get it from their parent) and the
-// capturing UPDATE trigger on every table with a watched column or a column a purge
-// sets to NULL or DEFAULT.
-func wanted(g *catalog.Graph, mode string, tables []catalog.Name, watch []Column) ([]planned, error) {
+// statement trigger on every table of g and every partition below a partitioned
+// one, calling each table's generated function (returned too), the approval
+// marking row trigger on the root, and the capturing UPDATE trigger on every table
+// with a watched column or a column a purge sets to NULL or DEFAULT.
+func wanted(g *catalog.Graph, mode string, tables []catalog.Name, partitions map[catalog.Name][]catalog.Name, watch []Column) ([]planned, []captureFunction, error) {
 	var out []planned
+	var funcs []captureFunction
 	switch mode {
 	case ModeRefuse:
 		arg, err := quoteLiteral(g.Key)
 		if err != nil {
-			return nil, fmt.Errorf("key column: %w", err)
+			return nil, nil, fmt.Errorf("key column: %w", err)
 		}
 		out = append(out, planned{trigger{g.Root, DeleteTrigger}, "CREATE OR REPLACE TRIGGER " + pgx.Identifier{DeleteTrigger}.Sanitize() +
 			" BEFORE DELETE ON " + g.Root.Sanitize() +
 			" FOR EACH ROW EXECUTE FUNCTION purgeguard.refuse_unapproved_delete(" + arg + ")"})
 	case ModeCapture:
+		var err error
+		if funcs, err = captureFunctions(g, partitions); err != nil {
+			return nil, nil, err
+		}
+		for _, f := range funcs {
+			for _, rel := range f.rels {
+				out = append(out, captureTrigger(rel, f))
+			}
+		}
+		arg, err := quoteLiteral(g.Key)
+		if err != nil {
+			return nil, nil, fmt.Errorf("key column: %w", err)
+		}
+		out = append(out, planned{trigger{g.Root, MarkTrigger}, "CREATE OR REPLACE TRIGGER " + pgx.Identifier{MarkTrigger}.Sanitize() +
+			" BEFORE DELETE ON " + g.Root.Sanitize() +
+			" FOR EACH ROW EXECUTE FUNCTION purgeguard.mark_delete(" + arg + ")"})
 		for _, t := range g.Tables {
-			col, own := trash.TenantColumn(g, t)
-			ownArg := ""
-			if own {
-				ownArg = "own"
-			}
-			args, err := quoteArgs(t.Name.Schema, t.Name.Table, col, ownArg)
-			if err != nil {
-				return nil, fmt.Errorf("table %s: %w", t.Name, err)
-			}
-			out = append(out, planned{trigger{t.Name, CaptureTrigger}, "CREATE OR REPLACE TRIGGER " + pgx.Identifier{CaptureTrigger}.Sanitize() +
-				" BEFORE DELETE ON " + t.Name.Sanitize() +
-				" FOR EACH ROW WHEN (" + captureWhen(col) + ") EXECUTE FUNCTION purgeguard.capture_delete(" + args + ")"})
+			col, _ := trash.TenantColumn(g, t)
 			if sql, ok := updateTrigger(t, col, watch); ok {
 				out = append(out, planned{trigger{t.Name, CaptureUpdateTrigger}, sql})
 			}
 		}
 	default:
-		return nil, fmt.Errorf("mode %q: want %s or %s", mode, ModeRefuse, ModeCapture)
+		return nil, nil, fmt.Errorf("mode %q: want %s or %s", mode, ModeRefuse, ModeCapture)
 	}
 	for _, t := range tables {
 		out = append(out, planned{trigger{t, TruncateTrigger}, "CREATE OR REPLACE TRIGGER " + pgx.Identifier{TruncateTrigger}.Sanitize() +
 			" BEFORE TRUNCATE ON " + t.Sanitize() +
 			" FOR EACH STATEMENT EXECUTE FUNCTION purgeguard.refuse_truncate()"})
 	}
-	return out, nil
-}
-
-// captureWhen renders the capturing DELETE trigger's WHEN clause: the executor
-// evaluates it without calling the function, which is what an approved purge of a
-// million rows must not pay for each. A row whose tenant column names the tenant
-// the transaction last let go with an approval is that tenant's too; a row without
-// a tenant column, deleted by a cascade (depth > 0 before the function runs) in a
-// transaction that has approved and kept nothing, belongs to an approved parent.
-func captureWhen(tenantCol string) string {
-	if tenantCol != "" {
-		return "OLD." + pgx.Identifier{tenantCol}.Sanitize() + "::text IS DISTINCT FROM current_setting('purgeguard.approved_tenant', true)"
-	}
-	return "NOT (pg_trigger_depth() > 0 AND current_setting('purgeguard.approved', true) IS NOT DISTINCT FROM 'on'" +
-		" AND current_setting('purgeguard.captured', true) IS DISTINCT FROM 'on')"
+	return out, funcs, nil
 }
 
 // updateTrigger renders the capturing UPDATE trigger of t, if t has columns to
