@@ -9,8 +9,9 @@ package fence
 // only grows, so each insert goes to the index's rightmost page (an index on
 // table and tenant, as earlier versions had, cost more than the DELETE itself).
 // Readers select by transaction (trash save, a child's capture looking up its
-// parent's kept rows) or read the whole trash. A partial index lists the few rows
-// deleted from a partition. ref is, for a table whose children cannot tell their
+// parent's kept rows) or read the whole trash. Partial indexes list the few rows
+// deleted from a partition, the emptied rows (kept row by row anyway) and the rows
+// not attributed to a tenant yet (trash save looks for them first). ref is, for a table whose children cannot tell their
 // tenant, the key they reference (see captureFunctions).
 const createCaptureSQL = `
 CREATE TABLE IF NOT EXISTS purgeguard.setting (
@@ -33,6 +34,8 @@ CREATE TABLE IF NOT EXISTS purgeguard.trash (
 ALTER TABLE purgeguard.trash ADD COLUMN IF NOT EXISTS ref text;
 DROP INDEX IF EXISTS purgeguard.trash_table_tenant;
 CREATE INDEX IF NOT EXISTS trash_xid ON purgeguard.trash (xid);
+CREATE INDEX IF NOT EXISTS trash_update ON purgeguard.trash (table_schema, table_name) WHERE op = 'update';
+CREATE INDEX IF NOT EXISTS trash_unattributed ON purgeguard.trash (table_schema, table_name) WHERE tenant IS NULL;
 CREATE INDEX IF NOT EXISTS trash_partition ON purgeguard.trash (table_schema, table_name, rel_schema, rel_name)
 	WHERE rel_name IS NOT NULL;
 CREATE TABLE IF NOT EXISTS purgeguard.retention_approval (

@@ -91,18 +91,22 @@ func SaveTrash(ctx context.Context, cfg *pgx.ConnConfig, store storage.Store, o 
 	if err != nil {
 		return res, fmt.Errorf("guard: trash save: %w", err)
 	}
-	stats, err := trash.ReadStats(ctx, conn)
-	if err != nil {
+	if res.Unresolved, err = trash.CountUnresolved(ctx, conn); err != nil {
 		return res, fmt.Errorf("guard: trash save: %w", err)
-	}
-	res.Unresolved = stats.Unresolved
-	o.Log.Info("trash read", "rows", stats.Rows, "attributed_now", resolved, "unattributed", stats.Unresolved)
-	if stats.Unresolved > 0 {
-		o.Log.Warn("trash rows with no tenant found stay in the trash; see purgeguard trash list", "rows", stats.Unresolved)
 	}
 	txs, err := trash.Transactions(ctx, conn)
 	if err != nil {
 		return res, fmt.Errorf("guard: trash save: %w", err)
+	}
+	var attributed int64
+	for _, list := range txs {
+		for _, t := range list {
+			attributed += t.Rows
+		}
+	}
+	o.Log.Info("trash read", "rows", attributed+res.Unresolved, "attributed_now", resolved, "unattributed", res.Unresolved)
+	if res.Unresolved > 0 {
+		o.Log.Warn("trash rows with no tenant found stay in the trash; see purgeguard trash list", "rows", res.Unresolved)
 	}
 	if len(txs) == 0 {
 		return res, nil

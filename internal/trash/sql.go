@@ -114,18 +114,35 @@ func (rs relations) rows(t *catalog.Table, cols []string, cond string) string {
 // file path emptied, then deleted) is saved once, in its earliest version: the one
 // before any purge touched it.
 type Selector struct {
-	rels relations
-	xids map[uuid.UUID][]uint64
+	rels    relations
+	xids    map[uuid.UUID][]uint64
+	updated map[catalog.Name]bool // tables with emptied rows kept (OpUpdate)
 }
 
 // NewSelector reads what it needs within q (the snapshot's read): the partitions
-// the trash holds rows of.
+// the trash holds rows of, and the tables it holds emptied rows of.
 func NewSelector(ctx context.Context, q catalog.Querier, xids map[uuid.UUID][]uint64) (*Selector, error) {
 	rels, err := readRelations(ctx, q)
 	if err != nil {
 		return nil, err
 	}
-	return &Selector{rels: rels, xids: xids}, nil
+	names, err := q.Query(ctx, "SELECT DISTINCT table_schema, table_name FROM purgeguard.trash WHERE op = "+literal(OpUpdate))
+	if err != nil {
+		return nil, fmt.Errorf("trash: tables with emptied rows: %w", err)
+	}
+	list, err := pgx.CollectRows(names, func(r pgx.CollectableRow) (catalog.Name, error) {
+		var n catalog.Name
+		err := r.Scan(&n.Schema, &n.Table)
+		return n, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("trash: tables with emptied rows: %w", err)
+	}
+	updated := map[catalog.Name]bool{}
+	for _, n := range list {
+		updated[n] = true
+	}
+	return &Selector{rels: rels, xids: xids, updated: updated}, nil
 }
 
 // Select selects every stored column of t's trash rows of tenant.
@@ -147,7 +164,11 @@ func (s *Selector) SelectColumns(t *catalog.Table, tenant uuid.UUID, cols []stri
 		out[i] = "s." + pgx.Identifier{c}.Sanitize()
 	}
 	inner := s.rels.rows(t, all, cond)
-	if len(t.PrimaryKey) == 0 {
+	// A row is kept twice when it was emptied, then deleted, or deleted, put back
+	// and deleted again: in another transaction (a delete in one transaction
+	// deletes a row once, unless the same transaction inserted it again). Only then
+	// is the sort by key that keeps the first copy worth its cost.
+	if len(t.PrimaryKey) == 0 || !s.updated[t.Name] && len(s.xids[tenant]) == 1 {
 		return "SELECT " + strings.Join(out, ", ") + " FROM (" + inner + ") s"
 	}
 	pk := make([]string, len(t.PrimaryKey))

@@ -116,6 +116,16 @@ func ReadStats(ctx context.Context, q catalog.Querier) (Stats, error) {
 	return s, nil
 }
 
+// CountUnresolved counts the rows no tenant is known for yet (through a partial
+// index: they are few, the trash may be large).
+func CountUnresolved(ctx context.Context, q catalog.Querier) (int64, error) {
+	var n int64
+	if err := q.QueryRow(ctx, "SELECT count(*) FROM purgeguard.trash WHERE tenant IS NULL").Scan(&n); err != nil {
+		return 0, fmt.Errorf("trash: count rows without a tenant: %w", err)
+	}
+	return n, nil
+}
+
 // Transactions returns, per tenant, the capturing transactions of its attributed
 // rows, in xid order. A transaction commits its rows at once, so a set of xids read
 // now names exactly the rows a later read or delete by (tenant, xid) finds.
