@@ -108,6 +108,13 @@ func TestCapture_KeepsUnapprovedLetsApprovedGo(t *testing.T) {
 			t.Errorf("trash %s: %d rows, want %d (trash %v)", k, got[k], n, got)
 		}
 	}
+	// Every deleted row is filed under its tenant as it is kept, participants and
+	// recordings too (through the call logs kept just before them): trash save has
+	// nothing to attribute but the emptied paths.
+	var unfiled int64
+	if err := e.admin.QueryRow(e.ctx, "SELECT count(*) FROM purgeguard.trash WHERE op = 'delete' AND tenant IS DISTINCT FROM $1", y).Scan(&unfiled); err != nil || unfiled != 0 {
+		t.Errorf("deleted rows kept without tenant %s: %d (%v), want 0", y, unfiled, err)
+	}
 	e.refused(t, "TRUNCATE call_logd_call_log CASCADE", "truncate of public.call_logd_call_log")
 }
 
