@@ -1,6 +1,7 @@
 package fence_test
 
 import (
+	"maps"
 	"slices"
 	"testing"
 	"time"
@@ -67,5 +68,39 @@ func TestGraphSchemaPartitionsAndRootKeyID(t *testing.T) {
 	}
 	if _, err := e.svc.Exec(e.ctx, "TRUNCATE app.audit_log_2025 CASCADE"); err != nil {
 		t.Errorf("TRUNCATE of a partition after Uninstall: %v", err)
+	}
+}
+
+// setNullSchema: a tenant's projects, and bookmarks that a tenant's delete empties
+// (SET NULL straight from the root: those updates run before the root's statement
+// trigger fires).
+const setNullSchema = `
+CREATE TABLE tenant (id uuid PRIMARY KEY);
+CREATE TABLE project (id int PRIMARY KEY, tenant_id uuid NOT NULL REFERENCES tenant (id) ON DELETE CASCADE);
+CREATE TABLE bookmark (id int PRIMARY KEY, shared_by uuid REFERENCES tenant (id) ON DELETE SET NULL);
+INSERT INTO tenant VALUES ('11111111-1111-4111-8111-111111111111'), ('22222222-2222-4222-8222-222222222222');
+INSERT INTO project VALUES (1, '11111111-1111-4111-8111-111111111111'), (2, '22222222-2222-4222-8222-222222222222');
+INSERT INTO bookmark VALUES (1, '11111111-1111-4111-8111-111111111111'), (2, '22222222-2222-4222-8222-222222222222');`
+
+// Capture mode: an approved tenant's delete goes without a copy, the rows its
+// cascade empties through SET NULL included (their row trigger runs before any
+// statement trigger: the root's row trigger has marked the transaction approved
+// by then); the same unapproved keeps the tenant's rows and the emptied ones.
+func TestCaptureApprovedSetNullCascade(t *testing.T) {
+	const x, y = "11111111-1111-4111-8111-111111111111", "22222222-2222-4222-8222-222222222222"
+	e := newEnv(t, setNullSchema)
+	g := e.load(t, catalog.Options{Root: catalog.Name{Schema: "public", Table: "tenant"}, Key: "id"})
+	e.installCapture(t, g)
+	e.arm(t, uuid.New(), time.Now().Add(time.Hour), x)
+	if n := e.deleted(t, "DELETE FROM tenant WHERE id = $1", x); n != 1 {
+		t.Fatalf("approved delete: %d rows, want 1", n)
+	}
+	if got := e.trashCount(t); len(got) != 0 {
+		t.Fatalf("trash after an approved delete: %v, want empty", got)
+	}
+	e.deleted(t, "DELETE FROM tenant WHERE id = $1", y)
+	want := map[string]int64{"tenant delete": 1, "project delete": 1, "bookmark update": 1}
+	if got := e.trashCount(t); !maps.Equal(got, want) {
+		t.Fatalf("trash after an unapproved delete: %v, want %v", got, want)
 	}
 }
