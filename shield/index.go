@@ -1,6 +1,7 @@
 package shield
 
 import (
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
@@ -14,20 +15,42 @@ import (
 
 // The index's buckets. Every write that changes more than one of them is one
 // transaction, so a kill -9 leaves them consistent.
+//
+// Entries are keyed by path, then inode (entryKey), so that a scan, which walks the
+// roots in path order, inserts them in key order: each batch of a thousand files
+// appends to a few neighbouring pages of the B+tree instead of dirtying a thousand
+// pages spread over all of it (the first layout keyed them by link name, a hash:
+// the scan of 100,000 files peaked at 108.7 MiB RSS). The queue and the paths
+// follow the same order.
 var (
-	bLinks      = []byte("links")      // link path → entry
-	bPaths      = []byte("paths")      // shielded path → link path, live files only
-	bQueue      = []byte("queue")      // link path → nothing: blob not uploaded yet
-	bLost       = []byte("lost")       // lost-at (8 bytes, ns) + link path → nothing
-	bUnrecorded = []byte("unrecorded") // link path → nothing: loss not in storage yet
+	bEntries    = []byte("entries")    // entry key → entry
+	bPaths      = []byte("paths")      // shielded path → entry key, live files only
+	bQueue      = []byte("queue")      // entry key → nothing: blob not uploaded yet
+	bLost       = []byte("lost")       // lost-at (8 bytes, ns) + entry key → nothing
+	bUnrecorded = []byte("unrecorded") // entry key → nothing: loss not in storage yet
 	bBlobs      = []byte("blobs")      // sha256 (32 bytes) → stored size, entries naming it (8 bytes each)
 	bDirs       = []byte("dirs")       // directory path → dirMeta
-	allBuckets  = [][]byte{bLinks, bPaths, bQueue, bLost, bUnrecorded, bBlobs, bDirs}
+	allBuckets  = [][]byte{bEntries, bPaths, bQueue, bLost, bUnrecorded, bBlobs, bDirs}
+
+	// bOldLinks held the entries of the first layout, keyed by link path; an index
+	// that still has it is converted at open (migrateLinks).
+	bOldLinks = []byte("links")
 )
+
+// entryKey is the key of one inode shielded at one path: the path, a NUL (no path
+// holds one), the inode number. The shield's link holds the inode, so the number
+// cannot be reused while the entry exists.
+func entryKey(path string, ino uint64) []byte {
+	k := make([]byte, 0, len(path)+9)
+	k = append(k, path...)
+	k = append(k, 0)
+	return binary.BigEndian.AppendUint64(k, ino)
+}
 
 // entry is one shielded inode at one path. Short JSON names: a million of them.
 type entry struct {
 	Path     string `json:"p"`
+	Link     string `json:"k"` // the link's path in the shield directory
 	Root     string `json:"r"`
 	Ino      uint64 `json:"i"`
 	Size     int64  `json:"s"`
@@ -59,34 +82,117 @@ func initIndex(db *bolt.DB) error {
 				return fmt.Errorf("shield: index bucket %s: %w", b, err)
 			}
 		}
+		if tx.Bucket(bOldLinks) != nil {
+			return migrateLinks(tx)
+		}
 		return nil
 	})
 }
 
-func getEntry(tx *bolt.Tx, link []byte) (*entry, error) {
-	v := tx.Bucket(bLinks).Get(link)
+// migrateLinks converts an index of the first layout (entries keyed by link path)
+// to entry keys, in the one transaction that opens it: a kill -9 leaves it as it
+// was, and the next open converts it again. It runs once per index, and holds the
+// index's changed pages until it commits (tens of MiB at a million files).
+func migrateLinks(tx *bolt.Tx) error {
+	old := tx.Bucket(bOldLinks)
+	keyOf := func(link []byte) ([]byte, error) {
+		v := old.Get(link)
+		if v == nil {
+			return nil, nil
+		}
+		var e entry
+		if err := json.Unmarshal(v, &e); err != nil {
+			return nil, fmt.Errorf("shield: index entry %s: %w", link, err)
+		}
+		return entryKey(e.Path, e.Ino), nil
+	}
+	// Every bucket naming a link is rewritten with the entry's key, then the entries.
+	rekey := func(name []byte, prefix int, value bool) error {
+		b := tx.Bucket(name)
+		var ks, vs [][]byte
+		if err := b.ForEach(func(k, v []byte) error {
+			ks, vs = append(ks, bytes.Clone(k)), append(vs, bytes.Clone(v))
+			return nil
+		}); err != nil {
+			return err
+		}
+		for i, k := range ks {
+			link := k[prefix:]
+			if value {
+				link = vs[i]
+			}
+			nk, err := keyOf(link)
+			if err != nil {
+				return err
+			}
+			if err := b.Delete(k); err != nil {
+				return err
+			}
+			if nk == nil {
+				continue // names no entry: nothing to keep
+			}
+			if value {
+				err = b.Put(k, nk)
+			} else {
+				err = b.Put(append(bytes.Clone(k[:prefix]), nk...), vs[i])
+			}
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	for _, r := range []struct {
+		name   []byte
+		prefix int
+		value  bool
+	}{{bPaths, 0, true}, {bQueue, 0, false}, {bLost, 8, false}, {bUnrecorded, 0, false}} {
+		if err := rekey(r.name, r.prefix, r.value); err != nil {
+			return fmt.Errorf("shield: index conversion, bucket %s: %w", r.name, err)
+		}
+	}
+	entries := tx.Bucket(bEntries)
+	if err := old.ForEach(func(k, v []byte) error {
+		var e entry
+		if err := json.Unmarshal(v, &e); err != nil {
+			return fmt.Errorf("shield: index entry %s: %w", k, err)
+		}
+		e.Link = string(k)
+		nv, err := json.Marshal(&e)
+		if err != nil {
+			return err
+		}
+		return entries.Put(entryKey(e.Path, e.Ino), nv)
+	}); err != nil {
+		return fmt.Errorf("shield: index conversion: %w", err)
+	}
+	return tx.DeleteBucket(bOldLinks)
+}
+
+func getEntry(tx *bolt.Tx, key []byte) (*entry, error) {
+	v := tx.Bucket(bEntries).Get(key)
 	if v == nil {
 		return nil, nil
 	}
 	var e entry
 	if err := json.Unmarshal(v, &e); err != nil {
-		return nil, fmt.Errorf("shield: index entry %s: %w", link, err)
+		return nil, fmt.Errorf("shield: index entry %q: %w", key, err)
 	}
 	return &e, nil
 }
 
-func putEntry(tx *bolt.Tx, link []byte, e *entry) error {
+func putEntry(tx *bolt.Tx, key []byte, e *entry) error {
 	v, err := json.Marshal(e)
 	if err != nil {
 		return err
 	}
-	return tx.Bucket(bLinks).Put(link, v)
+	return tx.Bucket(bEntries).Put(key, v)
 }
 
-func lostKey(at int64, link []byte) []byte {
-	k := make([]byte, 8, 8+len(link))
+func lostKey(at int64, key []byte) []byte {
+	k := make([]byte, 8, 8+len(key))
 	binary.BigEndian.PutUint64(k, uint64(at))
-	return append(k, link...)
+	return append(k, key...)
 }
 
 // stats are the shield's gauges, kept current by the code that changes them.

@@ -84,8 +84,7 @@ func (s *Shield) recordLosses(ctx context.Context) error {
 			if err != nil || e == nil || e.Digest == "" {
 				return err
 			}
-			l := s.lossOf(tx, string(k), e)
-			todo = append(todo, entryAt{link: bytes.Clone(k), loss: l})
+			todo = append(todo, entryAt{key: bytes.Clone(k), loss: s.lossOf(tx, e)})
 			return nil
 		})
 	})
@@ -106,15 +105,15 @@ func (s *Shield) recordLosses(ctx context.Context) error {
 			break // storage is down: the next pass tries again
 		}
 		if err := s.update1(func(tx *bolt.Tx) error {
-			e, err := getEntry(tx, t.link)
+			e, err := getEntry(tx, t.key)
 			if err != nil || e == nil {
 				return err
 			}
 			e.Recorded = true
-			if err := putEntry(tx, t.link, e); err != nil {
+			if err := putEntry(tx, t.key, e); err != nil {
 				return err
 			}
-			return tx.Bucket(bUnrecorded).Delete(t.link)
+			return tx.Bucket(bUnrecorded).Delete(t.key)
 		}); err != nil {
 			errs = append(errs, err)
 		}
@@ -123,12 +122,12 @@ func (s *Shield) recordLosses(ctx context.Context) error {
 }
 
 type entryAt struct {
-	link []byte
+	key  []byte
 	loss Loss
 }
 
-func (s *Shield) lossOf(tx *bolt.Tx, link string, e *entry) Loss {
-	l := Loss{Path: e.Path, Root: e.Root, Link: link, SHA256: e.Digest, Size: e.Size, StoredBytes: e.Stored,
+func (s *Shield) lossOf(tx *bolt.Tx, e *entry) Loss {
+	l := Loss{Path: e.Path, Root: e.Root, Link: e.Link, SHA256: e.Digest, Size: e.Size, StoredBytes: e.Stored,
 		Mode: e.Mode, ModTime: time.Unix(0, e.MTime).UTC(), UID: e.UID, GID: e.GID,
 		LostAt: time.Unix(0, e.LostAt).UTC(), Why: e.Why, Dirs: []Dir{}}
 	rel, err := filepath.Rel(e.Root, filepath.Dir(e.Path))
@@ -186,22 +185,22 @@ func (s *Shield) sweep(ctx context.Context) error {
 	defer dec.Close()
 	var errs []error
 	for _, k := range due {
-		link := k[8:]
+		key := k[8:]
 		var e *entry
-		if err := s.db.View(func(tx *bolt.Tx) (err error) { e, err = getEntry(tx, link); return err }); err != nil {
+		if err := s.db.View(func(tx *bolt.Tx) (err error) { e, err = getEntry(tx, key); return err }); err != nil {
 			return err
 		}
 		if e != nil {
 			if e.Digest == "" || !e.Recorded {
-				s.o.Log.Warn("shield: expired lost file kept: its blob or loss record is not in storage yet", "path", e.Path, "link", string(link))
+				s.o.Log.Warn("shield: expired lost file kept: its blob or loss record is not in storage yet", "path", e.Path, "link", e.Link)
 				continue
 			}
 			if err := s.verifyBlob(ctx, dec, e); err != nil {
-				s.o.Log.Error("shield: expired lost file kept: its blob does not verify", "path", e.Path, "link", string(link), "err", err)
+				s.o.Log.Error("shield: expired lost file kept: its blob does not verify", "path", e.Path, "link", e.Link, "err", err)
 				errs = append(errs, err)
 				continue
 			}
-			if err := os.Remove(string(link)); err != nil && !isNotExist(err) {
+			if err := os.Remove(e.Link); err != nil && !isNotExist(err) {
 				errs = append(errs, err)
 				continue
 			}
@@ -218,7 +217,7 @@ func (s *Shield) sweep(ctx context.Context) error {
 				s.stats.lostBytes.Add(-e.Size)
 				s.stats.swept.Add(1)
 			}
-			return tx.Bucket(bLinks).Delete(link)
+			return tx.Bucket(bEntries).Delete(key)
 		}); err != nil {
 			errs = append(errs, err)
 		}

@@ -22,6 +22,10 @@ import (
 // instead of per file during a scan of a million files.
 const batchSize = 1000
 
+// scanFill is how full a scan's batches fill the index's pages before splitting
+// them (bbolt's default, 0.5, suits random inserts).
+const scanFill = 0.9
+
 // linkPath names the link of one inode at one path: the fan-out directory and the
 // name start with the path's hash (so the links a path had are found from the path
 // alone, by LinksOf), the inode number keeps the inodes a path held over time apart.
@@ -82,16 +86,16 @@ func (s *Shield) observe(tx *bolt.Tx, r Root, path string, fi fs.FileInfo) error
 	}
 	// Settling counts from the file's last write (its mtime; a recording being
 	// written keeps it current), never from a time in the future.
-	e := &entry{Path: path, Root: r.Dir, Ino: st.Ino, Size: fi.Size(), MTime: fi.ModTime().UnixNano(),
+	e := &entry{Path: path, Link: link, Root: r.Dir, Ino: st.Ino, Size: fi.Size(), MTime: fi.ModTime().UnixNano(),
 		Mode: modeBits(fi.Mode()), UID: st.Uid, GID: st.Gid, Changed: min(now, fi.ModTime().UnixNano())}
-	lk := []byte(link)
-	if err := putEntry(tx, lk, e); err != nil {
+	key := entryKey(path, st.Ino)
+	if err := putEntry(tx, key, e); err != nil {
 		return err
 	}
-	if err := tx.Bucket(bPaths).Put([]byte(path), lk); err != nil {
+	if err := tx.Bucket(bPaths).Put([]byte(path), key); err != nil {
 		return err
 	}
-	if err := tx.Bucket(bQueue).Put(lk, nil); err != nil {
+	if err := tx.Bucket(bQueue).Put(key, nil); err != nil {
 		return err
 	}
 	s.stats.files.Add(1)
@@ -105,7 +109,7 @@ func (s *Shield) observe(tx *bolt.Tx, r Root, path string, fi fs.FileInfo) error
 
 // update refreshes a known inode's attributes; a change of size or mtime means new
 // content: its digest is dropped and it is queued again.
-func (s *Shield) update(tx *bolt.Tx, link []byte, e *entry, fi fs.FileInfo) error {
+func (s *Shield) update(tx *bolt.Tx, key []byte, e *entry, fi fs.FileInfo) error {
 	st := statOf(fi)
 	size, mtime, mode := fi.Size(), fi.ModTime().UnixNano(), modeBits(fi.Mode())
 	content := size != e.Size || mtime != e.MTime
@@ -122,13 +126,13 @@ func (s *Shield) update(tx *bolt.Tx, link []byte, e *entry, fi fs.FileInfo) erro
 				return err
 			}
 			e.Digest, e.Stored = "", 0
-			if err := tx.Bucket(bQueue).Put(link, nil); err != nil {
+			if err := tx.Bucket(bQueue).Put(key, nil); err != nil {
 				return err
 			}
 			s.stats.queue.Add(1)
 		}
 	}
-	return putEntry(tx, link, e)
+	return putEntry(tx, key, e)
 }
 
 // makeLink links path at link and checks that the link holds inode ino: a path
@@ -162,23 +166,24 @@ func makeLink(path, link string, ino uint64) error {
 	return nil
 }
 
-// lose records that link's path no longer holds it. The link stays; the loss goes
-// to storage (recordLosses) and the blob is still uploaded if it was not.
-func (s *Shield) lose(tx *bolt.Tx, link []byte, e *entry, why string) error {
+// lose records that the entry's path no longer holds its inode. The link stays;
+// the loss goes to storage (recordLosses) and the blob is still uploaded if it was
+// not.
+func (s *Shield) lose(tx *bolt.Tx, key []byte, e *entry, why string) error {
 	now := s.o.Now().UnixNano()
-	if cur := tx.Bucket(bPaths).Get([]byte(e.Path)); bytes.Equal(cur, link) {
+	if cur := tx.Bucket(bPaths).Get([]byte(e.Path)); bytes.Equal(cur, key) {
 		if err := tx.Bucket(bPaths).Delete([]byte(e.Path)); err != nil {
 			return err
 		}
 	}
 	e.LostAt, e.Why = now, why
-	if err := putEntry(tx, link, e); err != nil {
+	if err := putEntry(tx, key, e); err != nil {
 		return err
 	}
-	if err := tx.Bucket(bLost).Put(lostKey(now, link), nil); err != nil {
+	if err := tx.Bucket(bLost).Put(lostKey(now, key), nil); err != nil {
 		return err
 	}
-	if err := tx.Bucket(bUnrecorded).Put(link, nil); err != nil {
+	if err := tx.Bucket(bUnrecorded).Put(key, nil); err != nil {
 		return err
 	}
 	s.stats.files.Add(-1)
@@ -186,7 +191,7 @@ func (s *Shield) lose(tx *bolt.Tx, link []byte, e *entry, why string) error {
 	s.stats.lostBytes.Add(e.Size)
 	s.stats.losses.Add(1)
 	s.o.Log.Warn("shield: file lost; its link keeps it", "path", e.Path, "why", why, "size", e.Size,
-		"sha256", e.Digest, "link", string(link))
+		"sha256", e.Digest, "link", e.Link)
 	return nil
 }
 
@@ -428,6 +433,11 @@ func (b *batch) flush(err error) error {
 		defer b.s.dropPages()
 	}
 	ferr := b.s.update1(func(tx *bolt.Tx) error {
+		// A scan inserts in key order (see bEntries): pages filled before they
+		// split, not half, keep the index file near half the size.
+		for _, name := range [][]byte{bEntries, bPaths, bQueue, bDirs} {
+			tx.Bucket(name).FillPercent = scanFill
+		}
 		for _, op := range ops {
 			if err := op(tx); err != nil {
 				return err
