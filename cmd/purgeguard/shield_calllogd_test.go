@@ -308,6 +308,11 @@ func snapshotSkipsHeads(t *testing.T, vars map[string]string, cfgFile, dsn strin
 		if sum := sha256.Sum256(b); hex.EncodeToString(sum[:]) != f.SHA256 {
 			t.Errorf("%s: manifest names %s, content is %x", f.Path, f.SHA256, sum)
 		}
+		// The shortcut keeps what restore gives back: the owner and group.
+		st := stateOf(t, f.Path)
+		if f.Owner == nil || f.Owner.UID != st.uid || f.Owner.GID != st.gid {
+			t.Errorf("%s: manifest owner %+v, want %d:%d", f.Path, f.Owner, st.uid, st.gid)
+		}
 	}
 	if saved == 0 {
 		t.Fatal("no file saved: nothing tested")
