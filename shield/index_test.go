@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -100,10 +101,10 @@ func TestOpen_ConvertsFirstLayout(t *testing.T) {
 	gone := write("t1/monitor/gone.wav", "gone", old)
 	later := write("t2/monitor/later.wav", "later", old)
 	index := filepath.Join(dir, "state", "index.db")
-	var uploads int
+	var uploads atomic.Int64 // OnUploaded runs on the upload goroutines
 	open := func() *Shield {
 		s, err := Open(Options{Roots: []Root{{Dir: root, Shield: DefaultShieldDir(root)}}, Index: index, Store: store,
-			Settle: time.Millisecond, OnUploaded: func(string, string) { uploads++ }})
+			Settle: time.Millisecond, OnUploaded: func(string, string) { uploads.Add(1) }})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -127,8 +128,8 @@ func TestOpen_ConvertsFirstLayout(t *testing.T) {
 	}
 	before := s.Stats()
 	s.Close()
-	if before.Files != 2 || before.Lost != 1 || before.Queue != 1 || uploads != 3 {
-		t.Fatalf("before the conversion: %+v, %d uploads; want 2 files, 1 lost, 1 queued, 3 uploads", before, uploads)
+	if before.Files != 2 || before.Lost != 1 || before.Queue != 1 || uploads.Load() != 3 {
+		t.Fatalf("before the conversion: %+v, %d uploads; want 2 files, 1 lost, 1 queued, 3 uploads", before, uploads.Load())
 	}
 	linksBefore := countLinks(t, DefaultShieldDir(root))
 
@@ -167,8 +168,8 @@ func TestOpen_ConvertsFirstLayout(t *testing.T) {
 	if err := s.Once(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if got := s.Stats(); got.Queue != 0 || uploads != 4 {
-		t.Errorf("queue after the conversion: %+v, %d uploads; want none queued, 4 uploads", got, uploads)
+	if got := s.Stats(); got.Queue != 0 || uploads.Load() != 4 {
+		t.Errorf("queue after the conversion: %+v, %d uploads; want none queued, 4 uploads", got, uploads.Load())
 	}
 	if err := os.Remove(kept); err != nil {
 		t.Fatal(err)

@@ -94,24 +94,31 @@ func (l *Lookup) Lost(ctx context.Context, path string) (Copy, bool, error) {
 }
 
 // newestLink finds, among the links made for path, the most recently modified.
+// The fan-out directory's names are read unsorted and without their types: a
+// snapshot asks this for every file a row names that the disk does not have.
 func newestLink(r Root, path string) (string, fs.FileInfo, error) {
 	h := pathHash(path)
 	dir := filepath.Join(r.Shield, fmt.Sprintf("%02x", h&0xff))
-	ents, err := os.ReadDir(dir)
+	d, err := os.Open(dir)
 	if isNotExist(err) {
 		return "", nil, nil
 	}
 	if err != nil {
 		return "", nil, err
 	}
+	names, err := d.Readdirnames(-1)
+	d.Close()
+	if err != nil {
+		return "", nil, err
+	}
 	prefix := strconv.FormatUint(h, 16) + "-"
 	var best string
 	var bestFi fs.FileInfo
-	for _, e := range ents {
-		if !strings.HasPrefix(e.Name(), prefix) {
+	for _, name := range names {
+		if !strings.HasPrefix(name, prefix) {
 			continue
 		}
-		p := filepath.Join(dir, e.Name())
+		p := filepath.Join(dir, name)
 		fi, err := os.Lstat(p)
 		if err != nil || !fi.Mode().IsRegular() {
 			continue

@@ -56,6 +56,8 @@ type exporter struct {
 	lists map[*archive.Manifest]*listSpill             // its file list, as files are saved
 	dirs  map[*archive.Manifest]map[string]archive.Dir // directories of saved files, under their root
 	names place.Names                                  // user and group names by id, looked up once
+
+	dirSeen sync.Map // directory path → archive.Dir, or false: each looked at once per run (dirsOf)
 }
 
 // selector renders the rows a snapshot saves of a table: *catalog.Graph for a

@@ -402,22 +402,42 @@ func archiveOwner(o place.Owner) *archive.Owner {
 // dirsOf returns the directories between p's root (excluded) and its file, each
 // with its mode and owner, so that restore can make them again as they were. A
 // directory that cannot be read is left out: restore then gives it its parent's.
+//
+// Each directory is looked at once per run (dirSeen): a tenant's thousands of
+// recordings share a few directories.
 func (e *exporter) dirsOf(p filePath) []archive.Dir {
 	var out []archive.Dir
 	root := p.col.Root
 	for d := filepath.Dir(filepath.Clean(p.path)); d != root && archive.Within(root, d); d = filepath.Dir(d) {
-		fi, err := os.Lstat(d)
-		if err != nil || !fi.IsDir() {
+		if v, ok := e.dirSeen.Load(d); ok {
+			if dir, ok := v.(archive.Dir); ok {
+				out = append(out, dir)
+			}
 			continue
 		}
-		o := archiveOwner(place.OwnerOf(fi, &e.names))
-		if o == nil {
+		dir, ok := e.dirOf(d)
+		if !ok {
+			e.dirSeen.Store(d, false)
 			continue
 		}
-		mode := fi.Mode() & (fs.ModePerm | fs.ModeSetgid | fs.ModeSticky)
-		out = append(out, archive.Dir{Path: d, Mode: uint32(mode), Owner: *o})
+		e.dirSeen.Store(d, dir)
+		out = append(out, dir)
 	}
 	return out
+}
+
+// dirOf is one directory's mode and owner; ok is false when it cannot be read.
+func (e *exporter) dirOf(d string) (archive.Dir, bool) {
+	fi, err := os.Lstat(d)
+	if err != nil || !fi.IsDir() {
+		return archive.Dir{}, false
+	}
+	o := archiveOwner(place.OwnerOf(fi, &e.names))
+	if o == nil {
+		return archive.Dir{}, false
+	}
+	mode := fi.Mode() & (fs.ModePerm | fs.ModeSetgid | fs.ModeSticky)
+	return archive.Dir{Path: d, Mode: uint32(mode), Owner: *o}, true
 }
 
 // maxReported bounds the per-file warnings of one run: a tenant whose media were
