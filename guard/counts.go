@@ -135,8 +135,12 @@ func (e *BlastRadiusError) Error() string {
 			s += fmt.Sprintf("; and %d more files", e.FilesLost-5)
 			break
 		}
-		s += fmt.Sprintf("; tenant %s (not approved) lost file %s (%s): restore it with purgeguard files restore --under %s",
-			f.Tenant, f.Path, f.Table, f.Path)
+		lost := "(not approved) lost"
+		if f.Why == FileKeptRow {
+			lost = "lost, from a row the retention purge keeps,"
+		}
+		s += fmt.Sprintf("; tenant %s %s file %s (%s): restore it with purgeguard files restore --under %s",
+			f.Tenant, lost, f.Path, f.Table, f.Path)
 	}
 	for i, l := range e.Losses {
 		if i == 5 {

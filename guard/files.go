@@ -15,41 +15,107 @@ import (
 	"github.com/purgeguard/purgeguard/snapshot"
 )
 
-// FileLoss is a file named by a row of a tenant the run did not approve: on disk
-// before the command, gone after it (whatever became of the row).
+// FileLoss is a file named by a row the run had to leave alone — of a tenant it did
+// not approve, or, for a retention purge, a row the purge keeps (newer than the
+// cut-off) — on disk before the command, gone after it.
 type FileLoss struct {
 	Tenant string `json:"tenant"`
 	Table  string `json:"table"`
 	Path   string `json:"path"`
+	// Why the file had to stay: FileNotApproved or FileKeptRow.
+	Why string `json:"why"`
 }
+
+// Why a lost file had to stay.
+const (
+	FileNotApproved = "not_approved" // its tenant was not approved for the purge
+	FileKeptRow     = "kept_row"     // a retention purge keeps the row naming it
+)
 
 // maxFileLosses bounds the losses a run keeps to report (the count is exact).
 const maxFileLosses = 1000
 
-// fileCheck is the files half of the blast radius, streamed: the rows' paths are
-// read from the database and looked at one by one, before and after the command.
-// Only the paths missing before are held (a tenant's files are not kept in memory).
+// fileCheck is the files half of the blast radius, streamed: the paths of the rows
+// whose files must stay are read from the database and looked at one by one, before
+// and after the command. Only the paths missing before are held (a tenant's files
+// are not kept in memory).
 type fileCheck struct {
-	cols    []profile.FileColumn
-	g       *catalog.Graph
-	tenants []uuid.UUID // not approved
+	cols []profile.FileColumn
+	g    *catalog.Graph
+	// paths returns the query of the distinct (tenant as text, path) pairs of t's
+	// column col whose files must stay; false when it cannot be told (no single-scan
+	// select for t: its files are not checked). nil: nothing to check.
+	paths   func(t *catalog.Table, col string) (string, bool)
+	why     string
 	missing map[string]bool
 	lost    []FileLoss
 	nLost   int
 }
 
+// newFileCheck checks the files of every tenant not approved.
 func newFileCheck(ctx context.Context, q catalog.Querier, g *catalog.Graph, cols []profile.FileColumn, approved map[string]*snapshot.Snapshot) (*fileCheck, error) {
 	all, err := databaseTenants(ctx, q, g)
 	if err != nil {
 		return nil, err
 	}
-	fc := &fileCheck{cols: cols, g: g, missing: map[string]bool{}}
+	fc := &fileCheck{cols: cols, g: g, why: FileNotApproved, missing: map[string]bool{}}
+	var others []uuid.UUID
 	for _, t := range all {
 		if _, ok := approved[t.String()]; !ok {
-			fc.tenants = append(fc.tenants, t)
+			others = append(others, t)
+		}
+	}
+	if len(others) > 0 {
+		fc.paths = func(t *catalog.Table, col string) (string, bool) {
+			sel, ok := g.SelectTenants(t, others)
+			if !ok {
+				return "", false
+			}
+			return pathsOf(sel, "s", col), true
 		}
 	}
 	return fc, nil
+}
+
+// newRetentionFileCheck checks the files of every row a retention purge of tenants
+// keeps: every tenant's rows but those of scope (what the purge removes or empties,
+// up to the cut-offs read before the snapshot, margin included: the snapshot holds
+// their files). A purge that removes a recording whose call log it keeps loses it.
+func newRetentionFileCheck(ctx context.Context, q catalog.Querier, g *catalog.Graph, cols []profile.FileColumn, scope *catalog.Retention, tenants []uuid.UUID) (*fileCheck, error) {
+	all, err := databaseTenants(ctx, q, g)
+	if err != nil {
+		return nil, err
+	}
+	fc := &fileCheck{cols: cols, g: g, why: FileKeptRow, missing: map[string]bool{}}
+	if len(all) == 0 {
+		return fc, nil
+	}
+	reached := map[catalog.Name]bool{}
+	for _, t := range scope.Tables() {
+		reached[t.Name] = true
+	}
+	fc.paths = func(t *catalog.Table, col string) (string, bool) {
+		sel, ok := g.SelectTenants(t, all)
+		if !ok {
+			return "", false
+		}
+		if !reached[t.Name] {
+			return pathsOf(sel, "s", col), true // the purge takes none of its rows
+		}
+		removed, ok := scope.SelectTenants(t, tenants)
+		if !ok {
+			return "", false
+		}
+		return pathsOf(sel, "s", col) + " EXCEPT " + pathsOf(removed, "r", col), true
+	}
+	return fc, nil
+}
+
+// pathsOf selects the distinct (tenant, path) pairs of the rows sel selects (its
+// first column the tenant as text), the path column as text.
+func pathsOf(sel, alias, col string) string {
+	c := alias + "." + pgx.Identifier{col}.Sanitize()
+	return "SELECT DISTINCT " + alias + ".k, " + c + "::text FROM (" + sel + ") AS " + alias + "(k) WHERE " + c + " IS NOT NULL"
 }
 
 // before notes the paths already missing.
@@ -70,15 +136,15 @@ func (fc *fileCheck) after(ctx context.Context, q catalog.Querier) error {
 		fc.missing[path] = true // one loss per path, whichever rows name it
 		fc.nLost++
 		if len(fc.lost) < maxFileLosses {
-			fc.lost = append(fc.lost, FileLoss{Tenant: tenant, Table: table, Path: path})
+			fc.lost = append(fc.lost, FileLoss{Tenant: tenant, Table: table, Path: path, Why: fc.why})
 		}
 	})
 }
 
-// walk streams, for every file column the graph reaches, each distinct path the
-// not-approved tenants' rows name under the column's root, and whether it is on disk.
+// walk streams, for every file column the graph reaches, each distinct path under
+// the column's root of the rows whose files must stay, and whether it is on disk.
 func (fc *fileCheck) walk(ctx context.Context, q catalog.Querier, fn func(tenant, table, path string, present bool)) error {
-	if len(fc.tenants) == 0 {
+	if fc.paths == nil {
 		return nil
 	}
 	for _, c := range fc.cols {
@@ -86,12 +152,11 @@ func (fc *fileCheck) walk(ctx context.Context, q catalog.Querier, fn func(tenant
 		if t == nil {
 			continue
 		}
-		sel, ok := fc.g.SelectTenants(t, fc.tenants)
+		sql, ok := fc.paths(t, c.Column)
 		if !ok {
 			continue // no single-scan select for this table: its files are not checked
 		}
-		col := pgx.Identifier{c.Column}.Sanitize()
-		rows, err := q.Query(ctx, "SELECT DISTINCT s.k, s."+col+"::text FROM ("+sel+") AS s(k) WHERE s."+col+" IS NOT NULL")
+		rows, err := q.Query(ctx, sql)
 		if err != nil {
 			return fmt.Errorf("guard: paths in %s.%s: %w", c.Table, c.Column, err)
 		}

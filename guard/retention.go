@@ -44,8 +44,9 @@ type RetentionOptions struct {
 // count its rows newer than them (and every table's rows); refuse a purge taking
 // more than the rules allow; snapshot and verify what
 // the purge will remove; run the command; count again. No row newer than its
-// tenant's cut-off may go, no table the purge does not reach may lose a row, and no
-// tenant may lose more rows of a table than its snapshot holds. The cut-offs
+// tenant's cut-off may go, no table the purge does not reach may lose a row, no
+// tenant may lose more rows of a table than its snapshot holds, and no file named by
+// a row the purge keeps may go. The cut-offs
 // include the margin, so a purge that runs longer than the margin after they were
 // read shows as a loss rather than passing unsaved rows.
 func RunRetention(ctx context.Context, cfg *pgx.ConnConfig, store storage.Store, o RetentionOptions) (*Result, error) {
@@ -93,6 +94,13 @@ func RunRetention(ctx context.Context, cfg *pgx.ConnConfig, store storage.Store,
 	if err := res.save(ctx, cfg, store, o.Snapshot, tenants, o.Reason, "guard --retention run"); err != nil {
 		return res, err
 	}
+	fc, err := newRetentionFileCheck(ctx, conn, g, o.Snapshot.Files, scope, tenants)
+	if err != nil {
+		return res, err
+	}
+	if err := fc.before(ctx, conn); err != nil {
+		return res, err
+	}
 
 	if res.Fenced, err = armRetention(ctx, conn, res.Run, g, o.Snapshot.Retention.Rules(), facts.cutoffs); err != nil {
 		return res, err
@@ -138,6 +146,10 @@ func RunRetention(ctx context.Context, cfg *pgx.ConnConfig, store storage.Store,
 		}
 		res.Losses = append(res.Losses, l)
 	}
+	if err := fc.after(after, conn); err != nil {
+		return res, err
+	}
+	res.FileLosses, res.FilesLost = fc.lost, fc.nLost
 	return res, res.verdict(code, cmdErr)
 }
 

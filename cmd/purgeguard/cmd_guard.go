@@ -190,8 +190,12 @@ func printGuarded(w io.Writer, res *guard.Result, head string) {
 func printLosses(w io.Writer, res *guard.Result) {
 	fmt.Fprintf(w, "BLAST RADIUS CHECK FAILED (run %s): %d losses (purge command exit %d)\n", res.Run, len(res.Losses)+res.FilesLost, res.ExitCode)
 	for _, f := range res.FileLosses {
-		fmt.Fprintf(w, "  tenant %s was NOT approved and lost file %s (%s): restore with purgeguard files restore --under %s (from the file shield)\n",
-			f.Tenant, f.Path, f.Table, f.Path)
+		lost := "was NOT approved and lost"
+		if f.Why == guard.FileKeptRow {
+			lost = "lost, from a row the retention purge KEEPS,"
+		}
+		fmt.Fprintf(w, "  tenant %s %s file %s (%s): restore with purgeguard files restore --under %s (from the file shield)\n",
+			f.Tenant, lost, f.Path, f.Table, f.Path)
 	}
 	if n := res.FilesLost - len(res.FileLosses); n > 0 {
 		fmt.Fprintf(w, "  and %d more files: purgeguard files lost lists them\n", n)

@@ -85,6 +85,34 @@ func TestCLI_GuardRetention(t *testing.T) {
 	if code != exitVerify || !strings.Contains(out, res.Tenants[2].String()) || !strings.Contains(out, "NEWER than its retention cut-off") {
 		t.Errorf("guard --retention of a purge taking newer rows: exit %d, want %d naming %s\n%s%s", code, exitVerify, res.Tenants[2], out, errOut)
 	}
+
+	// A purge that also removes the file of a recording it keeps (the newest of a
+	// tenant's on disk), its rows untouched, as call-logd's purgers remove files
+	// before their DELETE.
+	rows, err := conn.Query(ctx, `SELECT r.path FROM call_logd_recording r JOIN call_logd_call_log c ON c.id = r.call_log_id
+		WHERE c.tenant_uuid = $1 AND r.path IS NOT NULL ORDER BY c.date DESC`, res.Tenants[2])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kept string
+	for rows.Next() && kept == "" {
+		var p string
+		if err := rows.Scan(&p); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := os.Stat(p); err == nil {
+			kept = p
+		}
+	}
+	rows.Close()
+	if kept == "" {
+		t.Fatal("fixture: no recording of the third tenant on disk")
+	}
+	code, out, errOut = runCLI(t, env, "guard", "--retention", "--", "sh", "-c", purge+` && rm -f "`+kept+`"`)
+	if code != exitVerify || !strings.Contains(out, kept) || !strings.Contains(out, res.Tenants[2].String()) || !strings.Contains(out, "files restore") {
+		t.Errorf("guard --retention of a purge removing a kept recording's file: exit %d, want %d naming %s of %s and how to restore it\n%s%s",
+			code, exitVerify, kept, res.Tenants[2], out, errOut)
+	}
 }
 
 // filesState lists every file under dir (but the backups) with its SHA-256.
