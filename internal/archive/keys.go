@@ -26,7 +26,11 @@ import (
 // reads every older one: version 2 added files' and directories' owners (Owner,
 // Manifest.Dirs) and the trash scope (ScopeTrash, Scope.Transactions); a version 1
 // manifest simply has none. Version 3 lists a snapshot's files in an object of their
-// own (Manifest.FileList, filelist.go) instead of inline.
+// own (Manifest.FileList, filelist.go) instead of inline, and is the first whose
+// readers all know File.Recovered (a file saved from the file shield): a reader
+// decodes strictly, so a version 2 reader refuses a manifest naming one as newer
+// rather than stopping at an unknown field. Version 2 manifests already written
+// with it (before version 3) are read as they are.
 const FormatVersion = 3
 
 // Top-level key prefixes.

@@ -122,7 +122,7 @@ type File struct {
 	Missing     bool      `json:"missing,omitempty"`      // the database names it, the disk does not have it
 	OutsideRoot bool      `json:"outside_root,omitempty"` // resolved, it is not under its configured root: never read
 	// Recovered: missing on disk when the snapshot was taken, saved from the file
-	// shield's copy (its link or its blob).
+	// shield's copy (its link or its blob). Format 3 (see FormatVersion).
 	Recovered bool `json:"recovered,omitempty"`
 }
 

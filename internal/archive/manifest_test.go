@@ -748,3 +748,46 @@ func TestGoldenManifestV2(t *testing.T) {
 		}
 	}
 }
+
+// lastWithoutRecovered is the last format whose readers do not know File.Recovered.
+const lastWithoutRecovered = 2
+
+// A manifest naming a file recovered from the shield is of a format that a reader
+// of format 2 refuses as newer (ErrNewerFormat: its strict decoder would otherwise
+// stop at an unknown field, a garbled manifest rather than a newer one); the format
+// 2 manifests written with the field before the bump still read, as does the
+// golden format 2 file (TestGoldenManifestV2).
+func TestManifest_RecoveredNeedsFormat3(t *testing.T) {
+	m := goldenManifestV2()
+	m.FormatVersion = archive.FormatVersion
+	m.Files[0].Recovered = true
+	var buf bytes.Buffer
+	if err := archive.Encode(&buf, m); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(buf.String(), `"recovered": true`) {
+		t.Fatalf("encoded manifest lacks the field:\n%s", buf.String())
+	}
+	var head struct {
+		FormatVersion int `json:"format_version"`
+	}
+	if err := json.Unmarshal(buf.Bytes(), &head); err != nil {
+		t.Fatal(err)
+	}
+	if head.FormatVersion <= lastWithoutRecovered {
+		t.Errorf("a manifest with recovered files written as format %d: a format %d reader would refuse it as garbled, not as newer",
+			head.FormatVersion, lastWithoutRecovered)
+	}
+	got, err := archive.Decode(&buf)
+	if err != nil || !got.Files[0].Recovered {
+		t.Fatalf("read back: %v, recovered %v", err, got != nil && got.Files[0].Recovered)
+	}
+	m.FormatVersion = 2
+	buf.Reset()
+	if err := archive.Encode(&buf, m); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := archive.Decode(&buf); err != nil || !got.Files[0].Recovered {
+		t.Errorf("a format 2 manifest with the field, written before the bump: %v", err)
+	}
+}
