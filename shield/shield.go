@@ -18,6 +18,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -111,6 +112,9 @@ type Shield struct {
 	mu    sync.Mutex // serialises index writes that read first (observe, lose)
 	stats stats
 	id    string // in storage: shield/<id>/live.zst
+	// nextDue is when the first queued file not settled at the last upload pass
+	// settles (ns; 0: none).
+	nextDue atomic.Int64
 }
 
 // Open checks the roots (each exists; its shield directory is created on the same
@@ -239,8 +243,14 @@ func (s *Shield) Run(ctx context.Context) error {
 	}
 }
 
+// onceWait bounds how long a pass waits for files about to settle.
+const onceWait = time.Minute
+
 // Once is one pass, for a cron-style shield: scan every root, record the losses,
-// upload what has settled (waiting out storage errors until ctx ends), and sweep.
+// upload what has settled, and sweep. A file that settles within Settle of the
+// scan (at most onceWait) is waited for: one pass uploads what was about to go (a
+// recording that ended just before, a file a killed shield saw last), rather than
+// leaving it for the next. A file still being written is not waited for past that.
 func (s *Shield) Once(ctx context.Context) error {
 	for _, r := range s.roots {
 		if err := s.scan(ctx, r, nil); err != nil {
@@ -251,8 +261,21 @@ func (s *Shield) Once(ctx context.Context) error {
 	if err := s.recordLosses(ctx); err != nil {
 		errs = append(errs, err)
 	}
-	if err := s.uploadSettled(ctx); err != nil {
-		errs = append(errs, err)
+	until := s.o.Now().Add(min(s.o.Settle, onceWait))
+	for {
+		if err := s.uploadSettled(ctx); err != nil {
+			errs = append(errs, err)
+			break
+		}
+		due := s.nextDue.Load()
+		if due == 0 || due > until.UnixNano() {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return errors.Join(append(errs, ctx.Err())...)
+		case <-time.After(time.Unix(0, due).Sub(s.o.Now())):
+		}
 	}
 	if err := s.recordLosses(ctx); err != nil {
 		errs = append(errs, err)

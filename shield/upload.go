@@ -82,7 +82,7 @@ type candidate struct {
 func (s *Shield) uploadSettled(ctx context.Context) error {
 	now := s.o.Now()
 	settled := now.Add(-s.o.Settle).UnixNano()
-	var oldest int64
+	var oldest, due int64
 	var errs []error
 	var mu sync.Mutex
 	var after []byte
@@ -111,7 +111,13 @@ func (s *Shield) uploadSettled(ctx context.Context) error {
 				if ch := max(e.Changed, e.MTime); oldest == 0 || ch < oldest {
 					oldest = ch
 				}
-				if e.Changed > settled || e.MTime > settled || e.Next > now.UnixNano() {
+				if e.Next > now.UnixNano() {
+					continue // failed: retried later
+				}
+				if e.Changed > settled || e.MTime > settled {
+					if d := max(e.Changed, e.MTime) + int64(s.o.Settle); due == 0 || d < due {
+						due = d
+					}
 					continue
 				}
 				cands = append(cands, candidate{key: bytes.Clone(k), e: *e})
@@ -161,6 +167,7 @@ func (s *Shield) uploadSettled(ctx context.Context) error {
 		s.dropPages()
 	}
 	s.stats.oldestQueued.Store(oldest)
+	s.nextDue.Store(due)
 	return errors.Join(append(errs, ctx.Err())...)
 }
 
