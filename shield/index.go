@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sync/atomic"
 	"time"
@@ -229,25 +230,45 @@ func (s *Shield) Stats() Stats {
 	return st
 }
 
-// loadStats counts what the index holds, once at open.
+// loadStats counts what the index holds, once at open. The keys are walked with
+// cursors, the map's pages dropped every batch: bbolt's bucket Stats touch every
+// page of a bucket in one go, and a restart over a million files' index held them
+// all (a rescan of 100,000 files peaked at 84 MiB, the index's pages).
 func (s *Shield) loadStats() error {
-	return s.db.View(func(tx *bolt.Tx) error {
-		s.stats.files.Store(int64(tx.Bucket(bPaths).Stats().KeyN))
-		s.stats.queue.Store(int64(tx.Bucket(bQueue).Stats().KeyN))
-		var n, bytes int64
-		err := tx.Bucket(bLost).ForEach(func(k, _ []byte) error {
+	count := func(name []byte, each func(tx *bolt.Tx, k []byte) error) error {
+		return s.db.View(func(tx *bolt.Tx) error {
+			c := tx.Bucket(name).Cursor()
+			n := 0
+			for k, _ := c.First(); k != nil; k, _ = c.Next() {
+				if err := each(tx, k); err != nil {
+					return err
+				}
+				if n++; n%batchSize == 0 {
+					s.dropPages() // within a read transaction: bbolt cannot remap meanwhile
+				}
+			}
+			return nil
+		})
+	}
+	var files, queue, lost, lostBytes int64
+	err := errors.Join(
+		count(bPaths, func(*bolt.Tx, []byte) error { files++; return nil }),
+		count(bQueue, func(*bolt.Tx, []byte) error { queue++; return nil }),
+		count(bLost, func(tx *bolt.Tx, k []byte) error {
 			e, err := getEntry(tx, k[8:])
 			if err != nil || e == nil {
 				return err
 			}
-			n++
-			bytes += e.Size
+			lost++
+			lostBytes += e.Size
 			return nil
-		})
-		s.stats.lost.Store(n)
-		s.stats.lostBytes.Store(bytes)
-		return err
-	})
+		}))
+	s.dropPages()
+	s.stats.files.Store(files)
+	s.stats.queue.Store(queue)
+	s.stats.lost.Store(lost)
+	s.stats.lostBytes.Store(lostBytes)
+	return err
 }
 
 // blobRef returns a blob's stored size and the number of entries naming it.
