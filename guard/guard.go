@@ -317,7 +317,9 @@ func (res *Result) save(ctx context.Context, cfg *pgx.ConnConfig, store storage.
 }
 
 // verifyAll re-reads each committed snapshot from storage, manifest first, and checks
-// every object it names: what the purge may rely on is what storage holds.
+// every object it names: what the purge may rely on is what storage holds. An
+// encrypted snapshot is checked without its key, as the host that wrote it holds
+// none: every object its envelope lists is there, of the size and SHA-256 written.
 func verifyAll(ctx context.Context, store storage.Store, ss []snapshot.Snapshot) error {
 	chk, err := repository.NewChecker(store)
 	if err != nil {
@@ -325,7 +327,22 @@ func verifyAll(ctx context.Context, store storage.Store, ss []snapshot.Snapshot)
 	}
 	defer chk.Close()
 	for _, s := range ss {
-		m, err := repository.Manifest(ctx, store, archive.SnapshotRef{Tenant: s.Tenant, ID: s.ID})
+		ref := archive.SnapshotRef{Tenant: s.Tenant, ID: s.ID}
+		sealed, err := repository.IsSealed(ctx, store, ref)
+		if err != nil {
+			return fmt.Errorf("guard: snapshot %s of tenant %s: %w", s.ID, s.Tenant, err)
+		}
+		if sealed {
+			probs, err := repository.VerifySealed(ctx, store, ref, nil)
+			if err != nil {
+				return err
+			}
+			if len(probs) > 0 {
+				return fmt.Errorf("guard: snapshot %s of tenant %s fails verification, the purge does not run: %w", s.ID, s.Tenant, errors.Join(probs...))
+			}
+			continue
+		}
+		m, err := repository.Manifest(ctx, store, ref)
 		if err != nil {
 			return fmt.Errorf("guard: snapshot %s of tenant %s: %w", s.ID, s.Tenant, err)
 		}

@@ -216,7 +216,7 @@ func finishJournal(ctx context.Context, conn *pgx.Conn, store storage.Store, log
 	}
 	out := []TrashSaved{}
 	for _, e := range entries {
-		_, err := repository.Manifest(ctx, store, archive.SnapshotRef{Tenant: e.tenant, ID: e.id})
+		_, err := repository.IsSealed(ctx, store, archive.SnapshotRef{Tenant: e.tenant, ID: e.id}) // committed either way?
 		if errors.Is(err, repository.ErrNoSnapshot) {
 			log.Info("an earlier trash save did not commit; its rows stay in the trash", "tenant", e.tenant, "snapshot", e.id)
 			if _, err := conn.Exec(ctx, "DELETE FROM purgeguard.trash_save WHERE snapshot = $1", e.id); err != nil {

@@ -69,6 +69,16 @@ type Options struct {
 	// Lock, when set, runs first in the restore's transaction; its error stops the
 	// restore before anything is read or written (the CLI takes the guard's lock).
 	Lock func(ctx context.Context, tx pgx.Tx) error
+	// Keys open encrypted snapshots (issue 15); nil: only plaintext ones can be
+	// restored. The CLI hands down its keyring (internal/seal).
+	Keys Opener
+}
+
+// Opener opens a tenant's sealed objects: Open returns a view of the store in which
+// Get returns what was sealed, under the plaintext layout's names. Without an
+// operator identity, or for a forgotten tenant, it fails saying so.
+type Opener interface {
+	Open(ctx context.Context, s storage.Store, tenant uuid.UUID) (storage.Store, error)
 }
 
 // Event reports one restored table or file.
@@ -200,6 +210,7 @@ func RunSteps(ctx context.Context, cfg *pgx.ConnConfig, store storage.Store, o O
 	}
 	type prepared struct {
 		o      Options
+		store  storage.Store // where m's objects are read: the store, or its opened view
 		m      *archive.Manifest
 		tables []archive.Table
 		files  *fileSource
@@ -215,7 +226,7 @@ func RunSteps(ctx context.Context, cfg *pgx.ConnConfig, store storage.Store, o O
 		default:
 			return nil, fmt.Errorf("restore: on-conflict %q: want skip, fail or fill-nulls", so.OnConflict)
 		}
-		m, err := manifest(ctx, store, so)
+		m, objects, err := manifest(ctx, store, so)
 		if err != nil {
 			return nil, err
 		}
@@ -226,7 +237,7 @@ func RunSteps(ctx context.Context, cfg *pgx.ConnConfig, store storage.Store, o O
 		if err != nil {
 			return nil, err
 		}
-		files := newFileSource(store, m, tables, so)
+		files := newFileSource(objects, m, tables, so)
 		probs, roots, err := files.survey(ctx)
 		if err != nil {
 			return nil, err
@@ -238,10 +249,10 @@ func RunSteps(ctx context.Context, cfg *pgx.ConnConfig, store storage.Store, o O
 			return nil, err
 		}
 		// Nothing is written before every object this restore reads is known good.
-		if err := verify(ctx, store, m, tables, files, so.FileJobs); err != nil {
+		if err := verify(ctx, objects, m, tables, files, so.FileJobs); err != nil {
 			return nil, err
 		}
-		preps[i] = prepared{o: so, m: m, tables: tables, files: files}
+		preps[i] = prepared{o: so, store: objects, m: m, tables: tables, files: files}
 	}
 	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
@@ -296,7 +307,7 @@ func RunSteps(ctx context.Context, cfg *pgx.ConnConfig, store storage.Store, o O
 			}
 			written = next
 		}
-		rep, fr, err := runStep(ctx, tx, store, p.o, p.m, p.tables, p.files, owner, &staged)
+		rep, fr, err := runStep(ctx, tx, p.store, p.o, p.m, p.tables, p.files, owner, &staged)
 		if fr != nil {
 			frs = append(frs, fr)
 		}
@@ -373,11 +384,17 @@ func runStep(ctx context.Context, tx pgx.Tx, store storage.Store, o Options, m *
 	return rep, fr, nil
 }
 
-func manifest(ctx context.Context, s storage.Store, o Options) (*archive.Manifest, error) {
-	if o.Snapshot == uuid.Nil {
-		return repository.Latest(ctx, s, o.Tenant)
+// manifest loads the snapshot's manifest and the store its objects are read from
+// (an encrypted snapshot's, opened with o.Keys).
+func manifest(ctx context.Context, s storage.Store, o Options) (*archive.Manifest, storage.Store, error) {
+	var op repository.Opener
+	if o.Keys != nil {
+		op = o.Keys
 	}
-	return repository.Manifest(ctx, s, archive.SnapshotRef{Tenant: o.Tenant, ID: o.Snapshot})
+	if o.Snapshot == uuid.Nil {
+		return repository.OpenLatest(ctx, s, o.Tenant, op)
+	}
+	return repository.Open(ctx, s, archive.SnapshotRef{Tenant: o.Tenant, ID: o.Snapshot}, op)
 }
 
 // selectTables returns the manifest's tables in its load order, limited to names.

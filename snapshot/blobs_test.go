@@ -12,7 +12,7 @@ import (
 // from the stored set; a failure reaches every waiter.
 func TestBlobSetStoresOnce(t *testing.T) {
 	b := newBlobSet()
-	sum := [32]byte{1}
+	sum := "blobs/sha256/01/01.zst"
 	var calls, uploads atomic.Int32
 	release := make(chan struct{})
 	store := func() (int64, bool, error) {
@@ -45,7 +45,7 @@ func TestBlobSetStoresOnce(t *testing.T) {
 	}
 
 	boom := errors.New("boom")
-	bad := [32]byte{2}
+	bad := "blobs/sha256/02/02.zst"
 	fail := make(chan struct{})
 	var got sync.WaitGroup
 	for range 3 {

@@ -31,6 +31,9 @@ type exporter struct {
 	tables []*catalog.Table // the graph's tables the scope reaches, in load order
 	store  storage.Store
 	blobs  *blobSet
+	// views are where each snapshot's objects go: the store itself, or the tenant's
+	// sealed view of it when Options.Sealer is set.
+	views map[*archive.Manifest]storage.Store
 
 	// keys of parent tables' saved rows, by table and column, for the children
 	// selected by them (in a tenant scope, not a retention scope)
@@ -50,6 +53,9 @@ type exporter struct {
 	// live blobs): not asked about again, unless Object Lock needs their retention
 	// extended.
 	vouched digestSpill
+	// reusedSealed are the stored keys of sealed blobs found already stored (a
+	// tenant's own copies, at keyed addresses: no digest names them).
+	reusedSealed *pathSpill
 	// results per manifest, assembled in catalog order at the end
 	saved map[*archive.Manifest]map[catalog.Name]archive.Table
 	paths map[*archive.Manifest]*pathSpill             // the paths its rows name, as read
@@ -95,6 +101,9 @@ type keyCol struct {
 }
 
 func (e *exporter) run(ctx context.Context, r *consistentRead, ms []*archive.Manifest, files []fileColumn) error {
+	if err := e.openViews(ctx, ms); err != nil {
+		return err
+	}
 	e.saved = map[*archive.Manifest]map[catalog.Name]archive.Table{}
 	e.paths = map[*archive.Manifest]*pathSpill{}
 	e.lists = map[*archive.Manifest]*listSpill{}
@@ -170,8 +179,7 @@ func (e *exporter) run(ctx context.Context, r *consistentRead, ms []*archive.Man
 	if lock {
 		check = func(key string) error { return l.ExtendLock(ctx, key) }
 	}
-	recheck := func(sum [32]byte) error {
-		key := archive.BlobKey(sum)
+	recheckKey := func(key string) error {
 		if err := check(key); errors.Is(err, fs.ErrNotExist) {
 			return fmt.Errorf("snapshot: blob %s, already stored when this run began, is gone (a concurrent prune?): run the snapshot again: %w", key, err)
 		} else if err != nil {
@@ -179,11 +187,17 @@ func (e *exporter) run(ctx context.Context, r *consistentRead, ms []*archive.Man
 		}
 		return nil
 	}
+	recheck := func(sum [32]byte) error { return recheckKey(archive.BlobKey(sum)) }
 	if err := e.reused.each(recheck); err != nil {
 		return err
 	}
 	if lock {
 		if err := e.vouched.each(recheck); err != nil {
+			return err
+		}
+	}
+	if e.reusedSealed != nil {
+		if err := e.reusedSealed.each(func(_ int, key string) error { return recheckKey(key) }); err != nil {
 			return err
 		}
 	}
@@ -194,7 +208,7 @@ func (e *exporter) run(ctx context.Context, r *consistentRead, ms []*archive.Man
 		// The files are listed in the order they were saved, in an object of
 		// their own: never whole in memory.
 		if fl := e.lists[m]; fl != nil {
-			if err := fl.put(ctx, e.store, m); err != nil {
+			if err := fl.put(ctx, e.storeOf(m), m); err != nil {
 				return err
 			}
 		}
@@ -216,6 +230,9 @@ func (e *exporter) closeSpills() {
 	}
 	e.reused.close()
 	e.vouched.close()
+	if e.reusedSealed != nil {
+		e.reusedSealed.close()
+	}
 }
 
 // runTables hands units to one goroutine per read transaction; the first error
@@ -287,7 +304,7 @@ func (e *exporter) exportTable(ctx context.Context, tx pgx.Tx, enc *zstd.Encoder
 func (e *exporter) saveTable(ctx context.Context, enc *zstd.Encoder, m *archive.Manifest, t *catalog.Table, rows func(w io.Writer) error) error {
 	key := archive.TableKey(m.Tenant, m.ID, t.Name.Schema, t.Name.Table)
 	start := time.Now()
-	o, err := putCompressed(ctx, e.store, key, enc, func(w io.Writer) error {
+	o, err := putCompressed(ctx, e.storeOf(m), key, enc, func(w io.Writer) error {
 		tw := e.tapIDs(t, m, w)
 		return tw.done(rows(tw))
 	})

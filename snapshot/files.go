@@ -181,7 +181,7 @@ func (e *exporter) runFiles(ctx context.Context, ms []*archive.Manifest) error {
 				if ctx.Err() != nil {
 					continue
 				}
-				f, ev, err := e.saveFile(ctx, enc, j.p)
+				f, ev, err := e.saveFile(ctx, enc, j.m, j.p)
 				if err != nil {
 					cancel(fmt.Errorf("snapshot: file %s of tenant %s: %w", j.p.path, j.m.Tenant, err))
 					continue
@@ -271,7 +271,7 @@ func (e *exporter) reuse(sum [32]byte, vouched bool) error {
 
 // saveFile records one path. A path outside its root is never opened, a missing
 // file is recorded as missing; both are reported, neither stops the snapshot.
-func (e *exporter) saveFile(ctx context.Context, enc *zstd.Encoder, p filePath) (archive.File, Event, error) {
+func (e *exporter) saveFile(ctx context.Context, enc *zstd.Encoder, m *archive.Manifest, p filePath) (archive.File, Event, error) {
 	c := p.col
 	f := archive.File{Table: c.name, Column: c.Column, Path: p.path}
 	ev := Event{Table: f.Table, File: p.path}
@@ -283,7 +283,7 @@ func (e *exporter) saveFile(ctx context.Context, enc *zstd.Encoder, p filePath) 
 	}
 	real, err := filepath.EvalSymlinks(clean)
 	if errors.Is(err, fs.ErrNotExist) {
-		return e.missing(ctx, enc, p, f, ev)
+		return e.missing(ctx, enc, m, p, f, ev)
 	}
 	if err != nil {
 		return f, ev, err
@@ -296,20 +296,20 @@ func (e *exporter) saveFile(ctx context.Context, enc *zstd.Encoder, p filePath) 
 	// O_NOFOLLOW: a link swapped in after the check above is refused, not followed.
 	fh, err := os.OpenFile(real, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
 	if errors.Is(err, fs.ErrNotExist) {
-		return e.missing(ctx, enc, p, f, ev)
+		return e.missing(ctx, enc, m, p, f, ev)
 	}
 	if err != nil {
 		return f, ev, err
 	}
 	defer fh.Close()
-	return e.saveOpen(ctx, enc, p.path, f, ev, fh)
+	return e.saveOpen(ctx, enc, m, p.path, f, ev, fh)
 }
 
 // missing records a file the disk does not have: from the shield's copy when the
 // shield has one, else as missing.
-func (e *exporter) missing(ctx context.Context, enc *zstd.Encoder, p filePath, f archive.File, ev Event) (archive.File, Event, error) {
+func (e *exporter) missing(ctx context.Context, enc *zstd.Encoder, m *archive.Manifest, p filePath, f archive.File, ev Event) (archive.File, Event, error) {
 	if e.o.Shield != nil {
-		rf, rev, ok, err := e.fromShield(ctx, enc, p, f, ev)
+		rf, rev, ok, err := e.fromShield(ctx, enc, m, p, f, ev)
 		if ok || err != nil {
 			return rf, rev, err
 		}
@@ -321,8 +321,9 @@ func (e *exporter) missing(ctx context.Context, enc *zstd.Encoder, p filePath, f
 
 // saveOpen hashes and stores the content of an open file (the file at its path, or
 // the shield's link of it) under the name path.
-func (e *exporter) saveOpen(ctx context.Context, enc *zstd.Encoder, path string, f archive.File, ev Event, fh *os.File) (archive.File, Event, error) {
+func (e *exporter) saveOpen(ctx context.Context, enc *zstd.Encoder, m *archive.Manifest, path string, f archive.File, ev Event, fh *os.File) (archive.File, Event, error) {
 	p := filePath{path: path}
+	store := e.storeOf(m)
 	st, err := fh.Stat()
 	if err != nil {
 		return f, ev, err
@@ -330,7 +331,8 @@ func (e *exporter) saveOpen(ctx context.Context, enc *zstd.Encoder, path string,
 	if !st.Mode().IsRegular() {
 		return f, ev, fmt.Errorf("not a regular file (%s)", st.Mode().Type())
 	}
-	if e.o.Shield != nil {
+	// The shield's blobs are shared and plaintext: a sealed snapshot stores its own.
+	if e.o.Shield != nil && e.o.Sealer == nil {
 		if sum, stored, ok := e.o.Shield.Stored(fh, st); ok {
 			// The shield uploaded this very content (same inode, size and mtime):
 			// no hashing, no HEAD.
@@ -355,12 +357,16 @@ func (e *exporter) saveOpen(ctx context.Context, enc *zstd.Encoder, path string,
 	f.Owner = archiveOwner(place.OwnerOf(st, &e.names))
 	ev.Bytes = sum.Size()
 	key := archive.BlobKey(sum.Sum())
-	storedSize, uploaded, err := e.blobs.ensure(sum.Sum(), func() (int64, bool, error) {
-		if info, err := e.store.Stat(ctx, key); err == nil {
-			e.mu.Lock()
-			err := e.reuse(sum.Sum(), false)
-			e.mu.Unlock()
-			return info.Size, false, err // a blob is immutable: once stored, done
+	storedKey, err := e.storedKey(m, key)
+	if err != nil {
+		return f, ev, err
+	}
+	storedSize, uploaded, err := e.blobs.ensure(storedKey, func() (int64, bool, error) {
+		if info, err := store.Stat(ctx, key); err == nil {
+			if err := e.reuseBlob(ctx, m, sum.Sum(), storedKey); err != nil {
+				return 0, false, err
+			}
+			return info.Size, false, nil // a blob is immutable: once stored, done
 		} else if !errors.Is(err, fs.ErrNotExist) {
 			return 0, false, err
 		}
@@ -368,7 +374,7 @@ func (e *exporter) saveOpen(ctx context.Context, enc *zstd.Encoder, path string,
 			return 0, false, err
 		}
 		again := archive.NewDigest()
-		stored, err := putCompressed(ctx, e.store, key, enc, func(w io.Writer) error {
+		stored, err := putCompressed(ctx, store, key, enc, func(w io.Writer) error {
 			_, err := io.Copy(io.MultiWriter(w, again), fh)
 			return err
 		})
@@ -376,7 +382,7 @@ func (e *exporter) saveOpen(ctx context.Context, enc *zstd.Encoder, path string,
 			return 0, false, err
 		}
 		if err := again.Check(p.path, f.SHA256, f.Size); err != nil {
-			_ = e.store.Delete(ctx, key)
+			_ = store.Delete(ctx, key)
 			return 0, false, fmt.Errorf("file changed while it was saved: %w", err)
 		}
 		return stored.stored.Size(), true, nil
@@ -463,8 +469,8 @@ func (e *exporter) report(msg string, args ...any) {
 // than uploaded twice, and a tenant's million recordings cost no more memory.
 type blobSet struct {
 	mu      sync.Mutex
-	pending map[[32]byte]*blobEntry // being stored, or failed
-	stored  map[[32]byte]int64      // stored size
+	pending map[string]*blobEntry // being stored, or failed, by stored key
+	stored  map[string]int64      // stored size
 }
 
 const maxStored = 1 << 16
@@ -477,12 +483,13 @@ type blobEntry struct {
 }
 
 func newBlobSet() *blobSet {
-	return &blobSet{pending: map[[32]byte]*blobEntry{}, stored: map[[32]byte]int64{}}
+	return &blobSet{pending: map[string]*blobEntry{}, stored: map[string]int64{}}
 }
 
-// ensure runs store for the blob of digest sum once; later callers wait for it and
-// share its result, as not uploaded by them.
-func (b *blobSet) ensure(sum [32]byte, store func() (int64, bool, error)) (size int64, uploaded bool, err error) {
+// ensure runs store for the blob stored as sum (its stored key: a tenant's sealed
+// blob differs from another tenant's of the same content) once; later callers wait
+// for it and share its result, as not uploaded by them.
+func (b *blobSet) ensure(sum string, store func() (int64, bool, error)) (size int64, uploaded bool, err error) {
 	b.mu.Lock()
 	if size, ok := b.stored[sum]; ok {
 		b.mu.Unlock()
@@ -500,7 +507,7 @@ func (b *blobSet) ensure(sum [32]byte, store func() (int64, bool, error)) (size 
 	if e.err == nil {
 		b.mu.Lock()
 		if len(b.stored) >= maxStored {
-			b.stored = make(map[[32]byte]int64, 1024)
+			b.stored = make(map[string]int64, 1024)
 		}
 		b.stored[sum] = e.size
 		delete(b.pending, sum) // waiters hold e itself

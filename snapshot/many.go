@@ -52,7 +52,7 @@ func (e *exporter) split(ctx context.Context, enc *zstd.Encoder, u unit, byKey m
 			continue
 		}
 		key := archive.TableKey(m.Tenant, m.ID, t.Name.Schema, t.Name.Table)
-		o := openObject(ctx, e.store, key, enc)
+		o := openObject(ctx, e.storeOf(m), key, enc)
 		if err := o.close(nil); err != nil {
 			return fmt.Errorf("snapshot: table %s of tenant %s: %w", t.Name, m.Tenant, err)
 		}
@@ -131,7 +131,7 @@ func (s *splitter) switchTo(tenant string) error {
 	}
 	s.seen[m], s.curM, s.curTag = true, m, tenant
 	s.curKey = archive.TableKey(m.Tenant, m.ID, s.t.Name.Schema, s.t.Name.Table)
-	s.cur = openObject(s.ctx, s.e.store, s.curKey, s.enc)
+	s.cur = openObject(s.ctx, s.e.storeOf(m), s.curKey, s.enc)
 	s.w = s.e.tapIDs(s.t, m, s.cur)
 	return nil
 }

@@ -44,7 +44,7 @@ type ShieldCopy struct {
 // fromShield saves a missing file from the shield: its link read and stored like
 // the file itself, else its blob already in storage. ok is false when the shield
 // has no copy; the file is then missing.
-func (e *exporter) fromShield(ctx context.Context, enc *zstd.Encoder, p filePath, f archive.File, ev Event) (archive.File, Event, bool, error) {
+func (e *exporter) fromShield(ctx context.Context, enc *zstd.Encoder, m *archive.Manifest, p filePath, f archive.File, ev Event) (archive.File, Event, bool, error) {
 	c, ok, err := e.o.Shield.Lost(ctx, p.path)
 	if err != nil || !ok {
 		return f, ev, false, err
@@ -55,7 +55,7 @@ func (e *exporter) fromShield(ctx context.Context, enc *zstd.Encoder, p filePath
 		fh, err := os.OpenFile(c.Link, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
 		if err == nil {
 			defer fh.Close()
-			rf, rev, err := e.saveOpen(ctx, enc, p.path, f, ev, fh)
+			rf, rev, err := e.saveOpen(ctx, enc, m, p.path, f, ev, fh)
 			if err == nil {
 				// The link's own mode and mtime are the lost file's (one inode).
 				e.o.Log.Info("file missing on disk saved from the shield's link", "path", p.path, "table", f.Table)
@@ -77,6 +77,20 @@ func (e *exporter) fromShield(ctx context.Context, enc *zstd.Encoder, p filePath
 	if err != nil {
 		return f, ev, false, err
 	}
+	if e.o.Sealer != nil {
+		// The shield's blob is plaintext and shared: the tenant's sealed copy is
+		// made from it, stream to stream (its bytes are already compressed).
+		if info.Size, err = e.sealShieldBlob(ctx, m, c.SHA256); err != nil {
+			return f, ev, false, err
+		}
+	} else {
+		e.mu.Lock()
+		err = e.reuse(c.SHA256, false)
+		e.mu.Unlock()
+		if err != nil {
+			return f, ev, false, err
+		}
+	}
 	f.Size, f.Mode, f.ModTime, f.SHA256, f.StoredBytes = c.Size, c.Mode, c.ModTime.UTC(), fmt.Sprintf("%x", c.SHA256), info.Size
 	if c.HasOwner {
 		// The blob has no owner of its own: the shield's record says who owned the
@@ -85,12 +99,35 @@ func (e *exporter) fromShield(ctx context.Context, enc *zstd.Encoder, p filePath
 		f.Owner = &archive.Owner{UID: c.UID, GID: c.GID, User: e.names.User(uid), Group: e.names.Group(gid)}
 	}
 	ev.Bytes = c.Size
-	e.mu.Lock()
-	err = e.reuse(c.SHA256, false)
-	e.mu.Unlock()
-	if err != nil {
-		return f, ev, false, err
-	}
 	e.o.Log.Info("file missing on disk saved from the shield's blob", "path", p.path, "table", f.Table)
 	return f, ev, true, nil
+}
+
+// sealShieldBlob stores the tenant's sealed copy of a shield blob (plaintext, at its
+// content key), unless the tenant has it already; it returns the stored size.
+func (e *exporter) sealShieldBlob(ctx context.Context, m *archive.Manifest, sum [32]byte) (int64, error) {
+	key := archive.BlobKey(sum)
+	store := e.storeOf(m)
+	storedKey, err := e.storedKey(m, key)
+	if err != nil {
+		return 0, err
+	}
+	size, _, err := e.blobs.ensure(storedKey, func() (int64, bool, error) {
+		if info, err := store.Stat(ctx, key); err == nil {
+			return info.Size, false, e.reuseBlob(ctx, m, sum, storedKey)
+		} else if !errors.Is(err, fs.ErrNotExist) {
+			return 0, false, err
+		}
+		rc, err := e.store.Get(ctx, key)
+		if err != nil {
+			return 0, false, err
+		}
+		defer rc.Close()
+		if err := store.Put(ctx, key, rc); err != nil {
+			return 0, false, err
+		}
+		info, err := store.Stat(ctx, key)
+		return info.Size, true, err
+	})
+	return size, err
 }

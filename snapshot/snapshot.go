@@ -17,7 +17,6 @@ import (
 
 	"github.com/purgeguard/purgeguard/internal/archive"
 	"github.com/purgeguard/purgeguard/internal/catalog"
-	"github.com/purgeguard/purgeguard/internal/repository"
 	"github.com/purgeguard/purgeguard/internal/retention"
 	"github.com/purgeguard/purgeguard/profile"
 	"github.com/purgeguard/purgeguard/storage"
@@ -39,7 +38,10 @@ type Options struct {
 	Files []profile.FileColumn
 	// Shield, when set, saves files missing on disk from the file shield's copy
 	// and skips the upload of blobs the shield already stored.
-	Shield      Shield
+	Shield Shield
+	// Sealer, when set, encrypts every snapshot with its tenant's key (issue 15):
+	// objects, blobs and manifest sealed, a plaintext envelope committing it.
+	Sealer      Sealer
 	ToolVersion string
 	Log         *slog.Logger
 	// Progress, when set, is called after each table and each file is stored. It is
@@ -109,7 +111,7 @@ func Run(ctx context.Context, cfg *pgx.ConnConfig, store storage.Store, o Option
 		ms = e.dropEmpty(ms)
 	}
 	for _, m := range ms {
-		if err := repository.PutManifest(ctx, store, m); err != nil {
+		if err := e.commit(ctx, m); err != nil {
 			e.discard(ms)
 			return nil, err
 		}

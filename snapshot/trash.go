@@ -11,7 +11,6 @@ import (
 
 	"github.com/purgeguard/purgeguard/internal/archive"
 	"github.com/purgeguard/purgeguard/internal/catalog"
-	"github.com/purgeguard/purgeguard/internal/repository"
 	"github.com/purgeguard/purgeguard/internal/trash"
 	"github.com/purgeguard/purgeguard/storage"
 )
@@ -106,7 +105,7 @@ func RunTrash(ctx context.Context, cfg *pgx.ConnConfig, store storage.Store, o O
 		return nil, err
 	}
 	for _, m := range ms {
-		if err := repository.PutManifest(ctx, store, m); err != nil {
+		if err := e.commit(ctx, m); err != nil {
 			e.discard(ms)
 			return nil, err
 		}

@@ -246,7 +246,21 @@ func (tp *TenantPlan) add(ctx context.Context, store storage.Store, ref archive.
 	if slices.ContainsFunc(tp.Snapshots, func(s Step) bool { return s.Snapshot == ref.ID }) {
 		return nil
 	}
-	m, err := repository.Manifest(ctx, store, ref)
+	m, _, err := repository.Open(ctx, store, ref, nil)
+	if errors.Is(err, repository.ErrSealed) {
+		// An encrypted snapshot is planned from its envelope, no key needed: its
+		// counts are inside it, and restoring it opens it (Options.Keys).
+		e, err := repository.Envelope(ctx, store, ref, nil)
+		if err != nil {
+			return fmt.Errorf("undo: %w", err)
+		}
+		oc := restore.ConflictSkip
+		if e.Kind == archive.ScopeRetention {
+			oc = restore.ConflictFillNulls
+		}
+		tp.Snapshots = append(tp.Snapshots, Step{Snapshot: ref.ID, CreatedAt: e.CreatedAt, Scope: e.Kind, OnConflict: oc})
+		return nil
+	}
 	var ve *archive.VerifyError
 	switch {
 	case errors.Is(err, repository.ErrNoSnapshot) || errors.As(err, &ve):
@@ -306,6 +320,8 @@ type Options struct {
 	// fails that tenant. A lock that excludes other restores of other tenants
 	// makes them fail or wait: Jobs would gain nothing.
 	Lock func(ctx context.Context, tx pgx.Tx, tenant uuid.UUID) error
+	// Keys open encrypted snapshots (issue 15), as restore.Options.Keys.
+	Keys restore.Opener
 }
 
 // Tenant outcomes.
@@ -433,7 +449,7 @@ func (tp *TenantPlan) execute(ctx context.Context, cfg *pgx.ConnConfig, store st
 		steps[i] = restore.Step{Snapshot: s.Snapshot, OnConflict: s.OnConflict}
 	}
 	ro := restore.Options{Tenant: tp.Tenant, DryRun: o.DryRun, AllowDropColumns: o.AllowDropColumns,
-		Graph: o.Graph, Files: o.Files, OverwriteFiles: o.OverwriteFiles, Log: o.Log.With("tenant", tp.Tenant)}
+		Graph: o.Graph, Files: o.Files, OverwriteFiles: o.OverwriteFiles, Log: o.Log.With("tenant", tp.Tenant), Keys: o.Keys}
 	if o.Lock != nil {
 		ro.Lock = func(ctx context.Context, tx pgx.Tx) error { return o.Lock(ctx, tx, tp.Tenant) }
 	}

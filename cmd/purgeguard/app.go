@@ -89,7 +89,7 @@ PURGEGUARD_CONFIG (--config), PURGEGUARD_METRICS_FILE (--metrics-file).`,
 		Commands: []*cli.Command{
 			newTablesCommand(), newSnapshotCommand(), newListCommand(), newVerifyCommand(), newCheckCommand(), newGuardCommand(),
 			newFenceCommand(), newRestoreCommand(), newUndoCommand(), newHistoryCommand(), newPruneCommand(), newVersionCommand(),
-			newTrashCommand(), newShieldCommand(), newFilesCommand(), newKeysCommand(),
+			newTrashCommand(), newShieldCommand(), newFilesCommand(), newKeysCommand(), newForgetCommand(),
 		},
 		// urfave/cli cannot return an error from here: run turns the mark into one.
 		CommandNotFound: func(c *cli.Context, name string) { c.App.Metadata[unknownKey] = name },

@@ -85,6 +85,9 @@ func runGuard(c *cli.Context) error {
 		return err
 	}
 	so.Shield = snapshotShield(e, store)
+	if err := sealSnapshots(c.Context, e, store, &so); err != nil {
+		return err
+	}
 	res, err := guard.Run(c.Context, cfg, store, guard.Options{
 		Input: in, Rules: e.cfg.PolicyRules(), Activity: act, Reason: c.String(flagReason),
 		NoWait: c.Bool("no-wait"), Command: command, Snapshot: so,
@@ -117,6 +120,9 @@ func runGuardRetention(c *cli.Context, e *env, command []string) error {
 		return err
 	}
 	so.Shield = snapshotShield(e, store)
+	if err := sealSnapshots(c.Context, e, store, &so); err != nil {
+		return err
+	}
 	res, err := guard.RunRetention(c.Context, cfg, store, guard.RetentionOptions{
 		Snapshot: so, Reason: c.String(flagReason), NoWait: c.Bool("no-wait"), Command: command,
 		Stdin: c.App.Reader, Stdout: commandStdout(c, e), Stderr: c.App.ErrWriter, Log: e.log,

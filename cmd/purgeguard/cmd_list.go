@@ -68,6 +68,12 @@ func runList(c *cli.Context) error {
 		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "CREATED\tTENANT\tSNAPSHOT\tTABLES\tROWS\tFILES\tSTORED\tREASON")
 		for _, s := range out {
+			if s.Encrypted {
+				// Counts and reason are inside the sealed manifest.
+				fmt.Fprintf(tw, "%s\t%s\t%s\t-\t-\t-\t%s\t(encrypted)\n", s.CreatedAt.Format("2006-01-02 15:04:05Z"),
+					s.Tenant, s.Snapshot, humanBytes(s.StoredBytes))
+				continue
+			}
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%s\t%s\n", s.CreatedAt.Format("2006-01-02 15:04:05Z"),
 				s.Tenant, s.Snapshot, s.Tables, s.Rows, s.Files, humanBytes(s.StoredBytes), s.Reason)
 		}

@@ -126,8 +126,13 @@ func runRestore(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	keys, err := opener(c.Context, e, store)
+	if err != nil {
+		return err
+	}
 	prog := newProgress(e, "restore", 0)
 	rep, err := restore.Run(c.Context, cfg, store, restore.Options{
+		Keys:   keys,
 		Tenant: tenant, Snapshot: snap, DryRun: c.Bool("dry-run"), Tables: tables,
 		OnConflict: c.String("on-conflict"), AllowDropColumns: c.Bool("allow-drop-columns"),
 		Graph: e.prof.Tenants, Files: e.prof.Files, FilesRoot: c.String("files-root"), OverwriteFiles: c.Bool("overwrite-files"),

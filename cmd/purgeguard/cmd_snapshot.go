@@ -89,6 +89,9 @@ func runSnapshot(c *cli.Context) error {
 		return err
 	}
 	so.Shield = snapshotShield(e, store)
+	if err := sealSnapshots(c.Context, e, store, &so); err != nil {
+		return err
+	}
 	ms, err := snapshot.Run(c.Context, cfg, store, so)
 	prog.done(err == nil)
 	audit := newAudit(archive.AuditSnapshot, tenants)

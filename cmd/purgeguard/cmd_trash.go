@@ -105,6 +105,9 @@ func runTrashSave(c *cli.Context) error {
 	// Files the service removed before its rows went (remove_tenant() unlinks the
 	// recordings first) are taken from the shield's link or blob.
 	so.Shield = snapshotShield(e, store)
+	if err := sealSnapshots(c.Context, e, store, &so); err != nil {
+		return err
+	}
 	res, err := guard.SaveTrash(c.Context, cfg, store, guard.TrashOptions{Snapshot: so, Reason: c.String(flagReason),
 		NoWait: c.Bool("no-wait"), Log: e.log})
 	prog.done(err == nil)

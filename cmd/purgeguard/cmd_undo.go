@@ -96,7 +96,12 @@ func runUndo(c *cli.Context) error {
 		printUndoPlan(e.stdout, plan)
 	}
 	dry := c.Bool("dry-run")
+	keys, err := opener(c.Context, e, store)
+	if err != nil {
+		return err
+	}
 	res, err := plan.Execute(c.Context, cfg, store, undo.Options{
+		Keys: keys,
 		Jobs: jobs, DryRun: dry, Graph: e.prof.Tenants, Files: e.prof.Files,
 		AllowDropColumns: c.Bool("allow-drop-columns"), OverwriteFiles: c.Bool("overwrite-files"), Log: e.log,
 		Lock: func(ctx context.Context, tx pgx.Tx, tenant uuid.UUID) error {

@@ -18,6 +18,9 @@ const (
 	// the shield's loss record (path, blob, owner, mode, link).
 	AuditLoss = "loss"
 	AuditUndo = "undo"
+	// AuditForget records a crypto-shredding (issue 15): the tenants and the
+	// snapshots that became unreadable; never a key.
+	AuditForget = "forget"
 )
 
 // Audit is one record of something purgeguard decided or did. It names people and

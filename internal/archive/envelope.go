@@ -42,7 +42,7 @@ type Envelope struct {
 	Snapshot  uuid.UUID `json:"snapshot"`
 	Tenant    uuid.UUID `json:"tenant"`
 	CreatedAt time.Time `json:"created_at"`
-	Kind      string    `json:"kind"` // ScopeTenant or ScopeRetention
+	Kind      string    `json:"kind"` // ScopeTenant, ScopeRetention or ScopeTrash
 	// Manifest is the sealed manifest itself.
 	Manifest SealedObject `json:"manifest"`
 	// Objects is how many object lines follow: every table object and every blob
@@ -81,7 +81,7 @@ func (e *Envelope) validate() error {
 		return errors.New("no tenant")
 	case e.CreatedAt.IsZero():
 		return errors.New("no created_at")
-	case e.Kind != ScopeTenant && e.Kind != ScopeRetention:
+	case e.Kind != ScopeTenant && e.Kind != ScopeRetention && e.Kind != ScopeTrash:
 		return fmt.Errorf("kind %q", e.Kind)
 	case e.Objects < 0:
 		return fmt.Errorf("negative object count %d", e.Objects)

@@ -24,9 +24,8 @@ type Config struct {
 	Policy    Policy       `yaml:"policy" json:"policy"`
 	Retention Retention    `yaml:"retention" json:"retention"`
 	Shield    Shield       `yaml:"shield" json:"shield"`
-	// Encryption is defined ahead of the commands that will use it (issue 15): until
-	// then a configuration that sets it is refused, rather than let snapshots be
-	// written in clear by someone who believes them encrypted.
+	// Encryption seals new snapshots with per-tenant keys (issue 15) when it names
+	// recipients; its identity file opens them.
 	Encryption Encryption `yaml:"encryption" json:"encryption"`
 }
 

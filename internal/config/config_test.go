@@ -66,8 +66,6 @@ func TestParse_Errors(t *testing.T) {
 		{"relative identity file", "encryption:\n  identity_file: op.key\n", 2, "encryption.identity_file"},
 		{"relative recipients file", "encryption:\n  recipients_file: r.txt\n", 2, "encryption.recipients_file"},
 		{"bad keys url", "encryption:\n  keys_url: gs://b\n", 2, "encryption.keys_url"},
-		{"encryption not applied yet", "encryption:\n  recipients: [" + testRecipient + "]\n", 2, "encryption.recipients"},
-		{"identity alone not applied yet", "encryption:\n  identity_file: /etc/purgeguard/op.key\n", 2, "encryption.identity_file"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -83,6 +81,17 @@ func TestParse_Errors(t *testing.T) {
 				t.Errorf("message %q does not name bad.yaml:%d and %s", msg, tt.wantLine, tt.wantKey)
 			}
 		})
+	}
+}
+
+// Encryption is applied (issue 15): recipients and an identity file are accepted.
+func TestParse_Encryption(t *testing.T) {
+	cfg, err := config.Parse(strings.NewReader("encryption:\n  recipients: ["+testRecipient+"]\n  identity_file: /etc/purgeguard/op.key\n"), "ok.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cfg.Encryption; len(got.Recipients) != 1 || got.Recipients[0] != testRecipient || got.IdentityFile != "/etc/purgeguard/op.key" {
+		t.Errorf("encryption: got %+v", got)
 	}
 }
 

@@ -445,20 +445,6 @@ func (e Encryption) validate(bad func(key, format string, args ...any) error) er
 			return bad("encryption.keys_url", "%q: scheme must be file or s3", u)
 		}
 	}
-	if e.Enabled() {
-		key := "encryption"
-		switch {
-		case len(e.Recipients) > 0:
-			key = "encryption.recipients"
-		case e.RecipientsFile != "":
-			key = "encryption.recipients_file"
-		case e.IdentityFile != "":
-			key = "encryption.identity_file"
-		case e.KeysURL != "":
-			key = "encryption.keys_url"
-		}
-		return bad(key, "encryption is not applied by this build's commands yet (only its keys exist: `purgeguard keys init`); snapshots would be written in clear: remove the encryption section")
-	}
 	return nil
 }
 

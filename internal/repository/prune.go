@@ -95,12 +95,16 @@ type PrunePlan struct {
 	Broken     []Broken       // manifests that cannot be read: left alone, and no sweep
 	// marked are the digests of every blob a kept snapshot names.
 	marked blobMarks
+	// markedSealed are the keys of every sealed blob a kept sealed snapshot's
+	// envelope lists (their content digests are inside the sealed manifest).
+	markedSealed map[string]bool
 }
 
 // PlannedSnapshot is a snapshot the plan removes, with every object stored under it.
 type PlannedSnapshot struct {
 	archive.SnapshotRef
 	Objects []storage.Info
+	Sealed  bool // committed by its envelope
 }
 
 // PlanPrune decides, reading only: which snapshots no rule keeps (per tenant, newest
@@ -121,7 +125,7 @@ func PlanPrune(ctx context.Context, s storage.Store, o PruneOptions) (*PrunePlan
 		o.Log = slog.New(slog.DiscardHandler)
 	}
 	plan := &PrunePlan{o: o, markStart: o.Now, Kept: []archive.SnapshotRef{}, Remove: []PlannedSnapshot{},
-		Incomplete: []storage.Info{}, marked: blobMarks{}}
+		Incomplete: []storage.Info{}, marked: blobMarks{}, markedSealed: map[string]bool{}}
 
 	// Every object under snapshots/, grouped by snapshot: committed or not.
 	type snap struct {
@@ -141,7 +145,7 @@ func PlanPrune(ctx context.Context, s storage.Store, o PruneOptions) (*PrunePlan
 			snaps[ref] = sn
 		}
 		sn.objects = append(sn.objects, i)
-		sn.manifest = sn.manifest || archive.IsManifest(rest)
+		sn.manifest = sn.manifest || archive.IsCommit(rest)
 		if i.ModTime.After(sn.newest) {
 			sn.newest = i.ModTime
 		}
@@ -168,7 +172,7 @@ func PlanPrune(ctx context.Context, s storage.Store, o PruneOptions) (*PrunePlan
 				o.KeepWithin > 0 && o.Now.Sub(m.CreatedAt) < o.KeepWithin
 		}
 		if keep {
-			if err := plan.mark(ctx, s, m.SnapshotRef); err != nil {
+			if err := plan.mark(ctx, s, m.SnapshotRef, m.Sealed); err != nil {
 				return nil, err
 			}
 			if inScope(m.Tenant) {
@@ -180,7 +184,7 @@ func PlanPrune(ctx context.Context, s storage.Store, o PruneOptions) (*PrunePlan
 		if sn := snaps[m.SnapshotRef]; sn != nil {
 			objects = sn.objects
 		}
-		plan.Remove = append(plan.Remove, PlannedSnapshot{SnapshotRef: m.SnapshotRef, Objects: objects})
+		plan.Remove = append(plan.Remove, PlannedSnapshot{SnapshotRef: m.SnapshotRef, Objects: objects, Sealed: m.Sealed})
 	}
 	// Objects of snapshots never committed: a crashed run, or one still writing.
 	for ref, sn := range snaps {
@@ -217,8 +221,21 @@ func (plan *PrunePlan) inScope(t uuid.UUID) bool {
 }
 
 // mark reads a surviving snapshot's manifest again, one at a time, for the blobs it
-// names: digests, not keys, a third of the memory per blob.
-func (plan *PrunePlan) mark(ctx context.Context, s storage.Store, ref archive.SnapshotRef) error {
+// names: digests, not keys, a third of the memory per blob. A sealed snapshot's
+// envelope names its sealed blobs by key: no key is needed to keep them.
+func (plan *PrunePlan) mark(ctx context.Context, s storage.Store, ref archive.SnapshotRef, sealed bool) error {
+	if sealed {
+		_, err := Envelope(ctx, s, ref, func(o archive.SealedObject) error {
+			if _, ok := archive.ParseSealedBlobKey(o.Key); ok {
+				plan.markedSealed[o.Key] = true
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("prune: %w", err)
+		}
+		return nil
+	}
 	m, err := Manifest(ctx, s, ref)
 	if err != nil {
 		return fmt.Errorf("prune: %w", err)
@@ -253,7 +270,7 @@ func (plan *PrunePlan) Execute(ctx context.Context, s storage.Store) (*PruneRepo
 	}
 	p := &pruner{s: s, o: o, rep: rep}
 	for _, ps := range plan.Remove {
-		lock, err := p.removeSnapshot(ctx, ps.SnapshotRef, ps.Objects)
+		lock, err := p.removeSnapshot(ctx, ps.SnapshotRef, ps.Objects, ps.Sealed)
 		if err != nil {
 			return rep, err
 		}
@@ -261,7 +278,7 @@ func (plan *PrunePlan) Execute(ctx context.Context, s storage.Store) (*PruneRepo
 			// The snapshot stays whole (its manifest is the first object tried), so
 			// must every blob it names, even one whose own retention (set when a
 			// first snapshot uploaded it) has ended.
-			if err := plan.mark(ctx, s, ps.SnapshotRef); err != nil {
+			if err := plan.mark(ctx, s, ps.SnapshotRef, ps.Sealed); err != nil {
 				return rep, err
 			}
 			rep.Locked = append(rep.Locked, LockedSnapshot{SnapshotRef: ps.SnapshotRef, Until: lock.Until})
@@ -306,6 +323,17 @@ func (plan *PrunePlan) Execute(ctx context.Context, s storage.Store) (*PruneRepo
 	})
 	if err != nil {
 		return rep, fmt.Errorf("prune: list blobs: %w", err)
+	}
+	// Sealed blobs belong to one tenant each: removed when no surviving envelope
+	// lists them (a forgotten tenant's too, once their lock allows).
+	err = s.List(ctx, archive.SealedBlobsPrefix, func(i storage.Info) error {
+		if _, ok := archive.ParseSealedBlobKey(i.Key); ok && !plan.markedSealed[i.Key] && i.ModTime.Before(plan.markStart.Add(-o.Grace)) {
+			doomed = append(doomed, i)
+		}
+		return nil
+	})
+	if err != nil {
+		return rep, fmt.Errorf("prune: list sealed blobs: %w", err)
 	}
 	for _, i := range doomed {
 		if locked, err := p.remove(ctx, i.Key); err != nil {
@@ -365,8 +393,11 @@ func (p *pruner) try(ctx context.Context, key string) (*storage.LockedError, err
 // refusal is returned. (Every object of a snapshot carries the same retention, so
 // the manifest, written last, is the first to refuse; an object of the snapshot
 // refused after its manifest went is recorded and left for a later prune.)
-func (p *pruner) removeSnapshot(ctx context.Context, ref archive.SnapshotRef, objects []storage.Info) (*storage.LockedError, error) {
+func (p *pruner) removeSnapshot(ctx context.Context, ref archive.SnapshotRef, objects []storage.Info, sealed bool) (*storage.LockedError, error) {
 	mk := archive.ManifestKey(ref.Tenant, ref.ID)
+	if sealed {
+		mk = archive.EnvelopeKey(ref.Tenant, ref.ID) // the commit marker of a sealed snapshot
+	}
 	slices.SortFunc(objects, func(a, b storage.Info) int {
 		switch {
 		case a.Key == mk:

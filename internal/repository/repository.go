@@ -34,6 +34,10 @@ type Summary struct {
 	Reason    string
 	Scope     archive.Scope
 	Totals    archive.Totals
+	// Sealed: an encrypted snapshot, summarised from its plaintext envelope without
+	// any key: its Scope has only the kind, its Totals only StoredBytes (reason, row
+	// and file counts are inside the sealed manifest).
+	Sealed bool
 }
 
 // Broken is a snapshot whose manifest is stored but cannot be read as one: it does not
@@ -66,17 +70,22 @@ func ListAll(ctx context.Context, s storage.Store, tenant uuid.UUID) ([]Summary,
 	if tenant != uuid.Nil {
 		prefix = archive.TenantPrefix(tenant)
 	}
-	var refs []archive.SnapshotRef
+	var refs, sealed []archive.SnapshotRef
 	err := s.List(ctx, prefix, func(i storage.Info) error {
-		if ref, rest, ok := archive.ParseSnapshotKey(i.Key); ok && archive.IsManifest(rest) {
+		ref, rest, ok := archive.ParseSnapshotKey(i.Key)
+		switch {
+		case !ok:
+		case archive.IsManifest(rest):
 			refs = append(refs, ref)
+		case archive.IsEnvelope(rest):
+			sealed = append(sealed, ref)
 		}
 		return nil
 	})
 	if err != nil {
 		return nil, nil, fmt.Errorf("list snapshots: %w", err)
 	}
-	out := make([]Summary, 0, len(refs))
+	out := make([]Summary, 0, len(refs)+len(sealed))
 	var broken []Broken
 	for _, ref := range refs {
 		m, err := Manifest(ctx, s, ref)
@@ -89,6 +98,23 @@ func ListAll(ctx context.Context, s storage.Store, tenant uuid.UUID) ([]Summary,
 			return nil, nil, err
 		}
 		out = append(out, Summary{SnapshotRef: ref, CreatedAt: m.CreatedAt, Reason: m.Reason, Scope: m.Scope, Totals: m.Totals()})
+	}
+	for _, ref := range sealed {
+		if slices.Contains(refs, ref) {
+			continue // a plaintext manifest is what commits it
+		}
+		var stored int64
+		e, err := Envelope(ctx, s, ref, func(o archive.SealedObject) error { stored += o.Size; return nil })
+		var ve *archive.VerifyError
+		if errors.As(err, &ve) {
+			broken = append(broken, Broken{SnapshotRef: ref, Err: err})
+			continue
+		}
+		if err != nil {
+			return nil, nil, err
+		}
+		out = append(out, Summary{SnapshotRef: ref, CreatedAt: e.CreatedAt, Scope: archive.Scope{Kind: e.Kind},
+			Totals: archive.Totals{StoredBytes: stored + e.Manifest.Size}, Sealed: true})
 	}
 	slices.SortStableFunc(out, func(a, b Summary) int {
 		if c := b.CreatedAt.Compare(a.CreatedAt); c != 0 {

@@ -1,0 +1,184 @@
+package repository
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+
+	"github.com/google/uuid"
+
+	"github.com/purgeguard/purgeguard/internal/archive"
+	"github.com/purgeguard/purgeguard/storage"
+)
+
+// Opener opens a tenant's sealed objects (issue 15): a view of the store in which
+// Get returns what was sealed, under the plaintext layout's names. seal.Keyring is
+// the one the CLI hands down.
+type Opener interface {
+	Open(ctx context.Context, s storage.Store, tenant uuid.UUID) (storage.Store, error)
+}
+
+// ErrSealed is what reading an encrypted snapshot's contents answers when no keys
+// were given at all.
+var ErrSealed = errors.New("snapshot is encrypted")
+
+// SealedError names the encrypted snapshot and the fix; it Is ErrSealed.
+type SealedError struct{ archive.SnapshotRef }
+
+func (e *SealedError) Error() string {
+	return fmt.Sprintf("snapshot %s of tenant %s is encrypted: reading its contents needs an operator identity (encryption.identity_file)", e.ID, e.Tenant)
+}
+
+// Is makes errors.Is(err, ErrSealed) true.
+func (e *SealedError) Is(target error) bool { return target == ErrSealed }
+
+// IsSealed reports whether the committed snapshot ref is sealed (its envelope, not a
+// plaintext manifest, commits it). A snapshot committed neither way is ErrNoSnapshot.
+func IsSealed(ctx context.Context, s storage.Store, ref archive.SnapshotRef) (bool, error) {
+	_, err := s.Stat(ctx, archive.ManifestKey(ref.Tenant, ref.ID))
+	if err == nil {
+		return false, nil
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return false, err
+	}
+	_, err = s.Stat(ctx, archive.EnvelopeKey(ref.Tenant, ref.ID))
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, fs.ErrNotExist):
+		return false, fmt.Errorf("snapshot %s of tenant %s: %w", ref.ID, ref.Tenant, ErrNoSnapshot)
+	}
+	return false, err
+}
+
+// Open loads a snapshot's manifest, plaintext or sealed, and returns with it the
+// store its objects are read from: s itself for a plaintext snapshot, the tenant's
+// opened view (op) for a sealed one. A sealed snapshot with no op is a SealedError.
+func Open(ctx context.Context, s storage.Store, ref archive.SnapshotRef, op Opener) (*archive.Manifest, storage.Store, error) {
+	sealed, err := IsSealed(ctx, s, ref)
+	if err != nil {
+		return nil, nil, err
+	}
+	if !sealed {
+		m, err := Manifest(ctx, s, ref)
+		return m, s, err
+	}
+	if _, err := Envelope(ctx, s, ref, nil); err != nil {
+		return nil, nil, err
+	}
+	if op == nil {
+		return nil, nil, &SealedError{SnapshotRef: ref}
+	}
+	view, err := op.Open(ctx, s, ref.Tenant)
+	if err != nil {
+		return nil, nil, err
+	}
+	m, err := Manifest(ctx, view, ref)
+	if err != nil {
+		return nil, nil, err
+	}
+	return m, view, nil
+}
+
+// OpenLatest is Open of the newest committed snapshot of tenant.
+func OpenLatest(ctx context.Context, s storage.Store, tenant uuid.UUID, op Opener) (*archive.Manifest, storage.Store, error) {
+	sums, err := List(ctx, s, tenant)
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(sums) == 0 {
+		return nil, nil, fmt.Errorf("tenant %s: %w", tenant, ErrNoSnapshot)
+	}
+	return Open(ctx, s, sums[0].SnapshotRef, op)
+}
+
+// Envelope reads a sealed snapshot's envelope, handing each object to fn (nil: none),
+// and checks that it is stored where it says it belongs. An envelope that cannot be
+// read as one is an *archive.VerifyError naming its key.
+func Envelope(ctx context.Context, s storage.Store, ref archive.SnapshotRef, fn func(archive.SealedObject) error) (*archive.Envelope, error) {
+	key := archive.EnvelopeKey(ref.Tenant, ref.ID)
+	rc, err := s.Get(ctx, key)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("snapshot %s of tenant %s: %w", ref.ID, ref.Tenant, ErrNoSnapshot)
+		}
+		return nil, err
+	}
+	defer rc.Close()
+	if fn == nil {
+		fn = func(archive.SealedObject) error { return nil }
+	}
+	var fnErr error
+	src := &readErr{r: rc}
+	e, err := archive.DecodeEnvelope(src, func(o archive.SealedObject) error {
+		if fnErr = fn(o); fnErr != nil {
+			return fnErr
+		}
+		return nil
+	})
+	switch {
+	case err != nil && fnErr != nil:
+		return nil, fnErr
+	case err != nil && (src.err != nil || ctx.Err() != nil):
+		return nil, fmt.Errorf("%s: %w", key, err)
+	case err != nil:
+		return nil, &archive.VerifyError{Key: key, What: "envelope", Reason: err}
+	case e.Tenant != ref.Tenant || e.Snapshot != ref.ID:
+		return nil, &archive.VerifyError{Key: key, What: "envelope location",
+			Want: ref.Tenant.String() + "/" + ref.ID.String(), Got: e.Tenant.String() + "/" + e.Snapshot.String()}
+	}
+	return e, nil
+}
+
+// VerifySealed checks a sealed snapshot without any key: every object its envelope
+// lists, and the sealed manifest, is present, of the size and SHA-256 recorded. It
+// finds a lost, cut or altered object; only opening it (Checker.Verify on the opened
+// view) proves its content. Problems are *archive.VerifyError, one per object; an
+// error is returned only when the check could not run.
+func VerifySealed(ctx context.Context, s storage.Store, ref archive.SnapshotRef, progress func(key string, bytes int64)) (Problems, error) {
+	var probs Problems
+	check := func(o archive.SealedObject) error {
+		err := checkStored(ctx, s, o)
+		var ve *archive.VerifyError
+		if errors.As(err, &ve) {
+			probs = append(probs, err)
+			err = nil
+		}
+		if err == nil && progress != nil {
+			progress(o.Key, o.Size)
+		}
+		return err
+	}
+	e, err := Envelope(ctx, s, ref, check)
+	if err != nil {
+		var ve *archive.VerifyError
+		if errors.As(err, &ve) {
+			return append(probs, err), nil
+		}
+		return probs, err
+	}
+	if err := check(e.Manifest); err != nil {
+		return probs, err
+	}
+	return probs, nil
+}
+
+// checkStored re-reads one stored object and compares its size and SHA-256.
+func checkStored(ctx context.Context, s storage.Store, o archive.SealedObject) error {
+	rc, err := s.Get(ctx, o.Key)
+	if errors.Is(err, fs.ErrNotExist) {
+		return &archive.VerifyError{Key: o.Key, What: "missing object"}
+	}
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	sum := archive.NewDigest()
+	if _, err := io.Copy(sum, rc); err != nil {
+		return fmt.Errorf("read %s: %w", o.Key, err)
+	}
+	return sum.Check(o.Key, o.SHA256, o.Size)
+}
