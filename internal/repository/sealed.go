@@ -77,6 +77,10 @@ func Open(ctx context.Context, s storage.Store, ref archive.SnapshotRef, op Open
 		return nil, nil, err
 	}
 	m, err := Manifest(ctx, view, ref)
+	var ve *archive.VerifyError
+	if errors.As(err, &ve) && ve.Key == archive.ManifestKey(ref.Tenant, ref.ID) {
+		ve.Key = archive.SealedManifestKey(ref.Tenant, ref.ID) // the object as stored
+	}
 	if err != nil {
 		return nil, nil, err
 	}

@@ -112,6 +112,11 @@ func (k *Keyring) Seal(ctx context.Context, s storage.Store, tenant uuid.UUID) (
 	if !k.Sealing() {
 		return nil, errors.New("seal: no operator recipients (encryption.recipients): nothing can be sealed")
 	}
+	// Asked every time, cached key or not: a tenant forgotten since gets nothing
+	// more sealed to its key.
+	if err := k.keys.checkForgotten(ctx, tenant); err != nil {
+		return nil, err
+	}
 	r, err := k.recipient(ctx, tenant, true)
 	if err != nil {
 		return nil, err
