@@ -32,10 +32,20 @@ files:
 YAML
 export PURGEGUARD_CONFIG="$DEMO/purgeguard.yaml"
 pg() { "$DEMO/purgeguard" --log-level warn "$@"; }
+# Snapshots are encrypted: this host (the purge host) holds the operator's public
+# key only; the identity that opens them is the on-call's, used below to restore.
+RECIPIENT=$("$DEMO/purgeguard" keys init --out "$DEMO/operator.key")
+cp "$DEMO/purgeguard.yaml" "$DEMO/restore.yaml"
+printf 'encryption:\n  recipients: [%s]\n' "$RECIPIENT" >>"$DEMO/purgeguard.yaml"
+printf 'encryption:\n  identity_file: %s\n' "$DEMO/operator.key" >>"$DEMO/restore.yaml"
+oncall() { PURGEGUARD_CONFIG="$DEMO/restore.yaml" pg "$@"; }
 sql() { "$PGBIN/psql" "$DATABASE_URL" -qAtX -c "$1"; }
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 show() { printf '$ %s\n' "$*"; }
 counts() { sql "SELECT (SELECT count(*) FROM call_logd_tenant) || ' tenants, ' || (SELECT count(*) FROM call_logd_call_log) || ' call logs, ' || (SELECT count(*) FROM call_logd_recording) || ' recordings'"; }
+
+step "Encryption: purgeguard keys init made the on-call's identity; this host has only its recipient"
+echo "encryption.recipients: [$RECIPIENT]   (the identity file stays with on-call: $DEMO/operator.key)"
 
 step "A call-logd database: 20 tenants, their call logs and recording files"
 "$DEMO/fixturegen" -database-url "$DATABASE_URL" -create-schema -tenants 20 -call-logs 400 -idle 720h \
@@ -75,22 +85,29 @@ AFTER=$(counts)
 echo "database: $AFTER"
 show purgeguard list
 pg list
+echo "(encrypted: row counts and reason are inside the sealed manifest)"
 show purgeguard verify --tenant "$DROPPED"
 pg verify --tenant "$DROPPED"
+echo "(without a key: every sealed object is there, with the size and SHA-256 written)"
 
 step "Oops, that tenant was wanted after all: restore it (dry run first)"
 # call-logd removes the tenant's recordings and export zips with it.
 rm -rf "$DEMO/recordings/$DROPPED"
 for f in $DROPPED_EXPORTS; do rm -f "$f"; done
 echo "its recordings and exports are gone from disk too"
+show purgeguard restore --tenant "$DROPPED" --dry-run "   # on the purge host: no identity"
+pg restore --tenant "$DROPPED" --dry-run 2>&1 | sed 's/^/  /' || true
+echo "# on-call's host, whose configuration names the identity file:"
+show purgeguard verify --tenant "$DROPPED" --contents
+oncall verify --tenant "$DROPPED" --contents
 show purgeguard restore --tenant "$DROPPED" --dry-run
-pg restore --tenant "$DROPPED" --dry-run
+oncall restore --tenant "$DROPPED" --dry-run
 show purgeguard restore --tenant "$DROPPED"
-pg restore --tenant "$DROPPED"
+oncall restore --tenant "$DROPPED"
 RESTORED=$(counts)
 echo "# again: restore is safe to run twice, the second inserts nothing"
 show purgeguard restore --tenant "$DROPPED"
-pg restore --tenant "$DROPPED" | tail -1
+oncall restore --tenant "$DROPPED" | tail -1
 
 step "Summary"
 printf '%-16s %s\n' "before:" "$BEFORE" "after purge:" "$AFTER" "after restore:" "$RESTORED"
