@@ -71,10 +71,10 @@ func runForget(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	ks := (*seal.KeyStore)(nil)
+	var ks *seal.KeyStore
 	if kr != nil {
 		ks = kr.Keys()
-	} else if ks, err = seal.NewKeyStore(store); err != nil {
+	} else if ks, err = keyStore(c.Context, e, store); err != nil {
 		return err
 	}
 	conn, graph, err := connect(c, e)

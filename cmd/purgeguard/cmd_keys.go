@@ -88,7 +88,8 @@ simply run again. Forgotten tenants are skipped.`,
 					if err != nil {
 						return err
 					}
-					ks, err := seal.NewKeyStore(store)
+					// encryption.keys_url, when set, is where the tenant keys are.
+					ks, err := keyStore(c.Context, e, store)
 					if err != nil {
 						return err
 					}

@@ -221,7 +221,20 @@ func TestCLI_Encrypted(t *testing.T) {
 	}
 	// Another tenant is untouched by all this.
 	if code, out, errOut = run(env, "snapshot", "--tenant", tenants[1]); code != exitOK {
-		t.Errorf("snapshot of another tenant after a forget: exit %d\n%s%s", code, out, errOut)
+		t.Fatalf("snapshot of another tenant after a forget: exit %d\n%s%s", code, out, errOut)
+	}
+	// --older-than: the tenants deleted from the database whose newest snapshot is
+	// older than D; not one deleted more recently, not one still there.
+	if _, err := conn.Exec(ctx, "DELETE FROM call_logd_tenant WHERE uuid = $1", tenants[1]); err != nil {
+		t.Fatal(err)
+	}
+	if code, out, errOut = run(env, "forget", "--older-than", "1h"); code != exitOK || !strings.Contains(out, "no tenant to forget") {
+		t.Errorf("forget --older-than 1h of a tenant saved just now: exit %d, want nothing forgotten\n%s%s", code, out, errOut)
+	}
+	time.Sleep(1100 * time.Millisecond) // the snapshot must be older than the second below
+	code, out, errOut = run(env, "forget", "--older-than", "1s")
+	if code != exitOK || !strings.Contains(out, "forgot tenant "+tenants[1]) || strings.Contains(out, tenants[2]) || strings.Contains(out, tenant) {
+		t.Errorf("forget --older-than 1s: exit %d, want %s alone forgotten\n%s%s", code, tenants[1], out, errOut)
 	}
 	secretFree(t, "a command", outputs...)
 }

@@ -429,15 +429,7 @@ func keyring(ctx context.Context, e *env, store storage.Store) (*seal.Keyring, e
 	if !enc.Enabled() {
 		return nil, nil
 	}
-	keys := store
-	if enc.KeysURL != "" {
-		s, err := storage.Open(ctx, enc.KeysURL, e.cfg.StorageOptions())
-		if err != nil {
-			return nil, fmt.Errorf("encryption.keys_url: %w", err)
-		}
-		keys = storage.Bound(s, storage.Bounds{Timeout: time.Duration(e.cfg.Storage.RequestTimeout), Retries: e.cfg.Storage.Retries})
-	}
-	ks, err := seal.NewKeyStore(keys)
+	ks, err := keyStore(ctx, e, store)
 	if err != nil {
 		return nil, err
 	}
@@ -468,6 +460,19 @@ func keyring(ctx context.Context, e *env, store storage.Store) (*seal.Keyring, e
 		}
 	}
 	return seal.NewKeyring(ks, to, ids), nil
+}
+
+// keyStore is the tenant keys' store: encryption.keys_url, else the store's keys/.
+func keyStore(ctx context.Context, e *env, store storage.Store) (*seal.KeyStore, error) {
+	keys := store
+	if u := e.cfg.Encryption.KeysURL; u != "" {
+		s, err := storage.Open(ctx, u, e.cfg.StorageOptions())
+		if err != nil {
+			return nil, fmt.Errorf("encryption.keys_url: %w", err)
+		}
+		keys = storage.Bound(s, storage.Bounds{Timeout: time.Duration(e.cfg.Storage.RequestTimeout), Retries: e.cfg.Storage.Retries})
+	}
+	return seal.NewKeyStore(keys)
 }
 
 // sealSnapshots makes the snapshots of a command encrypted when the configuration
