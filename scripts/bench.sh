@@ -34,6 +34,11 @@
 #
 # BENCH_PART=files and BENCH_PART=layouts run issue 17's parts (see below; not part
 # of a full run).
+#
+# BENCH_PART=seal runs encryption's cost alone (issue 15): on a database of
+# BENCH_TENANTS (default 5) tenants, tenant #0 with $BENCH_BIG call logs and its files,
+# purgeguard snapshot (rows and files) into a fresh store plaintext and encrypted, and
+# restore of the rows from each into an empty schema; median of BENCH_RUNS, peak RSS.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -51,8 +56,8 @@ fi
 
 PART=${BENCH_PART:-}
 case "$PART" in
-"" | all | undo | trash | shield | files | layouts) ;;
-*) echo "bench: BENCH_PART=$PART: want undo, trash, shield, files or layouts, or nothing for every part" >&2; exit 2 ;;
+"" | all | undo | trash | shield | files | layouts | seal) ;;
+*) echo "bench: BENCH_PART=$PART: want undo, trash, shield, files, layouts or seal, or nothing for every part" >&2; exit 2 ;;
 esac
 BIG=${BENCH_BIG:-200000}
 TENANTS=${BENCH_TENANTS:-100}
@@ -139,6 +144,29 @@ YAML
 	"$W/benchrun" -part files -database-url "$dsn" -purgeguard "$W/purgeguard" -tenant "$tenant" -work "$W" \
 		-full-config "$W/files.yaml" -recordings "$W/recordings" -files "$FILES"
 	echo "load after: $(uptime)"
+	exit
+fi
+
+if [ "$PART" = seal ]; then
+	"$PGBIN/psql" "$PURGEGUARD_TEST_DATABASE_URL" -qAtX -c "CREATE DATABASE bench"
+	DSN="${PURGEGUARD_TEST_DATABASE_URL%/*}/bench?sslmode=disable"
+	echo "bench: seal part; generating ${BENCH_TENANTS:-5} tenants, tenant #0 with $BIG call logs and its files..." >&2
+	"$W/fixturegen" -database-url "$DSN" -create-schema -layout scrambled -bulk -tenants "${BENCH_TENANTS:-5}" -call-logs "${BENCH_CALL_LOGS:-20000}" \
+		-big-tenant-call-logs "$BIG" -file-tenants 1 -recordings-root "$W/recordings" -exports-root "$W/exports" >"$W/fixture.json"
+	"$PGBIN/psql" "$DSN" -qAtX -c "VACUUM ANALYZE"
+	cat >"$W/full.yaml" <<YAML
+files:
+  - table: public.call_logd_recording
+    column: path
+    root: $W/recordings
+  - table: public.call_logd_export
+    column: path
+    root: $W/exports
+YAML
+	TENANT=$(sed -n 's/.*"tenants":\["\([^"]*\)".*/\1/p' "$W/fixture.json")
+	echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1); $(uptime)"
+	"$W/benchrun" -part seal -database-url "$DSN" -purgeguard "$W/purgeguard" -pgbin "$PGBIN" -tenant "$TENANT" -work "$W" \
+		-tables-config "$W/tables.yaml" -full-config "$W/full.yaml" -runs "$RUNS"
 	exit
 fi
 

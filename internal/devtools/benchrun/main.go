@@ -51,7 +51,7 @@ func main() {
 		guardDB = flag.String("guard-database-url", "", "database of many small tenants for the guard overhead")
 		guardN  = flag.Int("guard-tenants", 0, "tenants in that database (for the printout)")
 		others  = flag.String("other-tenants", "", "comma-separated tenants #1.. of the database, for the scale runs")
-		part    = flag.String("part", "all", "all: every figure; trash: only the capturing fence's (on -database-url, which it copies per run); shield: only the file shield's; undo: only undo's; files: a tenant of many small files (snapshot, verify, restore, prune peak RSS; files throughput against tar | zstd)")
+		part    = flag.String("part", "all", "all: every figure; trash: only the capturing fence's (on -database-url, which it copies per run); shield: only the file shield's; undo: only undo's; files: a tenant of many small files (snapshot, verify, restore, prune peak RSS; files throughput against tar | zstd); seal: encrypted against plaintext snapshot and restore")
 		scans   = flag.String("shield-scans", "100000,1000000", "file counts of the shield's initial scans")
 		latN    = flag.Int("shield-latency-files", 200, "files created one by one for the shield's latencies")
 		rec     = flag.String("recordings", "", "recordings root of the database's files (shield snapshot)")
@@ -113,6 +113,16 @@ func main() {
 	case "undo":
 		undoPart()
 		return
+	case "seal":
+		tenant, err := uuid.Parse(*tenant)
+		if err == nil {
+			err = sealBench(context.Background(), *bin, *pgbin, *dsn, *work, *full, tenant, *runs)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "benchrun:", err)
+			os.Exit(1)
+		}
+		return
 	case "layout":
 		// One layout of BENCH_PART=layouts: the standard comparison, then issue 17's
 		// targets on it.
@@ -131,7 +141,7 @@ func main() {
 		}
 		return
 	default:
-		fmt.Fprintf(os.Stderr, "benchrun: -part %q: want all, trash, shield, undo or files\n", *part)
+		fmt.Fprintf(os.Stderr, "benchrun: -part %q: want all, trash, shield, undo, files or seal\n", *part)
 		os.Exit(2)
 	}
 	if _, err := run(*dsn, *bin, *pgbin, *tenant, *work, *tables, *full, *runs, *jobs, *machine, strings.Split(*others, ",")); err != nil {
