@@ -13,8 +13,8 @@ import (
 )
 
 // newKeysCommand manages the keys of per-tenant encryption (issue 15): operator
-// identities, and the rotation of the tenant keys to new operators. Nothing creates
-// tenant keys yet (the snapshot wiring will); forget comes with it.
+// identities, and the rotation of the tenant keys to new operators. Tenant keys are
+// made by the first encrypted snapshot of each tenant; forget destroys them.
 func newKeysCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "keys",

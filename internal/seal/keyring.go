@@ -33,6 +33,7 @@ func (e *NoIdentityError) Is(target error) bool { return target == ErrNoIdentity
 // missing. It hands out per-tenant views of a store (Objects) that seal what is put
 // and open what is got. Tenant keys are read once per Keyring.
 type Keyring struct {
+	redactor
 	keys *KeyStore
 	to   Recipients
 	ids  *Identities
@@ -45,7 +46,7 @@ type Keyring struct {
 // NewKeyring uses the key store; to may be empty (nothing sealed: Seal fails), ids
 // nil (nothing opened: Open fails with a NoIdentityError).
 func NewKeyring(keys *KeyStore, to Recipients, ids *Identities) *Keyring {
-	return &Keyring{keys: keys, to: to, ids: ids, recipients: map[uuid.UUID]*TenantRecipient{}, identities: map[uuid.UUID]*TenantIdentity{}}
+	return &Keyring{redactor: redactor{"seal.Keyring"}, keys: keys, to: to, ids: ids, recipients: map[uuid.UUID]*TenantRecipient{}, identities: map[uuid.UUID]*TenantIdentity{}}
 }
 
 // Sealing says whether new snapshots are sealed: operator recipients are known.

@@ -42,6 +42,9 @@ func newObjects(base storage.Store, to *TenantRecipient, id *TenantIdentity) *Ob
 	return &Objects{base: base, tenant: to.Tenant, to: to, id: id, stored: map[string]archive.SealedObject{}}
 }
 
+// Tenant is whose objects these are.
+func (o *Objects) Tenant() uuid.UUID { return o.tenant }
+
 // StoredKey is where the object named key is stored.
 func (o *Objects) StoredKey(key string) (string, error) {
 	if sum, ok := archive.ParseBlobKey(key); ok {
@@ -172,6 +175,9 @@ func (o *Objects) List(ctx context.Context, prefix string, fn func(storage.Info)
 func (o *Objects) String() string {
 	return fmt.Sprintf("sealed objects of tenant %s in %v", o.tenant, o.base)
 }
+
+// Format prints String whatever the verb: the view holds the tenant's keys.
+func (o *Objects) Format(f fmt.State, _ rune) { fmt.Fprint(f, o.String()) }
 
 // Commit writes the envelope of the snapshot whose objects this view stored: the
 // sealed manifest (put last, as ManifestKey) and every other object stored or

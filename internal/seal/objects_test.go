@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"errors"
+	"fmt"
 	"io"
 	"strings"
 	"testing"
@@ -115,5 +116,33 @@ func TestObjects_PutGetCommit(t *testing.T) {
 	}
 	if sums, err := repository.List(ctx, s, tenant); err != nil || len(sums) != 1 || !sums[0].Sealed {
 		t.Errorf("list: %+v, %v; want the one sealed snapshot", sums, err)
+	}
+}
+
+// A keyring and a view print no key material, whatever the verb.
+func TestKeyringAndObjects_Redacted(t *testing.T) {
+	ctx := t.Context()
+	s, err := storage.NewFile(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids, to, file := operator(t)
+	kr := seal.NewKeyring(keyStore(t, s), to, ids)
+	view, err := kr.Seal(ctx, s, uuid.New())
+	if err != nil {
+		t.Fatal(err)
+	}
+	opened, err := kr.Open(ctx, s, view.(*seal.Objects).Tenant())
+	if err != nil {
+		t.Fatal(err)
+	}
+	secret := file[strings.Index(file, "AGE-SECRET-KEY"):]
+	secret = secret[:strings.IndexByte(secret, '\n')]
+	for _, v := range []any{kr, view, opened} {
+		for _, verb := range []string{"%v", "%+v", "%#v", "%s"} {
+			if got := fmt.Sprintf(verb, v); strings.Contains(got, secret[15:30]) || strings.Contains(got, "AGE-SECRET-KEY") {
+				t.Errorf("%s of %T printed key material", verb, v)
+			}
+		}
 	}
 }
