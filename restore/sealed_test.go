@@ -87,6 +87,19 @@ func openManifest(t *testing.T, s storage.Store, ref archive.SnapshotRef, keys r
 	if err != nil {
 		t.Fatalf("open snapshot %s: %v", ref.ID, err)
 	}
+	// Its files are read inline from its file list (sealed too), as testenv.Manifest
+	// does: a test's few files fit in memory.
+	if m.FileList != nil {
+		m.Files = []archive.File{}
+		err := repository.Files(testenv.Context(t), objects, m, func(f archive.File) error {
+			m.Files = append(m.Files, f)
+			return nil
+		})
+		if err != nil {
+			t.Fatalf("files of snapshot %s: %v", ref.ID, err)
+		}
+		m.FileList = nil
+	}
 	return m, objects
 }
 
