@@ -84,8 +84,7 @@ func runGuard(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	so.Shield = snapshotShield(e, store)
-	if err := sealSnapshots(c.Context, e, store, &so); err != nil {
+	if err := snapshotsTo(c.Context, e, store, &so); err != nil {
 		return err
 	}
 	res, err := guard.Run(c.Context, cfg, store, guard.Options{
@@ -119,8 +118,7 @@ func runGuardRetention(c *cli.Context, e *env, command []string) error {
 	if so.Retention, err = retentionOptions(c, e); err != nil {
 		return err
 	}
-	so.Shield = snapshotShield(e, store)
-	if err := sealSnapshots(c.Context, e, store, &so); err != nil {
+	if err := snapshotsTo(c.Context, e, store, &so); err != nil {
 		return err
 	}
 	res, err := guard.RunRetention(c.Context, cfg, store, guard.RetentionOptions{

@@ -88,8 +88,7 @@ func runSnapshot(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	so.Shield = snapshotShield(e, store)
-	if err := sealSnapshots(c.Context, e, store, &so); err != nil {
+	if err := snapshotsTo(c.Context, e, store, &so); err != nil {
 		return err
 	}
 	ms, err := snapshot.Run(c.Context, cfg, store, so)

@@ -102,10 +102,7 @@ func runTrashSave(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	// Files the service removed before its rows went (remove_tenant() unlinks the
-	// recordings first) are taken from the shield's link or blob.
-	so.Shield = snapshotShield(e, store)
-	if err := sealSnapshots(c.Context, e, store, &so); err != nil {
+	if err := snapshotsTo(c.Context, e, store, &so); err != nil {
 		return err
 	}
 	res, err := guard.SaveTrash(c.Context, cfg, store, guard.TrashOptions{Snapshot: so, Reason: c.String(flagReason),

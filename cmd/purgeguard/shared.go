@@ -475,9 +475,12 @@ func keyStore(ctx context.Context, e *env, store storage.Store) (*seal.KeyStore,
 	return seal.NewKeyStore(keys)
 }
 
-// sealSnapshots makes the snapshots of a command encrypted when the configuration
-// names recipients; writing plaintext to s3:// is warned about, once.
-func sealSnapshots(ctx context.Context, e *env, store storage.Store, so *snapshot.Options) error {
+// snapshotsTo completes so for snapshots written to store: files the service
+// removed before their rows went (remove_tenant() unlinks the recordings first) are
+// taken from the shield's link or blob, and the snapshots are encrypted when the
+// configuration names recipients; writing plaintext to s3:// is warned about, once.
+func snapshotsTo(ctx context.Context, e *env, store storage.Store, so *snapshot.Options) error {
+	so.Shield = snapshotShield(e, store)
 	kr, err := keyring(ctx, e, store)
 	if err != nil {
 		return err
