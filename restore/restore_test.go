@@ -501,3 +501,32 @@ func TestRun_OnConflictFail(t *testing.T) {
 	}
 	sameState(t, "after a refused restore", before, w.state(t))
 }
+
+// A restore into emptied tables leaves the planner knowing the rows it put back:
+// its own checks join each table with those loaded before it, and on tables the
+// planner still believed empty they ran as nested loops (5.4 s of a 10 s restore of
+// 105k rows in BENCH_PART=layouts). reltuples is what ANALYZE sets; without the
+// restore's ANALYZE it stays at the 0 of the emptied tables.
+func TestRun_PlannerKnowsRestoredRows(t *testing.T) {
+	w := callLogd(t, fileStore(t))
+	tenant := w.tenants[0]
+	w.snapshot(t, tenant)
+	ctx := testenv.Context(t)
+	if _, err := w.conn.Exec(ctx, "TRUNCATE call_logd_tenant CASCADE"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.conn.Exec(ctx, "ANALYZE"); err != nil {
+		t.Fatal(err)
+	}
+	w.mustRestore(t, w.options(tenant))
+	for _, tb := range []string{"call_logd_call_log", "call_logd_call_log_participant"} {
+		var rows int64
+		var known float64
+		if err := w.conn.QueryRow(ctx, "SELECT (SELECT count(*) FROM "+tb+"), reltuples FROM pg_class WHERE oid = $1::regclass", tb).Scan(&rows, &known); err != nil {
+			t.Fatal(err)
+		}
+		if rows == 0 || int64(known) != rows {
+			t.Errorf("%s: the planner knows %.0f rows after the restore, the table has %d", tb, known, rows)
+		}
+	}
+}
