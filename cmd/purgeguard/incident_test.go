@@ -17,23 +17,11 @@ import (
 // deletes nothing either; the fixed job through guard purges exactly the tenant
 // wazo-auth dropped, and restore brings it back identical.
 func TestIncidentReplay(t *testing.T) {
-	ctx := testenv.Context(t)
-	dsn := testenv.Postgres(t)
-	conn := testenv.Connect(t, dsn)
-	dir := t.TempDir()
-	rec, exp := filepath.Join(dir, "recordings"), filepath.Join(dir, "exports")
-	if err := fixture.CreateSchema(ctx, conn); err != nil {
-		t.Fatal(err)
-	}
-	res, err := fixture.Generate(ctx, conn, fixture.Options{Seed: 9, Tenants: 10, CallLogsPerTenant: 30,
-		RecordingsRoot: rec, ExportsRoot: exp})
-	if err != nil {
-		t.Fatal(err)
-	}
+	w := newCallLogdWorld(t, fixture.Options{Seed: 9, Tenants: 10, CallLogsPerTenant: 30})
+	ctx, dsn, conn, dir, res := w.ctx, w.dsn, w.conn, w.dir, w.res
 	b := testenv.MinIO(t)
 	cfgFile := filepath.Join(dir, "purgeguard.yaml")
-	yaml := "storage:\n  s3:\n    insecure: true\nfiles:\n  - table: public.call_logd_recording\n    column: path\n    root: " + rec +
-		"\n  - table: public.call_logd_export\n    column: path\n    root: " + exp + "\n"
+	yaml := "storage:\n  s3:\n    insecure: true\n" + w.filesYAML()
 	if err := os.WriteFile(cfgFile, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
 	}

@@ -101,19 +101,8 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 // 0640), its directories recreated with their owner and mode; a snapshot of the
 // tenant taken once its files were gone (rows still there) holds every file.
 func TestShield_CallLogdRemoveTenant(t *testing.T) {
-	ctx := testenv.Context(t)
-	dsn := testenv.Postgres(t)
-	conn := testenv.Connect(t, dsn)
-	dir := t.TempDir()
-	rec, exp := filepath.Join(dir, "recordings"), filepath.Join(dir, "exports")
-	if err := fixture.CreateSchema(ctx, conn); err != nil {
-		t.Fatal(err)
-	}
-	res, err := fixture.Generate(ctx, conn, fixture.Options{Seed: 12, Tenants: 3, CallLogsPerTenant: 40,
-		RecordingsRoot: rec, ExportsRoot: exp})
-	if err != nil {
-		t.Fatal(err)
-	}
+	w := newCallLogdWorld(t, fixture.Options{Seed: 12, Tenants: 3, CallLogsPerTenant: 40})
+	dsn, conn, dir, rec, exp, res := w.dsn, w.conn, w.dir, w.rec, w.exp, w.res
 	victim := res.Tenants[1]
 	named := tenantPaths(t, conn, victim)
 	// The tenant's directory belongs to www-data (33), 0750; one recording to another

@@ -18,31 +18,17 @@ import (
 // configuration pointing at all three.
 func cliEnv(t *testing.T) (env map[string]string, res *fixture.Result, backups string) {
 	t.Helper()
-	ctx := testenv.Context(t)
-	dsn := testenv.Postgres(t)
-	conn := testenv.Connect(t, dsn)
-	dir := t.TempDir()
-	rec, exp := filepath.Join(dir, "recordings"), filepath.Join(dir, "exports")
-	if err := fixture.CreateSchema(ctx, conn); err != nil {
+	w := newCallLogdWorld(t, fixture.Options{Seed: 3, Tenants: 3, CallLogsPerTenant: 40})
+	cfg := filepath.Join(w.dir, "purgeguard.yaml")
+	if err := os.WriteFile(cfg, []byte(w.filesYAML()), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	res, err := fixture.Generate(ctx, conn, fixture.Options{Seed: 3, Tenants: 3, CallLogsPerTenant: 40,
-		RecordingsRoot: rec, ExportsRoot: exp})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := filepath.Join(dir, "purgeguard.yaml")
-	yaml := "files:\n  - table: public.call_logd_recording\n    column: path\n    root: " + rec +
-		"\n  - table: public.call_logd_export\n    column: path\n    root: " + exp + "\n"
-	if err := os.WriteFile(cfg, []byte(yaml), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	backups = filepath.Join(dir, "backups")
+	backups = filepath.Join(w.dir, "backups")
 	return map[string]string{
-		"PURGEGUARD_DATABASE_URL": dsn,
+		"PURGEGUARD_DATABASE_URL": w.dsn,
 		"PURGEGUARD_STORAGE_URL":  "file://" + backups,
 		"PURGEGUARD_CONFIG":       cfg,
-	}, res, backups
+	}, w.res, backups
 }
 
 // appendConfig adds YAML to the test's configuration file.

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/purgeguard/purgeguard/internal/devtools/fixture"
-	"github.com/purgeguard/purgeguard/internal/devtools/testenv"
 )
 
 // call-logd's remove_tenant(), run outside guard with the capturing fence and the
@@ -20,19 +19,8 @@ import (
 // restore then brings back every table (md5 of each, ordered) and every file (bytes,
 // mode, mtime, owner, group), its directories recreated as they were.
 func TestCLI_TrashRemoveTenantWithShield(t *testing.T) {
-	ctx := testenv.Context(t)
-	dsn := testenv.Postgres(t)
-	conn := testenv.Connect(t, dsn)
-	dir := t.TempDir()
-	rec, exp := filepath.Join(dir, "recordings"), filepath.Join(dir, "exports")
-	if err := fixture.CreateSchema(ctx, conn); err != nil {
-		t.Fatal(err)
-	}
-	res, err := fixture.Generate(ctx, conn, fixture.Options{Seed: 13, Tenants: 3, CallLogsPerTenant: 80,
-		RecordingsRoot: rec, ExportsRoot: exp})
-	if err != nil {
-		t.Fatal(err)
-	}
+	w := newCallLogdWorld(t, fixture.Options{Seed: 13, Tenants: 3, CallLogsPerTenant: 80})
+	dsn, conn, dir, rec, exp, res := w.dsn, w.conn, w.dir, w.rec, w.exp, w.res
 	victim := res.Tenants[1]
 	tenantDir := filepath.Join(rec, victim.String())
 	if err := os.Chown(tenantDir, 33, 33); err != nil {

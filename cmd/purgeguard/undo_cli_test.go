@@ -43,19 +43,9 @@ type undoWorld struct {
 
 func newUndoWorld(t *testing.T) *undoWorld {
 	t.Helper()
-	ctx := testenv.Context(t)
-	dsn := testenv.Postgres(t)
-	conn := testenv.Connect(t, dsn)
-	dir := t.TempDir()
-	w := &undoWorld{conn: conn, rec: filepath.Join(dir, "recordings"), exp: filepath.Join(dir, "exports")}
-	if err := fixture.CreateSchema(ctx, conn); err != nil {
-		t.Fatal(err)
-	}
-	res, err := fixture.Generate(ctx, conn, fixture.Options{Seed: 19, Tenants: 23, CallLogsPerTenant: 12,
-		RecordingsRoot: w.rec, ExportsRoot: w.exp, RecordingEvery: 2})
-	if err != nil {
-		t.Fatal(err)
-	}
+	cw := newCallLogdWorld(t, fixture.Options{Seed: 19, Tenants: 23, CallLogsPerTenant: 12, RecordingEvery: 2})
+	dsn, dir, res := cw.dsn, cw.dir, cw.res
+	w := &undoWorld{conn: cw.conn, rec: cw.rec, exp: cw.exp}
 	w.tenants, w.others = res.Tenants[:20], res.Tenants[20:]
 	b := testenv.MinIO(t)
 	cfg := filepath.Join(dir, "purgeguard.yaml")
