@@ -262,38 +262,61 @@ func TestRun_StorageStoppedDuringFiles(t *testing.T) {
 	w.nothingWritten(t, purged, files)
 }
 
-// A manifest edited to name a path in another tenant's directory (checksums are
-// not involved: the manifest is the index): an integrity error, nothing written,
-// and nothing appears in the other tenant's directory.
+// A manifest edited to name a path no row of the tenant names (checksums are not
+// involved: the manifest is the index): an integrity error, nothing written, and
+// nothing appears there. Two ways in: a recording put in another tenant's directory
+// (refused by the per-tenant root before anything is read), and an export zip under
+// a root shared by every tenant, which only the check that a row names each path
+// catches.
 func TestRun_ManifestPathIntoAnotherTenant(t *testing.T) {
-	dir := t.TempDir()
-	store, err := storage.NewFile(dir)
-	if err != nil {
-		t.Fatal(err)
+	for _, c := range []struct {
+		name, table string
+		path        func(w *world, other uuid.UUID) string
+		want        string
+	}{
+		{"another tenant's directory", "public.call_logd_recording",
+			func(w *world, other uuid.UUID) string {
+				return filepath.Join(w.roots[0], other.String(), "monitor", "INJECTED.wav")
+			}, "outside"},
+		{"a path no row names", "public.call_logd_export",
+			func(w *world, _ uuid.UUID) string { return filepath.Join(w.roots[1], "INJECTED.zip") },
+			"no row of the tenant names it"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			store, err := storage.NewFile(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			w := callLogd(t, store)
+			tenant, other := w.tenants[0], w.tenants[1]
+			m := w.snapshot(t, tenant)
+			injected := c.path(w, other)
+			edited := false
+			for i := range m.Files {
+				if f := &m.Files[i]; f.Table == c.table && !f.Missing {
+					f.Path, edited = injected, true
+					break
+				}
+			}
+			if !edited {
+				t.Fatalf("fixture: no file of %s in the snapshot", c.table)
+			}
+			rewriteManifest(t, dir, m)
+			w.purgeTenant(t, tenant)
+			removeFiles(t, m)
+			purged, files := w.state(t), w.rootState(t)
+			_, err = w.restore(t, w.options(tenant))
+			var ie *restore.IntegrityError
+			if !errors.As(err, &ie) || !strings.Contains(err.Error(), injected) || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("restore of a manifest naming %s: %v, want an IntegrityError naming it (%q)", injected, err, c.want)
+			}
+			if _, err := os.Lstat(injected); !errors.Is(err, fs.ErrNotExist) {
+				t.Errorf("%s was written: %v", injected, err)
+			}
+			w.nothingWritten(t, purged, files)
+		})
 	}
-	w := callLogd(t, store)
-	tenant, other := w.tenants[0], w.tenants[1]
-	m := w.snapshot(t, tenant)
-	injected := filepath.Join(w.roots[0], other.String(), "monitor", "INJECTED.wav")
-	for i := range m.Files {
-		if f := &m.Files[i]; f.Table == "public.call_logd_recording" && !f.Missing {
-			f.Path = injected
-			break
-		}
-	}
-	rewriteManifest(t, dir, m)
-	w.purgeTenant(t, tenant)
-	removeFiles(t, m)
-	purged, files := w.state(t), w.rootState(t)
-	_, err = w.restore(t, w.options(tenant))
-	var ie *restore.IntegrityError
-	if !errors.As(err, &ie) || !strings.Contains(err.Error(), injected) {
-		t.Fatalf("restore of a manifest naming %s: %v, want an IntegrityError naming it", injected, err)
-	}
-	if _, err := os.Lstat(injected); !errors.Is(err, fs.ErrNotExist) {
-		t.Errorf("%s was written: %v", injected, err)
-	}
-	w.nothingWritten(t, purged, files)
 }
 
 // A recording row of the tenant forged to name a file in another tenant's directory,

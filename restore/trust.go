@@ -177,13 +177,16 @@ func (l *loader) unnamed(ctx context.Context, plans []*plan, table, column strin
 		return []string{fmt.Sprintf("files of %s.%s: no such column in the tenant's tables", table, column)}, nil
 	}
 	id := pgx.Identifier{column}.Sanitize()
-	named := "EXISTS (SELECT 1 FROM (" + l.g.SelectColumns(t, l.m.Tenant, []string{column}) + ") x WHERE x." + id + "::text = f.p)"
+	// A set difference, hashed or sorted, reads the tenant's column once per batch.
+	// A NOT EXISTS per path was planned as a nested loop over the tenant's rows for
+	// every path: 470 s of a 546 s restore of 42k files.
+	named := "SELECT x." + id + "::text FROM (" + l.g.SelectColumns(t, l.m.Tenant, []string{column}) + ") x"
 	for _, p := range plans {
 		if p.live == t && p.stage != "" {
-			named += " OR EXISTS (SELECT 1 FROM " + p.stage + " s WHERE s." + id + "::text = f.p)"
+			named += " UNION ALL SELECT s." + id + "::text FROM " + p.stage + " s"
 		}
 	}
-	rows, err := l.tx.Query(ctx, "SELECT f.p FROM unnest($1::text[]) AS f(p) WHERE NOT ("+named+") LIMIT "+fmt.Sprint(maxNamed+1), paths)
+	rows, err := l.tx.Query(ctx, "SELECT p FROM (SELECT f.p FROM unnest($1::text[]) AS f(p) EXCEPT ("+named+")) b LIMIT "+fmt.Sprint(maxNamed+1), paths)
 	if err != nil {
 		return nil, fmt.Errorf("restore: files of %s.%s: check paths: %w", table, column, err)
 	}
