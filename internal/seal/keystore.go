@@ -308,7 +308,7 @@ func (k *keyRecord) open(operator *Identities) (*TenantIdentity, error) {
 	if id.Recipient().String() != k.Recipient {
 		return nil, fmt.Errorf("seal: tenant %s: its key record's recipient does not match its identity (the record was altered)", k.Tenant)
 	}
-	return &TenantIdentity{redactor: redactor{"seal.TenantIdentity"}, Tenant: k.Tenant, id: id}, nil
+	return newTenantIdentity(k.Tenant, id), nil
 }
 
 // RotateResult counts what Rotate did.

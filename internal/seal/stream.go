@@ -1,6 +1,7 @@
 package seal
 
 import (
+	"bufio"
 	"bytes"
 	"crypto/hmac"
 	"crypto/sha256"
@@ -8,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 
 	"filippo.io/age"
 	"github.com/google/uuid"
@@ -22,6 +24,19 @@ type TenantRecipient struct {
 	Tenant     uuid.UUID
 	recipient  *age.X25519Recipient
 	addressKey []byte
+
+	once    sync.Once
+	session *session // made on first use: see session.go
+	sessErr error
+}
+
+// sealer is what every object is sealed to: the recipient's session.
+func (r *TenantRecipient) sealer() (age.Recipient, error) {
+	r.once.Do(func() { r.session, r.sessErr = newSession(r.recipient) })
+	if r.sessErr != nil {
+		return nil, fmt.Errorf("seal: tenant %s: start a session: %w", r.Tenant, r.sessErr)
+	}
+	return r.session, nil
 }
 
 // Recipient is the tenant's public key (age1…).
@@ -42,6 +57,11 @@ type TenantIdentity struct {
 	redactor
 	Tenant uuid.UUID
 	id     *age.X25519Identity
+	open   *opener
+}
+
+func newTenantIdentity(tenant uuid.UUID, id *age.X25519Identity) *TenantIdentity {
+	return &TenantIdentity{redactor: redactor{"seal.TenantIdentity"}, Tenant: tenant, id: id, open: newOpener(id)}
 }
 
 // sealedHeader begins every sealed stream, inside the encryption: the object it was
@@ -54,7 +74,11 @@ func sealedHeader(tenant uuid.UUID, key string) []byte {
 // Close ends the stream (its last chunk); it does not close w. Memory is one chunk
 // (64 KiB) whatever the length.
 func NewWriter(w io.Writer, to *TenantRecipient, key string) (io.WriteCloser, error) {
-	wc, err := age.Encrypt(w, to.recipient)
+	r, err := to.sealer()
+	if err != nil {
+		return nil, err
+	}
+	wc, err := age.Encrypt(w, r)
 	if err != nil {
 		return nil, fmt.Errorf("seal %s: %w", key, err)
 	}
@@ -62,6 +86,21 @@ func NewWriter(w io.Writer, to *TenantRecipient, key string) (io.WriteCloser, er
 		return nil, fmt.Errorf("seal %s: %w", key, err)
 	}
 	return wc, nil
+}
+
+// newSealingReader is NewWriter the other way round: reading it reads r sealed.
+// Storing an object needs no pipe and no goroutine then: the store reads the
+// sealed stream itself.
+func newSealingReader(r io.Reader, to *TenantRecipient, key string) (io.Reader, error) {
+	rc, err := to.sealer()
+	if err != nil {
+		return nil, err
+	}
+	sr, err := age.EncryptReader(io.MultiReader(bytes.NewReader(sealedHeader(to.Tenant, key)), r), rc)
+	if err != nil {
+		return nil, fmt.Errorf("seal %s: %w", key, err)
+	}
+	return sr, nil
 }
 
 // NewReader opens a stream sealed for the identity's tenant as the object key.
@@ -73,7 +112,7 @@ func NewWriter(w io.Writer, to *TenantRecipient, key string) (io.WriteCloser, er
 // is returned as it is, wrapped with the key.
 func NewReader(r io.Reader, id *TenantIdentity, key string) (io.Reader, error) {
 	src := &sourceReader{r: r}
-	pr, err := age.Decrypt(src, id.id)
+	pr, err := openPayload(src, id)
 	if err != nil {
 		if src.failed(err) {
 			return nil, fmt.Errorf("open %s: %w", key, err)
@@ -96,6 +135,28 @@ func NewReader(r io.Reader, id *TenantIdentity, key string) (io.Reader, error) {
 		return nil, &archive.VerifyError{Key: key, What: "sealed name", Reason: errors.New("sealed as another object or tenant (moved or swapped)")}
 	}
 	return &openReader{r: pr, src: src, key: key}, nil
+}
+
+// openPayload reads an age file's header (age checks it: stanzas, identity, MAC)
+// and returns the reader of its payload (payloadReader).
+func openPayload(src io.Reader, id *TenantIdentity) (io.Reader, error) {
+	br := bufio.NewReaderSize(src, 4096)
+	hdr, err := splitHeader(br)
+	if err != nil {
+		return nil, err
+	}
+	fileKey, err := age.DecryptHeader(hdr, id.open)
+	if err != nil {
+		return nil, err
+	}
+	nonce := make([]byte, payloadNonce)
+	if _, err := io.ReadFull(br, nonce); err != nil {
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		return nil, fmt.Errorf("read nonce: %w", err)
+	}
+	return newPayloadReader(fileKey, nonce, br)
 }
 
 // sourceReader remembers the error of the stored stream itself, so that it is told

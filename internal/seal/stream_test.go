@@ -4,11 +4,14 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"errors"
+	"fmt"
 	"io"
 	"runtime"
 	"strings"
 	"testing"
 	"testing/iotest"
+
+	"filippo.io/age"
 
 	"github.com/purgeguard/purgeguard/internal/archive"
 	"github.com/purgeguard/purgeguard/internal/devtools/testenv"
@@ -258,4 +261,87 @@ func hexOf(b []byte) string {
 		out = append(out, digits[c>>4], digits[c&15])
 	}
 	return string(out)
+}
+
+// Objects sealed by one writer share one session: their headers carry the same
+// wrapped session key (one X25519 agreement for all of them) and each its own
+// nonce and file key; every one opens, and only as its own key. An object sealed
+// the plain age way, to the tenant's X25519 recipient (as the first encrypted
+// snapshots were), still opens.
+func TestStream_Session(t *testing.T) {
+	ctx := testenv.Context(t)
+	ks := keyStore(t, testenv.FileStore(t))
+	ids, rs, _ := operator(t)
+	to, err := ks.Create(ctx, tenantA, rs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := ks.Identity(ctx, tenantA, ids)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stanza := func(b []byte) (share, rest string) {
+		lines := strings.Split(string(b), "\n")
+		f := strings.Fields(lines[1])
+		if len(f) != 4 || f[0] != "->" || f[1] != "purgeguard-X25519-session" {
+			t.Fatalf("stanza line %q: want -> purgeguard-X25519-session SHARE NONCE", lines[1])
+		}
+		return f[2], f[3] + lines[2]
+	}
+	shares, nonces := map[string]bool{}, map[string]bool{}
+	var sealed [][]byte
+	for i := range 20 {
+		var buf bytes.Buffer
+		w, err := seal.NewWriter(&buf, to, fmt.Sprintf("k%d", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := fmt.Fprintf(w, "object %d", i); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+		share, rest := stanza(buf.Bytes())
+		shares[share], nonces[rest] = true, true
+		sealed = append(sealed, buf.Bytes())
+	}
+	if len(shares) != 1 || len(nonces) != len(sealed) {
+		t.Errorf("%d objects: %d session shares, %d distinct nonces and keys; want one share, each its own", len(sealed), len(shares), len(nonces))
+	}
+	for i, b := range sealed {
+		r, err := seal.NewReader(bytes.NewReader(b), id, fmt.Sprintf("k%d", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, err := io.ReadAll(r); err != nil || string(got) != fmt.Sprintf("object %d", i) {
+			t.Errorf("object %d: %q, %v", i, got, err)
+		}
+	}
+	var ve *archive.VerifyError
+	if _, err := seal.NewReader(bytes.NewReader(sealed[0]), id, "k1"); !errors.As(err, &ve) {
+		t.Errorf("object k0 opened as k1: %v, want a VerifyError", err)
+	}
+
+	// The plain way: age.Encrypt to the tenant's recipient, the sealed header inside.
+	r, err := age.ParseX25519Recipient(to.Recipient())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	w, err := age.Encrypt(&buf, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(w, "purgeguard-sealed/1\n%s\nplain\nplain content", tenantA)
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	pr, err := seal.NewReader(&buf, id, "plain")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := io.ReadAll(pr); err != nil || string(got) != "plain content" {
+		t.Errorf("object sealed the plain age way: %q, %v", got, err)
+	}
 }
