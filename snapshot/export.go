@@ -33,7 +33,8 @@ type exporter struct {
 	blobs  *blobSet
 	// views are where each snapshot's objects go: the store itself, or the tenant's
 	// sealed view of it when Options.Sealer is set.
-	views map[*archive.Manifest]storage.Store
+	views   map[*archive.Manifest]storage.Store
+	ledgers []*objectSpill // of the sealed views: closeViews removes their files
 
 	// keys of parent tables' saved rows, by table and column, for the children
 	// selected by them (in a tenant scope, not a retention scope)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/purgeguard/purgeguard/internal/archive"
 	"github.com/purgeguard/purgeguard/internal/repository"
+	"github.com/purgeguard/purgeguard/internal/seal"
 	"github.com/purgeguard/purgeguard/storage"
 )
 
@@ -27,6 +28,7 @@ type sealedView interface {
 	storage.Store
 	StoredKey(key string) (string, error)
 	Note(ctx context.Context, key string) error
+	UseLedger(seal.Ledger)
 	Commit(ctx context.Context, snapshot uuid.UUID, kind string, created time.Time) error
 }
 
@@ -43,12 +45,26 @@ func (e *exporter) openViews(ctx context.Context, ms []*archive.Manifest) error 
 		if err != nil {
 			return fmt.Errorf("snapshot: tenant %s: %w", m.Tenant, err)
 		}
-		if _, ok := v.(sealedView); !ok {
+		sv, ok := v.(sealedView)
+		if !ok {
 			return fmt.Errorf("snapshot: tenant %s: the sealer's store cannot commit a sealed snapshot", m.Tenant)
 		}
+		// What the view stores is listed in the envelope from temporary files.
+		l := &objectSpill{dir: e.o.TempDir}
+		e.ledgers = append(e.ledgers, l)
+		sv.UseLedger(l)
 		e.views[m] = v
 	}
 	return nil
+}
+
+// closeViews removes the temporary files of the views' ledgers, once the
+// snapshots are committed or abandoned.
+func (e *exporter) closeViews() {
+	for _, l := range e.ledgers {
+		l.close()
+	}
+	e.ledgers = nil
 }
 
 // storeOf is where m's objects go.

@@ -103,6 +103,7 @@ func Run(ctx context.Context, cfg *pgx.ConnConfig, store storage.Store, o Option
 			Files:         []archive.File{},
 		}
 	}
+	defer e.closeViews()
 	if err := e.run(ctx, r, ms, files); err != nil {
 		e.discard(ms)
 		return nil, err

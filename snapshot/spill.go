@@ -2,13 +2,19 @@ package snapshot
 
 import (
 	"bufio"
+	"container/heap"
 	"context"
 	"encoding/binary"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"os"
+	"slices"
+	"strings"
+	"sync"
 
 	"github.com/purgeguard/purgeguard/internal/archive"
+	"github.com/purgeguard/purgeguard/internal/seal"
 	"github.com/purgeguard/purgeguard/storage"
 )
 
@@ -168,4 +174,185 @@ func (s *listSpill) close() {
 	}
 	s.w.Close() // the encoder, if put did not close it
 	s.spill.close()
+}
+
+// objectSpill is a seal.Ledger: the objects a tenant's sealed view stored, which
+// its envelope lists once each in key order. A million blobs would cost a few
+// hundred MiB held in memory; here they are sorted in runs of objectRunLen, each
+// run written to a spill, and the runs merged as they are read back.
+type objectSpill struct {
+	dir  string
+	mu   sync.Mutex
+	run  []archive.SealedObject // not yet spilled
+	runs []*objectRun
+}
+
+// objectRunLen bounds what one run holds in memory (about 4 MiB of blob entries);
+// a million objects make 62 runs, merged with a 64 KiB reader each.
+const objectRunLen = 16384
+
+type objectRun struct {
+	*spill
+	n int
+}
+
+var _ seal.Ledger = (*objectSpill)(nil)
+
+// Add is seal.Ledger's.
+func (s *objectSpill) Add(o archive.SealedObject) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.run = append(s.run, o)
+	if len(s.run) < objectRunLen {
+		return nil
+	}
+	slices.SortFunc(s.run, bySealedKey)
+	sp, err := newSpill(s.dir, "sealed-objects")
+	if err != nil {
+		return err
+	}
+	s.runs = append(s.runs, &objectRun{spill: sp, n: len(s.run)})
+	var b [2*binary.MaxVarintLen64 + 32]byte
+	for _, o := range s.run {
+		// The size plus one, then the digest; 0 and no digest for an object noted
+		// (already stored: described when the envelope is written).
+		n := binary.PutUvarint(b[:], uint64(len(o.Key)))
+		var sum []byte
+		if o.SHA256 == "" {
+			n += binary.PutUvarint(b[n:], 0)
+		} else {
+			var err error
+			if sum, err = hex.DecodeString(o.SHA256); err != nil || len(sum) != 32 || o.Size < 0 {
+				return fmt.Errorf("snapshot: object %s: sha256 %q, size %d", o.Key, o.SHA256, o.Size)
+			}
+			n += binary.PutUvarint(b[n:], uint64(o.Size)+1)
+		}
+		clear(b[n : n+32])
+		copy(b[n:n+32], sum)
+		n += 32
+		sp.w.Write(b[:n])
+		if _, err := sp.w.WriteString(o.Key); err != nil {
+			return fmt.Errorf("snapshot: spill sealed objects: %w", err)
+		}
+	}
+	s.run = s.run[:0]
+	return nil
+}
+
+func bySealedKey(a, b archive.SealedObject) int { return strings.Compare(a.Key, b.Key) }
+
+// Each is seal.Ledger's: a merge of the sorted runs, a key met again skipped (a
+// blob noted twice in a run longer than the blob set remembers).
+func (s *objectSpill) Each(fn func(archive.SealedObject) error) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	slices.SortFunc(s.run, bySealedKey)
+	h := &objectHeap{}
+	if len(s.run) > 0 {
+		h.cs = append(h.cs, &objectCursor{tail: s.run})
+	}
+	for _, r := range s.runs {
+		br, err := r.rewind()
+		if err != nil {
+			return fmt.Errorf("snapshot: read spilled sealed objects: %w", err)
+		}
+		h.cs = append(h.cs, &objectCursor{r: br, left: r.n})
+	}
+	live := h.cs[:0]
+	for _, c := range h.cs {
+		if ok, err := c.next(); err != nil {
+			return err
+		} else if ok {
+			live = append(live, c)
+		}
+	}
+	h.cs = live
+	heap.Init(h)
+	// A key met again is one object: the one stored (with its digest) rather
+	// than the one noted, if both.
+	var pending archive.SealedObject
+	held := false
+	for h.Len() > 0 {
+		c := h.cs[0]
+		switch o := c.cur; {
+		case !held:
+			pending, held = o, true
+		case o.Key != pending.Key:
+			if err := fn(pending); err != nil {
+				return err
+			}
+			pending = o
+		case pending.SHA256 == "":
+			pending = o
+		}
+		if ok, err := c.next(); err != nil {
+			return err
+		} else if ok {
+			heap.Fix(h, 0)
+		} else {
+			heap.Pop(h)
+		}
+	}
+	if held {
+		return fn(pending)
+	}
+	return nil
+}
+
+func (s *objectSpill) close() {
+	for _, r := range s.runs {
+		r.spill.close()
+	}
+}
+
+// objectCursor reads one sorted run: from its spill, or the tail in memory.
+type objectCursor struct {
+	cur  archive.SealedObject
+	r    *bufio.Reader
+	left int
+	tail []archive.SealedObject
+}
+
+func (c *objectCursor) next() (bool, error) {
+	if c.r == nil {
+		if len(c.tail) == 0 {
+			return false, nil
+		}
+		c.cur, c.tail = c.tail[0], c.tail[1:]
+		return true, nil
+	}
+	if c.left == 0 {
+		return false, nil
+	}
+	c.left--
+	kn, err := binary.ReadUvarint(c.r)
+	if err != nil {
+		return false, fmt.Errorf("snapshot: read spilled sealed objects: %w", err)
+	}
+	size, err := binary.ReadUvarint(c.r)
+	if err != nil {
+		return false, fmt.Errorf("snapshot: read spilled sealed objects: %w", err)
+	}
+	b := make([]byte, 32+kn)
+	if _, err := io.ReadFull(c.r, b); err != nil {
+		return false, fmt.Errorf("snapshot: read spilled sealed objects: %w", err)
+	}
+	c.cur = archive.SealedObject{Key: string(b[32:])}
+	if size > 0 {
+		c.cur.Size, c.cur.SHA256 = int64(size-1), hex.EncodeToString(b[:32])
+	}
+	return true, nil
+}
+
+// objectHeap orders the cursors by their current key (container/heap).
+type objectHeap struct{ cs []*objectCursor }
+
+func (h *objectHeap) Len() int           { return len(h.cs) }
+func (h *objectHeap) Less(i, j int) bool { return h.cs[i].cur.Key < h.cs[j].cur.Key }
+func (h *objectHeap) Swap(i, j int)      { h.cs[i], h.cs[j] = h.cs[j], h.cs[i] }
+func (h *objectHeap) Push(x any)         { h.cs = append(h.cs, x.(*objectCursor)) }
+func (h *objectHeap) Pop() any {
+	c := h.cs[len(h.cs)-1]
+	h.cs = h.cs[:len(h.cs)-1]
+	return c
 }

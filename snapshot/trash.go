@@ -100,6 +100,7 @@ func RunTrash(ctx context.Context, cfg *pgx.ConnConfig, store storage.Store, o O
 			Files:         []archive.File{},
 		}
 	}
+	defer e.closeViews()
 	if err := e.run(ctx, r, ms, files); err != nil {
 		e.discard(ms)
 		return nil, err

@@ -96,26 +96,57 @@ func (e *Envelope) validate() error {
 // set from them. A duplicate key is refused: it would be checked twice and counted
 // once.
 func EncodeEnvelope(w io.Writer, e Envelope, objects []SealedObject) error {
-	e.Objects = int64(len(objects))
+	objects = slices.SortedFunc(slices.Values(objects), func(a, b SealedObject) int { return strings.Compare(a.Key, b.Key) })
+	return EncodeEnvelopeEach(w, e, int64(len(objects)), func(fn func(SealedObject) error) error {
+		for _, o := range objects {
+			if err := fn(o); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// EncodeEnvelopeEach writes the envelope and the n objects each hands out, which
+// must come in strictly increasing key order: a snapshot of a million blobs lists
+// them from temporary files, never from a slice. e.Objects is set to n; a count
+// that does not match, or a key out of order or repeated, is an error.
+func EncodeEnvelopeEach(w io.Writer, e Envelope, n int64, each func(fn func(SealedObject) error) error) error {
+	e.Objects = n
 	if err := e.validate(); err != nil {
 		return fmt.Errorf("archive: envelope of %s: %w", e.Snapshot, err)
 	}
-	objects = slices.SortedFunc(slices.Values(objects), func(a, b SealedObject) int { return strings.Compare(a.Key, b.Key) })
 	bw := bufio.NewWriter(w)
 	enc := json.NewEncoder(bw)
 	if err := enc.Encode(&e); err != nil {
 		return fmt.Errorf("archive: envelope of %s: %w", e.Snapshot, err)
 	}
-	for i, o := range objects {
+	var i int64
+	prev := ""
+	err := each(func(o SealedObject) error {
 		if err := o.Validate(); err != nil {
 			return fmt.Errorf("archive: envelope of %s: %w", e.Snapshot, err)
 		}
-		if i > 0 && objects[i-1].Key == o.Key {
-			return fmt.Errorf("archive: envelope of %s: %s listed twice", e.Snapshot, o.Key)
+		if i > 0 && o.Key <= prev {
+			if o.Key == prev {
+				return fmt.Errorf("archive: envelope of %s: %s listed twice", e.Snapshot, o.Key)
+			}
+			return fmt.Errorf("archive: envelope of %s: %s listed after %s (key order)", e.Snapshot, o.Key, prev)
 		}
+		if i++; i > n {
+			return fmt.Errorf("archive: envelope of %s: more than the %d objects counted", e.Snapshot, n)
+		}
+		prev = o.Key
 		if err := enc.Encode(&o); err != nil {
 			return fmt.Errorf("archive: envelope of %s: %w", e.Snapshot, err)
 		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if i != n {
+		return fmt.Errorf("archive: envelope of %s: %d objects listed, %d counted", e.Snapshot, i, n)
 	}
 	if err := bw.Flush(); err != nil {
 		return fmt.Errorf("archive: envelope of %s: %w", e.Snapshot, err)

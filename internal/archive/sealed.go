@@ -17,13 +17,14 @@ import (
 // A snapshot is committed by its manifest.json (plaintext) or its envelope.jsonl
 // (sealed), never both.
 const (
-	SealedBlobsPrefix  = "blobs/tenant/"
-	sealedManifestName = "manifest.age"
+	SealedBlobsPrefix = "blobs/tenant/"
+	// SealedManifestName is a sealed manifest's name in its snapshot's prefix.
+	SealedManifestName = "manifest.age"
 )
 
 // SealedManifestKey is the key of a sealed snapshot's manifest.
 func SealedManifestKey(tenant, id uuid.UUID) string {
-	return SnapshotPrefix(tenant, id) + sealedManifestName
+	return SnapshotPrefix(tenant, id) + SealedManifestName
 }
 
 // TenantBlobsPrefix is where a tenant's sealed blobs live.

@@ -5,6 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"iter"
+	"maps"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -24,22 +28,72 @@ import (
 // object moved, swapped or copied from another tenant fails to open: an
 // *archive.VerifyError naming the stored key.
 //
-// A view made for writing remembers every object it stored or was told of (Note),
-// as stored: Commit writes them into the snapshot's plaintext envelope.
+// A view made for writing records every object it stored or was told of (Note), as
+// stored, in its Ledger: Commit lists them in the snapshot's plaintext envelope.
 type Objects struct {
 	base   storage.Store
 	tenant uuid.UUID
 	to     *TenantRecipient
 	id     *TenantIdentity // nil: cannot open
 
-	mu     sync.Mutex
-	stored map[string]archive.SealedObject // by stored key
+	mu        sync.Mutex
+	ledger    Ledger
+	manifests map[string]archive.SealedObject // sealed manifests stored, by key: one per snapshot
 }
 
 var _ storage.Store = (*Objects)(nil)
 
+// Ledger keeps the objects a view stored, for the envelope. The snapshot engine
+// gives each view one that spills to temporary files (a tenant of a million files
+// stores a million blobs); without one a view keeps them in memory.
+type Ledger interface {
+	// Add records an object: stored (its size and digest) or noted (its key
+	// alone, SHA256 empty). It may be called from several goroutines, and with the
+	// same key again.
+	Add(archive.SealedObject) error
+	// Each calls fn with every object added, once per key (the stored one rather
+	// than a noted one), in increasing key order. It may be called more than once.
+	Each(fn func(archive.SealedObject) error) error
+}
+
 func newObjects(base storage.Store, to *TenantRecipient, id *TenantIdentity) *Objects {
-	return &Objects{base: base, tenant: to.Tenant, to: to, id: id, stored: map[string]archive.SealedObject{}}
+	return &Objects{base: base, tenant: to.Tenant, to: to, id: id, ledger: &memLedger{m: map[string]archive.SealedObject{}},
+		manifests: map[string]archive.SealedObject{}}
+}
+
+// UseLedger makes the view record what it stores in l from now on.
+func (o *Objects) UseLedger(l Ledger) {
+	o.mu.Lock()
+	o.ledger = l
+	o.mu.Unlock()
+}
+
+// memLedger is a Ledger in memory: a few hundred bytes an object.
+type memLedger struct {
+	mu sync.Mutex
+	m  map[string]archive.SealedObject
+}
+
+func (l *memLedger) Add(so archive.SealedObject) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if had, ok := l.m[so.Key]; ok && so.SHA256 == "" && had.SHA256 != "" {
+		return nil // noted, but stored by this view: as stored
+	}
+	l.m[so.Key] = so
+	return nil
+}
+
+func (l *memLedger) Each(fn func(archive.SealedObject) error) error {
+	l.mu.Lock()
+	objects := slices.SortedFunc(maps.Values(l.m), func(a, b archive.SealedObject) int { return strings.Compare(a.Key, b.Key) })
+	l.mu.Unlock()
+	for _, so := range objects {
+		if err := fn(so); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Tenant is whose objects these are.
@@ -59,66 +113,53 @@ func (o *Objects) StoredKey(key string) (string, error) {
 	return "", fmt.Errorf("seal: %s is not an object of tenant %s", key, o.tenant)
 }
 
-// Put seals r into the object. Memory is one chunk of the stream.
+// Put seals r into the object. Memory is one chunk of the stream; the store reads
+// the sealed stream itself (no pipe, no goroutine: a snapshot stores tens of
+// thousands of small blobs), hashed on the way for the envelope.
 func (o *Objects) Put(ctx context.Context, key string, r io.Reader) error {
 	sk, err := o.StoredKey(key)
 	if err != nil {
 		return err
 	}
-	pr, pw := io.Pipe()
-	sum := archive.NewDigest()
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		w, err := NewWriter(io.MultiWriter(pw, sum), o.to, sk)
-		if err == nil {
-			_, err = io.Copy(w, r)
-			err = errors.Join(err, w.Close())
-		}
-		pw.CloseWithError(err)
-	}()
-	err = o.base.Put(ctx, sk, pr)
-	pr.CloseWithError(errors.Join(err, errUploadEnded)) // the sealer stops if the upload did
-	<-done
+	sr, err := newSealingReader(r, o.to, sk)
 	if err != nil {
 		return err
 	}
-	o.record(archive.SealedObject{Key: sk, Size: sum.Size(), SHA256: sum.Hex()})
-	return nil
+	sum := archive.NewDigest()
+	if err := o.base.Put(ctx, sk, io.TeeReader(sr, sum)); err != nil {
+		return err
+	}
+	return o.record(archive.SealedObject{Key: sk, Size: sum.Size(), SHA256: sum.Hex()})
 }
 
 var errUploadEnded = errors.New("upload ended")
 
-func (o *Objects) record(so archive.SealedObject) {
+func (o *Objects) record(so archive.SealedObject) error {
 	o.mu.Lock()
-	o.stored[so.Key] = so
+	ledger := o.ledger
+	if ref, rest, ok := archive.ParseSnapshotKey(so.Key); ok && ref.Tenant == o.tenant && rest == archive.SealedManifestName {
+		o.manifests[so.Key] = so
+		o.mu.Unlock()
+		return nil
+	}
 	o.mu.Unlock()
+	if err := ledger.Add(so); err != nil {
+		return fmt.Errorf("seal: record %s for the envelope: %w", so.Key, err)
+	}
+	return nil
 }
 
 // Note records an object already stored (a blob an earlier snapshot of the tenant
-// uploaded) for the envelope: its stored bytes are read once to be hashed.
+// uploaded) for the envelope, without reading it: Commit takes its size and digest
+// from the tenant's newest earlier envelope, read once, and reads and hashes only
+// an object that envelope does not list (one stored by a run that never committed,
+// or listed only by an older snapshot).
 func (o *Objects) Note(ctx context.Context, key string) error {
 	sk, err := o.StoredKey(key)
 	if err != nil {
 		return err
 	}
-	o.mu.Lock()
-	_, ok := o.stored[sk]
-	o.mu.Unlock()
-	if ok {
-		return nil
-	}
-	rc, err := o.base.Get(ctx, sk)
-	if err != nil {
-		return err
-	}
-	defer rc.Close()
-	sum := archive.NewDigest()
-	if _, err := io.Copy(sum, rc); err != nil {
-		return fmt.Errorf("read %s: %w", sk, err)
-	}
-	o.record(archive.SealedObject{Key: sk, Size: sum.Size(), SHA256: sum.Hex()})
-	return nil
+	return o.record(archive.SealedObject{Key: sk})
 }
 
 // Get opens the object. Without an identity it fails with a NoIdentityError.
@@ -160,9 +201,7 @@ func (o *Objects) Delete(ctx context.Context, key string) error {
 	if err != nil {
 		return err
 	}
-	o.mu.Lock()
-	delete(o.stored, sk)
-	o.mu.Unlock()
+	// A ledger is not told: a snapshot deletes an object only on its way to failing.
 	return o.base.Delete(ctx, sk)
 }
 
@@ -181,28 +220,133 @@ func (o *Objects) Format(f fmt.State, _ rune) { fmt.Fprint(f, o.String()) }
 
 // Commit writes the envelope of the snapshot whose objects this view stored: the
 // sealed manifest (put last, as ManifestKey) and every other object stored or
-// noted. The envelope is the snapshot's commit marker: written last.
+// noted, from the ledger. The envelope is the snapshot's commit marker: written last.
 func (o *Objects) Commit(ctx context.Context, snapshot uuid.UUID, kind string, created time.Time) error {
 	mk := archive.SealedManifestKey(o.tenant, snapshot)
 	o.mu.Lock()
-	man, ok := o.stored[mk]
-	objects := make([]archive.SealedObject, 0, len(o.stored))
-	for k, so := range o.stored {
-		if k != mk {
-			objects = append(objects, so)
-		}
-	}
+	man, ok := o.manifests[mk]
+	ledger := o.ledger
 	o.mu.Unlock()
 	if !ok {
 		return fmt.Errorf("seal: commit snapshot %s of tenant %s: its manifest was not stored", snapshot, o.tenant)
 	}
+	// The header counts the objects: one pass to count, one to write.
+	var n, noted int64
+	if err := ledger.Each(func(so archive.SealedObject) error {
+		n++
+		if so.SHA256 == "" {
+			noted++
+		}
+		return nil
+	}); err != nil {
+		return fmt.Errorf("commit snapshot %s: %w", snapshot, err)
+	}
 	e := archive.Envelope{Version: archive.EnvelopeVersion, Snapshot: snapshot, Tenant: o.tenant, CreatedAt: created.UTC(), Kind: kind, Manifest: man}
+	prev := &envelopeCursor{stop: func() {}}
+	if noted > 0 {
+		var err error
+		if prev, err = o.lastEnvelope(ctx, snapshot); err != nil {
+			return fmt.Errorf("commit snapshot %s: %w", snapshot, err)
+		}
+	}
+	defer prev.stop()
+	each := func(fn func(archive.SealedObject) error) error {
+		return ledger.Each(func(so archive.SealedObject) error {
+			if so.SHA256 == "" { // noted: as the last envelope lists it, else read
+				var err error
+				if so, err = o.describe(ctx, so.Key, prev); err != nil {
+					return err
+				}
+			}
+			return fn(so)
+		})
+	}
 	pr, pw := io.Pipe()
-	go func() { pw.CloseWithError(archive.EncodeEnvelope(pw, e, objects)) }()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		pw.CloseWithError(archive.EncodeEnvelopeEach(pw, e, n, each))
+	}()
 	err := o.base.Put(ctx, archive.EnvelopeKey(o.tenant, snapshot), pr)
 	pr.CloseWithError(errors.Join(err, errUploadEnded))
+	<-done // the ledger is read no more
 	if err != nil {
 		return fmt.Errorf("commit snapshot %s: %w", snapshot, err)
 	}
 	return nil
+}
+
+// describe is a noted object as stored: from the last envelope when it lists it
+// (the objects come in key order, as the envelope's), else read and hashed.
+func (o *Objects) describe(ctx context.Context, key string, last *envelopeCursor) (archive.SealedObject, error) {
+	if so, ok := last.find(key); ok {
+		return so, nil
+	}
+	rc, err := o.base.Get(ctx, key)
+	if err != nil {
+		return archive.SealedObject{}, err
+	}
+	defer rc.Close()
+	sum := archive.NewDigest()
+	if _, err := io.Copy(sum, rc); err != nil {
+		return archive.SealedObject{}, fmt.Errorf("read %s: %w", key, err)
+	}
+	return archive.SealedObject{Key: key, Size: sum.Size(), SHA256: sum.Hex()}, nil
+}
+
+// lastEnvelope opens the objects of the tenant's newest envelope other than
+// snapshot's (snapshot ids are time-ordered), streamed. None, or one that cannot
+// be read, is an empty cursor: every noted object is then read instead.
+func (o *Objects) lastEnvelope(ctx context.Context, snapshot uuid.UUID) (*envelopeCursor, error) {
+	last := ""
+	err := o.base.List(ctx, archive.TenantPrefix(o.tenant), func(i storage.Info) error {
+		if ref, rest, ok := archive.ParseSnapshotKey(i.Key); ok && archive.IsEnvelope(rest) && ref.ID != snapshot && i.Key > last {
+			last = i.Key
+		}
+		return nil
+	})
+	if err != nil || last == "" {
+		return &envelopeCursor{stop: func() {}}, err
+	}
+	next, stop := iter.Pull(func(yield func(archive.SealedObject) bool) {
+		rc, err := o.base.Get(ctx, last)
+		if err != nil {
+			return
+		}
+		defer rc.Close()
+		_, _ = archive.DecodeEnvelope(rc, func(so archive.SealedObject) error {
+			if !yield(so) {
+				return errStopped
+			}
+			return nil
+		})
+	})
+	return &envelopeCursor{next: next, stop: stop}, nil
+}
+
+var errStopped = errors.New("stopped")
+
+// envelopeCursor walks an envelope's objects forward. An envelope cut or damaged
+// part way ends there: what it listed before is as it was written.
+type envelopeCursor struct {
+	next    func() (archive.SealedObject, bool)
+	stop    func()
+	cur     archive.SealedObject
+	started bool
+	done    bool
+}
+
+// find returns the object listed as key; keys asked must not decrease.
+func (c *envelopeCursor) find(key string) (archive.SealedObject, bool) {
+	if c.next == nil {
+		return archive.SealedObject{}, false
+	}
+	for !c.done && (!c.started || c.cur.Key < key) {
+		c.cur, c.started = archive.SealedObject{}, true
+		var ok bool
+		if c.cur, ok = c.next(); !ok {
+			c.done = true
+		}
+	}
+	return c.cur, !c.done && c.cur.Key == key
 }

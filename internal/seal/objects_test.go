@@ -2,11 +2,13 @@ package seal_test
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -144,5 +146,102 @@ func TestKeyringAndObjects_Redacted(t *testing.T) {
 				t.Errorf("%s of %T printed key material", verb, v)
 			}
 		}
+	}
+}
+
+// getCounter counts the reads of each object.
+type getCounter struct {
+	storage.Store
+	mu   sync.Mutex
+	gets map[string]int
+}
+
+func (g *getCounter) Get(ctx context.Context, key string) (io.ReadCloser, error) {
+	g.mu.Lock()
+	g.gets[key]++
+	g.mu.Unlock()
+	return g.Store.Get(ctx, key)
+}
+
+// A second snapshot of a tenant notes the blobs the first stored without reading
+// them: their sizes and digests come from the first snapshot's envelope. A blob no
+// envelope lists (its run never committed) is read once to be hashed. Either way
+// the envelope describes the stored bytes (the keyless verify passes), and one
+// object stored and noted in the same run is listed once, as stored.
+func TestObjects_NoteReadsNoListedBlob(t *testing.T) {
+	ctx := t.Context()
+	base, err := storage.NewFile(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &getCounter{Store: base, gets: map[string]int{}}
+	_, to, _ := operator(t)
+	writer := seal.NewKeyring(keyStore(t, base), to, nil) // the keys need an erasable store
+	tenant := uuid.New()
+	blob := func(content string) string { return archive.BlobKey(sha256.Sum256([]byte(content))) }
+	snapshot := func(put, noted []string) archive.SnapshotRef {
+		t.Helper()
+		ref := archive.SnapshotRef{Tenant: tenant, ID: uuid.Must(uuid.NewV7())}
+		view, err := writer.Seal(ctx, s, tenant)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range put {
+			if err := view.Put(ctx, blob(c), strings.NewReader(c)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, c := range noted {
+			if err := view.(*seal.Objects).Note(ctx, blob(c)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := view.Put(ctx, archive.ManifestKey(tenant, ref.ID), strings.NewReader("{}")); err != nil {
+			t.Fatal(err)
+		}
+		if err := view.(*seal.Objects).Commit(ctx, ref.ID, archive.ScopeTenant, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		return ref
+	}
+	stored := func(content string) string {
+		k, err := writer.Seal(ctx, s, tenant)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sk, err := k.(*seal.Objects).StoredKey(blob(content))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return sk
+	}
+	snapshot([]string{"one", "two"}, nil)
+	// A run that stored "three" and never committed.
+	view, err := writer.Seal(ctx, s, tenant)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := view.Put(ctx, blob("three"), strings.NewReader("three")); err != nil {
+		t.Fatal(err)
+	}
+	clear(s.gets)
+	second := snapshot([]string{"four"}, []string{"one", "two", "three", "four"})
+	for _, c := range []string{"one", "two", "four"} {
+		if n := s.gets[stored(c)]; n != 0 {
+			t.Errorf("blob %q read %d times by the second snapshot, want 0 (listed by the first envelope, or stored by this run)", c, n)
+		}
+	}
+	if n := s.gets[stored("three")]; n != 1 {
+		t.Errorf("blob no envelope lists read %d times, want once (to hash it)", n)
+	}
+	var listed []string
+	if _, err := repository.Envelope(ctx, s, second, func(o archive.SealedObject) error { listed = append(listed, o.Key); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if len(listed) != 4 {
+		t.Errorf("second envelope lists %v, want the four blobs once each", listed)
+	}
+	if probs, err := repository.VerifySealed(ctx, s, second, nil); err != nil || len(probs) > 0 {
+		t.Errorf("keyless verify of the second snapshot: %v, %v", probs, err)
 	}
 }
