@@ -388,6 +388,24 @@ func TestSealed_Tampering(t *testing.T) {
 				t.Fatal(err)
 			}
 		}},
+		{"another valid manifest of the tenant sealed in its place", manA, func() {
+			// A's own manifest with another reason, sealed for A as A's manifest:
+			// it opens and names only A's objects. The envelope's digest of the
+			// sealed manifest is what refuses it.
+			other := *mA
+			other.Reason = "swapped in"
+			var buf bytes.Buffer
+			if err := archive.Encode(&buf, &other); err != nil {
+				t.Fatal(err)
+			}
+			view, err := writer.Seal(ctx, w.store, a)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := view.Put(ctx, archive.ManifestKey(a, refA.ID), &buf); err != nil {
+				t.Fatal(err)
+			}
+		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			saved := rawGet(t, w.store, tc.key)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"sync"
 
 	"github.com/google/uuid"
 
@@ -66,17 +67,25 @@ func Open(ctx context.Context, s storage.Store, ref archive.SnapshotRef, op Open
 		m, err := Manifest(ctx, s, ref)
 		return m, s, err
 	}
-	if _, err := Envelope(ctx, s, ref, nil); err != nil {
+	e, err := Envelope(ctx, s, ref, nil)
+	if err != nil {
 		return nil, nil, err
 	}
 	if op == nil {
 		return nil, nil, &SealedError{SnapshotRef: ref}
 	}
-	view, err := op.Open(ctx, s, ref.Tenant)
+	// The sealed manifest is read as the envelope recorded it: another one sealed
+	// for the tenant in its place (any snapshot host can seal one) is refused, as
+	// the keyless verify refuses it.
+	pin := &pinned{Store: s, want: e.Manifest}
+	view, err := op.Open(ctx, pin, ref.Tenant)
 	if err != nil {
 		return nil, nil, err
 	}
 	m, err := Manifest(ctx, view, ref)
+	if err == nil {
+		err = pin.check()
+	}
 	var ve *archive.VerifyError
 	if errors.As(err, &ve) && ve.Key == archive.ManifestKey(ref.Tenant, ref.ID) {
 		ve.Key = archive.SealedManifestKey(ref.Tenant, ref.ID) // the object as stored
@@ -85,6 +94,67 @@ func Open(ctx context.Context, s storage.Store, ref archive.SnapshotRef, op Open
 		return nil, nil, err
 	}
 	return m, view, nil
+}
+
+// pinned is a store in which one object is hashed as it is read, to the end
+// (its reader is drained on Close), so that check compares it with what was
+// recorded of it. Every other object is read as it is.
+type pinned struct {
+	storage.Store
+	want archive.SealedObject
+
+	mu      sync.Mutex
+	got     *archive.Digest // of the last read of want.Key, once closed
+	readErr error           // the store failed while it was drained
+}
+
+func (p *pinned) Get(ctx context.Context, key string) (io.ReadCloser, error) {
+	rc, err := p.Store.Get(ctx, key)
+	if err != nil || key != p.want.Key {
+		return rc, err
+	}
+	return &pinnedReader{rc: rc, sum: archive.NewDigest(), p: p}, nil
+}
+
+// check compares the pinned object, as read, with what was recorded.
+func (p *pinned) check() error {
+	p.mu.Lock()
+	got, err := p.got, p.readErr
+	p.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("read %s: %w", p.want.Key, err)
+	}
+	if got == nil {
+		return &archive.VerifyError{Key: p.want.Key, What: "sealed manifest", Reason: errors.New("not read to its end")}
+	}
+	return got.Check(p.want.Key, p.want.SHA256, p.want.Size)
+}
+
+type pinnedReader struct {
+	rc  io.ReadCloser
+	sum *archive.Digest
+	err error
+	p   *pinned
+}
+
+func (r *pinnedReader) Read(b []byte) (int, error) {
+	n, err := r.rc.Read(b)
+	r.sum.Write(b[:n])
+	if err != nil && err != io.EOF {
+		r.err = err
+	}
+	return n, err
+}
+
+// Close reads what the reader above left (a decoder may stop before the end) into
+// the digest: the whole object is compared.
+func (r *pinnedReader) Close() error {
+	_, err := io.Copy(r.sum, r.rc)
+	err = errors.Join(r.err, err, r.rc.Close())
+	r.p.mu.Lock()
+	r.p.got, r.p.readErr = r.sum, err
+	r.p.mu.Unlock()
+	return err
 }
 
 // OpenLatest is Open of the newest committed snapshot of tenant.
