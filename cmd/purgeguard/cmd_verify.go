@@ -10,6 +10,7 @@ import (
 
 	"github.com/purgeguard/purgeguard/internal/archive"
 	"github.com/purgeguard/purgeguard/internal/repository"
+	"github.com/purgeguard/purgeguard/internal/seal"
 )
 
 func newVerifyCommand() *cli.Command {
@@ -23,7 +24,9 @@ to the SHA-256 and size recorded. Every problem is named; the exit status is 4 i
 An encrypted snapshot is checked without any key from its plaintext envelope: every
 object it lists (tables, blobs, the sealed manifest) is there, of the size and SHA-256
 written. With --contents it is also opened (encryption.identity_file) and checked as
-above; a forgotten tenant's snapshots then fail with the date its keys were forgotten.
+above. A snapshot it cannot open (its tenant's keys forgotten, with the date; no
+identity given) is listed UNREAD with the reason and the others are still checked:
+the exit status is then 1, or 4 if any snapshot failed.
 
 Examples:
    purgeguard verify --tenant 2f3c6a1e-0b4d-4c57-9b1e-6f0d2a9c8e71
@@ -44,6 +47,20 @@ type verifyResult struct {
 	Snapshot uuid.UUID `json:"snapshot"`
 	OK       bool      `json:"ok"`
 	Problems []string  `json:"problems"`
+	// Unread says why --contents could not open the snapshot (its stored bytes
+	// were checked).
+	Unread string `json:"unread,omitempty"`
+}
+
+// unreadable reports whether err says that a sealed snapshot cannot be opened with
+// the keys at hand, rather than that it is damaged or the store failed.
+func unreadable(err error) bool {
+	for _, target := range []error{seal.ErrForgotten, seal.ErrNoIdentity, seal.ErrNotRecipient, seal.ErrNoKey, repository.ErrSealed} {
+		if errors.Is(err, target) {
+			return true
+		}
+	}
+	return false
 }
 
 func runVerify(c *cli.Context) error {
@@ -69,7 +86,8 @@ func runVerify(c *cli.Context) error {
 	// snapshots of many files never sits in memory.
 	var refs []archive.SnapshotRef
 	results := []verifyResult{}
-	bad := 0
+	bad, unread := 0, 0
+	var firstUnread error
 	if c.IsSet("snapshot") {
 		id, err := uuid.Parse(c.String("snapshot"))
 		if err != nil {
@@ -142,6 +160,16 @@ func runVerify(c *cli.Context) error {
 			bad++
 			continue
 		}
+		if unreadable(err) {
+			// Its stored bytes passed; its contents cannot be opened here (a forgotten
+			// tenant, no identity): said for this snapshot, and the others go on.
+			results = append(results, verifyResult{Tenant: ref.Tenant, Snapshot: ref.ID, OK: true, Problems: []string{}, Unread: err.Error()})
+			if firstUnread == nil {
+				firstUnread = err
+			}
+			unread++
+			continue
+		}
 		if err != nil {
 			prog.done(false)
 			return err
@@ -171,8 +199,12 @@ func runVerify(c *cli.Context) error {
 		results = append(results, r)
 	}
 	prog.done(true)
-	if err := e.emit(map[string]any{"ok": bad == 0, "snapshots": results}, func(w io.Writer) {
+	if err := e.emit(map[string]any{"ok": bad == 0 && unread == 0, "snapshots": results}, func(w io.Writer) {
 		for _, r := range results {
+			if r.Unread != "" {
+				fmt.Fprintf(w, "UNREAD  snapshot %s of tenant %s: stored bytes ok, contents not opened: %s\n", r.Snapshot, r.Tenant, r.Unread)
+				continue
+			}
 			if r.OK {
 				fmt.Fprintf(w, "ok      snapshot %s of tenant %s\n", r.Snapshot, r.Tenant)
 				continue
@@ -190,6 +222,12 @@ func runVerify(c *cli.Context) error {
 	}
 	if bad > 0 {
 		return &errReported{code: exitVerify}
+	}
+	if unread > 0 && e.json {
+		return &errReported{code: exitError} // each one says why in the document
+	}
+	if unread > 0 {
+		return fmt.Errorf("verify --contents: %d of %d snapshots could not be opened; the first: %w", unread, len(results), firstUnread)
 	}
 	return nil
 }

@@ -223,6 +223,25 @@ func TestCLI_Encrypted(t *testing.T) {
 	if code, out, errOut = run(env, "snapshot", "--tenant", tenants[1]); code != exitOK {
 		t.Fatalf("snapshot of another tenant after a forget: exit %d\n%s%s", code, out, errOut)
 	}
+	// verify --contents of both, the forgotten one first: each of its snapshots is
+	// said unread (with the date), and the other tenant's is still checked.
+	code, out, errOut = run(restoreEnv, "verify", "--tenant", tenant, "--tenant", tenants[1], "--contents")
+	if code != exitError || strings.Count(out, "UNREAD  snapshot") != 2 || !strings.Contains(out, today) ||
+		!strings.Contains(out, "ok      snapshot") || !strings.Contains(out, "of tenant "+tenants[1]) || !strings.Contains(errOut, today) {
+		t.Errorf("verify --contents of a forgotten tenant and another: exit %d, want %d, its two snapshots UNREAD and the other ok\n%s%s", code, exitError, out, errOut)
+	}
+	code, out, _ = run(restoreEnv, "-o", "json", "verify", "--tenant", tenant, "--tenant", tenants[1], "--contents")
+	var doc struct {
+		OK        bool `json:"ok"`
+		Snapshots []struct {
+			OK     bool   `json:"ok"`
+			Unread string `json:"unread"`
+		} `json:"snapshots"`
+	}
+	if err := json.Unmarshal([]byte(out), &doc); code != exitError || err != nil || doc.OK || len(doc.Snapshots) != 3 ||
+		!strings.Contains(doc.Snapshots[0].Unread, today) || doc.Snapshots[2].Unread != "" || !doc.Snapshots[2].OK {
+		t.Errorf("verify --contents -o json: exit %d, %v: want one document, the forgotten snapshots unread, the other ok\n%s", code, err, out)
+	}
 	// --older-than: the tenants deleted from the database whose newest snapshot is
 	// older than D; not one deleted more recently, not one still there.
 	if _, err := conn.Exec(ctx, "DELETE FROM call_logd_tenant WHERE uuid = $1", tenants[1]); err != nil {
