@@ -13,7 +13,6 @@ import (
 
 	"github.com/purgeguard/purgeguard/internal/archive"
 	"github.com/purgeguard/purgeguard/internal/devtools/fixture"
-	"github.com/purgeguard/purgeguard/internal/devtools/testenv"
 	"github.com/purgeguard/purgeguard/storage"
 )
 
@@ -25,19 +24,8 @@ import (
 // for every file and no shared one; a restore with the identity puts every file back
 // byte identical, with its mode and mtime.
 func TestShield_EncryptedSnapshot(t *testing.T) {
-	ctx := testenv.Context(t)
-	dsn := testenv.Postgres(t)
-	conn := testenv.Connect(t, dsn)
-	dir := t.TempDir()
-	rec, exp := filepath.Join(dir, "recordings"), filepath.Join(dir, "exports")
-	if err := fixture.CreateSchema(ctx, conn); err != nil {
-		t.Fatal(err)
-	}
-	res, err := fixture.Generate(ctx, conn, fixture.Options{Seed: 15, Tenants: 3, CallLogsPerTenant: 40,
-		RecordingsRoot: rec, ExportsRoot: exp})
-	if err != nil {
-		t.Fatal(err)
-	}
+	w := newCallLogdWorld(t, fixture.Options{Seed: 15, Tenants: 3, CallLogsPerTenant: 40})
+	ctx, dsn, conn, dir, rec, exp, res := w.ctx, w.dsn, w.conn, w.dir, w.rec, w.exp, w.res
 	env, procEnv, cfgFile := callLogdShieldEnv(t, dir, dsn, rec, exp)
 	idFile := filepath.Join(t.TempDir(), "operator.key")
 	code, stdout, errOut := runCLI(t, nil, "keys", "init", "--out", idFile)
