@@ -15,8 +15,11 @@ import (
 	"github.com/google/uuid"
 )
 
-// EnvelopeVersion is the version of the envelope this build writes.
-const EnvelopeVersion = 1
+// EnvelopeVersion is the version of the envelope this build writes. 2: its objects
+// may be sealed under a per-run session stanza (purgeguard-X25519-session) that
+// builds writing 1 cannot open; they stop at the version ("newer format") instead
+// of taking the stanza for tampering.
+const EnvelopeVersion = 2
 
 const envelopeName = "envelope.jsonl"
 

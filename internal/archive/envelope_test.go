@@ -104,7 +104,7 @@ func TestDecodeEnvelope_Refuses(t *testing.T) {
 		{"reordered", good[0] + good[2] + good[1] + good[3], "not after"},
 		{"duplicate", good[0] + good[1] + good[1] + good[2], "not after"},
 		{"unknown field", strings.Replace(good[0], `"kind"`, `"colour":1,"kind"`, 1) + strings.Join(good[1:], ""), "unknown field"},
-		{"newer format", `{"envelope_format":2,"whatever":true}` + "\n", "newer"},
+		{"newer format", `{"envelope_format":3,"whatever":true}` + "\n", "newer"},
 		{"bad digest", good[0] + strings.Replace(good[1], `"sha256":"`, `"sha256":"x`, 1), "sha256"},
 		{"two values on a line", good[0] + strings.TrimSuffix(good[1], "\n") + " {}\n", "more than one"},
 	}

@@ -45,6 +45,7 @@ const (
 
 // session wraps file keys for one tenant under one session key.
 type session struct {
+	redactor
 	wrapped *age.Stanza // the session key, wrapped to the tenant's recipient
 	key     []byte
 }
@@ -61,7 +62,7 @@ func newSession(to *age.X25519Recipient) (*session, error) {
 	if len(ss) != 1 || ss[0].Type != "X25519" || len(ss[0].Args) != 1 {
 		return nil, errors.New("seal: unexpected X25519 stanza from age")
 	}
-	return &session{wrapped: ss[0], key: key}, nil
+	return &session{redactor: redactor{"seal.session"}, wrapped: ss[0], key: key}, nil
 }
 
 // Wrap is age.Recipient's: the file key sealed under the session.
@@ -98,6 +99,7 @@ const maxSessions = 1024
 // opener is age.Identity for a tenant: it opens objects sealed under a session,
 // each session key once, and objects sealed to the tenant's recipient directly.
 type opener struct {
+	redactor
 	id *age.X25519Identity
 
 	mu       sync.Mutex
@@ -105,7 +107,7 @@ type opener struct {
 }
 
 func newOpener(id *age.X25519Identity) *opener {
-	return &opener{id: id, sessions: map[string][]byte{}}
+	return &opener{redactor: redactor{"seal.opener"}, id: id, sessions: map[string][]byte{}}
 }
 
 // Unwrap is age.Identity's.
