@@ -320,6 +320,13 @@ func RunSteps(ctx context.Context, cfg *pgx.ConnConfig, store storage.Store, o O
 	if o.DryRun {
 		return reps, nil
 	}
+	// Files first: every staged file is durable before the rows commit.
+	for _, fr := range frs {
+		if err := fr.syncStaged(ctx); err != nil {
+			abort()
+			return nil, err
+		}
+	}
 	if err := tx.Commit(ctx); err != nil {
 		abort()
 		return nil, fmt.Errorf("restore: commit: %w", err)
@@ -446,46 +453,20 @@ func verify(ctx context.Context, s storage.Store, m *archive.Manifest, tables []
 			}
 		}
 	}
-	// The blobs, jobs at a time (each checker owns its decoder).
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	blobs := make(chan archive.File)
-	var wg sync.WaitGroup
-	for range max(jobs, 1) {
-		wg.Go(func() {
-			chk, err := repository.NewChecker(s)
-			if err != nil {
-				cancel(err)
-				return
+	// The blobs, jobs at a time.
+	err = repository.CheckBlobs(ctx, s, jobs, func(fn func(archive.File) error) error {
+		return files.each(ctx, nil, func(f *restoreFile) error {
+			if f.notSaved {
+				return nil
 			}
-			defer chk.Close()
-			for f := range blobs {
-				if ctx.Err() != nil {
-					continue
-				}
-				if err := keep(chk.Blob(ctx, f)); err != nil {
-					cancel(err)
-				}
-			}
+			return fn(f.File)
 		})
-	}
-	var seen repository.BlobsSeen
-	err = files.each(ctx, nil, func(f *restoreFile) error {
-		if f.notSaved || seen.Seen(f.SHA256) {
+	}, func(_ archive.File, err error) error {
+		if err == nil {
 			return nil
 		}
-		select {
-		case blobs <- f.File:
-			return nil
-		case <-ctx.Done():
-			return context.Cause(ctx)
-		}
+		return keep(err)
 	})
-	close(blobs)
-	wg.Wait()
-	if cause := context.Cause(ctx); cause != nil {
-		return cause
-	}
 	if err != nil {
 		return err
 	}

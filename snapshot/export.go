@@ -31,6 +31,9 @@ type exporter struct {
 	tables []*catalog.Table // the graph's tables the scope reaches, in load order
 	store  storage.Store
 	blobs  *blobSet
+	// batch, when the store can batch (file://), writes the plaintext blobs: their
+	// syncs shared, flushed before any manifest names them.
+	batch storage.Batch
 	// views are where each snapshot's objects go: the store itself, or the tenant's
 	// sealed view of it when Options.Sealer is set.
 	views   map[*archive.Manifest]storage.Store
@@ -169,8 +172,18 @@ func (e *exporter) run(ctx context.Context, r *consistentRead, ms []*archive.Man
 	if err := e.runTables(ctx, r, units); err != nil {
 		return err
 	}
+	if e.batch = storage.BatchOf(e.store); e.batch != nil {
+		defer e.batch.Close()
+	}
 	if err := e.runFiles(ctx, ms); err != nil {
 		return err
+	}
+	// Every blob this run wrote is durable, under its key, before the manifests
+	// that name them are written.
+	if e.batch != nil {
+		if err := e.batch.Flush(ctx); err != nil {
+			return fmt.Errorf("snapshot: blobs: %w", err)
+		}
 	}
 	// A blob found already stored may have been unreferenced, and a prune may have
 	// swept it since: check again just before the manifests name it. Under Object

@@ -23,6 +23,7 @@ import (
 	"github.com/purgeguard/purgeguard/internal/archive"
 	"github.com/purgeguard/purgeguard/internal/catalog"
 	"github.com/purgeguard/purgeguard/internal/place"
+	"github.com/purgeguard/purgeguard/storage"
 )
 
 // fileColumn is a configured file column found in the tenant graph.
@@ -374,16 +375,19 @@ func (e *exporter) saveOpen(ctx context.Context, enc *zstd.Encoder, m *archive.M
 			return 0, false, err
 		}
 		again := archive.NewDigest()
-		stored, err := putCompressed(ctx, store, key, enc, func(w io.Writer) error {
-			_, err := io.Copy(io.MultiWriter(w, again), fh)
-			return err
+		stored, err := putCompressed(ctx, e.blobPutter(store), key, enc, func(w io.Writer) error {
+			if _, err := io.Copy(io.MultiWriter(w, again), fh); err != nil {
+				return err
+			}
+			// Checked before the upload completes: a failed check abandons it, and
+			// no blob is ever stored under a digest its content does not have.
+			if err := again.Check(p.path, f.SHA256, f.Size); err != nil {
+				return fmt.Errorf("file changed while it was saved: %w", err)
+			}
+			return nil
 		})
 		if err != nil {
 			return 0, false, err
-		}
-		if err := again.Check(p.path, f.SHA256, f.Size); err != nil {
-			_ = store.Delete(ctx, key)
-			return 0, false, fmt.Errorf("file changed while it was saved: %w", err)
 		}
 		return stored.stored.Size(), true, nil
 	})
@@ -395,6 +399,16 @@ func (e *exporter) saveOpen(ctx context.Context, enc *zstd.Encoder, m *archive.M
 		ev.Stored = storedSize
 	}
 	return f, ev, nil
+}
+
+// blobPutter is where a blob for store goes: the run's batch when store is the one
+// it batches (a file:// store, plaintext), else store itself. The run flushes the
+// batch before any manifest names a blob.
+func (e *exporter) blobPutter(store storage.Store) putter {
+	if e.batch != nil && store == e.store {
+		return e.batch
+	}
+	return store
 }
 
 // archiveOwner is o as the manifest records it; nil when the system gave no owner.

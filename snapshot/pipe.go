@@ -8,7 +8,6 @@ import (
 	"github.com/klauspost/compress/zstd"
 
 	"github.com/purgeguard/purgeguard/internal/archive"
-	"github.com/purgeguard/purgeguard/storage"
 )
 
 func newEncoder(level int) (*zstd.Encoder, error) {
@@ -38,7 +37,12 @@ type object struct {
 	putDone chan error
 }
 
-func openObject(ctx context.Context, s storage.Store, key string, enc *zstd.Encoder) *object {
+// putter is where an object goes: a store, or a batch of one (storage.Batch).
+type putter interface {
+	Put(ctx context.Context, key string, r io.Reader) error
+}
+
+func openObject(ctx context.Context, s putter, key string, enc *zstd.Encoder) *object {
 	pr, pw := io.Pipe()
 	o := &object{pw: pw, enc: enc, stored: archive.NewDigest(), putDone: make(chan error, 1)}
 	go func() {
@@ -78,7 +82,7 @@ func (o *object) close(err error) error {
 }
 
 // putCompressed streams what produce writes into the object key.
-func putCompressed(ctx context.Context, s storage.Store, key string, enc *zstd.Encoder, produce func(w io.Writer) error) (*object, error) {
+func putCompressed(ctx context.Context, s putter, key string, enc *zstd.Encoder, produce func(w io.Writer) error) (*object, error) {
 	o := openObject(ctx, s, key, enc)
 	if err := o.close(produce(o)); err != nil {
 		return nil, err

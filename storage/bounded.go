@@ -92,8 +92,8 @@ type BoundedStore struct {
 }
 
 // Bound wraps s so that no request waits forever and failed ones are retried
-// within b. The optional capabilities of s (Locker, Leftovers, Erasable) the result
-// has too, and no others.
+// within b. The optional capabilities of s (Locker, Leftovers, Erasable, Batcher)
+// the result has too, and no others (a Batcher's Batch is nil when s has none).
 func Bound(s Store, b Bounds) Store {
 	bs := &BoundedStore{Store: s, b: b.withDefaults()}
 	l, isLocker := s.(Locker)
@@ -147,6 +147,27 @@ func Bound(s Store, b Bounds) Store {
 
 // Unwrap returns the wrapped store.
 func (s *BoundedStore) Unwrap() Store { return s.Store }
+
+// Batch is the wrapped store's batch, its writes bounded as Put's; nil when the
+// wrapped store cannot batch.
+func (s *BoundedStore) Batch() Batch {
+	b := BatchOf(s.Store)
+	if b == nil {
+		return nil
+	}
+	return boundedBatch{Batch: b, s: s}
+}
+
+// boundedBatch is a Batch whose writes are bounded and retried as Put's. A flush
+// syncs local files: it is not bounded.
+type boundedBatch struct {
+	Batch
+	s *BoundedStore
+}
+
+func (b boundedBatch) Put(ctx context.Context, key string, r io.Reader) error {
+	return b.s.put(ctx, "put", key, r, b.Batch.Put)
+}
 
 func (s *BoundedStore) String() string { return fmt.Sprint(s.Store) }
 
@@ -353,6 +374,8 @@ type leftoverMethods struct {
 }
 
 var _ Leftovers = leftoverMethods{}
+
+var _ Batcher = (*BoundedStore)(nil)
 
 // ListLeftovers is the wrapped store's, retried until fn was first called.
 func (m leftoverMethods) ListLeftovers(ctx context.Context, fn func(Info) error) error {

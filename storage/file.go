@@ -63,17 +63,37 @@ func (s *FileStore) Put(ctx context.Context, key string, r io.Reader) error {
 // writeTemp writes the stream to a synced temporary file beside the key's path and
 // returns both; on error nothing is left behind.
 func (s *FileStore) writeTemp(ctx context.Context, key string, r io.Reader) (p, name string, err error) {
-	p, err = s.path(key)
+	p, tmp, err := s.createTemp(ctx, key, r)
 	if err != nil {
 		return "", "", err
 	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		os.Remove(tmp.Name())
+		return "", "", fmt.Errorf("file: put %s: %w", key, err)
+	}
+	if err := tmp.Close(); err != nil {
+		os.Remove(tmp.Name())
+		return "", "", fmt.Errorf("file: put %s: %w", key, err)
+	}
+	return p, tmp.Name(), nil
+}
+
+// createTemp writes the stream to a temporary file beside the key's path, not
+// synced, and returns the path and the file, still open; on error nothing is left
+// behind.
+func (s *FileStore) createTemp(ctx context.Context, key string, r io.Reader) (p string, f *os.File, err error) {
+	p, err = s.path(key)
+	if err != nil {
+		return "", nil, err
+	}
 	dir := filepath.Dir(p)
 	if err := os.MkdirAll(dir, 0o750); err != nil {
-		return "", "", fmt.Errorf("file: put %s: %w", key, err)
+		return "", nil, fmt.Errorf("file: put %s: %w", key, err)
 	}
 	tmp, err := os.CreateTemp(dir, tmpPrefix+"*")
 	if err != nil {
-		return "", "", fmt.Errorf("file: put %s: %w", key, err)
+		return "", nil, fmt.Errorf("file: put %s: %w", key, err)
 	}
 	defer func() {
 		if err != nil {
@@ -82,18 +102,12 @@ func (s *FileStore) writeTemp(ctx context.Context, key string, r io.Reader) (p, 
 		}
 	}()
 	if _, err := io.Copy(tmp, ctxReader{ctx, r}); err != nil {
-		return "", "", fmt.Errorf("file: put %s: %w", key, err)
+		return "", nil, fmt.Errorf("file: put %s: %w", key, err)
 	}
 	if err := ctx.Err(); err != nil {
-		return "", "", fmt.Errorf("file: put %s: %w", key, err)
+		return "", nil, fmt.Errorf("file: put %s: %w", key, err)
 	}
-	if err := tmp.Sync(); err != nil {
-		return "", "", fmt.Errorf("file: put %s: %w", key, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return "", "", fmt.Errorf("file: put %s: %w", key, err)
-	}
-	return p, tmp.Name(), nil
+	return p, tmp, nil
 }
 
 // CreateErasable writes a temporary file and hard-links it to the key's path: a

@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+	"testing/iotest"
 
 	"github.com/purgeguard/purgeguard/internal/devtools/testenv"
 	"github.com/purgeguard/purgeguard/storage"
@@ -104,5 +106,113 @@ func TestFileStore_Leftovers(t *testing.T) {
 	}
 	if _, err := os.Stat(killed); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("leftover still there: %v", err)
+	}
+}
+
+// A batch's objects appear under their keys only when flushed (or when the batch,
+// full, flushes itself), whole; until then a crash or a Close leaves at most
+// temporary files, which Close removes. A failed Put leaves nothing.
+func TestFileStore_Batch(t *testing.T) {
+	ctx := testenv.Context(t)
+	dir := t.TempDir()
+	s, err := storage.NewFile(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	visible := func() []string {
+		var keys []string
+		if err := s.List(ctx, "", func(i storage.Info) error { keys = append(keys, i.Key); return nil }); err != nil {
+			t.Fatal(err)
+		}
+		return keys
+	}
+	leftovers := func() int {
+		n := 0
+		if err := s.ListLeftovers(ctx, func(storage.Info) error { n++; return nil }); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	b := storage.BatchOf(s)
+	if b == nil {
+		t.Fatal("a file:// store cannot batch")
+	}
+	if err := b.Put(ctx, "blobs/aa/one", strings.NewReader("one")); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Put(ctx, "blobs/bb/two", strings.NewReader("two")); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Put(ctx, "blobs/bb/bad", iotest.ErrReader(errors.New("read fails"))); err == nil {
+		t.Error("Put of a failing reader: got nil error")
+	}
+	if got := visible(); len(got) != 0 {
+		t.Errorf("before Flush: %v visible, want none", got)
+	}
+	if _, err := s.Stat(ctx, "blobs/aa/one"); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("Stat before Flush: %v, want not found", err)
+	}
+	if err := b.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := visible(), []string{"blobs/aa/one", "blobs/bb/two"}; !slices.Equal(got, want) {
+		t.Errorf("after Flush: %v, want %v", got, want)
+	}
+	for key, want := range map[string]string{"blobs/aa/one": "one", "blobs/bb/two": "two"} {
+		data, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(key)))
+		if err != nil || string(data) != want {
+			t.Errorf("%s: %q (%v), want %q", key, data, err, want)
+		}
+	}
+	if n := leftovers(); n != 0 {
+		t.Errorf("%d temporary files left after Flush", n)
+	}
+
+	// Put past the batch's bound: the full batch flushes itself, the rest waits.
+	b = storage.BatchOf(s)
+	const n = storage.BatchSize + 76
+	for i := range n {
+		if err := b.Put(ctx, fmt.Sprintf("many/%03d", i), strings.NewReader(fmt.Sprint(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	shown := 0
+	for _, k := range visible() {
+		if strings.HasPrefix(k, "many/") {
+			shown++
+		}
+	}
+	if shown == 0 || shown == n {
+		t.Errorf("%d of %d objects visible before Flush: want the full batches flushed, the rest waiting", shown, n)
+	}
+	// Close drops what was not flushed: it never appears, no temporary file stays.
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	after := 0
+	for _, k := range visible() {
+		if strings.HasPrefix(k, "many/") {
+			after++
+		}
+	}
+	if after != shown || leftovers() != 0 {
+		t.Errorf("after Close: %d visible (was %d), %d temporary files; want the same, and none", after, shown, leftovers())
+	}
+}
+
+// A bounded store batches when the store it wraps does.
+func TestBound_Batch(t *testing.T) {
+	s, err := storage.NewFile(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if storage.BatchOf(storage.Bound(s, storage.Bounds{})) == nil {
+		t.Error("Bound(file store): no batch")
+	}
+	if storage.BatchOf(storage.Bound(storage.Bound(s, storage.Bounds{}), storage.Bounds{})) == nil {
+		t.Error("Bound(Bound(file store)): no batch")
+	}
+	if storage.BatchOf(storage.Bound(struct{ storage.Store }{s}, storage.Bounds{})) != nil {
+		t.Error("Bound of a store without batches: a batch")
 	}
 }

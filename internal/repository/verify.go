@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"sync"
 
 	"github.com/klauspost/compress/zstd"
 
@@ -18,7 +19,14 @@ import (
 type Checker struct {
 	s   storage.Store
 	dec *zstd.Decoder
+	// Jobs is how many blobs Verify reads at once (a decoder each): a tenant's
+	// thousands of small recordings, one at a time, leave the disk or the network
+	// idle between them. Default (0) BlobJobs.
+	Jobs int
 }
+
+// BlobJobs is the default of Checker.Jobs.
+const BlobJobs = 4
 
 // NewChecker returns a checker reading from s.
 func NewChecker(s storage.Store) (*Checker, error) {
@@ -58,12 +66,18 @@ func (c *Checker) Verify(ctx context.Context, m *archive.Manifest, progress func
 			progress(t.Key, t.StoredBytes)
 		}
 	}
-	var seen BlobsSeen
-	err := Files(ctx, c.s, m, func(f archive.File) error {
-		if f.Missing || f.OutsideRoot || seen.Seen(f.SHA256) {
-			return nil
-		}
-		if err := keep(c.Blob(ctx, f)); err != nil {
+	var mu sync.Mutex // keep and progress, called by CheckBlobs' workers
+	err := CheckBlobs(ctx, c.s, c.Jobs, func(fn func(archive.File) error) error {
+		return Files(ctx, c.s, m, func(f archive.File) error {
+			if f.Missing || f.OutsideRoot {
+				return nil
+			}
+			return fn(f)
+		})
+	}, func(f archive.File, err error) error {
+		mu.Lock()
+		defer mu.Unlock()
+		if err := keep(err); err != nil {
 			return err
 		}
 		if progress != nil {
@@ -72,6 +86,57 @@ func (c *Checker) Verify(ctx context.Context, m *archive.Manifest, progress func
 		return nil
 	})
 	return probs, keep(err)
+}
+
+// CheckBlobs checks the blob of every file walk gives (content several files share
+// once, as BlobsSeen remembers), jobs at a time, each with its own decoder. done is
+// called with each file and its check's result (nil, or a *archive.VerifyError, or
+// why the check could not run), from the workers, concurrently: an error it returns
+// stops the walk and is returned, as is an error of walk.
+func CheckBlobs(ctx context.Context, s storage.Store, jobs int, walk func(fn func(archive.File) error) error, done func(archive.File, error) error) error {
+	if jobs < 1 {
+		jobs = BlobJobs
+	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	blobs := make(chan archive.File)
+	var wg sync.WaitGroup
+	for range jobs {
+		wg.Go(func() {
+			chk, err := NewChecker(s)
+			if err != nil {
+				cancel(err)
+				return
+			}
+			defer chk.Close()
+			for f := range blobs {
+				if ctx.Err() != nil {
+					continue
+				}
+				if err := done(f, chk.Blob(ctx, f)); err != nil {
+					cancel(err)
+				}
+			}
+		})
+	}
+	var seen BlobsSeen
+	err := walk(func(f archive.File) error {
+		if seen.Seen(f.SHA256) {
+			return nil
+		}
+		select {
+		case blobs <- f:
+			return nil
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		}
+	})
+	close(blobs)
+	wg.Wait()
+	if cause := context.Cause(ctx); cause != nil {
+		return cause // what the walk saw, if anything, follows from it
+	}
+	return err
 }
 
 // maxSeen bounds BlobsSeen: past it, the set starts again.

@@ -1,0 +1,5 @@
+package storage
+
+import "syscall"
+
+const sysSyncfs = syscall.SYS_SYNCFS
