@@ -15,7 +15,6 @@ import (
 	"github.com/klauspost/compress/zstd"
 
 	"github.com/purgeguard/purgeguard/internal/devtools/fixture"
-	"github.com/purgeguard/purgeguard/internal/devtools/testenv"
 )
 
 // The real binary killed with SIGKILL while a file:// snapshot writes its blobs (in
@@ -26,29 +25,17 @@ import (
 // files once past its grace. (A kill keeps what the page cache holds: the order of syncs, renames and
 // manifest is what makes a power cut safe too, TestRun_BlobsStoredBeforeManifest.)
 func TestCLI_SnapshotKilledWhileWritingBlobs(t *testing.T) {
-	ctx := testenv.Context(t)
-	dsn := testenv.Postgres(t)
-	conn := testenv.Connect(t, dsn)
-	dir := t.TempDir()
-	rec, exp := filepath.Join(dir, "recordings"), filepath.Join(dir, "exports")
-	if err := fixture.CreateSchema(ctx, conn); err != nil {
-		t.Fatal(err)
-	}
 	// Enough small recordings that the file phase lasts while the test watches it.
-	res, err := fixture.Generate(ctx, conn, fixture.Options{Seed: 5, Tenants: 2, CallLogsPerTenant: 10,
-		BigTenantCallLogs: 3000, RecordingEvery: 1, FileSize: 512, FileTenants: 1, RecordingsRoot: rec, ExportsRoot: exp})
-	if err != nil {
-		t.Fatal(err)
-	}
+	w := newCallLogdWorld(t, fixture.Options{Seed: 5, Tenants: 2, CallLogsPerTenant: 10,
+		BigTenantCallLogs: 3000, RecordingEvery: 1, FileSize: 512, FileTenants: 1})
+	res, dir := w.res, w.dir
 	cfg := filepath.Join(dir, "purgeguard.yaml")
-	yaml := "files:\n  - table: public.call_logd_recording\n    column: path\n    root: " + rec +
-		"\n  - table: public.call_logd_export\n    column: path\n    root: " + exp + "\n"
-	if err := os.WriteFile(cfg, []byte(yaml), 0o600); err != nil {
+	if err := os.WriteFile(cfg, []byte(w.filesYAML()), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	backups := filepath.Join(dir, "backups")
 	env := map[string]string{
-		"PURGEGUARD_DATABASE_URL": dsn,
+		"PURGEGUARD_DATABASE_URL": w.dsn,
 		"PURGEGUARD_STORAGE_URL":  "file://" + backups,
 		"PURGEGUARD_CONFIG":       cfg,
 	}
