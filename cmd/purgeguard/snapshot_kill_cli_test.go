@@ -97,7 +97,8 @@ func TestCLI_SnapshotKilledWhileWritingBlobs(t *testing.T) {
 			t.Fatal(err)
 		}
 		h := sha256.New()
-		if err := dec.Reset(f); err == nil {
+		err = dec.Reset(f)
+		if err == nil {
 			_, err = io.Copy(h, dec)
 		}
 		f.Close()
