@@ -4,12 +4,15 @@ package fence
 // trash, the retention approvals, the journal of trash saves, and the fence's mode.
 // Installing refuse mode creates them too, so switching modes keeps them.
 //
-// The trash has one index, on the capturing transaction: each capture costs an
-// index insert, and the capture is in the service's own DELETE. A transaction id
-// only grows, so each insert goes to the index's rightmost page (an index on
-// table and tenant, as earlier versions had, cost more than the DELETE itself).
-// Readers select by transaction (trash save, a child's capture looking up its
-// parent's kept rows) or read the whole trash. Partial indexes list the few rows
+// The trash has one index, on the capturing transaction and the graph table: each
+// capture costs an index insert, and the capture is in the service's own DELETE. A
+// transaction id only grows, and one statement keeps one table's rows, so each
+// insert lands among equal keys at the end of the index (deduplicated into posting
+// lists: the index stays small; an index on table and tenant, as earlier versions
+// had, cost more than the DELETE itself). Readers select by transaction and table
+// (trash save, table by table; a child's capture looking up its parent's kept rows),
+// by transaction (removing saved rows) or read the whole trash: with the
+// transaction alone they read every table's rows of it, once per table. Partial indexes list the few rows
 // deleted from a partition, the emptied rows (kept row by row anyway) and the rows
 // not attributed to a tenant yet (trash save looks for them first). ref is, for a table whose children cannot tell their
 // tenant, the key they reference (see captureFunctions).
@@ -33,7 +36,8 @@ CREATE TABLE IF NOT EXISTS purgeguard.trash (
 );
 ALTER TABLE purgeguard.trash ADD COLUMN IF NOT EXISTS ref text;
 DROP INDEX IF EXISTS purgeguard.trash_table_tenant;
-CREATE INDEX IF NOT EXISTS trash_xid ON purgeguard.trash (xid);
+DROP INDEX IF EXISTS purgeguard.trash_xid;
+CREATE INDEX IF NOT EXISTS trash_xid_table ON purgeguard.trash (xid, table_name);
 CREATE INDEX IF NOT EXISTS trash_update ON purgeguard.trash (table_schema, table_name) WHERE op = 'update';
 CREATE INDEX IF NOT EXISTS trash_unattributed ON purgeguard.trash (table_schema, table_name) WHERE tenant IS NULL;
 CREATE INDEX IF NOT EXISTS trash_partition ON purgeguard.trash (table_schema, table_name, rel_schema, rel_name)

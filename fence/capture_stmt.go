@@ -185,7 +185,7 @@ func renderCaptureFunction(g *catalog.Graph, t *catalog.Table, attrs map[catalog
 	SELECT array_agg(d.t) FILTER (WHERE NOT d.ok), coalesce(bool_or(d.ok), false) INTO v_unapproved, v_approved
 	FROM (SELECT s.t, s.t IS NOT NULL AND EXISTS (
 			SELECT 1 FROM purgeguard.approval a WHERE a.tenant = s.t AND a.expires_at > now()) AS ok
-		FROM (SELECT DISTINCT ` + c + ` AS t FROM ` + captureTransition + ` o) s) d;
+		FROM (SELECT ` + textOf("x", []string{col}) + ` AS t FROM (SELECT DISTINCT ` + "o." + pgx.Identifier{col}.Sanitize() + ` FROM ` + captureTransition + ` o) x) s) d;
 	v_retention := EXISTS (SELECT 1 FROM purgeguard.retention_approval r WHERE r.table_schema = ` + schema + `
 		AND r.table_name = ` + table + ` AND r.null_table IS NULL AND r.expires_at > now());
 	IF v_retention AND NOT v_approved THEN
