@@ -117,9 +117,10 @@ func SaveTrash(ctx context.Context, cfg *pgx.ConnConfig, store storage.Store, o 
 		if err != nil {
 			return res, err
 		}
-		b := snapshot.TrashBatch{Tenant: tenant, ID: id}
+		b := snapshot.TrashBatch{Tenant: tenant, ID: id, Transactions: []snapshot.TrashTransaction{}}
 		for _, t := range list {
 			b.Xids = append(b.Xids, t.Xid)
+			b.Transactions = append(b.Transactions, snapshot.TrashTransaction(t))
 		}
 		batches = append(batches, b)
 	}

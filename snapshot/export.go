@@ -308,9 +308,20 @@ func (e *exporter) runTables(ctx context.Context, r *consistentRead, units []uni
 
 func (e *exporter) exportTable(ctx context.Context, tx pgx.Tx, enc *zstd.Encoder, u unit) error {
 	return e.saveTable(ctx, enc, u.m, u.table, func(w io.Writer) error {
+		if rw, ok := e.sel.(rowWriter); ok {
+			if done, err := rw.WriteRows(ctx, tx, u.table, u.m.Tenant, w); done || err != nil {
+				return err
+			}
+		}
 		_, err := tx.Conn().PgConn().CopyTo(ctx, w, "COPY ("+e.sel.Select(u.table, u.m.Tenant)+") TO STDOUT")
 		return err
 	})
+}
+
+// rowWriter is a selector that can write a table's rows in COPY's text form itself
+// (the trash's: its rows are kept as text); done false: use Select.
+type rowWriter interface {
+	WriteRows(ctx context.Context, q catalog.Querier, t *catalog.Table, tenant uuid.UUID, w io.Writer) (done bool, err error)
 }
 
 // saveTable stores the COPY text rows writes as table t of snapshot m, collecting

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -22,6 +23,18 @@ type TrashBatch struct {
 	Tenant uuid.UUID
 	ID     uuid.UUID
 	Xids   []uint64
+	// Transactions are the transactions of Xids as the caller read them from the
+	// trash (trash.Transactions), recorded in the manifest; nil: RunTrash reads
+	// them (a second scan of the whole trash).
+	Transactions []TrashTransaction
+}
+
+// TrashTransaction is one capturing transaction's rows of one tenant.
+type TrashTransaction struct {
+	Xid   uint64
+	First time.Time
+	Last  time.Time
+	Rows  int64
 }
 
 // RunTrash saves trash rows as ordinary snapshots, one per batch, all from one
@@ -70,9 +83,25 @@ func RunTrash(ctx context.Context, cfg *pgx.ConnConfig, store storage.Store, o O
 	if err != nil {
 		return nil, fmt.Errorf("snapshot: %w", err)
 	}
-	txs, err := trash.Transactions(ctx, r.coord)
-	if err != nil {
-		return nil, fmt.Errorf("snapshot: %w", err)
+	txs := map[uuid.UUID][]TrashTransaction{}
+	for _, b := range batches {
+		txs[b.Tenant] = b.Transactions
+	}
+	for _, b := range batches {
+		if b.Transactions != nil {
+			continue
+		}
+		read, err := trash.Transactions(ctx, r.coord)
+		if err != nil {
+			return nil, fmt.Errorf("snapshot: %w", err)
+		}
+		txs = map[uuid.UUID][]TrashTransaction{}
+		for tenant, list := range read {
+			for _, tx := range list {
+				txs[tenant] = append(txs[tenant], TrashTransaction(tx))
+			}
+		}
+		break
 	}
 	e := &exporter{o: o, g: g, sel: sel, tables: g.Tables, store: store, blobs: newBlobSet()}
 	ms := make([]*archive.Manifest, len(batches))

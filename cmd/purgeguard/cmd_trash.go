@@ -109,8 +109,12 @@ func runTrashSave(c *cli.Context) error {
 		NoWait: c.Bool("no-wait"), Log: e.log})
 	prog.done(err == nil)
 	// The trash's size and age after the save, saved or not: what the alert watches.
-	if st, serr := guard.ReadTrashStats(c.Context, cfg); serr == nil {
-		e.trash = &metrics.Trash{Rows: st.Rows, Oldest: st.Oldest}
+	// Read only for --metrics-file: counting scans the whole trash, the rows just
+	// removed included.
+	if c.String(flagMetrics) != "" {
+		if st, serr := guard.ReadTrashStats(c.Context, cfg); serr == nil {
+			e.trash = &metrics.Trash{Rows: st.Rows, Oldest: st.Oldest}
+		}
 	}
 	if err != nil {
 		return err

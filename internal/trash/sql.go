@@ -168,7 +168,7 @@ func (s *Selector) SelectColumns(t *catalog.Table, tenant uuid.UUID, cols []stri
 	// and deleted again: in another transaction (a delete in one transaction
 	// deletes a row once, unless the same transaction inserted it again). Only then
 	// is the sort by key that keeps the first copy worth its cost.
-	if len(t.PrimaryKey) == 0 || !s.updated[t.Name] && len(s.xids[tenant]) == 1 {
+	if !s.dedupe(t, tenant) {
 		return "SELECT " + strings.Join(out, ", ") + " FROM (" + inner + ") s"
 	}
 	pk := make([]string, len(t.PrimaryKey))
@@ -177,6 +177,12 @@ func (s *Selector) SelectColumns(t *catalog.Table, tenant uuid.UUID, cols []stri
 	}
 	return "SELECT " + strings.Join(out, ", ") + " FROM (SELECT DISTINCT ON (" + strings.Join(pk, ", ") + ") u.* FROM (" +
 		inner + ") u ORDER BY " + strings.Join(pk, ", ") + ", u." + colID + ") s"
+}
+
+// dedupe reports whether tenant's rows of t may hold a row twice, to be saved once
+// (see SelectColumns).
+func (s *Selector) dedupe(t *catalog.Table, tenant uuid.UUID) bool {
+	return len(t.PrimaryKey) > 0 && (s.updated[t.Name] || len(s.xids[tenant]) > 1)
 }
 
 // SelectTenants has no single-scan form for the trash: false.

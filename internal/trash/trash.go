@@ -5,6 +5,8 @@
 // partition of a partitioned table), the capturing transaction and its time. Read
 // back, `row::relation` gives the record again, and COPY of its columns writes what
 // COPY of the live row wrote: PostgreSQL's own output functions, not a re-encoding.
+// trash save does without the cast where it can (Selector.WriteRows): the record's
+// text already holds each column's output, only quoted another way than COPY's.
 //
 // Rows whose tenant the trigger could not tell on its own (a participant of a call
 // log, a task under another tenant's task) are attributed by Resolve, through the
@@ -69,9 +71,11 @@ func List(ctx context.Context, q catalog.Querier, tenant *uuid.UUID) ([]Group, e
 		filter, args = "WHERE tenant = $1", []any{tenant.String()}
 	}
 	rows, err := q.Query(ctx, `
-		SELECT tenant, table_schema || '.' || table_name, xid::text::numeric::bigint, min(at), max(at), count(*)
-		FROM purgeguard.trash `+filter+`
-		GROUP BY 1, 2, 3 ORDER BY min(at), 1, 2, 3`, args...)
+		SELECT tenant, table_schema || '.' || table_name, xid::text::numeric::bigint, first, last, n FROM (
+			SELECT tenant, table_schema, table_name, xid, min(at) AS first, max(at) AS last, count(*) AS n
+			FROM purgeguard.trash `+filter+`
+			GROUP BY tenant, table_schema, table_name, xid) g
+		ORDER BY first, 1, 2, xid`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("trash: list: %w", err)
 	}
@@ -130,9 +134,12 @@ func CountUnresolved(ctx context.Context, q catalog.Querier) (int64, error) {
 // rows, in xid order. A transaction commits its rows at once, so a set of xids read
 // now names exactly the rows a later read or delete by (tenant, xid) finds.
 func Transactions(ctx context.Context, q catalog.Querier) (map[uuid.UUID][]Transaction, error) {
+	// Grouped by the xid8 itself: its conversion, once per group, not per row.
 	rows, err := q.Query(ctx, `
-		SELECT tenant, xid::text::numeric::bigint, min(at), max(at), count(*)
-		FROM purgeguard.trash WHERE tenant IS NOT NULL GROUP BY 1, 2 ORDER BY 1, 2`)
+		SELECT tenant, xid::text::numeric::bigint, first, last, n FROM (
+			SELECT tenant, xid, min(at) AS first, max(at) AS last, count(*) AS n
+			FROM purgeguard.trash WHERE tenant IS NOT NULL GROUP BY tenant, xid) g
+		ORDER BY tenant, xid`)
 	if err != nil {
 		return nil, fmt.Errorf("trash: transactions: %w", err)
 	}
