@@ -29,6 +29,9 @@ func Status(ctx context.Context, q Querier) (*State, error) {
 	if err := q.QueryRow(ctx, ddlGuardInstalledSQL).Scan(&st.DDLGuard); err != nil {
 		return nil, fmt.Errorf("fence: status: read the event triggers: %w", err)
 	}
+	if err := q.QueryRow(ctx, partitionGuardInstalledSQL).Scan(&st.NewPartitions); err != nil {
+		return nil, fmt.Errorf("fence: status: read the event triggers: %w", err)
+	}
 	var capture bool
 	if err := q.QueryRow(ctx, "SELECT to_regclass('purgeguard.setting') IS NOT NULL AND to_regclass('purgeguard.trash') IS NOT NULL").Scan(&capture); err != nil {
 		return nil, fmt.Errorf("fence: status: %w", err)

@@ -83,11 +83,77 @@ CREATE EVENT TRIGGER ` + DDLEndTrigger + ` ON ddl_command_end WHEN TAG IN ('ALTE
 CREATE EVENT TRIGGER ` + DDLDropTrigger + ` ON sql_drop WHEN TAG IN ('DROP TRIGGER')
 	EXECUTE FUNCTION purgeguard.refuse_fence_ddl();`
 
-// dropDDLGuardSQL removes the event triggers and their function.
+// DDLPartitionTrigger fences the partitions created (or attached) below a fenced
+// table after Install: a statement trigger on a partitioned table does not fire for
+// a DELETE or TRUNCATE aimed at one of its partitions, and PostgreSQL clones only
+// row triggers onto new partitions.
+const DDLPartitionTrigger = "purgeguard_new_partitions"
+
+// createPartitionGuardSQL: on ddl_command_end of CREATE TABLE (… PARTITION OF) and
+// ALTER TABLE (… ATTACH PARTITION), for each table the command made or altered, the
+// fenced tables at or above it (those carrying the fence's own capture or TRUNCATE
+// trigger, not a clone); every relation of their partition trees without that trigger
+// gets it, calling the same function (a partition's capture keeps its rows under the
+// graph table's function, rel_name naming the partition), and is recorded in
+// purgeguard.fenced. The function is SECURITY DEFINER: the service's role creating a
+// partition in a migration has no right on the fence's functions. Foreign-table
+// partitions can carry neither trigger and are left out, as Install leaves them.
+const createPartitionGuardSQL = `
+CREATE OR REPLACE FUNCTION purgeguard.fence_new_partitions() RETURNS event_trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fence$
+DECLARE
+	r record;
+BEGIN
+	FOR r IN
+		WITH cmd AS (
+			SELECT DISTINCT c.objid FROM pg_event_trigger_ddl_commands() c
+			WHERE c.classid = 'pg_class'::regclass AND c.objsubid = 0
+		), top AS (
+			SELECT DISTINCT t.tgrelid, t.tgname, t.tgfoid
+			FROM cmd
+			CROSS JOIN LATERAL pg_partition_ancestors(cmd.objid) a
+			JOIN pg_trigger t ON t.tgrelid = a.relid
+			JOIN pg_proc p ON p.oid = t.tgfoid
+			JOIN pg_namespace pn ON pn.oid = p.pronamespace
+			WHERE pn.nspname = 'purgeguard' AND NOT t.tgisinternal AND t.tgparentid = 0
+				AND t.tgname IN ('` + CaptureTrigger + `', '` + TruncateTrigger + `')
+		)
+		SELECT DISTINCT ON (pt.relid, top.tgname) pt.relid::regclass::text AS rel, n.nspname, c.relname,
+			top.tgname, top.tgfoid::regproc::text AS fn
+		FROM top
+		CROSS JOIN LATERAL pg_partition_tree(top.tgrelid) pt
+		JOIN pg_class c ON c.oid = pt.relid
+		JOIN pg_namespace n ON n.oid = c.relnamespace
+		WHERE c.relkind IN ('r', 'p')
+			AND NOT EXISTS (SELECT 1 FROM pg_trigger x WHERE x.tgrelid = pt.relid AND x.tgname = top.tgname)
+		ORDER BY pt.relid, top.tgname, pt.level
+	LOOP
+		IF r.tgname = '` + CaptureTrigger + `' THEN
+			EXECUTE format('CREATE TRIGGER %I AFTER DELETE ON %s REFERENCING OLD TABLE AS ` + captureTransition + ` FOR EACH STATEMENT EXECUTE FUNCTION %s()',
+				r.tgname, r.rel, r.fn);
+		ELSE
+			EXECUTE format('CREATE TRIGGER %I BEFORE TRUNCATE ON %s FOR EACH STATEMENT EXECUTE FUNCTION %s()',
+				r.tgname, r.rel, r.fn);
+		END IF;
+		INSERT INTO purgeguard.fenced (schema, table_name) VALUES (r.nspname, r.relname) ON CONFLICT DO NOTHING;
+	END LOOP;
+END
+$fence$;
+REVOKE ALL ON FUNCTION purgeguard.fence_new_partitions() FROM PUBLIC;
+DROP EVENT TRIGGER IF EXISTS ` + DDLPartitionTrigger + `;
+CREATE EVENT TRIGGER ` + DDLPartitionTrigger + ` ON ddl_command_end WHEN TAG IN ('CREATE TABLE', 'ALTER TABLE')
+	EXECUTE FUNCTION purgeguard.fence_new_partitions();`
+
+// dropDDLGuardSQL removes the event triggers and their functions.
 const dropDDLGuardSQL = `
 DROP EVENT TRIGGER IF EXISTS ` + DDLEndTrigger + `;
 DROP EVENT TRIGGER IF EXISTS ` + DDLDropTrigger + `;
-DROP FUNCTION IF EXISTS purgeguard.refuse_fence_ddl();`
+DROP EVENT TRIGGER IF EXISTS ` + DDLPartitionTrigger + `;
+DROP FUNCTION IF EXISTS purgeguard.refuse_fence_ddl(), purgeguard.fence_new_partitions();`
+
+// partitionGuardInstalledSQL is true when the event trigger fencing new partitions
+// exists and is enabled.
+const partitionGuardInstalledSQL = `SELECT EXISTS (SELECT 1 FROM pg_event_trigger WHERE evtname = '` + DDLPartitionTrigger + `' AND evtenabled <> 'D')`
 
 // ddlGuardInstalledSQL is true when both event triggers exist and are enabled.
 const ddlGuardInstalledSQL = `SELECT count(*) = 2 FROM pg_event_trigger WHERE evtname IN ('` + DDLEndTrigger + `', '` + DDLDropTrigger + `') AND evtenabled <> 'D'`
@@ -114,6 +180,9 @@ func installDDLGuard(ctx context.Context, tx pgx.Tx) error {
 	sql := strings.Replace(createDDLGuardSQL, "{{trigger_names}}", "ARRAY["+strings.Join(names, ", ")+"]", 1)
 	if _, err := tx.Exec(ctx, sql); err != nil {
 		return fmt.Errorf("create the DDL guard (event triggers): %w", err)
+	}
+	if _, err := tx.Exec(ctx, createPartitionGuardSQL); err != nil {
+		return fmt.Errorf("create the event trigger fencing new partitions: %w", err)
 	}
 	return nil
 }

@@ -165,8 +165,9 @@ func TestDDLGuard_NotInstalledByTheOwner(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !st.Installed || st.DDLGuard {
-		t.Fatalf("installed by the owner: installed %v, DDL guard %v; want installed without a DDL guard", st.Installed, st.DDLGuard)
+	if !st.Installed || st.DDLGuard || st.NewPartitions {
+		t.Fatalf("installed by the owner: installed %v, DDL guard %v, new partitions fenced %v; want installed without event triggers",
+			st.Installed, st.DDLGuard, st.NewPartitions)
 	}
 	y := res.Tenants[1].String()
 	e.refused(t, fmt.Sprintf(deleteTenant, y), "tenant "+y)

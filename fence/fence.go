@@ -79,10 +79,14 @@ type State struct {
 	Mode      string `json:"mode,omitempty"`
 	// DDLGuard is true when event triggers refuse disabling or dropping the fence's
 	// triggers to every role but a superuser (Install run by a superuser).
-	DDLGuard  bool                `json:"ddl_guard"`
-	TrashRows int64               `json:"trash_rows"`
-	Tables    []profile.TableName `json:"tables"`    // fenced tables, partitions included
-	Approvals []Approval          `json:"approvals"` // live ones only
+	DDLGuard bool `json:"ddl_guard"`
+	// NewPartitions is true when an event trigger fences the partitions created or
+	// attached below a fenced table after Install (Install run by a superuser);
+	// without it those partitions are not fenced until Install runs again.
+	NewPartitions bool                `json:"new_partitions_fenced"`
+	TrashRows     int64               `json:"trash_rows"`
+	Tables        []profile.TableName `json:"tables"`    // fenced tables, partitions included
+	Approvals     []Approval          `json:"approvals"` // live ones only
 }
 
 // Approval lets one tenant's root row be deleted until ExpiresAt.

@@ -20,12 +20,14 @@ import (
 // gain the trigger, tables that left it (or a former root) lose theirs. Approvals and
 // the trash are kept, so switching from capture mode loses nothing.
 //
-// Partitions created after Install are not fenced against a direct TRUNCATE until
-// Install runs again: a TRUNCATE trigger on the parent does not fire for them.
-//
 // Run by a superuser, Install (in either mode) also creates the DDL guard: event
 // triggers refusing, to every other role, a DISABLE TRIGGER or DROP TRIGGER of the
-// fence's triggers (see DDLEndTrigger). State.DDLGuard says whether it is there.
+// fence's triggers (see DDLEndTrigger), and one giving the partitions created or
+// attached later below a fenced table the triggers its partitions have
+// (DDLPartitionTrigger). State.DDLGuard and State.NewPartitions say whether they
+// are there. Without the latter, such partitions are fenced neither against a
+// TRUNCATE nor (capture mode) a DELETE aimed at them until Install runs again:
+// statement triggers on the parent do not fire for them.
 func Install(ctx context.Context, conn *pgx.Conn, tenants profile.Tenants) error {
 	g, err := catalog.Load(ctx, conn, tenants)
 	if err != nil {
@@ -39,9 +41,10 @@ func installGraph(ctx context.Context, conn *pgx.Conn, g *catalog.Graph) error {
 }
 
 // InstallCapture fences the tenant graph in capture mode, in one transaction:
-// instead of refusing, a BEFORE DELETE row trigger on every table of the graph (on a
-// partitioned table, cloned onto each partition, present and future) keeps every row
-// a statement deletes without an approval in purgeguard.trash, and a BEFORE UPDATE
+// instead of refusing, an AFTER DELETE statement trigger on every table of the graph
+// and every partition below a partitioned one (see capture_stmt.go; partitions
+// created later get theirs from the event trigger, see DDLPartitionTrigger) keeps
+// every row a statement deletes without an approval in purgeguard.trash, and a BEFORE UPDATE
 // row trigger keeps the old row when a statement empties one of watch, or a column a
 // purge sets to NULL or DEFAULT through a foreign key. TRUNCATE stays refused.
 // Approvals and the trash are kept, so switching from refuse mode loses nothing.

@@ -85,6 +85,9 @@ func runFence(verb string) cli.ActionFunc {
 			} else {
 				fmt.Fprintln(w, "DDL guard: off (the tables' owner may disable the fence's triggers; install the fence as a superuser to refuse that)")
 			}
+			if !st.NewPartitions {
+				fmt.Fprintln(w, "partitions created or attached later: not fenced until `fence install` runs again (installed by a superuser, an event trigger fences them)")
+			}
 			for _, a := range st.Approvals {
 				fmt.Fprintf(w, "  tenant %s approved until %s (snapshot %s, run %s)\n", a.Tenant, a.ExpiresAt.Format("2006-01-02 15:04:05Z07:00"), a.Snapshot, a.Run)
 			}
