@@ -90,6 +90,13 @@ CREATE TABLE IF NOT EXISTS purgeguard.trash_save (
 // (set_config local): a statement of the service could set them too — the fence
 // guards against mistakes, not against the service's own SQL.
 //
+// The row triggers' functions (mark_delete, capture_update) are executable by every
+// role: PostgreSQL clones a partitioned table's row triggers onto each partition
+// created later, and refuses the CREATE TABLE … PARTITION OF of a role without
+// EXECUTE on their function. No role but the installer has USAGE on schema
+// purgeguard, so none can name them to put them on a table of its own (and a trigger
+// function cannot be called otherwise).
+//
 // capture_update, BEFORE UPDATE OF the watched columns FOR EACH ROW, WHEN one of them
 // is emptied: the old row is kept, unless a cascade of an approved purge empties it,
 // its tenant is approved, or a retention approval for this table covers its parent.
@@ -119,6 +126,7 @@ BEGIN
 END
 $fence$;
 REVOKE ALL ON FUNCTION purgeguard.mark_delete() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION purgeguard.mark_delete() TO PUBLIC;
 
 CREATE OR REPLACE FUNCTION purgeguard.capture_update() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fence$
@@ -161,7 +169,8 @@ BEGIN
 	RETURN NEW;
 END
 $fence$;
-REVOKE ALL ON FUNCTION purgeguard.capture_update() FROM PUBLIC;`
+REVOKE ALL ON FUNCTION purgeguard.capture_update() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION purgeguard.capture_update() TO PUBLIC;`
 
 // dropCaptureSQL drops what createCaptureSQL and createCaptureFunctionsSQL create.
 const dropCaptureSQL = `

@@ -64,6 +64,9 @@ BEGIN
 END
 $fence$;
 REVOKE ALL ON FUNCTION purgeguard.refuse_unapproved_delete() FROM PUBLIC;
+-- a row trigger, cloned onto the partitions of a partitioned root created later by
+-- the service's role (see createCaptureFunctionsSQL)
+GRANT EXECUTE ON FUNCTION purgeguard.refuse_unapproved_delete() TO PUBLIC;
 
 CREATE OR REPLACE FUNCTION purgeguard.refuse_truncate() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fence$
