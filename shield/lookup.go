@@ -43,11 +43,12 @@ type Copy struct {
 	Recorded bool
 }
 
-// Stored reports the digest and stored size of the open file's content when the
-// shield stored its blob and the file's size and mtime are those it uploaded.
-func (l *Lookup) Stored(f *os.File, fi fs.FileInfo) (sum [32]byte, stored int64, ok bool) {
-	buf := make([]byte, 160)
-	n, err := unix.Fgetxattr(int(f.Fd()), XattrBlob, buf)
+// Stored reports the digest and stored size of the content of the file open as fd
+// (fi its stat) when the shield stored its blob and the file's size and mtime are
+// those it uploaded.
+func (l *Lookup) Stored(fd int, fi fs.FileInfo) (sum [32]byte, stored int64, ok bool) {
+	var buf [160]byte
+	n, err := unix.Fgetxattr(fd, XattrBlob, buf[:])
 	if err != nil {
 		return sum, 0, false
 	}

@@ -49,6 +49,10 @@ type exporter struct {
 
 	reported atomic.Int64 // files reported missing or outside their root
 	files    []fileColumn // the file columns, by index (fileColumn.idx)
+	// rootFDs are the file columns' roots, open while the files are saved, by index
+	// (openBeneath); noOpenat2 is set once the kernel refused openat2 itself.
+	rootFDs   []int
+	noOpenat2 atomic.Bool
 
 	mu sync.Mutex // serialises Progress and guards the results below
 	// reused are blobs found already stored, not uploaded by this run.

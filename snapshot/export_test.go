@@ -1,5 +1,7 @@
 package snapshot
 
+import "golang.org/x/sys/unix"
+
 // SetAfterExportHook sets the hook run between the snapshot export and the
 // workers' import, for the duration of a test.
 func SetAfterExportHook(f func()) (restore func()) {
@@ -21,4 +23,12 @@ func SetKeyedShareMax(f float64) (restore func()) {
 	old := keyedShareMax
 	keyedShareMax = f
 	return func() { keyedShareMax = old }
+}
+
+// SetOpenat2 replaces the openat2 system call saveFile opens files with, for the
+// duration of a test (a kernel or a seccomp policy without it).
+func SetOpenat2(f func(dirfd int, path string, how *unix.OpenHow) (int, error)) (restore func()) {
+	old := openat2
+	openat2 = f
+	return func() { openat2 = old }
 }

@@ -166,6 +166,8 @@ func (e *exporter) runFiles(ctx context.Context, ms []*archive.Manifest) error {
 	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
+	e.rootFDs = openRoots(e.files)
+	defer func() { closeRoots(e.rootFDs); e.rootFDs = nil }()
 	ch := make(chan job)
 	var wg sync.WaitGroup
 	// Files are small and each ends in an fsync or an HTTP round trip: more
@@ -271,7 +273,10 @@ func (e *exporter) reuse(sum [32]byte, vouched bool) error {
 }
 
 // saveFile records one path. A path outside its root is never opened, a missing
-// file is recorded as missing; both are reported, neither stops the snapshot.
+// file is recorded as missing; both are reported, neither stops the snapshot. The
+// kernel resolves and opens the path under its root's directory (openBeneath); what
+// it refuses there, or a kernel without openat2, is resolved in user space and
+// checked against the resolved root.
 func (e *exporter) saveFile(ctx context.Context, enc *zstd.Encoder, m *archive.Manifest, p filePath) (archive.File, Event, error) {
 	c := p.col
 	f := archive.File{Table: c.name, Column: c.Column, Path: p.path}
@@ -282,6 +287,15 @@ func (e *exporter) saveFile(ctx context.Context, enc *zstd.Encoder, m *archive.M
 		e.report("file path outside its root: not read", "path", p.path, "root", c.Root, "table", f.Table)
 		return f, ev, nil
 	}
+	fd, err := e.openBeneath(c, clean)
+	switch {
+	case err == nil:
+		return e.saveFD(ctx, enc, m, p.path, f, ev, fd)
+	case errors.Is(err, fs.ErrNotExist):
+		return e.missing(ctx, enc, m, p, f, ev)
+	}
+	// Refused by openat2, or no openat2: resolved here, the check after the
+	// resolution reporting a path that leaves the root as it always did.
 	real, err := filepath.EvalSymlinks(clean)
 	if errors.Is(err, fs.ErrNotExist) {
 		return e.missing(ctx, enc, m, p, f, ev)
@@ -320,6 +334,51 @@ func (e *exporter) missing(ctx context.Context, enc *zstd.Encoder, m *archive.Ma
 	return f, ev, nil
 }
 
+// saveFD saves the file openBeneath opened as fd, and closes it. A file whose blob
+// the shield stored costs its fstat and the shield's look (fgetxattr), nothing
+// more: the descriptor becomes an *os.File, whose making costs two more system
+// calls (fcntl, and epoll_ctl for the O_NONBLOCK descriptor), only when its content
+// is read.
+func (e *exporter) saveFD(ctx context.Context, enc *zstd.Encoder, m *archive.Manifest, path string, f archive.File, ev Event, fd int) (archive.File, Event, error) {
+	if e.o.Shield != nil && e.o.Sealer == nil {
+		st := &statInfo{name: path}
+		if err := syscall.Fstat(fd, &st.st); err != nil {
+			_ = syscall.Close(fd)
+			return f, ev, err
+		}
+		if rf, rev, ok, err := e.shieldStored(f, ev, fd, st); ok || err != nil {
+			_ = syscall.Close(fd)
+			return rf, rev, err
+		}
+	}
+	fh := os.NewFile(uintptr(fd), path)
+	defer fh.Close()
+	return e.saveOpen(ctx, enc, m, path, f, ev, fh)
+}
+
+// shieldStored records f from the shield's word when the shield stored the blob of the
+// open file fd (st its stat) as the file is now: no hashing, no HEAD. ok is false
+// when it did not, or cannot say; the caller then reads the file.
+func (e *exporter) shieldStored(f archive.File, ev Event, fd int, st fs.FileInfo) (archive.File, Event, bool, error) {
+	// The shield's blobs are shared and plaintext: a sealed snapshot stores its own.
+	if e.o.Shield == nil || e.o.Sealer != nil || !st.Mode().IsRegular() {
+		return f, ev, false, nil
+	}
+	sum, stored, ok := e.o.Shield.Stored(fd, st)
+	if !ok {
+		return f, ev, false, nil
+	}
+	// The shield uploaded this very content (same inode, size and mtime).
+	f.Size, f.Mode, f.ModTime, f.SHA256 = st.Size(), uint32(st.Mode().Perm()), st.ModTime().UTC(), hex.EncodeToString(sum[:])
+	f.Owner = archiveOwner(place.OwnerOf(st, &e.names))
+	f.StoredBytes = stored
+	ev.Bytes = st.Size()
+	e.mu.Lock()
+	err := e.reuse(sum, true)
+	e.mu.Unlock()
+	return f, ev, true, err
+}
+
 // saveOpen hashes and stores the content of an open file (the file at its path, or
 // the shield's link of it) under the name path.
 func (e *exporter) saveOpen(ctx context.Context, enc *zstd.Encoder, m *archive.Manifest, path string, f archive.File, ev Event, fh *os.File) (archive.File, Event, error) {
@@ -332,20 +391,8 @@ func (e *exporter) saveOpen(ctx context.Context, enc *zstd.Encoder, m *archive.M
 	if !st.Mode().IsRegular() {
 		return f, ev, fmt.Errorf("not a regular file (%s)", st.Mode().Type())
 	}
-	// The shield's blobs are shared and plaintext: a sealed snapshot stores its own.
-	if e.o.Shield != nil && e.o.Sealer == nil {
-		if sum, stored, ok := e.o.Shield.Stored(fh, st); ok {
-			// The shield uploaded this very content (same inode, size and mtime):
-			// no hashing, no HEAD.
-			f.Size, f.Mode, f.ModTime, f.SHA256 = st.Size(), uint32(st.Mode().Perm()), st.ModTime().UTC(), hex.EncodeToString(sum[:])
-			f.Owner = archiveOwner(place.OwnerOf(st, &e.names))
-			f.StoredBytes = stored
-			ev.Bytes = st.Size()
-			e.mu.Lock()
-			err := e.reuse(sum, true)
-			e.mu.Unlock()
-			return f, ev, err
-		}
+	if rf, rev, ok, err := e.shieldStored(f, ev, int(fh.Fd()), st); ok || err != nil {
+		return rf, rev, err
 	}
 	// Content addressing needs the digest before the upload: hash first, then
 	// upload only blobs the store does not have, hashing again on the way and

@@ -17,10 +17,12 @@ import (
 // Shield is what a file shield (purgeguard shield) tells a snapshot. The snapshot
 // does not know the shield: the caller hands it an implementation.
 type Shield interface {
-	// Stored returns the digest and stored size of the open file's content when the
-	// shield has already put its blob in storage and the file has not changed
-	// since; ok is false otherwise (the snapshot then hashes and uploads as usual).
-	Stored(f *os.File, fi fs.FileInfo) (sum [32]byte, storedBytes int64, ok bool)
+	// Stored returns the digest and stored size of the content of the file open as
+	// fd (fi its stat) when the shield has already put its blob in storage and the
+	// file has not changed since; ok is false otherwise (the snapshot then hashes
+	// and uploads as usual). It is asked for every file a snapshot saves: a
+	// descriptor, not an *os.File, which costs two system calls more to make.
+	Stored(fd int, fi fs.FileInfo) (sum [32]byte, storedBytes int64, ok bool)
 	// Lost returns the shield's copy of a path the disk no longer has; ok is false
 	// when the shield knows of none.
 	Lost(ctx context.Context, path string) (c ShieldCopy, ok bool, err error)
