@@ -33,12 +33,14 @@ func shieldBench(bin, work, dsn, tenant, tablesCfg string, scans []int, latencyF
 	}
 	// The scans last: a million files take the longest to write.
 	for _, n := range scans {
-		m, err := shieldScan(bin, work, n)
+		m, index, err := shieldScan(bin, work, n)
 		if err != nil {
 			return err
 		}
 		fmt.Printf("shield initial scan of %d files: %.2f s, peak RSS %.1f MiB (target <= 64 MiB: %s)\n",
 			n, m.wall.Seconds(), float64(m.rssKiB)/1024, verdict(m.rssKiB <= 64<<10))
+		fmt.Printf("shield index after the scan of %d files: %.1f MB on disk (%d bytes, %d per file)\n",
+			n, float64(index)/1e6, index, index/int64(n))
 	}
 	return nil
 }
@@ -61,7 +63,9 @@ func shieldConfig(work, name, root, extra string) (string, error) {
 	return cfg, os.WriteFile(cfg, []byte(y), 0o600)
 }
 
-func shieldScan(bin, work string, n int) (measure, error) {
+// shieldScan runs the initial scan of n files; it returns the scan's measure and
+// the size of the index file it left (bbolt's file, as ls shows it).
+func shieldScan(bin, work string, n int) (measure, int64, error) {
 	dir := filepath.Join(work, fmt.Sprintf("scan-%d", n))
 	root := filepath.Join(dir, "tenants")
 	defer os.RemoveAll(dir)
@@ -71,22 +75,30 @@ func shieldScan(bin, work string, n int) (measure, error) {
 		d := filepath.Join(root, fmt.Sprintf("%08d", i/1000), "monitor")
 		if i%1000 == 0 {
 			if err := os.MkdirAll(d, 0o755); err != nil {
-				return measure{}, err
+				return measure{}, 0, err
 			}
 		}
 		_, _ = rand.Read(buf)
 		if err := os.WriteFile(filepath.Join(d, fmt.Sprintf("%d.wav", i)), buf, 0o640); err != nil {
-			return measure{}, err
+			return measure{}, 0, err
 		}
 	}
 	cfg, err := shieldConfig(dir, "scan", root, "  settle: 1000h\n")
 	if err != nil {
-		return measure{}, err
+		return measure{}, 0, err
 	}
 	cmd := command(bin, "--log-level", "warn", "shield", "--once")
 	cmd.Env = append(os.Environ(), "PURGEGUARD_CONFIG="+cfg, "PURGEGUARD_STORAGE_URL=file://"+filepath.Join(dir, "store"))
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	return timed(fmt.Sprintf("shield --once, %d files", n), cmd)
+	m, err := timed(fmt.Sprintf("shield --once, %d files", n), cmd)
+	if err != nil {
+		return m, 0, err
+	}
+	fi, err := os.Stat(filepath.Join(dir, "scan-state", "index.db"))
+	if err != nil {
+		return m, 0, fmt.Errorf("shield index after the scan: %w", err)
+	}
+	return m, fi.Size(), nil
 }
 
 // shieldLatency runs the shield and creates files one at a time: the link shows as
