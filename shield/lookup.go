@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -29,7 +30,23 @@ type Lookup struct {
 	once   sync.Once
 	byPath map[string]Loss
 	err    error
+
+	fanMu sync.Mutex
+	fans  map[string]fanList // fan-out directory → its last listing (linkOf)
 }
+
+// fanList is what a listing of a fan-out directory says: the hashes of the paths it
+// holds links of (sorted), and the directory's mtime when it was listed.
+type fanList struct {
+	mtime  time.Time
+	hashes []uint64
+}
+
+// fanSettled is how long a fan-out directory must have been left unchanged before
+// its listing is trusted while its mtime stays the same: a link made within the
+// file system's timestamp granularity (a clock tick) of the listing could leave
+// the mtime as it was.
+const fanSettled = time.Second
 
 // NewLookup reads the losses of the last keep (once, at the first Lost).
 func NewLookup(s storage.Store, roots []Root, keep time.Duration) *Lookup {
@@ -85,7 +102,7 @@ func (l *Lookup) Lost(ctx context.Context, path string) (Copy, bool, error) {
 		}
 		return Copy{Loss: x, Sum: sum, Recorded: true}, true, nil
 	}
-	link, fi, err := newestLink(r, path)
+	link, fi, err := l.linkOf(r, path)
 	if err != nil || link == "" {
 		return Copy{}, false, err
 	}
@@ -94,24 +111,94 @@ func (l *Lookup) Lost(ctx context.Context, path string) (Copy, bool, error) {
 		ModTime: fi.ModTime().UTC(), UID: st.Uid, GID: st.Gid}}, true, nil
 }
 
-// newestLink finds, among the links made for path, the most recently modified.
-// The fan-out directory's names are read unsorted and without their types: a
-// snapshot asks this for every file a row names that the disk does not have.
-func newestLink(r Root, path string) (string, fs.FileInfo, error) {
+// linkOf is newestLink, with each fan-out directory listed once while it does not
+// change: a snapshot asks for every file a row names that the disk does not have,
+// and a tenant's thousands of missing recordings would each read a directory of
+// the shield's links (about a 256th of them). A path the last listing has no link
+// for costs a stat of its directory; memory is 8 bytes per link in the directories
+// listed.
+func (l *Lookup) linkOf(r Root, path string) (string, fs.FileInfo, error) {
 	h := pathHash(path)
-	dir := filepath.Join(r.Shield, fmt.Sprintf("%02x", h&0xff))
-	d, err := os.Open(dir)
+	dir := fanDir(r, h)
+	st, err := os.Stat(dir)
 	if isNotExist(err) {
 		return "", nil, nil
 	}
 	if err != nil {
 		return "", nil, err
 	}
+	l.fanMu.Lock()
+	c, ok := l.fans[dir]
+	l.fanMu.Unlock()
+	if ok && c.mtime.Equal(st.ModTime()) {
+		if _, found := slices.BinarySearch(c.hashes, h); !found {
+			return "", nil, nil
+		}
+		return newestLink(r, path) // a link for path: read it as it is now
+	}
+	listed := time.Now()
+	names, err := readNames(dir)
+	if err != nil || names == nil {
+		return "", nil, err
+	}
+	if st.ModTime().Before(listed.Add(-fanSettled)) {
+		hashes := make([]uint64, 0, len(names))
+		for _, n := range names {
+			pre, _, _ := strings.Cut(n, "-")
+			if v, err := strconv.ParseUint(pre, 16, 64); err == nil {
+				hashes = append(hashes, v)
+			}
+		}
+		slices.Sort(hashes)
+		l.fanMu.Lock()
+		if l.fans == nil {
+			l.fans = map[string]fanList{}
+		}
+		l.fans[dir] = fanList{mtime: st.ModTime(), hashes: hashes}
+		l.fanMu.Unlock()
+	}
+	return newestIn(dir, names, h)
+}
+
+func fanDir(r Root, h uint64) string {
+	return filepath.Join(r.Shield, fmt.Sprintf("%02x", h&0xff))
+}
+
+// readNames lists a fan-out directory, unsorted; nil when there is none.
+func readNames(dir string) ([]string, error) {
+	d, err := os.Open(dir)
+	if isNotExist(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
 	names, err := d.Readdirnames(-1)
 	d.Close()
 	if err != nil {
+		return nil, err
+	}
+	if names == nil {
+		names = []string{}
+	}
+	return names, nil
+}
+
+// newestLink finds, among the links made for path, the most recently modified.
+// The fan-out directory's names are read unsorted and without their types: a
+// snapshot asks this for every file a row names that the disk does not have.
+func newestLink(r Root, path string) (string, fs.FileInfo, error) {
+	h := pathHash(path)
+	dir := fanDir(r, h)
+	names, err := readNames(dir)
+	if err != nil || names == nil {
 		return "", nil, err
 	}
+	return newestIn(dir, names, h)
+}
+
+// newestIn is newestLink over the names of the fan-out directory dir.
+func newestIn(dir string, names []string, h uint64) (string, fs.FileInfo, error) {
 	prefix := strconv.FormatUint(h, 16) + "-"
 	var best string
 	var bestFi fs.FileInfo
