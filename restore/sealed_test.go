@@ -3,11 +3,13 @@ package restore_test
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"errors"
 	"io"
 	"os"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -538,4 +540,61 @@ func TestSealed_RotateThenOldIdentityRemoved(t *testing.T) {
 	if rep := w.mustRestore(t, o); rep.Totals.Inserted == 0 {
 		t.Error("the new identity restored nothing")
 	}
+}
+
+// blobPuts is a file:// store (its batches included) that counts the sealed blobs
+// put through its own Put rather than through a batch.
+type blobPuts struct {
+	*storage.FileStore
+	mu sync.Mutex
+	n  int
+}
+
+func (b *blobPuts) Put(ctx context.Context, key string, r io.Reader) error {
+	if strings.HasPrefix(key, archive.SealedBlobsPrefix) {
+		b.mu.Lock()
+		b.n++
+		b.mu.Unlock()
+	}
+	return b.FileStore.Put(ctx, key, r)
+}
+
+// A sealed snapshot into a file:// store writes its blobs through the store's batch,
+// their syncs shared as a plaintext snapshot's are (one put each cost a fsync, a
+// rename and a directory fsync: 3.28 times the plaintext snapshot's time): none goes
+// through the store's own Put, and restore brings every file back, so the batch was
+// flushed before the snapshot was committed.
+func TestSealed_FileStoreBlobsBatched(t *testing.T) {
+	fs, err := storage.NewFile(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	bp := &blobPuts{FileStore: fs}
+	w := callLogd(t, bp)
+	writer, reader := operatorKeys(t, w.store)
+	tenant := w.tenants[0]
+	before, filesBefore := w.state(t), w.fileState(t)
+	ref := w.sealedSnapshot(t, tenant, writer)
+	m, objects := openManifest(t, w.store, ref, reader)
+	if m.Totals().Files == 0 {
+		t.Fatal("the snapshot saved no file: this test checks nothing")
+	}
+	if bp.n != 0 {
+		t.Errorf("%d sealed blobs put one by one, want every one through the batch", bp.n)
+	}
+	w.purgeTenant(t, tenant)
+	err = repository.Files(testenv.Context(t), objects, m, func(f archive.File) error {
+		if f.Missing || f.OutsideRoot {
+			return nil
+		}
+		return os.Remove(f.Path)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := w.options(tenant)
+	o.Keys = reader
+	w.mustRestore(t, o)
+	sameState(t, "after restore", before, w.state(t))
+	testenv.SameState(t, "files after restore", filesBefore, w.fileState(t))
 }

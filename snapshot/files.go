@@ -449,13 +449,32 @@ func (e *exporter) saveOpen(ctx context.Context, enc *zstd.Encoder, m *archive.M
 }
 
 // blobPutter is where a blob for store goes: the run's batch when store is the one
-// it batches (a file:// store, plaintext), else store itself. The run flushes the
-// batch before any manifest names a blob.
+// it batches (a file:// store), sealed on its way when store is a tenant's sealed
+// view of it, else store itself. The run flushes the batch before any manifest
+// names a blob.
 func (e *exporter) blobPutter(store storage.Store) putter {
-	if e.batch != nil && store == e.store {
+	if e.batch == nil {
+		return store
+	}
+	if store == e.store {
 		return e.batch
 	}
+	if v, ok := store.(sealedView); ok {
+		return sealedBatch{v: v, b: e.batch}
+	}
 	return store
+}
+
+// sealedBatch seals a tenant's blobs into the run's batch: a sealed snapshot paid
+// an fsync, a rename and a directory fsync per blob where a plaintext one shares
+// them (38.24 s against 11.67 s for 42,536 recordings, BENCH_PART=seal).
+type sealedBatch struct {
+	v sealedView
+	b storage.Batch
+}
+
+func (p sealedBatch) Put(ctx context.Context, key string, r io.Reader) error {
+	return p.v.PutVia(ctx, p.b.Put, key, r)
 }
 
 // archiveOwner is o as the manifest records it; nil when the system gave no owner.

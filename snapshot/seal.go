@@ -3,6 +3,7 @@ package snapshot
 import (
 	"context"
 	"fmt"
+	"io"
 	"time"
 
 	"github.com/google/uuid"
@@ -27,6 +28,7 @@ type Sealer interface {
 type sealedView interface {
 	storage.Store
 	StoredKey(key string) (string, error)
+	PutVia(ctx context.Context, put func(context.Context, string, io.Reader) error, key string, r io.Reader) error
 	Note(ctx context.Context, key string) error
 	UseLedger(seal.Ledger)
 	Commit(ctx context.Context, snapshot uuid.UUID, kind string, created time.Time) error

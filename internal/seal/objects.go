@@ -117,6 +117,14 @@ func (o *Objects) StoredKey(key string) (string, error) {
 // the sealed stream itself (no pipe, no goroutine: a snapshot stores tens of
 // thousands of small blobs), hashed on the way for the envelope.
 func (o *Objects) Put(ctx context.Context, key string, r io.Reader) error {
+	return o.PutVia(ctx, o.base.Put, key, r)
+}
+
+// PutVia is Put with the sealed stream written by put rather than by the view's
+// base: a batch of the base store (storage.Batch), so that a tenant's thousands of
+// sealed blobs share their syncs as plaintext ones do. The object appears when
+// put's batch is flushed, which its caller does before any manifest names it.
+func (o *Objects) PutVia(ctx context.Context, put func(context.Context, string, io.Reader) error, key string, r io.Reader) error {
 	sk, err := o.StoredKey(key)
 	if err != nil {
 		return err
@@ -126,7 +134,7 @@ func (o *Objects) Put(ctx context.Context, key string, r io.Reader) error {
 		return err
 	}
 	sum := archive.NewDigest()
-	if err := o.base.Put(ctx, sk, io.TeeReader(sr, sum)); err != nil {
+	if err := put(ctx, sk, io.TeeReader(sr, sum)); err != nil {
 		return err
 	}
 	return o.record(archive.SealedObject{Key: sk, Size: sum.Size(), SHA256: sum.Hex()})
