@@ -69,15 +69,20 @@ func (b *fileBatch) Put(ctx context.Context, key string, r io.Reader) error {
 		return nil
 	}
 	// This Put flushes the batch it filled; the other writers go on meanwhile.
-	if err := b.s.flush(ctx, full); err != nil {
+	return b.flush(ctx, full)
+}
+
+// flush writes objs and keeps the first error for Flush to return again.
+func (b *fileBatch) flush(ctx context.Context, objs []pendingObject) error {
+	err := b.s.flush(ctx, objs)
+	if err != nil {
 		b.mu.Lock()
 		if b.err == nil {
 			b.err = err
 		}
 		b.mu.Unlock()
-		return err
 	}
-	return nil
+	return err
 }
 
 func (b *fileBatch) Flush(ctx context.Context) error {
@@ -89,15 +94,7 @@ func (b *fileBatch) Flush(ctx context.Context) error {
 		removeObjects(waiting)
 		return err
 	}
-	if err := b.s.flush(ctx, waiting); err != nil {
-		b.mu.Lock()
-		if b.err == nil {
-			b.err = err
-		}
-		b.mu.Unlock()
-		return err
-	}
-	return nil
+	return b.flush(ctx, waiting)
 }
 
 func (b *fileBatch) Close() error {
