@@ -14,9 +14,10 @@ import (
 )
 
 // ownerRole creates a role that is not a superuser, makes it the owner of every
-// call-logd table, and switches the service's session to it: the role a service's
-// migrations run as, which may alter and drop triggers on its own tables.
-func ownerRole(t *testing.T, e *env) string {
+// table of schema whose name is LIKE pattern, and switches the service's session to
+// it: the role a service's migrations run as, which may alter and drop triggers on
+// its own tables and create next year's partition.
+func ownerRole(t *testing.T, e *env, schema, pattern string) string {
 	t.Helper()
 	role := pgx.Identifier{testenv.RandomName("owner_")}.Sanitize()
 	e.exec(t, "CREATE ROLE "+role+" NOSUPERUSER")
@@ -28,15 +29,15 @@ func ownerRole(t *testing.T, e *env) string {
 			t.Errorf("drop role %s: %v", role, err)
 		}
 	})
-	e.exec(t, "GRANT USAGE, CREATE ON SCHEMA public TO "+role)
+	e.exec(t, "GRANT USAGE, CREATE ON SCHEMA "+pgx.Identifier{schema}.Sanitize()+" TO "+role)
 	rows, err := e.admin.Query(e.ctx, `SELECT c.oid::regclass::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-		WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p') AND c.relname LIKE 'call_logd_%'`)
+		WHERE n.nspname = $1 AND c.relkind IN ('r', 'p') AND c.relname LIKE $2`, schema, pattern)
 	if err != nil {
 		t.Fatal(err)
 	}
 	tables, err := pgx.CollectRows(rows, pgx.RowTo[string])
 	if err != nil || len(tables) == 0 {
-		t.Fatalf("call-logd tables: %v %v", tables, err)
+		t.Fatalf("tables of %s like %s: %v %v", schema, pattern, tables, err)
 	}
 	for _, tb := range tables {
 		e.exec(t, "ALTER TABLE "+tb+" OWNER TO "+role)
@@ -75,7 +76,7 @@ func TestDDLGuard_RefusesTheOwner(t *testing.T) {
 			} else {
 				e.installCapture(t, g, recordingPath)
 			}
-			ownerRole(t, e)
+			ownerRole(t, e, "public", "call_logd_%")
 			if st := e.status(t); !st.DDLGuard {
 				t.Fatalf("fence installed by a superuser: status says no DDL guard")
 			}
@@ -156,7 +157,7 @@ func TestDDLGuard_RefusesTheOwner(t *testing.T) {
 func TestDDLGuard_NotInstalledByTheOwner(t *testing.T) {
 	e, res := callLogd(t)
 	g := callLogdGraph(t, e)
-	role := ownerRole(t, e)
+	role := ownerRole(t, e, "public", "call_logd_%")
 	e.exec(t, "GRANT CREATE ON DATABASE "+pgx.Identifier{e.database(t)}.Sanitize()+" TO "+role)
 	if err := fence.InstallGraph(e.ctx, e.svc, g); err != nil {
 		t.Fatalf("install by the owner: %v", err)

@@ -1,48 +1,13 @@
 package fence_test
 
 import (
-	"context"
 	"testing"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/purgeguard/purgeguard/internal/catalog"
-	"github.com/purgeguard/purgeguard/internal/devtools/testenv"
 	"github.com/purgeguard/purgeguard/testdata"
 )
-
-// graphOwner creates a role that is not a superuser, makes it the owner of every
-// table of schema app, and switches the service's session to it: the role whose
-// migrations create the next year's partition.
-func graphOwner(t *testing.T, e *env) {
-	t.Helper()
-	role := pgx.Identifier{testenv.RandomName("owner_")}.Sanitize()
-	e.exec(t, "CREATE ROLE "+role+" NOSUPERUSER")
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		if _, err := e.admin.Exec(ctx, "REASSIGN OWNED BY "+role+" TO CURRENT_USER; DROP OWNED BY "+role+"; DROP ROLE "+role); err != nil {
-			t.Errorf("drop role %s: %v", role, err)
-		}
-	})
-	e.exec(t, "GRANT USAGE, CREATE ON SCHEMA app TO "+role)
-	rows, err := e.admin.Query(e.ctx, `SELECT c.oid::regclass::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-		WHERE n.nspname = 'app' AND c.relkind IN ('r', 'p')`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tables, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil || len(tables) == 0 {
-		t.Fatalf("app tables: %v %v", tables, err)
-	}
-	for _, tb := range tables {
-		e.exec(t, "ALTER TABLE "+tb+" OWNER TO "+role)
-	}
-	if _, err := e.svc.Exec(e.ctx, "SET ROLE "+role); err != nil {
-		t.Fatal(err)
-	}
-}
 
 // A partition created (PARTITION OF) or attached (ATTACH PARTITION) below a fenced
 // table after Install, by the tables' owner who is no superuser, gets the triggers
@@ -57,7 +22,7 @@ func TestCapture_PartitionCreatedAfterInstall(t *testing.T) {
 	if st := e.status(t); !st.NewPartitions {
 		t.Fatalf("installed by a superuser: Status.NewPartitions false, want the event trigger fencing new partitions")
 	}
-	graphOwner(t, e)
+	ownerRole(t, e, "app", "%")
 	for _, ddl := range []string{
 		`CREATE TABLE app.audit_log_2028 PARTITION OF app.audit_log
 			FOR VALUES FROM ('2028-01-01 00:00:00+00') TO ('2029-01-01 00:00:00+00')`,
