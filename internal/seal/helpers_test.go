@@ -11,9 +11,29 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/purgeguard/purgeguard/internal/devtools/testenv"
 	"github.com/purgeguard/purgeguard/internal/seal"
 	"github.com/purgeguard/purgeguard/storage"
 )
+
+// tenantKeys creates tenant's key in a store of its own, sealed to a new operator
+// key, and returns the recipient a snapshot host writes with and the identity a
+// restore host reads with.
+func tenantKeys(t *testing.T, tenant uuid.UUID) (*seal.TenantRecipient, *seal.TenantIdentity) {
+	t.Helper()
+	ctx := testenv.Context(t)
+	ks := keyStore(t, testenv.FileStore(t))
+	ids, rs, _ := operator(t)
+	to, err := ks.Create(ctx, tenant, rs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := ks.Identity(ctx, tenant, ids)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return to, id
+}
 
 // operator makes a new operator key: its identities (as a restore host holds them)
 // and its recipients (as a snapshot host does).

@@ -24,17 +24,7 @@ import (
 // below the stream's size. (age allocates a fresh 64 KiB buffer per chunk it opens:
 // garbage, not held, so the total allocated is about the stream's size.)
 func TestStream_RoundTripBoundedMemory(t *testing.T) {
-	ctx := testenv.Context(t)
-	ks := keyStore(t, testenv.FileStore(t))
-	ids, rs, _ := operator(t)
-	to, err := ks.Create(ctx, tenantA, rs)
-	if err != nil {
-		t.Fatal(err)
-	}
-	id, err := ks.Identity(ctx, tenantA, ids)
-	if err != nil {
-		t.Fatal(err)
-	}
+	to, id := tenantKeys(t, tenantA)
 	const size = 64 << 20
 	want := sha256.New()
 	if _, err := io.Copy(want, generator(1, size)); err != nil {
@@ -193,17 +183,7 @@ func TestStream_Tampering(t *testing.T) {
 // A failing source (the network, the disk) is not a verification failure: the
 // command must not say the snapshot is damaged when the store was unreachable.
 func TestStream_SourceErrorIsNotTampering(t *testing.T) {
-	ctx := testenv.Context(t)
-	ks := keyStore(t, testenv.FileStore(t))
-	ids, rs, _ := operator(t)
-	to, err := ks.Create(ctx, tenantA, rs)
-	if err != nil {
-		t.Fatal(err)
-	}
-	id, err := ks.Identity(ctx, tenantA, ids)
-	if err != nil {
-		t.Fatal(err)
-	}
+	to, id := tenantKeys(t, tenantA)
 	var buf bytes.Buffer
 	w, _ := seal.NewWriter(&buf, to, "k")
 	io.Copy(w, generator(3, 300<<10))
@@ -269,17 +249,7 @@ func hexOf(b []byte) string {
 // the plain age way, to the tenant's X25519 recipient (as the first encrypted
 // snapshots were), still opens.
 func TestStream_Session(t *testing.T) {
-	ctx := testenv.Context(t)
-	ks := keyStore(t, testenv.FileStore(t))
-	ids, rs, _ := operator(t)
-	to, err := ks.Create(ctx, tenantA, rs)
-	if err != nil {
-		t.Fatal(err)
-	}
-	id, err := ks.Identity(ctx, tenantA, ids)
-	if err != nil {
-		t.Fatal(err)
-	}
+	to, id := tenantKeys(t, tenantA)
 	stanza := func(b []byte) (share, rest string) {
 		lines := strings.Split(string(b), "\n")
 		f := strings.Fields(lines[1])
