@@ -158,21 +158,38 @@ func (e *exporter) readPathsMany(ctx context.Context, tx pgx.Tx, u unit) error {
 
 const fileWorkersPerJob = 3
 
-// runFiles saves every path of every manifest on Jobs goroutines.
+// fileBatch is how many paths a file worker takes at once, and saves before it
+// records them under e.mu in one go: one job per path cost a channel hand-over and
+// a lock per file, about 10k futex waits and 26k nanosleeps for 42k recordings
+// whose blobs the shield had stored (each then a few system calls, no upload).
+const fileBatch = 64
+
+// fileJob is one path of one snapshot to save.
+type fileJob struct {
+	m *archive.Manifest
+	p filePath
+}
+
+// savedFile is a saved file's entry, with what the run records beside it.
+type savedFile struct {
+	m    *archive.Manifest
+	f    archive.File
+	ev   Event
+	dirs []archive.Dir
+}
+
+// runFiles saves every path of every manifest on Jobs*fileWorkersPerJob goroutines.
 func (e *exporter) runFiles(ctx context.Context, ms []*archive.Manifest) error {
-	type job struct {
-		m *archive.Manifest
-		p filePath
-	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	e.rootFDs = openRoots(e.files)
 	defer func() { closeRoots(e.rootFDs); e.rootFDs = nil }()
-	ch := make(chan job)
+	workers := e.o.Jobs * fileWorkersPerJob
+	ch := make(chan []fileJob, workers)
 	var wg sync.WaitGroup
 	// Files are small and each ends in an fsync or an HTTP round trip: more
 	// goroutines than connections keep the disk or the network busy.
-	for range e.o.Jobs * fileWorkersPerJob {
+	for range workers {
 		wg.Go(func() {
 			enc, err := newBlobEncoder(e.o.Level)
 			if err != nil {
@@ -180,36 +197,43 @@ func (e *exporter) runFiles(ctx context.Context, ms []*archive.Manifest) error {
 				return
 			}
 			defer enc.Close()
-			for j := range ch {
+			done := make([]savedFile, 0, fileBatch)
+			for jobs := range ch {
 				if ctx.Err() != nil {
 					continue
 				}
-				f, ev, err := e.saveFile(ctx, enc, j.m, j.p)
-				if err != nil {
-					cancel(fmt.Errorf("snapshot: file %s of tenant %s: %w", j.p.path, j.m.Tenant, err))
-					continue
+				done = done[:0]
+				for _, j := range jobs {
+					f, ev, err := e.saveFile(ctx, enc, j.m, j.p)
+					if err != nil {
+						cancel(fmt.Errorf("snapshot: file %s of tenant %s: %w", j.p.path, j.m.Tenant, err))
+						break
+					}
+					ev.Tenant = j.m.Tenant
+					s := savedFile{m: j.m, f: f, ev: ev}
+					if f.Owner != nil {
+						s.dirs = e.dirsOf(j.p)
+					}
+					done = append(done, s)
 				}
-				ev.Tenant = j.m.Tenant
-				var dirs []archive.Dir
-				if f.Owner != nil {
-					dirs = e.dirsOf(j.p)
-				}
-				e.mu.Lock()
-				if err := e.addFile(j.m, f); err != nil {
-					e.mu.Unlock()
+				if err := e.recordFiles(done); err != nil {
 					cancel(err)
-					continue
 				}
-				if e.dirs[j.m] == nil {
-					e.dirs[j.m] = map[string]archive.Dir{}
-				}
-				for _, d := range dirs {
-					e.dirs[j.m][d.Path] = d
-				}
-				e.progress(ev)
-				e.mu.Unlock()
 			}
 		})
+	}
+	batch := make([]fileJob, 0, fileBatch)
+	send := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		select {
+		case ch <- batch:
+			batch = make([]fileJob, 0, fileBatch)
+			return nil
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		}
 	}
 	for _, m := range ms {
 		e.mu.Lock()
@@ -219,13 +243,15 @@ func (e *exporter) runFiles(ctx context.Context, ms []*archive.Manifest) error {
 			continue
 		}
 		err := paths.each(func(col int, path string) error {
-			select {
-			case ch <- job{m, filePath{col: &e.files[col], path: path}}:
+			batch = append(batch, fileJob{m, filePath{col: &e.files[col], path: path}})
+			if len(batch) < fileBatch {
 				return nil
-			case <-ctx.Done():
-				return context.Cause(ctx)
 			}
+			return send()
 		})
+		if err == nil {
+			err = send()
+		}
 		if err != nil {
 			cancel(err)
 			break
@@ -234,6 +260,25 @@ func (e *exporter) runFiles(ctx context.Context, ms []*archive.Manifest) error {
 	close(ch)
 	wg.Wait()
 	return context.Cause(ctx)
+}
+
+// recordFiles adds saved files to their snapshots' lists, under e.mu once for all.
+func (e *exporter) recordFiles(done []savedFile) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, s := range done {
+		if err := e.addFile(s.m, s.f); err != nil {
+			return err
+		}
+		if e.dirs[s.m] == nil {
+			e.dirs[s.m] = map[string]archive.Dir{}
+		}
+		for _, d := range s.dirs {
+			e.dirs[s.m][d.Path] = d
+		}
+		e.progress(s.ev)
+	}
+	return nil
 }
 
 // addFile appends a saved file's entry to m's file list; e.mu is held.
