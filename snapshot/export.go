@@ -66,10 +66,14 @@ type exporter struct {
 	reusedSealed *pathSpill
 	// results per manifest, assembled in catalog order at the end
 	saved map[*archive.Manifest]map[catalog.Name]archive.Table
-	paths map[*archive.Manifest]*pathSpill             // the paths its rows name, as read
-	lists map[*archive.Manifest]*listSpill             // its file list, as files are saved
-	dirs  map[*archive.Manifest]map[string]archive.Dir // directories of saved files, under their root
-	names place.Names                                  // user and group names by id, looked up once
+	paths map[*archive.Manifest]*pathSpill // the paths its rows name, as read
+	// pathsLeft counts the units still reading a snapshot's paths; pathsReady is
+	// closed when none is left (pathsAwaited).
+	pathsLeft  map[*archive.Manifest]int
+	pathsReady map[*archive.Manifest]chan struct{}
+	lists      map[*archive.Manifest]*listSpill             // its file list, as files are saved
+	dirs       map[*archive.Manifest]map[string]archive.Dir // directories of saved files, under their root
+	names      place.Names                                  // user and group names by id, looked up once
 
 	dirSeen sync.Map // directory path → archive.Dir, or false: each looked at once per run (dirsOf)
 }
@@ -165,22 +169,46 @@ func (e *exporter) run(ctx context.Context, r *consistentRead, ms []*archive.Man
 		}
 	}
 	// Children selected by keys wait for their parent's: they come after every other
-	// unit, parents before children.
+	// unit, parents before children. The paths come first: a tenant's files are
+	// saved as soon as its paths are read, while its tables are still being copied.
 	slices.SortStableFunc(units, func(a, b unit) int {
 		if a.depth != b.depth {
 			return a.depth - b.depth
 		}
+		if (a.files == nil) != (b.files == nil) {
+			if a.files != nil {
+				return -1
+			}
+			return 1
+		}
 		return int(min(max(b.size-a.size, -1), 1))
 	})
+	e.pathsAwaited(ms, units)
 
-	if err := e.runTables(ctx, r, units); err != nil {
-		return err
-	}
 	if e.batch = storage.BatchOf(e.store); e.batch != nil {
 		defer e.batch.Close()
 	}
-	if err := e.runFiles(ctx, ms); err != nil {
-		return err
+	// The files are saved while the tables are copied: the copy mostly waits for
+	// PostgreSQL to format rows, leaving this process's CPU idle. The paths come
+	// from the run's read whenever the files are saved, so the file list is the one
+	// the rows name; the manifests are written only after both end, and the first
+	// error of either stops the other.
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	filesDone := make(chan error, 1)
+	go func() {
+		err := e.runFiles(ctx, ms)
+		if err != nil {
+			cancel(err)
+		}
+		filesDone <- err
+	}()
+	tablesErr := e.runTables(ctx, r, units)
+	if tablesErr != nil {
+		cancel(tablesErr)
+	}
+	if filesErr := <-filesDone; tablesErr != nil || filesErr != nil {
+		return context.Cause(ctx)
 	}
 	// Every blob this run wrote is durable, under its key, before the manifests
 	// that name them are written.
@@ -288,6 +316,9 @@ func (e *exporter) runTables(ctx context.Context, r *consistentRead, units []uni
 				if err != nil {
 					cancel(err)
 					continue
+				}
+				if u.files != nil {
+					e.pathsRead(u)
 				}
 				e.unitDone(u)
 			}

@@ -178,6 +178,39 @@ type savedFile struct {
 	dirs []archive.Dir
 }
 
+// pathsAwaited counts, per snapshot, the units reading its paths (pathsRead), for
+// runFiles to wait until every path of a snapshot is read before saving its files.
+func (e *exporter) pathsAwaited(ms []*archive.Manifest, units []unit) {
+	e.pathsLeft = make(map[*archive.Manifest]int, len(ms))
+	e.pathsReady = make(map[*archive.Manifest]chan struct{}, len(ms))
+	for _, u := range units {
+		if u.files == nil {
+			continue
+		}
+		for _, m := range u.manifests() {
+			e.pathsLeft[m]++
+		}
+	}
+	for _, m := range ms {
+		e.pathsReady[m] = make(chan struct{})
+		if e.pathsLeft[m] == 0 {
+			close(e.pathsReady[m])
+		}
+	}
+}
+
+// pathsRead marks u's paths read: a snapshot whose every path is read is ready
+// for runFiles.
+func (e *exporter) pathsRead(u unit) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, m := range u.manifests() {
+		if e.pathsLeft[m]--; e.pathsLeft[m] == 0 {
+			close(e.pathsReady[m])
+		}
+	}
+}
+
 // runFiles saves every path of every manifest on Jobs*fileWorkersPerJob goroutines.
 func (e *exporter) runFiles(ctx context.Context, ms []*archive.Manifest) error {
 	ctx, cancel := context.WithCancelCause(ctx)
@@ -236,6 +269,13 @@ func (e *exporter) runFiles(ctx context.Context, ms []*archive.Manifest) error {
 		}
 	}
 	for _, m := range ms {
+		select {
+		case <-e.pathsReady[m]:
+		case <-ctx.Done():
+		}
+		if ctx.Err() != nil {
+			break
+		}
 		e.mu.Lock()
 		paths := e.paths[m]
 		e.mu.Unlock()
