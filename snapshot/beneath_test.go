@@ -84,6 +84,8 @@ func TestRun_SymlinksUnderRoot(t *testing.T) {
 		{"relative link up and down, in", filepath.Join(mon, "updown.wav"), map[string]string{filepath.Join(mon, "updown.wav"): "../monitor/target.wav"}, saved},
 		{"directory link in", filepath.Join(tdir, "alias", "target.wav"), map[string]string{filepath.Join(tdir, "alias"): "monitor"}, saved},
 		{"dangling link", filepath.Join(mon, "dangling.wav"), map[string]string{filepath.Join(mon, "dangling.wav"): "nowhere.wav"}, missing},
+		// ENOTDIR: no file can be there, as for any other missing file.
+		{"path under a file", filepath.Join(target, "y.wav"), nil, missing},
 	}
 	for _, c := range cases {
 		for link, to := range c.links {

@@ -376,13 +376,13 @@ func (e *exporter) saveFile(ctx context.Context, enc *zstd.Encoder, m *archive.M
 	switch {
 	case err == nil:
 		return e.saveFD(ctx, enc, m, p.path, f, ev, fd)
-	case errors.Is(err, fs.ErrNotExist):
+	case absent(err):
 		return e.missing(ctx, enc, m, p, f, ev)
 	}
 	// Refused by openat2, or no openat2: resolved here, the check after the
 	// resolution reporting a path that leaves the root as it always did.
 	real, err := filepath.EvalSymlinks(clean)
-	if errors.Is(err, fs.ErrNotExist) {
+	if absent(err) {
 		return e.missing(ctx, enc, m, p, f, ev)
 	}
 	if err != nil {
@@ -395,7 +395,7 @@ func (e *exporter) saveFile(ctx context.Context, enc *zstd.Encoder, m *archive.M
 	}
 	// O_NOFOLLOW: a link swapped in after the check above is refused, not followed.
 	fh, err := os.OpenFile(real, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
-	if errors.Is(err, fs.ErrNotExist) {
+	if absent(err) {
 		return e.missing(ctx, enc, m, p, f, ev)
 	}
 	if err != nil {
@@ -403,6 +403,13 @@ func (e *exporter) saveFile(ctx context.Context, enc *zstd.Encoder, m *archive.M
 	}
 	defer fh.Close()
 	return e.saveOpen(ctx, enc, m, p.path, f, ev, fh)
+}
+
+// absent says whether err means no file is at the path: it does not exist, or a
+// component of it is a file, not a directory (a row naming x.wav/y while x.wav is
+// a recording), which must be reported like any missing file, not stop the run.
+func absent(err error) bool {
+	return errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR)
 }
 
 // missing records a file the disk does not have: from the shield's copy when the
