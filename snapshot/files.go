@@ -170,12 +170,13 @@ type fileJob struct {
 	p filePath
 }
 
-// savedFile is a saved file's entry, with what the run records beside it.
+// savedFile is a saved file's entry, encoded outside e.mu, with what the run
+// records beside it.
 type savedFile struct {
-	m    *archive.Manifest
-	f    archive.File
-	ev   Event
-	dirs []archive.Dir
+	m     *archive.Manifest
+	entry archive.FileEntry
+	ev    Event
+	dirs  []archive.Dir
 }
 
 // pathsAwaited counts, per snapshot, the units reading its paths (pathsRead), for
@@ -243,7 +244,12 @@ func (e *exporter) runFiles(ctx context.Context, ms []*archive.Manifest) error {
 						break
 					}
 					ev.Tenant = j.m.Tenant
-					s := savedFile{m: j.m, f: f, ev: ev}
+					entry, err := archive.EncodeFileEntry(f)
+					if err != nil {
+						cancel(fmt.Errorf("snapshot: file %s of tenant %s: %w", j.p.path, j.m.Tenant, err))
+						break
+					}
+					s := savedFile{m: j.m, entry: entry, ev: ev}
 					if f.Owner != nil {
 						s.dirs = e.dirsOf(j.p)
 					}
@@ -307,7 +313,7 @@ func (e *exporter) recordFiles(done []savedFile) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	for _, s := range done {
-		if err := e.addFile(s.m, s.f); err != nil {
+		if err := e.addFile(s.m, s.entry); err != nil {
 			return err
 		}
 		if e.dirs[s.m] == nil {
@@ -322,7 +328,7 @@ func (e *exporter) recordFiles(done []savedFile) error {
 }
 
 // addFile appends a saved file's entry to m's file list; e.mu is held.
-func (e *exporter) addFile(m *archive.Manifest, f archive.File) error {
+func (e *exporter) addFile(m *archive.Manifest, f archive.FileEntry) error {
 	l := e.lists[m]
 	if l == nil {
 		var err error
@@ -331,8 +337,8 @@ func (e *exporter) addFile(m *archive.Manifest, f archive.File) error {
 		}
 		e.lists[m] = l
 	}
-	if err := l.w.Add(f); err != nil {
-		return fmt.Errorf("snapshot: file %s of tenant %s: %w", f.Path, m.Tenant, err)
+	if err := l.w.AddEncoded(f); err != nil {
+		return fmt.Errorf("snapshot: file list of tenant %s: %w", m.Tenant, err)
 	}
 	return nil
 }

@@ -118,21 +118,47 @@ func NewFileListWriter(w io.Writer, level int) (*FileListWriter, error) {
 
 // Add appends one entry, which must be valid in the current format.
 func (w *FileListWriter) Add(f File) error {
-	if w.err != nil {
-		return w.err
+	e, err := EncodeFileEntry(f)
+	if err != nil {
+		return err
 	}
+	return w.AddEncoded(e)
+}
+
+// FileEntry is a file list entry checked and encoded (EncodeFileEntry), for
+// AddEncoded: writers adding from several goroutines under a lock encode first,
+// outside it.
+type FileEntry struct {
+	f    File
+	line []byte
+}
+
+// EncodeFileEntry checks f, which must be valid in the current format, and encodes
+// it as a file list line.
+func EncodeFileEntry(f File) (FileEntry, error) {
 	if err := validateFile(&f, FormatVersion); err != nil {
-		return fmt.Errorf("archive: file list: %w", err)
+		return FileEntry{}, fmt.Errorf("archive: file list: %w", err)
 	}
 	b, err := json.Marshal(&f)
 	if err != nil {
-		return fmt.Errorf("archive: file list: %s: %w", f.Path, err)
+		return FileEntry{}, fmt.Errorf("archive: file list: %s: %w", f.Path, err)
 	}
-	if _, err := w.enc.Write(append(b, '\n')); err != nil {
+	return FileEntry{f: f, line: append(b, '\n')}, nil
+}
+
+// AddEncoded appends one entry EncodeFileEntry made.
+func (w *FileListWriter) AddEncoded(e FileEntry) error {
+	if w.err != nil {
+		return w.err
+	}
+	if e.line == nil {
+		return errors.New("archive: file list: an entry not made by EncodeFileEntry")
+	}
+	if _, err := w.enc.Write(e.line); err != nil {
 		w.err = fmt.Errorf("archive: file list: %w", err)
 		return w.err
 	}
-	w.tot.add(&f)
+	w.tot.add(&e.f)
 	w.n++
 	return nil
 }

@@ -152,7 +152,15 @@ func TestFileList_Validate(t *testing.T) {
 	if err := w.Add(archive.File{Table: "public.t", Column: "p", Path: "/a", SHA256: "XYZ"}); err == nil {
 		t.Error("Add of an entry with a bad sha256: got nil, want an error")
 	}
-	w.Close()
+	if _, err := archive.EncodeFileEntry(archive.File{Table: "public.t", Column: "p", Path: "/a", SHA256: "XYZ"}); err == nil {
+		t.Error("EncodeFileEntry of an entry with a bad sha256: got nil, want an error")
+	}
+	if err := w.AddEncoded(archive.FileEntry{}); err == nil {
+		t.Error("AddEncoded of an entry EncodeFileEntry did not make: got nil, want an error")
+	}
+	if l, err := w.Close(); err != nil || l.Entries != 0 {
+		t.Errorf("after refused entries: %d entries (%v), want none", l.Entries, err)
+	}
 	m, _ := listManifest(t, validManifest().Files)
 	tests := []struct {
 		name string
