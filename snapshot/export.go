@@ -23,7 +23,7 @@ import (
 )
 
 // exporter runs the work of one Run: the table units on the read's transactions,
-// then the files on as many goroutines.
+// and beside them the files of each snapshot whose paths are read.
 type exporter struct {
 	o      Options
 	g      *catalog.Graph
