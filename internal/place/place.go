@@ -109,6 +109,9 @@ func (r Root) Check(path string) error {
 
 // escapes says why dir, resolved through any symbolic links, is not under the root.
 func (r Root) escapes(dir string) string {
+	if r.beneath(dir) {
+		return ""
+	}
 	realRoot, err := filepath.EvalSymlinks(r.dir)
 	if err != nil {
 		realRoot = r.dir // not created yet: nothing in it can be a link

@@ -14,6 +14,8 @@ import (
 	"github.com/purgeguard/purgeguard/internal/place"
 )
 
+// TestRoot_Check runs each case with the kernel's openat2 and without it (the
+// user-space resolution): both must give the same answer.
 func TestRoot_Check(t *testing.T) {
 	root := t.TempDir()
 	outside := t.TempDir()
@@ -23,27 +25,48 @@ func TestRoot_Check(t *testing.T) {
 	if err := os.MkdirAll(filepath.Join(root, "a", "b"), 0o755); err != nil {
 		t.Fatal(err)
 	}
+	// An absolute link that stays inside: openat2 refuses it (RESOLVE_BENEATH), the
+	// user-space resolution accepts it, as Check always did.
+	if err := os.Symlink(filepath.Join(root, "a"), filepath.Join(root, "abs-inside")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("a/b", filepath.Join(root, "rel-inside")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("../../"+filepath.Base(outside), filepath.Join(root, "a", "rel-out")); err != nil {
+		t.Fatal(err)
+	}
 	r := place.NewRoot(root)
-	for _, tc := range []struct {
-		name, path string
-		refused    bool
-	}{
-		{"under", filepath.Join(root, "a", "b", "f"), false},
-		{"not yet made", filepath.Join(root, "new", "dir", "f"), false},
-		{"the root itself", root, true},
-		{"relative", "a/b/f", true},
-		{"dot dot", root + "/a/../../f", true},
-		{"elsewhere", filepath.Join(outside, "f"), true},
-		{"through a link", filepath.Join(root, "link", "f"), true},
-		{"below a link", filepath.Join(root, "link", "deeper", "f"), true},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			err := r.Check(tc.path)
-			var oe *place.OutsideError
-			if got := errors.As(err, &oe); got != tc.refused {
-				t.Fatalf("Check(%s) = %v, want refused %v", tc.path, err, tc.refused)
-			}
-		})
+	for _, kernel := range []string{"openat2", "no openat2"} {
+		for _, tc := range []struct {
+			name, path string
+			refused    bool
+		}{
+			{"under", filepath.Join(root, "a", "b", "f"), false},
+			{"not yet made", filepath.Join(root, "new", "dir", "f"), false},
+			{"not yet made under a", filepath.Join(root, "a", "new", "dir", "f"), false},
+			{"the root itself", root, true},
+			{"relative", "a/b/f", true},
+			{"dot dot", root + "/a/../../f", true},
+			{"elsewhere", filepath.Join(outside, "f"), true},
+			{"through a link", filepath.Join(root, "link", "f"), true},
+			{"below a link", filepath.Join(root, "link", "deeper", "f"), true},
+			{"through an absolute link inside", filepath.Join(root, "abs-inside", "b", "f"), false},
+			{"through a relative link inside", filepath.Join(root, "rel-inside", "f"), false},
+			{"through a relative link out", filepath.Join(root, "a", "rel-out", "f"), true},
+			{"below a relative link out", filepath.Join(root, "a", "rel-out", "new", "f"), true},
+		} {
+			t.Run(kernel+"/"+tc.name, func(t *testing.T) {
+				if kernel == "no openat2" {
+					defer place.WithoutOpenat2()()
+				}
+				err := r.Check(tc.path)
+				var oe *place.OutsideError
+				if got := errors.As(err, &oe); got != tc.refused {
+					t.Fatalf("Check(%s) = %v, want refused %v", tc.path, err, tc.refused)
+				}
+			})
+		}
 	}
 }
 
