@@ -91,7 +91,7 @@ func (s *FileStore) createTemp(ctx context.Context, key string, r io.Reader) (p 
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return "", nil, fmt.Errorf("file: put %s: %w", key, err)
 	}
-	tmp, err := os.CreateTemp(dir, tmpPrefix+"*")
+	tmp, err := createTempFile(dir, tmpPrefix)
 	if err != nil {
 		return "", nil, fmt.Errorf("file: put %s: %w", key, err)
 	}
@@ -101,7 +101,7 @@ func (s *FileStore) createTemp(ctx context.Context, key string, r io.Reader) (p 
 			os.Remove(tmp.Name())
 		}
 	}()
-	if _, err := io.Copy(tmp, ctxReader{ctx, r}); err != nil {
+	if _, err := copyCtx(ctx, tmp, r); err != nil {
 		return "", nil, fmt.Errorf("file: put %s: %w", key, err)
 	}
 	if err := ctx.Err(); err != nil {
