@@ -32,3 +32,6 @@ func SetOpenat2(f func(dirfd int, path string, how *unix.OpenHow) (int, error)) 
 	openat2 = f
 	return func() { openat2 = old }
 }
+
+// SmallBlob is the largest file a snapshot stores from memory.
+const SmallBlob = smallBlob

@@ -3,6 +3,7 @@ package snapshot
 import (
 	"github.com/purgeguard/purgeguard/profile"
 
+	"bytes"
 	"context"
 	"encoding/hex"
 	"errors"
@@ -492,11 +493,21 @@ func (e *exporter) saveOpen(ctx context.Context, enc *zstd.Encoder, m *archive.M
 	if rf, rev, ok, err := e.shieldStored(f, ev, int(fh.Fd()), st); ok || err != nil {
 		return rf, rev, err
 	}
+	if st.Size() <= smallBlob {
+		rf, rev, ok, err := e.saveSmall(ctx, enc, m, f, ev, fh, st)
+		if ok || err != nil {
+			return rf, rev, err
+		}
+		// Grew past smallBlob since its stat: streamed from its start.
+		if _, err := fh.Seek(0, io.SeekStart); err != nil {
+			return f, ev, err
+		}
+	}
 	// Content addressing needs the digest before the upload: hash first, then
 	// upload only blobs the store does not have, hashing again on the way and
 	// comparing, so a file changed in between is caught rather than mislabelled.
 	sum := archive.NewDigest()
-	if _, err := io.Copy(sum, fh); err != nil {
+	if _, err := copyFile(sum, fh); err != nil {
 		return f, ev, err
 	}
 	f.Size, f.Mode, f.ModTime, f.SHA256 = sum.Size(), uint32(st.Mode().Perm()), st.ModTime().UTC(), sum.Hex()
@@ -521,7 +532,7 @@ func (e *exporter) saveOpen(ctx context.Context, enc *zstd.Encoder, m *archive.M
 		}
 		again := archive.NewDigest()
 		stored, err := putCompressed(ctx, e.blobPutter(store), key, enc, func(w io.Writer) error {
-			if _, err := io.Copy(io.MultiWriter(w, again), fh); err != nil {
+			if _, err := copyFile(io.MultiWriter(w, again), fh); err != nil {
 				return err
 			}
 			// Checked before the upload completes: a failed check abandons it, and
@@ -544,6 +555,85 @@ func (e *exporter) saveOpen(ctx context.Context, enc *zstd.Encoder, m *archive.M
 		ev.Stored = storedSize
 	}
 	return f, ev, nil
+}
+
+// smallBlob is the largest file saveSmall holds in memory: a recording of a few
+// seconds, a voicemail greeting. Each of the run's file workers holds at most one
+// such file and its compressed copy (a few hundred KiB each, kept between files).
+const smallBlob = 256 << 10
+
+// smallBufs are saveSmall's buffers, kept between files.
+var smallBufs = sync.Pool{New: func() any { return new(smallBuf) }}
+
+type smallBuf struct{ raw, comp []byte }
+
+// saveSmall stores a file of at most smallBlob bytes from memory: read once, hashed
+// and compressed in one call, put as one stream. The streaming path reads a file
+// twice (to name its blob, then to store it, checking the two agree) through a
+// pipe, a goroutine and an encoder per blob: for a tenant's thousands of small
+// recordings those were most of the work. What is stored is exactly what was
+// hashed, so a file changed meanwhile cannot be mislabelled. ok is false, nothing
+// stored, when the file holds more than smallBlob bytes by now.
+func (e *exporter) saveSmall(ctx context.Context, enc *zstd.Encoder, m *archive.Manifest, f archive.File, ev Event, fh *os.File, st fs.FileInfo) (archive.File, Event, bool, error) {
+	b := smallBufs.Get().(*smallBuf)
+	defer smallBufs.Put(b)
+	if cap(b.raw) < smallBlob+1 {
+		b.raw = make([]byte, smallBlob+1)
+	}
+	n, err := io.ReadFull(fh, b.raw[:smallBlob+1])
+	switch {
+	case err == nil:
+		return f, ev, false, nil // more than smallBlob
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+	default:
+		return f, ev, false, err
+	}
+	raw := b.raw[:n]
+	sum := archive.NewDigest()
+	_, _ = sum.Write(raw)
+	f.Size, f.Mode, f.ModTime, f.SHA256 = sum.Size(), uint32(st.Mode().Perm()), st.ModTime().UTC(), sum.Hex()
+	f.Owner = archiveOwner(place.OwnerOf(st, &e.names))
+	ev.Bytes = sum.Size()
+	key := archive.BlobKey(sum.Sum())
+	storedKey, err := e.storedKey(m, key)
+	if err != nil {
+		return f, ev, true, err
+	}
+	store := e.storeOf(m)
+	storedSize, uploaded, err := e.blobs.ensure(storedKey, func() (int64, bool, error) {
+		if info, err := store.Stat(ctx, key); err == nil {
+			if err := e.reuseBlob(ctx, m, sum.Sum(), storedKey); err != nil {
+				return 0, false, err
+			}
+			return info.Size, false, nil // a blob is immutable: once stored, done
+		} else if !errors.Is(err, fs.ErrNotExist) {
+			return 0, false, err
+		}
+		b.comp = enc.EncodeAll(raw, b.comp[:0])
+		if err := e.blobPutter(store).Put(ctx, key, bytes.NewReader(b.comp)); err != nil {
+			return 0, false, err
+		}
+		return int64(len(b.comp)), true, nil
+	})
+	if err != nil {
+		return f, ev, true, err
+	}
+	f.StoredBytes = storedSize
+	if uploaded {
+		ev.Stored = storedSize
+	}
+	return f, ev, true, nil
+}
+
+// copyBufs are copyFile's buffers, kept: io.Copy allocates 32 KiB per call.
+var copyBufs = sync.Pool{New: func() any { return new([32 << 10]byte) }}
+
+// copyFile copies fh to w with a kept buffer (os.File's WriteTo, which io.Copy
+// would take, allocates one per call).
+func copyFile(w io.Writer, fh *os.File) (int64, error) {
+	buf := copyBufs.Get().(*[32 << 10]byte)
+	defer copyBufs.Put(buf)
+	return io.CopyBuffer(w, struct{ io.Reader }{fh}, buf[:])
 }
 
 // blobPutter is where a blob for store goes: the run's batch when store is the one
