@@ -1,6 +1,7 @@
 package repository
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -19,11 +20,17 @@ import (
 type Checker struct {
 	s   storage.Store
 	dec *zstd.Decoder
+	// br buffers what dec reads: the decoder reads a frame's header a few bytes at
+	// a time, a read(2) each from a file:// blob (18 reads for a 512 B recording).
+	br *bufio.Reader
 	// Jobs is how many blobs Verify reads at once (a decoder each): a tenant's
 	// thousands of small recordings, one at a time, leave the disk or the network
 	// idle between them. Default (0) BlobJobs.
 	Jobs int
 }
+
+// BlobReadBuffer is the buffer between a stored blob and its decoder.
+const BlobReadBuffer = 32 << 10
 
 // BlobJobs is the default of Checker.Jobs.
 const BlobJobs = 4
@@ -36,7 +43,7 @@ func NewChecker(s storage.Store) (*Checker, error) {
 	if err != nil {
 		return nil, fmt.Errorf("zstd: %w", err)
 	}
-	return &Checker{s: s, dec: dec}, nil
+	return &Checker{s: s, dec: dec, br: bufio.NewReaderSize(nil, BlobReadBuffer)}, nil
 }
 
 // Close releases the decoder.
@@ -209,7 +216,9 @@ func (c *Checker) Blob(ctx context.Context, f archive.File) error {
 		return err
 	}
 	defer rc.Close()
-	if err := c.dec.Reset(rc); err != nil {
+	c.br.Reset(rc)
+	defer c.br.Reset(nil)
+	if err := c.dec.Reset(c.br); err != nil {
 		return &archive.VerifyError{Key: key, What: "decompress", Reason: err}
 	}
 	raw := archive.NewDigest()
