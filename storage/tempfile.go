@@ -49,3 +49,18 @@ func copyCtx(ctx context.Context, f *os.File, r io.Reader) (int64, error) {
 }
 
 type writerOnly struct{ io.Writer }
+
+// openRead is os.Open(name) for a regular file at a fifth of the system calls
+// (createTempFile says why): a file:// restore opens a blob per file twice.
+func openRead(name string) (*os.File, error) {
+	for {
+		fd, err := unix.Open(name, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil {
+			return nil, &os.PathError{Op: "open", Path: name, Err: err}
+		}
+		return os.NewFile(uintptr(fd), name), nil
+	}
+}

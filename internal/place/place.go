@@ -241,7 +241,7 @@ func (r Root) stage(ctx context.Context, target, tag string, src io.Reader, a At
 		return nil, err
 	}
 	dir := filepath.Dir(filepath.Clean(target))
-	tmp, err := os.CreateTemp(dir, TempPrefix+tag+"-*")
+	tmp, err := createTemp(dir, TempPrefix+tag+"-")
 	if err != nil {
 		return nil, err
 	}
@@ -251,7 +251,7 @@ func (r Root) stage(ctx context.Context, target, tag string, src io.Reader, a At
 			os.Remove(tmp.Name())
 		}
 	}()
-	if _, err := io.Copy(tmp, ctxReader{ctx, src}); err != nil {
+	if _, err := copyCtx(ctx, tmp, src); err != nil {
 		return nil, err
 	}
 	if check != nil {
