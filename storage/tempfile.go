@@ -9,8 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
-
-	"golang.org/x/sys/unix"
+	"syscall"
 )
 
 // createTempFile is os.CreateTemp(dir, prefix+"*") at a third of its system calls:
@@ -21,13 +20,13 @@ import (
 func createTempFile(dir, prefix string) (*os.File, error) {
 	for range 10000 {
 		name := filepath.Join(dir, prefix+strconv.FormatUint(rand.Uint64(), 36))
-		fd, err := unix.Open(name, unix.O_RDWR|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC, 0o600)
+		fd, err := syscall.Open(name, syscall.O_RDWR|syscall.O_CREAT|syscall.O_EXCL|syscall.O_CLOEXEC, 0o600)
 		switch {
 		case err == nil:
 			return os.NewFile(uintptr(fd), name), nil
-		case errors.Is(err, unix.EEXIST):
+		case errors.Is(err, syscall.EEXIST):
 			continue
-		case errors.Is(err, unix.EINTR):
+		case errors.Is(err, syscall.EINTR):
 			continue
 		}
 		return nil, &os.PathError{Op: "createtemp", Path: name, Err: err}
@@ -54,8 +53,8 @@ type writerOnly struct{ io.Writer }
 // (createTempFile says why): a file:// restore opens a blob per file twice.
 func openRead(name string) (*os.File, error) {
 	for {
-		fd, err := unix.Open(name, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-		if errors.Is(err, unix.EINTR) {
+		fd, err := syscall.Open(name, syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
+		if errors.Is(err, syscall.EINTR) {
 			continue
 		}
 		if err != nil {
