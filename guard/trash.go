@@ -247,7 +247,7 @@ func finish(ctx context.Context, conn *pgx.Conn, store storage.Store, tenant, id
 	var n int64
 	err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
 		var err error
-		if n, err = trash.Delete(ctx, tx, tenant, xids); err != nil {
+		if n, _, err = trash.Remove(ctx, tx, tenant, xids); err != nil {
 			return err
 		}
 		_, err = tx.Exec(ctx, "DELETE FROM purgeguard.trash_save WHERE snapshot = $1", id)

@@ -6,6 +6,7 @@ import (
 	"maps"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -314,4 +315,90 @@ func TestSaveTrash_FinishesAnInterruptedSave(t *testing.T) {
 	}
 	w.restore(t, a, res.Recovered[0].Snapshot, restore.ConflictSkip)
 	diffContents(t, "after the interrupted save, the second save and restore", before, w.contents(t))
+}
+
+// filenode is the trash's file: TRUNCATE gives it a new one, a DELETE keeps it.
+func (w *trashWorld) filenode(t *testing.T) uint32 {
+	t.Helper()
+	var n uint32
+	if err := w.admin.QueryRow(w.ctx, "SELECT pg_relation_filenode('purgeguard.trash')::oid").Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// A save that empties the trash truncates it; one that would leave rows behind (of
+// a transaction that ended after the save read the trash, or of a tenant not
+// attributed), or that cannot have the trash's lock at once (a capturing
+// transaction still open), deletes its own rows only. Either way the rows it did
+// not save stay, and the saved ones go.
+func TestSaveTrash_TruncatesOnlyWhatItSaved(t *testing.T) {
+	a, b := uuid.MustParse(orgA), uuid.MustParse("bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb")
+	tests := []struct {
+		name string
+		// during runs between the commit of the save's snapshot and the removal of
+		// its rows; it returns what runs once the save returned.
+		during    func(t *testing.T, w *trashWorld) (after func())
+		truncated bool
+		left      int64 // rows of org B left in the trash
+	}{
+		{name: "only the saved rows", truncated: true},
+		{name: "rows kept after the save read the trash", left: 1, during: func(t *testing.T, w *trashWorld) func() {
+			w.service(t, "DELETE FROM app.usage WHERE org_id = $1 AND ctid = (SELECT min(ctid) FROM app.usage WHERE org_id = $1)", b)
+			return nil
+		}},
+		{name: "a capturing transaction still open", left: 1, during: func(t *testing.T, w *trashWorld) func() {
+			tx, err := w.svc.Begin(w.ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := tx.Exec(w.ctx, "DELETE FROM app.usage WHERE org_id = $1 AND ctid = (SELECT min(ctid) FROM app.usage WHERE org_id = $1)", b); err != nil {
+				t.Fatal(err)
+			}
+			return func() {
+				if err := tx.Commit(w.ctx); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			w := newTrashWorld(t, graphCatalog, testdata.MustSQL("graph/schema.sql"), testdata.MustSQL("graph/data.sql"))
+			w.capture(t)
+			w.service(t, "DELETE FROM app.usage WHERE org_id = $1", a)
+			w.service(t, "DELETE FROM app.org WHERE id = $1", a)
+			kept, node := w.trashRows(t), w.filenode(t)
+
+			var after func()
+			if tc.during != nil {
+				defer guard.SetAfterTrashCommitHook(func() { after = tc.during(t, w) })()
+			}
+			// A save that waited for the open transaction instead of deleting would
+			// wait for ever: the deadline makes that a failure, not a hang.
+			ctx, cancel := context.WithTimeout(w.ctx, 2*time.Minute)
+			defer cancel()
+			res, err := guard.SaveTrash(ctx, w.cfg, w.store, guard.TrashOptions{Snapshot: snapshot.Options{Graph: w.co, ToolVersion: "test"}})
+			if after != nil {
+				after()
+			}
+			if err != nil {
+				t.Fatalf("SaveTrash: %v", err)
+			}
+			if len(res.Saved) != 1 || res.Saved[0].Tenant != a || res.Saved[0].Rows != kept {
+				t.Fatalf("save: %+v, want the %d rows of org A saved and removed", res, kept)
+			}
+			var ofA, ofB int64
+			if err := w.admin.QueryRow(w.ctx, "SELECT count(*) FILTER (WHERE tenant = $1), count(*) FILTER (WHERE tenant IS DISTINCT FROM $1) FROM purgeguard.trash",
+				a.String()).Scan(&ofA, &ofB); err != nil {
+				t.Fatal(err)
+			}
+			if ofA != 0 || ofB != tc.left {
+				t.Fatalf("trash after the save: %d rows of org A, %d others; want 0 and %d", ofA, ofB, tc.left)
+			}
+			if got := w.filenode(t) != node; got != tc.truncated {
+				t.Fatalf("trash truncated: %v, want %v", got, tc.truncated)
+			}
+		})
+	}
 }

@@ -15,12 +15,14 @@ package trash
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/purgeguard/purgeguard/internal/catalog"
 )
@@ -175,6 +177,83 @@ func Delete(ctx context.Context, q catalog.Querier, tenant uuid.UUID, xids []uin
 		return 0, fmt.Errorf("trash: delete rows of tenant %s: %w", tenant, err)
 	}
 	return n, nil
+}
+
+// TruncateLockTimeout is how long Remove waits for the trash's exclusive lock
+// before it deletes row by row instead: a service transaction capturing rows holds
+// a lock that conflicts, and every capture behind the waiting TRUNCATE would wait too.
+const TruncateLockTimeout = "200ms"
+
+// SQLSTATEs on which Remove deletes instead of truncating.
+const (
+	lockNotAvailable      = "55P03"
+	insufficientPrivilege = "42501"
+)
+
+// Remove removes tenant's rows of the transactions xids, as Delete, within tx. When
+// those are all the trash holds (the usual case once the other tenants' saves are
+// done), it empties the trash with TRUNCATE instead: deleting a million rows one by
+// one, and vacuuming them later, is most of a large save's cost. It checks that
+// under the trash's exclusive lock, which no capturing transaction holds a conflicting
+// one beside: a row kept while Remove runs waits for tx and lands in the trash emptied.
+// When the lock is not granted within TruncateLockTimeout, or TRUNCATE is not
+// allowed, it deletes. truncated says which it did. tx's commit makes either final,
+// its rollback undoes either.
+func Remove(ctx context.Context, tx pgx.Tx, tenant uuid.UUID, xids []uint64) (n int64, truncated bool, err error) {
+	n, truncated, err = truncateAll(ctx, tx, tenant, xids)
+	if err != nil || truncated {
+		return n, truncated, err
+	}
+	n, err = Delete(ctx, tx, tenant, xids)
+	return n, false, err
+}
+
+// truncateAll empties the trash if it holds only tenant's rows of xids, in a
+// savepoint it rolls back otherwise (which releases the lock it took).
+func truncateAll(ctx context.Context, tx pgx.Tx, tenant uuid.UUID, xids []uint64) (int64, bool, error) {
+	sp, err := tx.Begin(ctx)
+	if err != nil {
+		return 0, false, fmt.Errorf("trash: remove rows of tenant %s: %w", tenant, err)
+	}
+	n, ok, err := func() (int64, bool, error) {
+		var prev string
+		if err := sp.QueryRow(ctx, "SELECT current_setting('lock_timeout'), set_config('lock_timeout', $1, true)", TruncateLockTimeout).Scan(&prev, nil); err != nil {
+			return 0, false, err
+		}
+		if _, err := sp.Exec(ctx, "LOCK TABLE purgeguard.trash IN ACCESS EXCLUSIVE MODE"); err != nil {
+			return 0, false, err
+		}
+		if _, err := sp.Exec(ctx, "SELECT set_config('lock_timeout', $1, true)", prev); err != nil {
+			return 0, false, err
+		}
+		var all, mine int64
+		if err := sp.QueryRow(ctx, "SELECT count(*), count(*) FILTER (WHERE tenant = $1 AND xid = ANY ($2::text[]::xid8[])) FROM purgeguard.trash",
+			tenant.String(), xidTexts(xids)).Scan(&all, &mine); err != nil {
+			return 0, false, err
+		}
+		if all != mine {
+			return 0, false, nil
+		}
+		if _, err := sp.Exec(ctx, "TRUNCATE purgeguard.trash"); err != nil {
+			return 0, false, err
+		}
+		return mine, true, nil
+	}()
+	var pgErr *pgconn.PgError
+	switch {
+	case err == nil && ok:
+		if err := sp.Commit(ctx); err != nil {
+			return 0, false, fmt.Errorf("trash: remove rows of tenant %s: %w", tenant, err)
+		}
+		return n, true, nil
+	case err == nil, errors.As(err, &pgErr) && (pgErr.Code == lockNotAvailable || pgErr.Code == insufficientPrivilege):
+		if err := sp.Rollback(ctx); err != nil {
+			return 0, false, fmt.Errorf("trash: remove rows of tenant %s: %w", tenant, err)
+		}
+		return 0, false, nil
+	default:
+		return 0, false, fmt.Errorf("trash: remove rows of tenant %s: %w", tenant, err)
+	}
 }
 
 func xidTexts(xids []uint64) []string {
