@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"sync"
 
@@ -28,6 +29,8 @@ type TenantRecipient struct {
 	once    sync.Once
 	session *session // made on first use: see session.go
 	sessErr error
+
+	macs sync.Pool // of HMAC-SHA256 under addressKey, reset for each address
 }
 
 // sealer is what every object is sealed to: the recipient's session.
@@ -46,10 +49,21 @@ func (r *TenantRecipient) Recipient() string { return r.recipient.String() }
 // SHA-256 under the tenant's address key, in hex. The same content gets the same
 // address within a tenant (dedupe holds) and an unrelated one in another tenant,
 // so blob names say nothing about contents across tenants.
+//
+// A snapshot asks it three times per blob: the keyed state is made once and reset
+// (hmac.New hashes the key into both pads and allocates both digests every time).
 func (r *TenantRecipient) BlobAddress(contentSHA256 [sha256.Size]byte) string {
-	m := hmac.New(sha256.New, r.addressKey)
+	m, ok := r.macs.Get().(hash.Hash)
+	if ok {
+		m.Reset()
+	} else {
+		m = hmac.New(sha256.New, r.addressKey)
+	}
 	m.Write(contentSHA256[:])
-	return hex.EncodeToString(m.Sum(nil))
+	var sum [sha256.Size]byte
+	addr := hex.EncodeToString(m.Sum(sum[:0]))
+	r.macs.Put(m)
+	return addr
 }
 
 // TenantIdentity opens what was sealed for one tenant.
@@ -90,13 +104,13 @@ func NewWriter(w io.Writer, to *TenantRecipient, key string) (io.WriteCloser, er
 
 // newSealingReader is NewWriter the other way round: reading it reads r sealed.
 // Storing an object needs no pipe and no goroutine then: the store reads the
-// sealed stream itself.
+// sealed stream itself. Memory is one pooled chunk (sealing.go).
 func newSealingReader(r io.Reader, to *TenantRecipient, key string) (io.Reader, error) {
 	rc, err := to.sealer()
 	if err != nil {
 		return nil, err
 	}
-	sr, err := age.EncryptReader(io.MultiReader(bytes.NewReader(sealedHeader(to.Tenant, key)), r), rc)
+	sr, err := newSealer(r, rc, sealedHeader(to.Tenant, key))
 	if err != nil {
 		return nil, fmt.Errorf("seal %s: %w", key, err)
 	}
