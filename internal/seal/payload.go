@@ -64,6 +64,7 @@ func splitHeader(r *bufio.Reader) ([]byte, error) {
 type payloadReader struct {
 	aead   cipher.AEAD
 	src    io.Reader
+	br     *bufio.Reader          // pooled (openPayload's), returned at the end
 	in     *[payloadEncChunk]byte // pooled, returned at the end
 	out    *[payloadEncChunk]byte
 	unread []byte
@@ -124,6 +125,11 @@ func (r *payloadReader) release() {
 		chunkPool.Put(r.in)
 		chunkPool.Put(r.out)
 		r.in, r.out = nil, nil
+		if r.br != nil {
+			r.br.Reset(nil)
+			headerReaders.Put(r.br)
+			r.br, r.src = nil, nil
+		}
 	}
 }
 

@@ -176,3 +176,44 @@ func TestBlobAddress_ReusedStateIsFresh(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// Objects opened from many goroutines at once, each through pooled readers and
+// buffers, each read to its end: every one comes out as it was sealed.
+func TestOpen_PooledReadersConcurrently(t *testing.T) {
+	x, err := age.GenerateX25519Identity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := newTenantIdentity([16]byte{}, x)
+	const objects = 64
+	sealed, plain := make([][]byte, objects), make([][]byte, objects)
+	for i := range objects {
+		plain[i] = bytes.Repeat([]byte{byte(i)}, 1+i*2311)
+		sr, err := newSealer(bytes.NewReader(plain[i]), x.Recipient(), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if sealed[i], err = io.ReadAll(sr); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Go(func() {
+			for round := range 20 {
+				i := (g*7 + round*13) % objects
+				pr, err := openPayload(iotest.HalfReader(bytes.NewReader(sealed[i])), id)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				got, err := io.ReadAll(iotest.OneByteReader(pr))
+				if err != nil || !bytes.Equal(got, plain[i]) {
+					t.Errorf("object %d: %d bytes (want %d), %v", i, len(got), len(plain[i]), err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+}

@@ -154,7 +154,23 @@ func NewReader(r io.Reader, id *TenantIdentity, key string) (io.Reader, error) {
 // openPayload reads an age file's header (age checks it: stanzas, identity, MAC)
 // and returns the reader of its payload (payloadReader).
 func openPayload(src io.Reader, id *TenantIdentity) (io.Reader, error) {
-	br := bufio.NewReaderSize(src, 4096)
+	br := headerReaders.Get().(*bufio.Reader)
+	br.Reset(src)
+	pr, err := openPayloadFrom(br, id)
+	if err != nil {
+		br.Reset(nil)
+		headerReaders.Put(br)
+		return nil, err
+	}
+	pr.br = br // given back with its buffers
+	return pr, nil
+}
+
+// headerReaders are the bufio.Readers objects are opened through: a restore opens
+// tens of thousands, each allocated 4 KiB of garbage.
+var headerReaders = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 4096) }}
+
+func openPayloadFrom(br *bufio.Reader, id *TenantIdentity) (*payloadReader, error) {
 	hdr, err := splitHeader(br)
 	if err != nil {
 		return nil, err
