@@ -37,6 +37,7 @@ type Objects struct {
 	id     *TenantIdentity // nil: cannot open
 
 	mu        sync.Mutex
+	sess      *session // the view's session key (session.go): made at the first Put, dropped at Commit
 	ledger    Ledger
 	manifests map[string]archive.SealedObject // sealed manifests stored, by key: one per snapshot
 }
@@ -129,7 +130,11 @@ func (o *Objects) PutVia(ctx context.Context, put func(context.Context, string, 
 	if err != nil {
 		return err
 	}
-	sr, err := newSealingReader(r, o.to, sk)
+	sess, err := o.sealer()
+	if err != nil {
+		return err
+	}
+	sr, err := newSealingReader(r, sess, o.to, sk)
 	if err != nil {
 		return err
 	}
@@ -141,6 +146,32 @@ func (o *Objects) PutVia(ctx context.Context, put func(context.Context, string, 
 }
 
 var errUploadEnded = errors.New("upload ended")
+
+// sealer is the view's session, made on first use: one X25519 agreement for the
+// snapshot's objects. It lives as long as the snapshot is written, not the
+// process: Commit drops it.
+func (o *Objects) sealer() (*session, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.sess == nil {
+		s, err := newSession(o.to.recipient)
+		if err != nil {
+			return nil, fmt.Errorf("seal: tenant %s: start a session: %w", o.tenant, err)
+		}
+		o.sess = s
+	}
+	return o.sess, nil
+}
+
+// dropSession forgets the view's session key; a Put after it starts another.
+func (o *Objects) dropSession() {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.sess != nil {
+		clear(o.sess.key)
+		o.sess = nil
+	}
+}
 
 func (o *Objects) record(so archive.SealedObject) error {
 	o.mu.Lock()
@@ -231,6 +262,9 @@ func (o *Objects) Format(f fmt.State, _ rune) { fmt.Fprint(f, o.String()) }
 // noted, from the ledger. The envelope is the snapshot's commit marker: written last.
 func (o *Objects) Commit(ctx context.Context, snapshot uuid.UUID, kind string, created time.Time) error {
 	mk := archive.SealedManifestKey(o.tenant, snapshot)
+	// The manifest is the snapshot's last sealed object: its session key is no
+	// longer needed, whatever becomes of the commit.
+	o.dropSession()
 	o.mu.Lock()
 	man, ok := o.manifests[mk]
 	ledger := o.ledger

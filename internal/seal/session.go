@@ -19,7 +19,7 @@ import (
 // two scalar multiplications to seal, one to open, about 0.1 ms in all. A tenant's
 // snapshot seals one object per file, tens of thousands of small recordings, and
 // those agreements were most of what encryption cost (issue 15's bench). So a
-// TenantRecipient makes one session key the first time it seals and wraps it once,
+// snapshot's view (Objects) makes one session key the first time it seals and wraps it once,
 // as age does, to the tenant's X25519 recipient; each object's file key is then
 // wrapped under a key derived from the session key and a nonce of its own. Every
 // object still carries all that opening it needs (the session key's standard age
@@ -35,7 +35,8 @@ import (
 // salt nonce, info sessionLabel) and a zero nonce, as age's own stanzas do: the
 // derived key is used once (the 16-byte nonce is random per object). The session
 // key, 16 random bytes like an age file key, lives in the writing process's memory
-// as long as its Keyring, which also held the plaintext it sealed.
+// while the snapshot is written: Objects.Commit zeroes and drops it. (NewWriter,
+// for one-off writers, keeps one per TenantRecipient.)
 const (
 	sessionStanza = "purgeguard-X25519-session"
 	sessionLabel  = "purgeguard.io/seal/X25519-session/v1"

@@ -102,15 +102,12 @@ func NewWriter(w io.Writer, to *TenantRecipient, key string) (io.WriteCloser, er
 	return wc, nil
 }
 
-// newSealingReader is NewWriter the other way round: reading it reads r sealed.
-// Storing an object needs no pipe and no goroutine then: the store reads the
-// sealed stream itself. Memory is one pooled chunk (sealing.go).
-func newSealingReader(r io.Reader, to *TenantRecipient, key string) (io.Reader, error) {
-	rc, err := to.sealer()
-	if err != nil {
-		return nil, err
-	}
-	sr, err := newSealer(r, rc, sealedHeader(to.Tenant, key))
+// newSealingReader is NewWriter the other way round: reading it reads r sealed,
+// under the session sess (the view's: see Objects.sealer). Storing an object needs
+// no pipe and no goroutine then: the store reads the sealed stream itself. Memory
+// is one pooled chunk (sealing.go).
+func newSealingReader(r io.Reader, sess *session, to *TenantRecipient, key string) (io.Reader, error) {
+	sr, err := newSealer(r, sess, sealedHeader(to.Tenant, key))
 	if err != nil {
 		return nil, fmt.Errorf("seal %s: %w", key, err)
 	}
