@@ -9,6 +9,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -182,53 +183,79 @@ func (s *FileStore) Stat(ctx context.Context, key string) (Info, error) {
 	return Info{Key: key, Size: fi.Size(), ModTime: fi.ModTime()}, nil
 }
 
-// List walks the directories the prefix can reach, in key order.
+// List walks the directories the prefix can reach, in key order, calling fn as it
+// goes: one directory's names are held at a time, never the whole listing (a
+// million blobs would cost over a hundred MiB, and a BoundedStore would see no
+// progress for as long as the walk takes).
 func (s *FileStore) List(ctx context.Context, prefix string, fn func(Info) error) error {
 	// Start from the deepest directory the prefix names, so listing one tenant does
 	// not walk every tenant.
-	start := s.root
+	start, startKey := s.root, ""
 	if i := strings.LastIndex(prefix, "/"); i >= 0 {
-		start = filepath.Join(s.root, filepath.FromSlash(prefix[:i]))
+		start, startKey = filepath.Join(s.root, filepath.FromSlash(prefix[:i])), prefix[:i+1]
 	}
-	var infos []Info
-	err := filepath.WalkDir(start, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) {
-				return nil
-			}
+	var fnErr error
+	err := s.listDir(ctx, start, startKey, prefix, func(i Info) error {
+		if err := fn(i); err != nil {
+			fnErr = err
 			return err
 		}
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		if d.IsDir() || strings.HasPrefix(d.Name(), tmpPrefix) || !d.Type().IsRegular() {
-			return nil
-		}
-		rel, err := filepath.Rel(s.root, p)
-		if err != nil {
-			return err
-		}
-		key := filepath.ToSlash(rel)
-		if !strings.HasPrefix(key, prefix) {
-			return nil
-		}
-		fi, err := d.Info()
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil // deleted while we walked
-		}
-		if err != nil {
-			return err
-		}
-		infos = append(infos, Info{Key: key, Size: fi.Size(), ModTime: fi.ModTime()})
 		return nil
 	})
+	if fnErr != nil {
+		return fnErr // the caller's own error, as it gave it
+	}
 	if err != nil {
 		return fmt.Errorf("file: list %s: %w", prefix, err)
 	}
-	// WalkDir orders by path element, which is not key order ("a/b" vs "a.b").
-	sort.Slice(infos, func(i, j int) bool { return infos[i].Key < infos[j].Key })
-	for _, info := range infos {
-		if err := fn(info); err != nil {
+	return nil
+}
+
+// listDir calls fn for each object under dir (whose key is dirKey, "" or ending in
+// "/") with the prefix, in key order. A directory's entries sort by name, a
+// subdirectory's as its name and "/": every key under it starts so, and no file
+// name holds a "/", so the walk meets keys in the order a sort of keys gives
+// ("a.b/6" before "a/1").
+func (s *FileStore) listDir(ctx context.Context, dir, dirKey, prefix string, fn func(Info) error) error {
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil // nothing under the prefix, or removed while we walked
+	}
+	if err != nil {
+		return err
+	}
+	sortName := func(e fs.DirEntry) string {
+		if e.IsDir() {
+			return e.Name() + "/"
+		}
+		return e.Name()
+	}
+	slices.SortFunc(entries, func(a, b fs.DirEntry) int { return strings.Compare(sortName(a), sortName(b)) })
+	for _, e := range entries {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		key := dirKey + sortName(e)
+		if e.IsDir() {
+			// Only a directory whose keys can start with the prefix is walked.
+			if strings.HasPrefix(key, prefix) || strings.HasPrefix(prefix, key) {
+				if err := s.listDir(ctx, filepath.Join(dir, e.Name()), key, prefix, fn); err != nil {
+					return err
+				}
+			}
+			continue
+		}
+		if strings.HasPrefix(e.Name(), tmpPrefix) || !e.Type().IsRegular() || !strings.HasPrefix(key, prefix) {
+			continue
+		}
+		fi, err := e.Info()
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // deleted while we walked
+		}
+		if err != nil {
+			return err
+		}
+		if err := fn(Info{Key: key, Size: fi.Size(), ModTime: fi.ModTime()}); err != nil {
 			return err
 		}
 	}

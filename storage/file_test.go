@@ -216,3 +216,36 @@ func TestBound_Batch(t *testing.T) {
 		t.Error("Bound of a store without batches: a batch")
 	}
 }
+
+// List calls fn as it walks, not after reading every directory: an object put
+// in a later directory while the first is being listed is seen, and objects
+// deleted by fn as they come (prune's sweep) cost nothing to the rest of the walk.
+func TestFileStore_ListStreams(t *testing.T) {
+	ctx := testenv.Context(t)
+	s, err := storage.NewFile(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"blobs/00/a", "blobs/00/b", "blobs/7f/c", "blobs/ff/e"} {
+		if err := s.Put(ctx, k, strings.NewReader(k)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var got []string
+	err = s.List(ctx, "blobs/", func(i storage.Info) error {
+		if len(got) == 0 {
+			if err := s.Put(ctx, "blobs/ff/late", strings.NewReader("late")); err != nil {
+				return err
+			}
+		}
+		got = append(got, i.Key)
+		return s.Delete(ctx, i.Key)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"blobs/00/a", "blobs/00/b", "blobs/7f/c", "blobs/ff/e", "blobs/ff/late"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("List: got %v, want %v (the object put while listing, in key order)", got, want)
+	}
+}

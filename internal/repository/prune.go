@@ -2,6 +2,7 @@ package repository
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -96,8 +97,9 @@ type PrunePlan struct {
 	// marked are the digests of every blob a kept snapshot names.
 	marked blobMarks
 	// markedSealed are the keys of every sealed blob a kept sealed snapshot's
-	// envelope lists (their content digests are inside the sealed manifest).
-	markedSealed map[string]bool
+	// envelope lists (their content digests are inside the sealed manifest), by
+	// the digest of the key (sealedMark): 8 bytes each, not the key's 120-odd.
+	markedSealed blobMarks
 }
 
 // PlannedSnapshot is a snapshot the plan removes, with every object stored under it.
@@ -125,7 +127,7 @@ func PlanPrune(ctx context.Context, s storage.Store, o PruneOptions) (*PrunePlan
 		o.Log = slog.New(slog.DiscardHandler)
 	}
 	plan := &PrunePlan{o: o, markStart: o.Now, Kept: []archive.SnapshotRef{}, Remove: []PlannedSnapshot{},
-		Incomplete: []storage.Info{}, marked: blobMarks{}, markedSealed: map[string]bool{}}
+		Incomplete: []storage.Info{}, marked: blobMarks{}, markedSealed: blobMarks{}}
 
 	// Every object under snapshots/, grouped by snapshot: committed or not.
 	type snap struct {
@@ -227,7 +229,7 @@ func (plan *PrunePlan) mark(ctx context.Context, s storage.Store, ref archive.Sn
 	if sealed {
 		_, err := Envelope(ctx, s, ref, func(o archive.SealedObject) error {
 			if _, ok := archive.ParseSealedBlobKey(o.Key); ok {
-				plan.markedSealed[o.Key] = true
+				plan.markedSealed.add(sealedMark(o.Key))
 			}
 			return nil
 		})
@@ -312,12 +314,22 @@ func (plan *PrunePlan) Execute(ctx context.Context, s storage.Store) (*PruneRepo
 		return rep, nil
 	}
 	// Sweep. Blobs are shared by every tenant: a blob is removed only if no
-	// surviving manifest of any tenant names it.
-	var doomed []storage.Info
+	// surviving manifest of any tenant names it. Each is removed as the listing
+	// meets it, so that no list of doomed blobs is held (a forgotten tenant's
+	// million recordings would be over a hundred MiB of keys).
+	sweep := func(i storage.Info) error {
+		if locked, err := p.remove(ctx, i.Key); err != nil {
+			return fmt.Errorf("prune: %w", err)
+		} else if locked == nil {
+			rep.Blobs++
+			rep.BlobBytes += i.Size
+		}
+		return nil
+	}
 	err := s.List(ctx, archive.BlobsPrefix, func(i storage.Info) error {
 		sum, ok := archive.ParseBlobKey(i.Key)
 		if !(ok && plan.marked.has(sum)) && i.ModTime.Before(plan.markStart.Add(-o.Grace)) {
-			doomed = append(doomed, i)
+			return sweep(i)
 		}
 		return nil
 	})
@@ -327,22 +339,13 @@ func (plan *PrunePlan) Execute(ctx context.Context, s storage.Store) (*PruneRepo
 	// Sealed blobs belong to one tenant each: removed when no surviving envelope
 	// lists them (a forgotten tenant's too, once their lock allows).
 	err = s.List(ctx, archive.SealedBlobsPrefix, func(i storage.Info) error {
-		if _, ok := archive.ParseSealedBlobKey(i.Key); ok && !plan.markedSealed[i.Key] && i.ModTime.Before(plan.markStart.Add(-o.Grace)) {
-			doomed = append(doomed, i)
+		if _, ok := archive.ParseSealedBlobKey(i.Key); ok && !plan.markedSealed.has(sealedMark(i.Key)) && i.ModTime.Before(plan.markStart.Add(-o.Grace)) {
+			return sweep(i)
 		}
 		return nil
 	})
 	if err != nil {
 		return rep, fmt.Errorf("prune: list sealed blobs: %w", err)
-	}
-	for _, i := range doomed {
-		if locked, err := p.remove(ctx, i.Key); err != nil {
-			return rep, fmt.Errorf("prune: %w", err)
-		} else if locked != nil {
-			continue
-		}
-		rep.Blobs++
-		rep.BlobBytes += i.Size
 	}
 	slices.Sort(rep.LockedObjects)
 	if n := len(rep.LockedObjects); n > 0 {
@@ -434,6 +437,10 @@ func (p *pruner) removeSnapshot(ctx context.Context, ref archive.SnapshotRef, ob
 // blobs sharing a prefix (odds about n²/2⁶⁵) only keep the unnamed one: a prune
 // never removes a named blob, it may leave an unnamed one for the next.
 type blobMarks map[uint64]struct{}
+
+// sealedMark is the digest a sealed blob's key is marked by. Like two blobs'
+// prefixes, two keys' can only meet to keep an unnamed blob.
+func sealedMark(key string) [32]byte { return sha256.Sum256([]byte(key)) }
 
 func (b blobMarks) add(sum [32]byte) { b[binary.BigEndian.Uint64(sum[:8])] = struct{}{} }
 
