@@ -97,6 +97,15 @@ CREATE TABLE IF NOT EXISTS purgeguard.trash_save (
 // purgeguard, so none can name them to put them on a table of its own (and a trigger
 // function cannot be called otherwise).
 //
+// mark_statement, BEFORE DELETE FOR EACH STATEMENT on every table without a tenant
+// column, marks the transaction purgeguard.captured when the transaction issues
+// the DELETE itself (trigger depth 1; a cascade's statement runs inside the
+// referential action, deeper). Such a table's deleted rows are let go unkept only in
+// a transaction marked approved and not captured, which says that they went with
+// an approved tenant's; a statement of its own may delete any tenant's. (Statement
+// triggers AFTER a cascade fire at depth 1 too, at the end of the outer statement:
+// only the BEFORE one tells a cascade from a statement.)
+//
 // capture_update, BEFORE UPDATE OF the watched columns FOR EACH ROW, WHEN one of them
 // is emptied: the old row is kept, unless a cascade of an approved purge empties it,
 // its tenant is approved, or a retention approval for this table covers its parent.
@@ -127,6 +136,17 @@ END
 $fence$;
 REVOKE ALL ON FUNCTION purgeguard.mark_delete() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION purgeguard.mark_delete() TO PUBLIC;
+
+CREATE OR REPLACE FUNCTION purgeguard.mark_statement() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fence$
+BEGIN
+	IF pg_trigger_depth() = 1 AND current_setting('purgeguard.captured', true) IS DISTINCT FROM 'on' THEN
+		PERFORM set_config('purgeguard.captured', 'on', true);
+	END IF;
+	RETURN NULL;
+END
+$fence$;
+REVOKE ALL ON FUNCTION purgeguard.mark_statement() FROM PUBLIC;
 
 CREATE OR REPLACE FUNCTION purgeguard.capture_update() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fence$
@@ -174,5 +194,5 @@ GRANT EXECUTE ON FUNCTION purgeguard.capture_update() TO PUBLIC;`
 
 // dropCaptureSQL drops what createCaptureSQL and createCaptureFunctionsSQL create.
 const dropCaptureSQL = `
-DROP FUNCTION IF EXISTS purgeguard.capture_delete(), purgeguard.mark_delete(), purgeguard.capture_update(), purgeguard.row_text(anyelement);
+DROP FUNCTION IF EXISTS purgeguard.capture_delete(), purgeguard.mark_delete(), purgeguard.mark_statement(), purgeguard.capture_update(), purgeguard.row_text(anyelement);
 DROP TABLE IF EXISTS purgeguard.trash, purgeguard.retention_approval, purgeguard.trash_save, purgeguard.setting;`

@@ -169,7 +169,9 @@ func renderCaptureFunction(g *catalog.Graph, t *catalog.Table, attrs map[catalog
 	var body string
 	if col == "" {
 		// No tenant to check: inside a transaction that has let approved rows go and
-		// kept none, these went with them (statement triggers fire parents first).
+		// kept none, these went with them (statement triggers fire parents first). A
+		// DELETE the transaction issues on this table itself marks it captured
+		// (mark_statement): its rows may be any tenant's.
 		body = `
 	IF current_setting('purgeguard.approved', true) = 'on' AND current_setting('purgeguard.captured', true) IS DISTINCT FROM 'on' THEN
 		RETURN NULL;
@@ -236,6 +238,13 @@ func captureTrigger(rel catalog.Name, f captureFunction) planned {
 	return planned{trigger{rel, CaptureTrigger}, "CREATE OR REPLACE TRIGGER " + pgx.Identifier{CaptureTrigger}.Sanitize() +
 		" AFTER DELETE ON " + rel.Sanitize() + " REFERENCING OLD TABLE AS " + captureTransition +
 		" FOR EACH STATEMENT EXECUTE FUNCTION purgeguard." + pgx.Identifier{f.name}.Sanitize() + "()"}
+}
+
+// markStatementTrigger renders the trigger marking rel's DELETEs that are not a
+// cascade's (mark_statement).
+func markStatementTrigger(rel catalog.Name) planned {
+	return planned{trigger{rel, MarkStatementTrigger}, "CREATE OR REPLACE TRIGGER " + pgx.Identifier{MarkStatementTrigger}.Sanitize() +
+		" BEFORE DELETE ON " + rel.Sanitize() + " FOR EACH STATEMENT EXECUTE FUNCTION purgeguard.mark_statement()"}
 }
 
 // dropCaptureFunctions drops the generated functions not in keep (nil: all). Their

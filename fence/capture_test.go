@@ -208,3 +208,26 @@ func TestCapture_ServiceRoleWithoutRights(t *testing.T) {
 		t.Errorf("trash after the service role's deletes: %v, want its rows", got)
 	}
 }
+
+// A table without a tenant column lets its rows go unkept only when they go with
+// an approved tenant's (a cascade). A direct DELETE of another tenant's rows from it,
+// later in the same transaction as an approved delete, is kept row for row.
+func TestCapture_DirectDeleteAfterApprovedIsKept(t *testing.T) {
+	e, res := callLogd(t)
+	g := callLogdGraph(t, e)
+	e.installCapture(t, g, recordingPath)
+	x, y := res.Tenants[0].String(), res.Tenants[1].String()
+	const yParticipants = "SELECT count(*) FROM call_logd_call_log_participant WHERE call_log_id IN (SELECT id FROM call_logd_call_log WHERE tenant_uuid = $1)"
+	var n int64
+	if err := e.admin.QueryRow(e.ctx, yParticipants, y).Scan(&n); err != nil || n == 0 {
+		t.Fatalf("participants of %s: %d, %v", y, n, err)
+	}
+	e.arm(t, uuid.New(), time.Now().Add(time.Hour), x)
+	// One simple-protocol query string: one transaction.
+	e.deleted(t, fmt.Sprintf("BEGIN; "+deleteTenant+"; DELETE FROM call_logd_call_log_participant WHERE call_log_id IN "+
+		"(SELECT id FROM call_logd_call_log WHERE tenant_uuid = '%s'); COMMIT", x, y))
+	want := map[string]int64{"call_logd_call_log_participant delete": n}
+	if got := e.trashCount(t); !maps.Equal(got, want) {
+		t.Fatalf("trash after an approved delete then a direct delete of %s's participants: %v, want %v", y, got, want)
+	}
+}

@@ -116,7 +116,7 @@ BEGIN
 			JOIN pg_proc p ON p.oid = t.tgfoid
 			JOIN pg_namespace pn ON pn.oid = p.pronamespace
 			WHERE pn.nspname = 'purgeguard' AND NOT t.tgisinternal AND t.tgparentid = 0
-				AND t.tgname IN ('` + CaptureTrigger + `', '` + TruncateTrigger + `')
+				AND t.tgname IN ('` + CaptureTrigger + `', '` + TruncateTrigger + `', '` + MarkStatementTrigger + `')
 		)
 		SELECT DISTINCT ON (pt.relid, top.tgname) pt.relid::regclass::text AS rel, n.nspname, c.relname,
 			top.tgname, top.tgfoid::regproc::text AS fn
@@ -130,6 +130,9 @@ BEGIN
 	LOOP
 		IF r.tgname = '` + CaptureTrigger + `' THEN
 			EXECUTE format('CREATE TRIGGER %I AFTER DELETE ON %s REFERENCING OLD TABLE AS ` + captureTransition + ` FOR EACH STATEMENT EXECUTE FUNCTION %s()',
+				r.tgname, r.rel, r.fn);
+		ELSIF r.tgname = '` + MarkStatementTrigger + `' THEN
+			EXECUTE format('CREATE TRIGGER %I BEFORE DELETE ON %s FOR EACH STATEMENT EXECUTE FUNCTION %s()',
 				r.tgname, r.rel, r.fn);
 		ELSE
 			EXECUTE format('CREATE TRIGGER %I BEFORE TRUNCATE ON %s FOR EACH STATEMENT EXECUTE FUNCTION %s()',

@@ -33,6 +33,10 @@ const (
 	CaptureTrigger       = "purgeguard_capture_delete" // capture mode: AFTER DELETE FOR EACH STATEMENT on every graph table and partition
 	CaptureUpdateTrigger = "purgeguard_capture_update" // capture mode: BEFORE UPDATE OF emptied columns
 	MarkTrigger          = "purgeguard_mark"           // capture mode: BEFORE DELETE FOR EACH ROW on the root, marking approved deletes
+	// MarkStatementTrigger is, in capture mode, BEFORE DELETE FOR EACH STATEMENT on
+	// every table without a tenant column (and its partitions), marking a DELETE the
+	// transaction issues itself, not a cascade's.
+	MarkStatementTrigger = "purgeguard_mark_statement"
 )
 
 // legacyCaptureTrigger is the row trigger earlier versions captured deletes with:
@@ -40,7 +44,7 @@ const (
 const legacyCaptureTrigger = "purgeguard_capture"
 
 // triggerNames are every name the fence gives its triggers.
-var triggerNames = []string{DeleteTrigger, TruncateTrigger, CaptureTrigger, CaptureUpdateTrigger, MarkTrigger, legacyCaptureTrigger}
+var triggerNames = []string{DeleteTrigger, TruncateTrigger, CaptureTrigger, CaptureUpdateTrigger, MarkTrigger, MarkStatementTrigger, legacyCaptureTrigger}
 
 // Modes of the fence.
 const (

@@ -86,8 +86,12 @@ func wanted(g *catalog.Graph, mode string, tables []catalog.Name, partitions map
 			return nil, nil, err
 		}
 		for _, f := range funcs {
+			col, _ := trash.TenantColumn(g, g.Table(f.table))
 			for _, rel := range f.rels {
 				out = append(out, captureTrigger(rel, f))
+				if col == "" {
+					out = append(out, markStatementTrigger(rel))
+				}
 			}
 		}
 		arg, err := quoteLiteral(g.Key)
