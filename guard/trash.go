@@ -147,12 +147,12 @@ func SaveTrash(ctx context.Context, cfg *pgx.ConnConfig, store storage.Store, o 
 	}
 	for _, m := range ms {
 		b := byTenant[m.Tenant]
-		n, err := finish(ctx, conn, store, m.Tenant, m.ID, b.Xids)
+		n, truncated, err := finish(ctx, conn, store, m.Tenant, m.ID, b.Xids)
 		if err != nil {
 			return res, err
 		}
 		res.Saved = append(res.Saved, TrashSaved{Tenant: m.Tenant, Snapshot: m.ID, Transactions: len(b.Xids), Rows: n})
-		o.Log.Info("trash rows saved and removed from the trash", "tenant", m.Tenant, "snapshot", m.ID, "rows", n)
+		o.Log.Info("trash rows saved and removed from the trash", "tenant", m.Tenant, "snapshot", m.ID, "rows", n, "truncated", truncated)
 	}
 	return res, nil
 }
@@ -228,7 +228,7 @@ func finishJournal(ctx context.Context, conn *pgx.Conn, store storage.Store, log
 		if err != nil {
 			return out, fmt.Errorf("guard: trash save: journaled snapshot %s: %w", e.id, err)
 		}
-		n, err := finish(ctx, conn, store, e.tenant, e.id, e.xids)
+		n, _, err := finish(ctx, conn, store, e.tenant, e.id, e.xids)
 		if err != nil {
 			return out, err
 		}
@@ -239,24 +239,24 @@ func finishJournal(ctx context.Context, conn *pgx.Conn, store storage.Store, log
 }
 
 // finish verifies a committed trash snapshot, then removes its rows from the trash
-// and its journal entry in one transaction.
-func finish(ctx context.Context, conn *pgx.Conn, store storage.Store, tenant, id uuid.UUID, xids []uint64) (int64, error) {
+// and its journal entry in one transaction; truncated says whether the trash was
+// emptied whole (trash.Remove).
+func finish(ctx context.Context, conn *pgx.Conn, store storage.Store, tenant, id uuid.UUID, xids []uint64) (n int64, truncated bool, err error) {
 	if err := verifyAll(ctx, store, []snapshot.Snapshot{{Tenant: tenant, ID: id}}); err != nil {
-		return 0, fmt.Errorf("guard: trash snapshot %s: its rows stay in the trash: %w", id, err)
+		return 0, false, fmt.Errorf("guard: trash snapshot %s: its rows stay in the trash: %w", id, err)
 	}
-	var n int64
-	err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+	err = pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
 		var err error
-		if n, _, err = trash.Remove(ctx, tx, tenant, xids); err != nil {
+		if n, truncated, err = trash.Remove(ctx, tx, tenant, xids); err != nil {
 			return err
 		}
 		_, err = tx.Exec(ctx, "DELETE FROM purgeguard.trash_save WHERE snapshot = $1", id)
 		return err
 	})
 	if err != nil {
-		return 0, fmt.Errorf("guard: trash snapshot %s committed, removing its rows from the trash: %w", id, err)
+		return 0, false, fmt.Errorf("guard: trash snapshot %s committed, removing its rows from the trash: %w", id, err)
 	}
-	return n, nil
+	return n, truncated, nil
 }
 
 // TrashGroup is what the trash holds of one tenant (nil: not attributed yet), table
