@@ -460,8 +460,7 @@ func median(runs int, f func() (measure, error)) (measure, error) {
 		m.cpu = machineCPU() - before
 		ms = append(ms, m)
 	}
-	slices.SortFunc(ms, func(a, b measure) int { return int(a.wall - b.wall) })
-	return ms[len(ms)/2], nil
+	return middle(ms), nil
 }
 
 type countWriter struct{ n, lines int64 }
