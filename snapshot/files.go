@@ -519,13 +519,8 @@ func (e *exporter) saveOpen(ctx context.Context, enc *zstd.Encoder, m *archive.M
 		return f, ev, err
 	}
 	storedSize, uploaded, err := e.blobs.ensure(storedKey, func() (int64, bool, error) {
-		if info, err := store.Stat(ctx, key); err == nil {
-			if err := e.reuseBlob(ctx, m, sum.Sum(), storedKey); err != nil {
-				return 0, false, err
-			}
-			return info.Size, false, nil // a blob is immutable: once stored, done
-		} else if !errors.Is(err, fs.ErrNotExist) {
-			return 0, false, err
+		if size, ok, err := e.reuseStored(ctx, m, store, key, sum.Sum(), storedKey); err != nil || ok {
+			return size, false, err
 		}
 		if _, err := fh.Seek(0, io.SeekStart); err != nil {
 			return 0, false, err
@@ -601,13 +596,8 @@ func (e *exporter) saveSmall(ctx context.Context, enc *zstd.Encoder, m *archive.
 	}
 	store := e.storeOf(m)
 	storedSize, uploaded, err := e.blobs.ensure(storedKey, func() (int64, bool, error) {
-		if info, err := store.Stat(ctx, key); err == nil {
-			if err := e.reuseBlob(ctx, m, sum.Sum(), storedKey); err != nil {
-				return 0, false, err
-			}
-			return info.Size, false, nil // a blob is immutable: once stored, done
-		} else if !errors.Is(err, fs.ErrNotExist) {
-			return 0, false, err
+		if size, ok, err := e.reuseStored(ctx, m, store, key, sum.Sum(), storedKey); err != nil || ok {
+			return size, false, err
 		}
 		b.comp = enc.EncodeAll(raw, b.comp[:0])
 		if err := e.blobPutter(store).Put(ctx, key, bytes.NewReader(b.comp)); err != nil {
@@ -623,6 +613,23 @@ func (e *exporter) saveSmall(ctx context.Context, enc *zstd.Encoder, m *archive.
 		ev.Stored = storedSize
 	}
 	return f, ev, true, nil
+}
+
+// reuseStored looks for the blob under key in store: when it is there (a blob is
+// immutable: once stored, done), it is reused for m and its stored size returned
+// with ok; when it is not, ok is false and the caller stores it.
+func (e *exporter) reuseStored(ctx context.Context, m *archive.Manifest, store storage.Store, key string, sum [32]byte, storedKey string) (size int64, ok bool, err error) {
+	info, err := store.Stat(ctx, key)
+	if errors.Is(err, fs.ErrNotExist) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, err
+	}
+	if err := e.reuseBlob(ctx, m, sum, storedKey); err != nil {
+		return 0, false, err
+	}
+	return info.Size, true, nil
 }
 
 // copyBufs are copyFile's buffers, kept: io.Copy allocates 32 KiB per call.
