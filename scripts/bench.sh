@@ -121,6 +121,8 @@ fi
 # tenants without files: peak RSS of snapshot, verify, restore (into an empty
 # --files-root) and prune, and the files' throughput against tar | zstd -3 and back.
 # BENCH_FILES=100000 is a quicker look (a million takes a long while on 2 cores).
+# BENCH_RUNS pairs of each (full and tables-only, alternating which goes first): the
+# files' own time is the difference; BENCH_RUNS=1 for a million.
 if [ "$PART" = files ]; then
 	FILES=${BENCH_FILES:-1000000}
 	"$PGBIN/psql" "$PURGEGUARD_TEST_DATABASE_URL" -qAtX -c "CREATE DATABASE bench_files"
@@ -142,7 +144,7 @@ YAML
 	tenant=$(sed -n 's/.*"tenants":\["\([^"]*\)".*/\1/p' "$W/fixture-files.json")
 	echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo); load: $(uptime)"
 	"$W/benchrun" -part files -database-url "$dsn" -purgeguard "$W/purgeguard" -tenant "$tenant" -work "$W" \
-		-full-config "$W/files.yaml" -recordings "$W/recordings" -files "$FILES"
+		-full-config "$W/files.yaml" -tables-config "$W/tables.yaml" -recordings "$W/recordings" -files "$FILES" -runs "$RUNS"
 	echo "load after: $(uptime)"
 	exit
 fi

@@ -135,7 +135,7 @@ func main() {
 			*layout, r.snapRaw, verdict(r.snapRaw <= 1), r.restoreRaw, verdict(r.restoreRaw <= 1))
 		return
 	case "files":
-		if err := filesBench(*dsn, *bin, *work, *full, *tenant, *rec, *files); err != nil {
+		if err := filesBench(*dsn, *bin, *work, *full, *tables, *tenant, *rec, *files, *runs); err != nil {
 			fmt.Fprintln(os.Stderr, "benchrun:", err)
 			os.Exit(1)
 		}
