@@ -219,29 +219,42 @@ func countLinks(t *testing.T, dir string) int {
 }
 
 // The xattr's binary value reads back, stays within what ext4 keeps inside a
-// 256-byte inode (56 bytes: no xattr block per file), and the first shields' text
-// value still reads.
+// 256-byte inode (56 bytes: no xattr block per file), and the values of the first
+// shields (text, and binary version 1 without the inode number) still read.
 func TestXattr_Value(t *testing.T) {
 	var sum [32]byte
 	for i := range sum {
 		sum[i] = byte(i * 7)
 	}
-	for _, c := range []struct{ size, mtime, stored int64 }{
-		{0, 0, 0},
-		{4096, 1767323045000000000, 4110},
-		{3 << 30, 1767323045123456789, 3 << 30},
+	for _, c := range []struct {
+		size, mtime, stored int64
+		ino                 uint64
+	}{
+		{0, 0, 0, 0},
+		{4096, 1767323045000000000, 4110, 12},
+		{3 << 30, 1767323045123456789, 3 << 30, 1<<32 - 1},
 	} {
-		v := xattrValue(sum, c.size, c.mtime, c.stored)
+		v := xattrValue(sum, c.size, c.mtime, c.stored, c.ino)
 		if len(v) > 56 {
 			t.Errorf("%+v: value of %d bytes, want at most 56", c, len(v))
 		}
-		gsum, size, mtime, stored, ok := ParseXattr(v)
-		if !ok || gsum != sum || size != c.size || mtime != c.mtime || stored != c.stored {
-			t.Errorf("%+v: read back %x %d %d %d %v", c, gsum, size, mtime, stored, ok)
+		w, ok := parseVouch(v)
+		if !ok || w.sum != sum || w.size != c.size || w.mtime != c.mtime || w.stored != c.stored || !w.hasIno || w.ino != c.ino {
+			t.Errorf("%+v: read back %+v %v", c, w, ok)
 		}
-		if _, _, _, _, ok := ParseXattr(v[:len(v)-1]); ok {
+		if _, ok := parseVouch(v[:len(v)-1]); ok {
 			t.Errorf("%+v: a truncated value reads", c)
 		}
+		if _, ok := parseVouch(append(v, 0)); ok {
+			t.Errorf("%+v: a value with a byte too many reads", c)
+		}
+	}
+	v1 := append([]byte{xattrVersion1}, sum[:]...)
+	v1 = append(v1, 0x80, 0x20) // 4096
+	v1 = append(v1, 0x18, 0x87, 0x4c, 0xb3, 0x3c, 0x63, 0x2a, 0x00)
+	v1 = append(v1, 0x8e, 0x20) // 4110
+	if w, ok := parseVouch(v1); !ok || w.sum != sum || w.size != 4096 || w.mtime != 0x18874cb33c632a00 || w.stored != 4110 || w.hasIno {
+		t.Errorf("version 1 value: %+v %v", w, ok)
 	}
 	text := []byte("12d76c02c8566fb057cda7bd3471a0dfd78e5d40fb077c18055bcff3930d3683 4096 1767323045000000000 4110")
 	if _, size, mtime, stored, ok := ParseXattr(text); !ok || size != 4096 || mtime != 1767323045000000000 || stored != 4110 {

@@ -10,11 +10,13 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/purgeguard/purgeguard/internal/archive"
+	"github.com/purgeguard/purgeguard/internal/place"
 	"github.com/purgeguard/purgeguard/storage"
 )
 
@@ -61,19 +63,59 @@ type Copy struct {
 }
 
 // Stored reports the digest and stored size of the content of the file open as fd
-// (fi its stat) when the shield stored its blob and the file's size and mtime are
-// those it uploaded.
+// (fi its stat) when the shield stored its blob and the file's size and mtime (and
+// inode number, where the value records it) are those it uploaded.
 func (l *Lookup) Stored(fd int, fi fs.FileInfo) (sum [32]byte, stored int64, ok bool) {
 	var buf [160]byte
 	n, err := unix.Fgetxattr(fd, XattrBlob, buf[:])
 	if err != nil {
 		return sum, 0, false
 	}
-	sum, size, mtime, stored, ok := ParseXattr(buf[:n])
-	if !ok || size != fi.Size() || mtime != fi.ModTime().UnixNano() {
+	w, ok := parseVouch(buf[:n])
+	// fd is one inode for both calls: the inode number, when the value has one,
+	// only refuses a value copied from another inode (cp --preserve=xattr).
+	if !ok || !w.matches(fi, w.hasIno) {
 		return sum, 0, false
 	}
-	return sum, stored, true
+	return w.sum, w.stored, true
+}
+
+// StoredAt is Stored for the file name (one component) in the directory open as
+// dirfd, fi its stat by name (fstatat, not following a symbolic link): no open,
+// no close. The stat and the xattr read are two lookups of the name, and the name
+// may have been given to another inode in between (a rename over it): the value
+// must then name the inode the stat saw, or the answer is no. Two inodes of one
+// filesystem share a number only when one was freed before the other was made, and
+// the vouched inode holds a hard link in the shield's directory from before its
+// value was set until long after its path is gone: the stat's inode and the
+// xattr's, alive at the stat and at the read, differ under one number only if a new
+// inode was made, linked, left unchanged for the shield's settle and uploaded
+// between the two calls. Values without an inode number (written before version 2)
+// say no; the caller then opens the file and asks Stored.
+func (l *Lookup) StoredAt(dirfd int, name string, fi fs.FileInfo) (sum [32]byte, stored int64, ok bool) {
+	var buf [160]byte
+	n, err := place.LgetxattrAt(dirfd, name, XattrBlob, buf[:])
+	if err != nil {
+		return sum, 0, false
+	}
+	w, ok := parseVouch(buf[:n])
+	if !ok || !w.hasIno || !w.matches(fi, true) {
+		return sum, 0, false
+	}
+	return w.sum, w.stored, true
+}
+
+// matches says whether w vouches for the file fi stats now: same size and mtime,
+// and same inode number when withIno.
+func (w vouch) matches(fi fs.FileInfo, withIno bool) bool {
+	if w.size != fi.Size() || w.mtime != fi.ModTime().UnixNano() {
+		return false
+	}
+	if !withIno {
+		return true
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	return ok && st.Ino == w.ino
 }
 
 // Lost returns the shield's copy of path.

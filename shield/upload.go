@@ -23,19 +23,26 @@ import (
 )
 
 // XattrBlob is the extended attribute the shield sets on an inode once its content
-// is in storage: its digest, size, mtime and stored size (xattrVersion's binary
-// layout; the first shields wrote "<sha256 hex> <size> <mtime ns> <stored size>",
-// still read). Every link of the inode shows it, so a snapshot reading the file at
-// its own path knows, from one fgetxattr and the file's own size and mtime, that
-// its blob is stored.
+// is in storage: its digest, size, mtime, stored size and inode number
+// (xattrVersion's binary layout; the first shields wrote "<sha256 hex> <size>
+// <mtime ns> <stored size>", then version 1 without the inode number, both still
+// read). Every link of the inode shows it, so a snapshot reading the file at its
+// own path knows, from one xattr read and the file's own size and mtime, that its
+// blob is stored. The inode number lets a snapshot that stats the file and reads
+// its xattr by name (two system calls, no open) tell that both calls met the same
+// inode (Lookup.StoredAt).
 const XattrBlob = "user.purgeguard.blob"
 
 // xattrVersion starts the binary value: version, sha256 (32 bytes), size (uvarint),
-// mtime (ns, 8 bytes big-endian), stored size (uvarint). It stays under the 56
-// bytes that ext4 keeps inside a 256-byte inode: the text form (about 100 bytes)
-// took an xattr block of its own per file, 4 KiB of disk and one more block read
-// for every snapshot's look at it.
-const xattrVersion = 1
+// mtime (ns, 8 bytes big-endian), stored size (uvarint), inode number (uvarint;
+// version 2). It stays under the 56 bytes that ext4 keeps inside a 256-byte inode
+// (a 3 GiB file with a 32-bit inode number takes 56): the text form (about 100
+// bytes) took an xattr block of its own per file, 4 KiB of disk and one more block
+// read for every snapshot's look at it.
+const xattrVersion = 2
+
+// xattrVersion1 is the binary value without the inode number.
+const xattrVersion1 = 1
 
 // uploadTick is how often the queue is looked at.
 const uploadTick = time.Second
@@ -316,56 +323,85 @@ func beUint64(b []byte) uint64 {
 // setXattr marks the inode as stored; a filesystem without user xattrs only loses
 // the snapshot's shortcut.
 func setXattr(f *os.File, sum [32]byte, e entry, stored int64) {
-	_ = unix.Fsetxattr(int(f.Fd()), XattrBlob, xattrValue(sum, e.Size, e.MTime, stored), 0)
+	_ = unix.Fsetxattr(int(f.Fd()), XattrBlob, xattrValue(sum, e.Size, e.MTime, stored, e.Ino), 0)
 }
 
-func xattrValue(sum [32]byte, size, mtime, stored int64) []byte {
-	v := make([]byte, 0, 1+32+binary.MaxVarintLen64*2+8)
+func xattrValue(sum [32]byte, size, mtime, stored int64, ino uint64) []byte {
+	v := make([]byte, 0, 1+32+binary.MaxVarintLen64*3+8)
 	v = append(v, xattrVersion)
 	v = append(v, sum[:]...)
 	v = binary.AppendUvarint(v, uint64(size))
 	v = binary.BigEndian.AppendUint64(v, uint64(mtime))
-	return binary.AppendUvarint(v, uint64(stored))
+	v = binary.AppendUvarint(v, uint64(stored))
+	return binary.AppendUvarint(v, ino)
+}
+
+// vouch is what an XattrBlob value says: the inode's content had digest sum when it
+// had size and mtime; ino is its inode number (hasIno false for the values written
+// before version 2).
+type vouch struct {
+	sum                 [32]byte
+	size, mtime, stored int64
+	ino                 uint64
+	hasIno              bool
 }
 
 // ParseXattr reads an XattrBlob value, binary or text.
 func ParseXattr(v []byte) (sum [32]byte, size, mtime, stored int64, ok bool) {
-	if len(v) > 0 && v[0] == xattrVersion {
-		return parseXattrBinary(v[1:])
+	w, ok := parseVouch(v)
+	return w.sum, w.size, w.mtime, w.stored, ok
+}
+
+func parseVouch(v []byte) (vouch, bool) {
+	if len(v) > 0 && (v[0] == xattrVersion || v[0] == xattrVersion1) {
+		return parseXattrBinary(v[1:], v[0] == xattrVersion)
 	}
 	parts := bytes.Fields(v)
 	if len(parts) != 4 {
-		return sum, 0, 0, 0, false
+		return vouch{}, false
 	}
 	sum, err := archive.ParseDigestHex(string(parts[0]))
 	if err != nil {
-		return sum, 0, 0, 0, false
+		return vouch{}, false
 	}
 	var nums [3]int64
 	for i, p := range parts[1:] {
 		if nums[i], err = strconv.ParseInt(string(p), 10, 64); err != nil {
-			return sum, 0, 0, 0, false
+			return vouch{}, false
 		}
 	}
-	return sum, nums[0], nums[1], nums[2], true
+	return vouch{sum: sum, size: nums[0], mtime: nums[1], stored: nums[2]}, true
 }
 
-func parseXattrBinary(v []byte) (sum [32]byte, size, mtime, stored int64, ok bool) {
+func parseXattrBinary(v []byte, withIno bool) (vouch, bool) {
+	var w vouch
 	if len(v) < 32 {
-		return sum, 0, 0, 0, false
+		return w, false
 	}
-	copy(sum[:], v)
+	copy(w.sum[:], v)
 	v = v[32:]
 	sz, n := binary.Uvarint(v)
 	if n <= 0 || len(v) < n+8 || sz > math.MaxInt64 {
-		return sum, 0, 0, 0, false
+		return w, false
 	}
 	mt := binary.BigEndian.Uint64(v[n:])
-	st, m := binary.Uvarint(v[n+8:])
-	if m <= 0 || n+8+m != len(v) || st > math.MaxInt64 {
-		return sum, 0, 0, 0, false
+	v = v[n+8:]
+	st, m := binary.Uvarint(v)
+	if m <= 0 || st > math.MaxInt64 {
+		return w, false
 	}
-	return sum, int64(sz), int64(mt), int64(st), true
+	v = v[m:]
+	if withIno {
+		if w.ino, m = binary.Uvarint(v); m <= 0 {
+			return w, false
+		}
+		v, w.hasIno = v[m:], true
+	}
+	if len(v) != 0 {
+		return w, false
+	}
+	w.size, w.mtime, w.stored = int64(sz), int64(mt), int64(st)
+	return w, true
 }
 
 // retryLater records a failed upload and when to try again: 2^tries seconds, at

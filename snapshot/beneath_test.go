@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -105,10 +106,13 @@ func TestRun_SymlinksUnderRoot(t *testing.T) {
 	for _, kernel := range []struct {
 		name   string
 		refuse error // what openat2 itself returns; nil: the kernel's
+		shield bool  // a shield vouching for every file, by name and by descriptor
 	}{
-		{"openat2", nil},
-		{"no openat2 (ENOSYS)", unix.ENOSYS},
-		{"openat2 refused by seccomp (EPERM)", unix.EPERM},
+		{"openat2", nil, false},
+		{"no openat2 (ENOSYS)", unix.ENOSYS, false},
+		{"openat2 refused by seccomp (EPERM)", unix.EPERM, false},
+		{"openat2, a shield vouching by name", nil, true},
+		{"no openat2 (ENOSYS), a shield vouching by name", unix.ENOSYS, true},
 	} {
 		t.Run(kernel.name, func(t *testing.T) {
 			var calls, opened atomic.Int64
@@ -124,7 +128,14 @@ func TestRun_SymlinksUnderRoot(t *testing.T) {
 				return fd, err
 			})()
 			s := fileStore(t)
-			m := e.run(t, s, e.options(tenant))[0]
+			o := e.options(tenant)
+			// The shield vouches for the target's own digest: a file saved on its word
+			// reads as saved, and one outside the root as vouched for (not outside).
+			sh := &vouchingShield{sum: targetSum}
+			if kernel.shield {
+				o.Shield = sh
+			}
+			m := e.run(t, s, o)[0]
 			for _, c := range cases {
 				i := slices.IndexFunc(m.Files, func(f archive.File) bool { return f.Path == c.path })
 				if i < 0 {
@@ -156,6 +167,25 @@ func TestRun_SymlinksUnderRoot(t *testing.T) {
 				if !f.Missing && !f.OutsideRoot {
 					inRoot++
 				}
+			}
+			if kernel.shield {
+				// Asked by name only for plain files (the target, the fixture's): every
+				// other path has a link on its way (or is missing), and is opened as
+				// without a shield.
+				got := sh.names()
+				if kernel.refuse != nil && len(got) != 0 {
+					t.Errorf("without openat2, the shield was asked by name about %q", got)
+				}
+				if kernel.refuse == nil && !slices.Contains(got, "target.wav") {
+					t.Errorf("the shield was not asked by name about the plain target.wav (asked: %q)", got)
+				}
+				for _, name := range got {
+					fi, err := os.Lstat(filepath.Join(mon, name))
+					if !errors.Is(err, fs.ErrNotExist) && (err != nil || !fi.Mode().IsRegular()) {
+						t.Errorf("the shield was asked by name about %s, not a regular file (%v, %v)", name, fi.Mode(), err)
+					}
+				}
+				return
 			}
 			if kernel.refuse == nil {
 				// Every file saved was opened by openat2 but the one named through an
@@ -196,11 +226,29 @@ func (c *countingStore) Put(ctx context.Context, key string, r io.Reader) error 
 type vouchingShield struct {
 	sum    [32]byte
 	stored atomic.Int64
+
+	mu      sync.Mutex
+	byName  []string // the names StoredAt was asked about
+	storedN atomic.Int64
 }
 
 func (v *vouchingShield) Stored(int, fs.FileInfo) ([32]byte, int64, bool) {
 	v.stored.Add(1)
 	return v.sum, 7, true
+}
+
+func (v *vouchingShield) StoredAt(_ int, name string, _ fs.FileInfo) ([32]byte, int64, bool) {
+	v.storedN.Add(1)
+	v.mu.Lock()
+	v.byName = append(v.byName, name)
+	v.mu.Unlock()
+	return v.sum, 7, true
+}
+
+func (v *vouchingShield) names() []string {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return slices.Sorted(slices.Values(v.byName))
 }
 
 func (v *vouchingShield) Lost(context.Context, string) (snapshot.ShieldCopy, bool, error) {
@@ -236,8 +284,9 @@ func TestRun_ShieldVouchedFilesNotRead(t *testing.T) {
 			t.Errorf("%s: size %d mode %o owner %+v; want %d, %o, %d:%d", f.Path, f.Size, f.Mode, f.Owner, fi.Size(), fi.Mode().Perm(), st.Uid, st.Gid)
 		}
 	}
-	if saved == 0 || sh.stored.Load() != saved {
-		t.Fatalf("%d files saved, the shield asked about %d: the test needs files, each asked about once", saved, sh.stored.Load())
+	if asked := sh.stored.Load() + sh.storedN.Load(); saved == 0 || asked != saved || sh.stored.Load() != 0 {
+		t.Fatalf("%d files saved, the shield asked about %d by descriptor and %d by name: the test needs files, each asked about once, by name",
+			saved, sh.stored.Load(), sh.storedN.Load())
 	}
 	if n, p := s.stats.Load(), s.puts.Load(); n != 0 || p != 0 {
 		t.Errorf("blob HEADs %d, uploads %d for files the shield stored: want none", n, p)

@@ -33,5 +33,12 @@ func SetOpenat2(f func(dirfd int, path string, how *unix.OpenHow) (int, error)) 
 	return func() { openat2 = old }
 }
 
+// SetAfterStatHook sets the hook run between a file's stat by name and the shield's
+// look at it by name, for the duration of a test.
+func SetAfterStatHook(f func(path string)) (restore func()) {
+	testHookAfterStat = f
+	return func() { testHookAfterStat = nil }
+}
+
 // SmallBlob is the largest file a snapshot stores from memory.
 const SmallBlob = smallBlob

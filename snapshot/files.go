@@ -232,6 +232,8 @@ func (e *exporter) runFiles(ctx context.Context, ms []*archive.Manifest) error {
 				return
 			}
 			defer enc.Close()
+			dh := &dirHandle{fd: -1}
+			defer dh.close()
 			done := make([]savedFile, 0, fileBatch)
 			for jobs := range ch {
 				if ctx.Err() != nil {
@@ -239,7 +241,7 @@ func (e *exporter) runFiles(ctx context.Context, ms []*archive.Manifest) error {
 				}
 				done = done[:0]
 				for _, j := range jobs {
-					f, ev, err := e.saveFile(ctx, enc, j.m, j.p)
+					f, ev, err := e.saveFile(ctx, enc, dh, j.m, j.p)
 					if err != nil {
 						cancel(fmt.Errorf("snapshot: file %s of tenant %s: %w", j.p.path, j.m.Tenant, err))
 						break
@@ -368,8 +370,9 @@ func (e *exporter) reuse(sum [32]byte, vouched bool) error {
 // file is recorded as missing; both are reported, neither stops the snapshot. The
 // kernel resolves and opens the path under its root's directory (openBeneath); what
 // it refuses there, or a kernel without openat2, is resolved in user space and
-// checked against the resolved root.
-func (e *exporter) saveFile(ctx context.Context, enc *zstd.Encoder, m *archive.Manifest, p filePath) (archive.File, Event, error) {
+// checked against the resolved root. A file whose blob the shield stored is first
+// looked at by name in its directory, held open in dh (shieldStoredAt).
+func (e *exporter) saveFile(ctx context.Context, enc *zstd.Encoder, dh *dirHandle, m *archive.Manifest, p filePath) (archive.File, Event, error) {
 	c := p.col
 	f := archive.File{Table: c.name, Column: c.Column, Path: p.path}
 	ev := Event{Table: f.Table, File: p.path}
@@ -378,6 +381,9 @@ func (e *exporter) saveFile(ctx context.Context, enc *zstd.Encoder, m *archive.M
 		f.OutsideRoot = true
 		e.report("file path outside its root: not read", "path", p.path, "root", c.Root, "table", f.Table)
 		return f, ev, nil
+	}
+	if rf, rev, ok, err := e.shieldStoredAt(dh, c, clean, f, ev); ok || err != nil {
+		return rf, rev, err
 	}
 	fd, err := e.openBeneath(c, clean)
 	switch {
@@ -468,6 +474,12 @@ func (e *exporter) shieldStored(f archive.File, ev Event, fd int, st fs.FileInfo
 		return f, ev, false, nil
 	}
 	// The shield uploaded this very content (same inode, size and mtime).
+	return e.recordVouched(f, ev, st, sum, stored)
+}
+
+// recordVouched records f, whose stat is st, as the content the shield stored under
+// sum (stored bytes in storage).
+func (e *exporter) recordVouched(f archive.File, ev Event, st fs.FileInfo, sum [32]byte, stored int64) (archive.File, Event, bool, error) {
 	f.Size, f.Mode, f.ModTime, f.SHA256 = st.Size(), uint32(st.Mode().Perm()), st.ModTime().UTC(), hex.EncodeToString(sum[:])
 	f.Owner = archiveOwner(place.OwnerOf(st, &e.names))
 	f.StoredBytes = stored

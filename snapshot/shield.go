@@ -28,6 +28,20 @@ type Shield interface {
 	Lost(ctx context.Context, path string) (c ShieldCopy, ok bool, err error)
 }
 
+// ShieldAt is a Shield that also answers for a file by its name in an open
+// directory, without the file being opened: two system calls (a stat by name and
+// the xattr read by name) where Stored's open, fstat, fgetxattr and close cost
+// four. The snapshot asks it first, for every file it saves, and opens the file as
+// before when it says no.
+type ShieldAt interface {
+	Shield
+	// StoredAt is Stored for the file name (one path component, not followed when it
+	// is a symbolic link) in the directory open as dirfd, fi its stat by name. The
+	// file may have been replaced between that stat and StoredAt's own look: ok must
+	// then be false unless what it vouches for is the inode fi describes.
+	StoredAt(dirfd int, name string, fi fs.FileInfo) (sum [32]byte, storedBytes int64, ok bool)
+}
+
 // ShieldCopy is a lost file as the shield keeps it.
 type ShieldCopy struct {
 	SHA256      [32]byte

@@ -1,0 +1,260 @@
+package snapshot_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/purgeguard/purgeguard/internal/archive"
+	"github.com/purgeguard/purgeguard/internal/devtools/testenv"
+	"github.com/purgeguard/purgeguard/shield"
+	"github.com/purgeguard/purgeguard/snapshot"
+	"github.com/purgeguard/purgeguard/storage"
+)
+
+// realShield is the shield's Lookup as purgeguard hands it to a snapshot, counting
+// its answers.
+type realShield struct {
+	*shield.Lookup
+	byFD, byName, vouchedByName atomic.Int64
+}
+
+func (r *realShield) Stored(fd int, fi fs.FileInfo) ([32]byte, int64, bool) {
+	r.byFD.Add(1)
+	return r.Lookup.Stored(fd, fi)
+}
+
+func (r *realShield) StoredAt(dirfd int, name string, fi fs.FileInfo) ([32]byte, int64, bool) {
+	r.byName.Add(1)
+	sum, stored, ok := r.Lookup.StoredAt(dirfd, name, fi)
+	if ok {
+		r.vouchedByName.Add(1)
+	}
+	return sum, stored, ok
+}
+
+func (r *realShield) Lost(ctx context.Context, path string) (snapshot.ShieldCopy, bool, error) {
+	c, ok, err := r.Lookup.Lost(ctx, path)
+	if err != nil || !ok {
+		return snapshot.ShieldCopy{}, ok, err
+	}
+	return snapshot.ShieldCopy{SHA256: c.Sum, Size: c.Size, StoredBytes: c.StoredBytes, Mode: c.Mode,
+		ModTime: c.ModTime, UID: c.UID, GID: c.GID, HasOwner: true, Link: c.Link}, true, nil
+}
+
+// shieldOnce runs passes of a real shield over the roots, storing into s, until
+// every path given carries the shield's xattr (uploaded).
+func shieldOnce(t *testing.T, roots []string, s storage.Store, paths ...string) *realShield {
+	t.Helper()
+	var rs []shield.Root
+	for _, root := range roots {
+		rs = append(rs, shield.Root{Dir: root, Shield: shield.DefaultShieldDir(root)})
+	}
+	sh, err := shield.Open(shield.Options{Roots: rs, Index: filepath.Join(t.TempDir(), "index.db"),
+		Store: s, Settle: time.Millisecond, Rescan: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sh.Close()
+	ctx := testenv.Context(t)
+	for {
+		if err := sh.Once(ctx); err != nil {
+			t.Fatal(err)
+		}
+		left := 0
+		var buf [160]byte
+		for _, p := range paths {
+			if _, err := unix.Lgetxattr(p, shield.XattrBlob, buf[:]); err != nil {
+				left++
+			}
+		}
+		if left == 0 {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("%d files still without the shield's xattr", left)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	return &realShield{Lookup: shield.NewLookup(s, rs, time.Hour)}
+}
+
+// regularFiles lists the regular files on disk under dir.
+func regularFiles(t *testing.T, dir string) []string {
+	t.Helper()
+	var out []string
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() {
+			out = append(out, p)
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// A real shield's uploads are taken by name: every recording of the tenant on disk
+// is recorded with the digest of its content from the shield's xattr read by name
+// (no open, no read, no HEAD, no upload), and each missing one is missing.
+func TestRun_ShieldVouchesByName(t *testing.T) {
+	e := newEnv(t)
+	tenant := e.res.Tenants[0]
+	s := &countingStore{Store: fileStore(t)}
+	onDisk := regularFiles(t, filepath.Join(e.recordings, tenant.String()))
+	if len(onDisk) == 0 {
+		t.Fatal("the tenant has no recordings on disk")
+	}
+	sh := shieldOnce(t, []string{e.recordings, e.exports}, s.Store, append(regularFiles(t, e.exports), onDisk...)...)
+	o := e.options(tenant)
+	o.Shield = sh
+	m := e.run(t, s, o)[0]
+	var saved, missing, recordings int64
+	for _, f := range m.Files {
+		if f.OutsideRoot {
+			continue
+		}
+		if filepath.Dir(filepath.Dir(f.Path)) == filepath.Join(e.recordings, tenant.String()) && !f.Missing {
+			recordings++
+		}
+		b, err := os.ReadFile(f.Path)
+		if f.Missing {
+			missing++
+			if err == nil {
+				t.Errorf("%s: on disk, recorded missing", f.Path)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("%s: recorded saved: %v", f.Path, err)
+		}
+		saved++
+		if sum := sha256.Sum256(b); f.SHA256 != hex.EncodeToString(sum[:]) || f.Size != int64(len(b)) {
+			t.Errorf("%s: digest %s size %d, want its content's %x, %d", f.Path, f.SHA256, f.Size, sum, len(b))
+		}
+	}
+	if recordings != int64(len(onDisk)) || missing == 0 {
+		t.Fatalf("%d recordings saved, %d files missing; %d recordings on disk: the test needs both", recordings, missing, len(onDisk))
+	}
+	if n := sh.vouchedByName.Load(); n != saved {
+		t.Errorf("%d files vouched for by name, want all %d saved (asked %d by name, %d by descriptor)", n, saved, sh.byName.Load(), sh.byFD.Load())
+	}
+	if n, p := s.stats.Load(), s.puts.Load(); n != 0 || p != 0 {
+		t.Errorf("blob HEADs %d, uploads %d for recordings the shield stored: want none", n, p)
+	}
+}
+
+// A recording the shield uploaded, then replaced by another inode (its content
+// changed, same size and mtime, the shield's xattr copied onto it, or renamed over
+// it between the snapshot's stat and its xattr read by another file the shield
+// uploaded, since changed), is saved from disk: its content's digest, never the
+// blob the xattr names. The xattr names its inode, and the stat's must be it.
+func TestRun_ShieldReplacedFileSavedFromDisk(t *testing.T) {
+	e := newEnv(t)
+	tenant := e.res.Tenants[0]
+	ctx := testenv.Context(t)
+	mon := filepath.Join(e.recordings, tenant.String(), "monitor")
+	if err := os.MkdirAll(mon, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	mtime := time.Date(2026, 3, 4, 5, 6, 7, 8000, time.UTC)
+	write := func(p string, b []byte, mt time.Time) {
+		t.Helper()
+		if err := os.WriteFile(p, b, 0o640); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chtimes(p, mt, mt); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Same size, same mtime: only the inode tells them apart.
+	copied := filepath.Join(mon, "copied.wav")   // replaced before the run, xattr copied
+	raced := filepath.Join(mon, "raced.wav")     // replaced between stat and xattr read
+	other := filepath.Join(mon, "other.wav.tmp") // not named by a row: renamed over raced
+	write(copied, bytes.Repeat([]byte("a"), 4000), mtime)
+	write(raced, bytes.Repeat([]byte("b"), 4000), mtime)
+	write(other, bytes.Repeat([]byte("c"), 4000), mtime)
+	for _, p := range []string{copied, raced} {
+		_, err := e.conn.Exec(ctx, `INSERT INTO call_logd_recording (uuid, start_time, end_time, path, call_log_id)
+			SELECT gen_random_uuid(), now(), now(), $1, min(id) FROM call_logd_call_log WHERE tenant_uuid = $2`, p, tenant)
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := fileStore(t)
+	sh := shieldOnce(t, []string{e.recordings, e.exports}, s, copied, raced, other)
+	staleCopied, staleOther := sha256.Sum256(bytes.Repeat([]byte("a"), 4000)), sha256.Sum256(bytes.Repeat([]byte("c"), 4000))
+
+	// copied: a new inode, other content, the old one's xattr and mtime.
+	var val [160]byte
+	n, err := unix.Lgetxattr(copied, shield.XattrBlob, val[:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	newCopied := bytes.Repeat([]byte("A"), 4000)
+	tmp := copied + ".new"
+	write(tmp, newCopied, mtime)
+	if err := unix.Lsetxattr(tmp, shield.XattrBlob, val[:n], 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, copied); err != nil {
+		t.Fatal(err)
+	}
+	// other: changed since its upload (a later mtime: its xattr no longer vouches
+	// for it), renamed over raced once the snapshot has stat'ed raced.
+	newOther := bytes.Repeat([]byte("C"), 4000)
+	write(other, newOther, mtime.Add(time.Second))
+	var renamed atomic.Bool
+	defer snapshot.SetAfterStatHook(func(path string) {
+		if path == raced && !renamed.Swap(true) {
+			if err := os.Rename(other, raced); err != nil {
+				t.Error(err)
+			}
+		}
+	})()
+
+	o := e.options(tenant)
+	o.Shield = sh
+	m := e.run(t, s, o)[0]
+	if !renamed.Load() {
+		t.Fatal("the snapshot never looked at raced.wav by name")
+	}
+	for _, c := range []struct {
+		path       string
+		want       []byte
+		stale      [32]byte
+		whoseStale string
+	}{
+		{copied, newCopied, staleCopied, "the file it replaced"},
+		{raced, newOther, staleOther, "the file renamed over it, as uploaded"},
+	} {
+		var f *archive.File
+		for i := range m.Files {
+			if m.Files[i].Path == c.path {
+				f = &m.Files[i]
+			}
+		}
+		if f == nil {
+			t.Fatalf("%s not in the manifest", c.path)
+		}
+		want := sha256.Sum256(c.want)
+		switch f.SHA256 {
+		case hex.EncodeToString(want[:]):
+		case hex.EncodeToString(c.stale[:]):
+			t.Errorf("%s: recorded with the blob of %s (%s), not its content", c.path, c.whoseStale, f.SHA256)
+		default:
+			t.Errorf("%s: digest %s, want its content's %x", c.path, f.SHA256, want)
+		}
+	}
+}
