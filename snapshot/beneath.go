@@ -170,14 +170,23 @@ func (d *dirHandle) open(rootFD int, c *fileColumn, rel string) int {
 // directory moved out of the root while it is held, nothing would be read from it
 // but an xattr: the content recorded is a blob the shield already stored, from
 // under its roots.
-func (e *exporter) shieldStoredAt(dh *dirHandle, c *fileColumn, clean string, f archive.File, ev Event) (archive.File, Event, bool, error) {
+//
+// A shield that says no by name to files it then vouches for by descriptor (values
+// written before the xattr named its inode) is asked by name no more once that
+// happened byNameTrials times more often than not: its files cost two system
+// calls more each until then, not for the whole run. asked says the shield was
+// asked by name.
+func (e *exporter) shieldStoredAt(dh *dirHandle, c *fileColumn, clean string, f archive.File, ev Event) (_ archive.File, _ Event, ok, asked bool, _ error) {
 	sh, ok := e.o.Shield.(ShieldAt)
 	if !ok || dh == nil || e.o.Sealer != nil || c.idx >= len(e.rootFDs) || e.rootFDs[c.idx] < 0 || e.noOpenat2.Load() {
-		return f, ev, false, nil
+		return f, ev, false, false, nil
+	}
+	if missed := e.byNameMissed.Load(); missed >= byNameTrials && missed > e.byNameVouched.Load() {
+		return f, ev, false, false, nil
 	}
 	rel := relOf(c, clean)
 	if rel == "." {
-		return f, ev, false, nil
+		return f, ev, false, false, nil
 	}
 	dir, name := ".", rel
 	if i := strings.LastIndexByte(rel, '/'); i >= 0 {
@@ -185,26 +194,32 @@ func (e *exporter) shieldStoredAt(dh *dirHandle, c *fileColumn, clean string, f 
 	}
 	dirfd := dh.open(e.rootFDs[c.idx], c, dir)
 	if dirfd < 0 {
-		return f, ev, false, nil
+		return f, ev, false, false, nil
 	}
 	st := &statInfo{name: clean}
 	// syscall.Stat_t and unix.Stat_t are both the kernel's struct stat for GOARCH;
 	// the standard library has no fstatat of its own on every architecture.
 	if err := unix.Fstatat(dirfd, name, (*unix.Stat_t)(unsafe.Pointer(&st.st)), unix.AT_SYMLINK_NOFOLLOW); err != nil {
-		return f, ev, false, nil
+		return f, ev, false, false, nil
 	}
 	if !st.Mode().IsRegular() {
-		return f, ev, false, nil
+		return f, ev, false, false, nil
 	}
 	if testHookAfterStat != nil {
 		testHookAfterStat(clean)
 	}
 	sum, stored, ok := sh.StoredAt(dirfd, name, st)
 	if !ok {
-		return f, ev, false, nil
+		return f, ev, false, true, nil
 	}
-	return e.recordVouched(f, ev, st, sum, stored)
+	e.byNameVouched.Add(1)
+	rf, rev, ok, err := e.recordVouched(f, ev, st, sum, stored)
+	return rf, rev, ok, true, err
 }
+
+// byNameTrials is how many files a shield may vouch for by descriptor after saying
+// no by name before shieldStoredAt stops asking it by name (see there).
+var byNameTrials int64 = 256
 
 // statInfo is an fs.FileInfo from fstat(2), as os.File.Stat makes it: saveFD
 // stats a descriptor it has not made an *os.File of. Sys is the *syscall.Stat_t

@@ -292,3 +292,38 @@ func TestRun_ShieldVouchedFilesNotRead(t *testing.T) {
 		t.Errorf("blob HEADs %d, uploads %d for files the shield stored: want none", n, p)
 	}
 }
+
+// noByName is a shield that says no by name to files it vouches for by descriptor:
+// a shield whose values were written before they named the inode.
+type noByName struct{ vouchingShield }
+
+func (v *noByName) StoredAt(_ int, name string, _ fs.FileInfo) ([32]byte, int64, bool) {
+	v.storedN.Add(1)
+	return [32]byte{}, 0, false
+}
+
+// Such a shield is asked by name a few times, not once per file: every file is
+// still saved on its word, by descriptor.
+func TestRun_ShieldNoByNameStopsAsking(t *testing.T) {
+	e := newEnv(t)
+	tenant := e.res.Tenants[0]
+	defer snapshot.SetByNameTrials(4)()
+	sh := &noByName{vouchingShield{sum: sha256.Sum256([]byte("vouched"))}}
+	o := e.options(tenant)
+	o.Shield = sh
+	m := e.run(t, fileStore(t), o)[0]
+	var saved int64
+	for _, f := range m.Files {
+		if f.Missing || f.OutsideRoot {
+			continue
+		}
+		saved++
+		if f.SHA256 != hex.EncodeToString(sh.sum[:]) {
+			t.Errorf("%s: digest %s, want the shield's", f.Path, f.SHA256)
+		}
+	}
+	// 4 trials, and whatever the other file workers asked meanwhile.
+	if byName := sh.storedN.Load(); saved < 30 || byName > 4+int64(o.Jobs*3) || sh.stored.Load() != saved {
+		t.Errorf("%d files saved; asked %d by name, %d by descriptor: want a few by name, every one by descriptor", saved, byName, sh.stored.Load())
+	}
+}

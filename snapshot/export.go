@@ -53,6 +53,9 @@ type exporter struct {
 	// (openBeneath); noOpenat2 is set once the kernel refused openat2 itself.
 	rootFDs   []int
 	noOpenat2 atomic.Bool
+	// byNameVouched and byNameMissed count the files the shield vouched for by
+	// name, and those it did not but then did by descriptor (shieldStoredAt).
+	byNameVouched, byNameMissed atomic.Int64
 
 	mu sync.Mutex // serialises Progress and guards the results below
 	// reused are blobs found already stored, not uploaded by this run.

@@ -40,5 +40,13 @@ func SetAfterStatHook(f func(path string)) (restore func()) {
 	return func() { testHookAfterStat = nil }
 }
 
+// SetByNameTrials sets how many files a shield may vouch for by descriptor after
+// saying no by name before it is asked by name no more, for the duration of a test.
+func SetByNameTrials(n int64) (restore func()) {
+	old := byNameTrials
+	byNameTrials = n
+	return func() { byNameTrials = old }
+}
+
 // SmallBlob is the largest file a snapshot stores from memory.
 const SmallBlob = smallBlob

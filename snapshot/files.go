@@ -234,6 +234,7 @@ func (e *exporter) runFiles(ctx context.Context, ms []*archive.Manifest) error {
 			defer enc.Close()
 			dh := &dirHandle{fd: -1}
 			defer dh.close()
+			var dirs dirsMemo
 			done := make([]savedFile, 0, fileBatch)
 			for jobs := range ch {
 				if ctx.Err() != nil {
@@ -254,7 +255,7 @@ func (e *exporter) runFiles(ctx context.Context, ms []*archive.Manifest) error {
 					}
 					s := savedFile{m: j.m, entry: entry, ev: ev}
 					if f.Owner != nil {
-						s.dirs = e.dirsOf(j.p)
+						s.dirs = dirs.of(e, j.m, j.p)
 					}
 					done = append(done, s)
 				}
@@ -382,13 +383,14 @@ func (e *exporter) saveFile(ctx context.Context, enc *zstd.Encoder, dh *dirHandl
 		e.report("file path outside its root: not read", "path", p.path, "root", c.Root, "table", f.Table)
 		return f, ev, nil
 	}
-	if rf, rev, ok, err := e.shieldStoredAt(dh, c, clean, f, ev); ok || err != nil {
+	rf, rev, ok, asked, err := e.shieldStoredAt(dh, c, clean, f, ev)
+	if ok || err != nil {
 		return rf, rev, err
 	}
 	fd, err := e.openBeneath(c, clean)
 	switch {
 	case err == nil:
-		return e.saveFD(ctx, enc, m, p.path, f, ev, fd)
+		return e.saveFD(ctx, enc, m, p.path, f, ev, fd, asked)
 	case absent(err):
 		return e.missing(ctx, enc, m, p, f, ev)
 	}
@@ -443,8 +445,9 @@ func (e *exporter) missing(ctx context.Context, enc *zstd.Encoder, m *archive.Ma
 // the shield stored costs its fstat and the shield's look (fgetxattr), nothing
 // more: the descriptor becomes an *os.File, whose making costs two more system
 // calls (fcntl, and epoll_ctl for the O_NONBLOCK descriptor), only when its content
-// is read.
-func (e *exporter) saveFD(ctx context.Context, enc *zstd.Encoder, m *archive.Manifest, path string, f archive.File, ev Event, fd int) (archive.File, Event, error) {
+// is read. askedByName says the shield was asked about it by name first, and
+// said no (shieldStoredAt).
+func (e *exporter) saveFD(ctx context.Context, enc *zstd.Encoder, m *archive.Manifest, path string, f archive.File, ev Event, fd int, askedByName bool) (archive.File, Event, error) {
 	if e.o.Shield != nil && e.o.Sealer == nil {
 		st := &statInfo{name: path}
 		if err := syscall.Fstat(fd, &st.st); err != nil {
@@ -453,6 +456,9 @@ func (e *exporter) saveFD(ctx context.Context, enc *zstd.Encoder, m *archive.Man
 		}
 		if rf, rev, ok, err := e.shieldStored(f, ev, fd, st); ok || err != nil {
 			_ = syscall.Close(fd)
+			if ok && askedByName {
+				e.byNameMissed.Add(1)
+			}
 			return rf, rev, err
 		}
 	}
@@ -717,6 +723,27 @@ func (e *exporter) dirsOf(p filePath) []archive.Dir {
 		out = append(out, dir)
 	}
 	return out
+}
+
+// dirsMemo is a file worker's last dirsOf: the directories of a file in the same
+// directory as the one before it, of the same snapshot, were recorded with that
+// one (recordFiles keeps them per snapshot), and are not looked up again for each
+// of a tenant's thousands of recordings.
+type dirsMemo struct {
+	m   *archive.Manifest
+	col *fileColumn
+	dir string
+}
+
+// of is dirsOf(p), or nothing when the worker's last file with an owner had p's
+// directory, column and snapshot.
+func (d *dirsMemo) of(e *exporter, m *archive.Manifest, p filePath) []archive.Dir {
+	dir := filepath.Dir(p.path)
+	if d.m == m && d.col == p.col && d.dir == dir {
+		return nil
+	}
+	d.m, d.col, d.dir = m, p.col, dir
+	return e.dirsOf(p)
 }
 
 // dirOf is one directory's mode and owner; ok is false when it cannot be read.

@@ -9,3 +9,10 @@ func WithoutOpenat2() (restore func()) {
 	noOpenat2.Store(false)
 	return func() { openat2 = old; noOpenat2.Store(false) }
 }
+
+// WithoutGetxattrat plays a kernel without getxattrat (before 6.13) until the
+// returned func runs.
+func WithoutGetxattrat() (restore func()) {
+	noGetxattrat.Store(true)
+	return func() { noGetxattrat.Store(false) }
+}
