@@ -158,8 +158,8 @@ func (d *dirHandle) open(rootFD int, c *fileColumn, rel string) int {
 // stored its blob as the file is now, with two system calls: fstatat of its name
 // in its directory (held open in dh, see dirHandle) and the read of the shield's
 // xattr by that name (ShieldAt). Opening the file, fstat, fgetxattr and close cost
-// four, a quarter of a tenant snapshot's time when the shield stored every
-// recording. ok is false, nothing done, whenever the answer is not that simple
+// four, most of what a shielded file costs a snapshot (a tenant's thousands of
+// recordings, each only looked at). ok is false, nothing done, whenever the answer is not that simple
 // (no ShieldAt, a symbolic link anywhere on the way, a directory that cannot be
 // opened, a file that is missing or not regular, a shield that cannot vouch by
 // name): saveFile then opens the file as it always did, so every refusal, every
