@@ -205,7 +205,8 @@ DSN="${PURGEGUARD_TEST_DATABASE_URL%/*}/bench?sslmode=disable"
 # BENCH_PART=shield: only the file shield's figures (initial scans of
 # BENCH_SHIELD_SCANS files, link and upload latencies, a snapshot of tenant #0's
 # 42k recordings uploaded by the shield against tables only), on a smaller database
-# of BENCH_TENANTS (default 5) tenants, tenant #0 with $BIG call logs and its files.
+# of BENCH_TENANTS (default 5) tenants, tenant #0 with $BIG call logs and its files;
+# the snapshot against tables only in BENCH_RUNS pairs, alternating which goes first.
 if [ "${BENCH_PART:-all}" = shield ]; then
 	echo "bench: shield part; generating ${BENCH_TENANTS:-5} tenants, tenant #0 with $BIG call logs and its files..." >&2
 	"$W/fixturegen" -database-url "$DSN" -create-schema -bulk -tenants "${BENCH_TENANTS:-5}" -call-logs "${BENCH_CALL_LOGS:-20000}" \
@@ -216,7 +217,7 @@ if [ "${BENCH_PART:-all}" = shield ]; then
 	echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)"
 	"$W/benchrun" -part shield -database-url "$DSN" -purgeguard "$W/purgeguard" -tenant "$TENANT" -work "$W" \
 		-tables-config "$W/tables.yaml" -recordings "$W/recordings" -exports "$W/exports" \
-		-shield-scans "${BENCH_SHIELD_SCANS:-100000,1000000}"
+		-shield-scans "${BENCH_SHIELD_SCANS:-100000,1000000}" -runs "$RUNS"
 	exit
 fi
 echo "bench: generating $TENANTS tenants, tenant #0 with $BIG call logs, the others $CALL_LOGS each..." >&2
@@ -244,5 +245,5 @@ YAML
 "$W/benchrun" -database-url "$DSN" -purgeguard "$W/purgeguard" -pgbin "$PGBIN" -tenant "$TENANT" \
 	-work "$W" -tables-config "$W/tables.yaml" -full-config "$W/full.yaml" -runs "$RUNS" -machine "$MACHINE" \
 	-guard-database-url "$GUARD_DSN" -guard-tenants "$GUARD_TENANTS" -other-tenants "$OTHERS" "${UNDO_ARGS[@]}" \
-	-recordings "$W/recordings" -exports "$W/exports" -shield-scans "${BENCH_SHIELD_SCANS:-100000,1000000}"
+	-recordings "$W/recordings" -exports "$W/exports" -shield-scans "${BENCH_SHIELD_SCANS:-100000,1000000}" -runs "$RUNS"
 trash_part

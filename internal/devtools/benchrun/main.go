@@ -90,7 +90,7 @@ func main() {
 				ns = append(ns, n)
 			}
 		}
-		if err := shieldBench(*bin, *work, *dsn, *tenant, *tables, ns, *latN, *rec, *exp); err != nil {
+		if err := shieldBench(*bin, *work, *dsn, *tenant, *tables, ns, *latN, *rec, *exp, *runs); err != nil {
 			fmt.Fprintln(os.Stderr, "benchrun:", err)
 			os.Exit(1)
 		}
