@@ -86,7 +86,13 @@ func validateFile(f *File, v int) error {
 		// A negative size would also make Digest.Check skip the size comparison.
 		return fmt.Errorf("file %s: negative size", f.Path)
 	}
+	if f.Pack != nil && v < 4 {
+		return fmt.Errorf("file %s: format_version %d has no packs", f.Path, v)
+	}
 	if f.Missing || f.OutsideRoot {
+		if f.Pack != nil {
+			return fmt.Errorf("file %s: %w", f.Path, errPackedMissing)
+		}
 		return nil
 	}
 	if _, err := BlobKeyHex(f.SHA256); err != nil {
@@ -203,6 +209,7 @@ func ReadFileList(r io.Reader, m *Manifest, fn func(File) error) error {
 	jd.DisallowUnknownFields()
 	var n int64
 	var tot FileTotals
+	order := newPackOrder(m)
 	for {
 		var f File
 		err := jd.Decode(&f)
@@ -219,6 +226,9 @@ func ReadFileList(r io.Reader, m *Manifest, fn func(File) error) error {
 			return bad("decompress", err)
 		}
 		if err := validateFile(&f, m.FormatVersion); err != nil {
+			return bad("file list entry", err)
+		}
+		if err := order.check(&f); err != nil {
 			return bad("file list entry", err)
 		}
 		if n++; n > l.Entries {
@@ -242,5 +252,5 @@ func ReadFileList(r io.Reader, m *Manifest, fn func(File) error) error {
 	if tot != l.Totals {
 		return &VerifyError{Key: l.Key, What: "totals", Want: fmt.Sprintf("%+v", l.Totals), Got: fmt.Sprintf("%+v", tot)}
 	}
-	return nil
+	return order.finish()
 }

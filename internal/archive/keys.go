@@ -4,6 +4,7 @@
 //
 //	snapshots/<tenant-uuid>/<snapshot-id>/tables/<schema>.<table>.copy.zst
 //	snapshots/<tenant-uuid>/<snapshot-id>/files.jsonl.zst  (format 3: the files, one JSON entry a line)
+//	snapshots/<tenant-uuid>/<snapshot-id>/packs/<n>.pack   (format 4: small files' zstd frames, appended)
 //	snapshots/<tenant-uuid>/<snapshot-id>/manifest.json   (written last: the commit marker)
 //	blobs/sha256/<aa>/<hex>.zst                            (file contents, content-addressed)
 //	audit/<yyyy>/<mm>/<dd>/<time>-<id>.json                (one record per decision, snapshot, restore)
@@ -30,8 +31,9 @@ import (
 // readers all know File.Recovered (a file saved from the file shield): a reader
 // decodes strictly, so a version 2 reader refuses a manifest naming one as newer
 // rather than stopping at an unknown field. Version 2 manifests already written
-// with it (before version 3) are read as they are.
-const FormatVersion = 3
+// with it (before version 3) are read as they are. Version 4 stores small files in
+// packs of the snapshot's own (Manifest.Packs, File.Pack, pack.go).
+const FormatVersion = 4
 
 // Top-level key prefixes.
 const (

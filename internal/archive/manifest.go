@@ -41,7 +41,10 @@ type Manifest struct {
 	// FileList, from format 3, names the object listing the files (filelist.go):
 	// Files is then empty. A manifest without one lists its files inline.
 	FileList *FileList `json:"file_list,omitempty"`
-	Files    []File    `json:"files"` // last: Encode streams them
+	// Packs, from format 4, hold the contents of the snapshot's small files (pack.go):
+	// a packed File names its pack and offset instead of a blob.
+	Packs []Pack `json:"packs,omitempty"`
+	Files []File `json:"files"` // last: Encode streams them
 }
 
 // Owner is the owner and group of a file or directory: numeric ids, and the names
@@ -124,6 +127,9 @@ type File struct {
 	// Recovered: missing on disk when the snapshot was taken, saved from the file
 	// shield's copy (its link or its blob). Format 3 (see FormatVersion).
 	Recovered bool `json:"recovered,omitempty"`
+	// Pack: the content is a frame of one of the manifest's packs (format 4), not a
+	// blob; StoredBytes is the frame's length.
+	Pack *FilePack `json:"pack,omitempty"`
 }
 
 // Totals sums a manifest's tables and files.
@@ -240,12 +246,30 @@ func (m *Manifest) Validate() error {
 			return fmt.Errorf("archive: manifest %s: %w", m.ID, err)
 		}
 	}
+	if m.FormatVersion < 4 && len(m.Packs) > 0 {
+		return fmt.Errorf("archive: manifest %s: format_version %d has no packs", m.ID, m.FormatVersion)
+	}
+	for i := range m.Packs {
+		if err := m.Packs[i].validate(m, i); err != nil {
+			return fmt.Errorf("archive: manifest %s: %w", m.ID, err)
+		}
+	}
+	order := newPackOrder(m)
 	for i := range m.Files {
 		f := &m.Files[i]
-		if err := validateFile(f, m.FormatVersion); err != nil {
+		err := validateFile(f, m.FormatVersion)
+		if err == nil {
+			err = order.check(f)
+		}
+		if err != nil {
 			if f.Path == "" {
 				return fmt.Errorf("archive: manifest %s: files[%d]: %w", m.ID, i, err)
 			}
+			return fmt.Errorf("archive: manifest %s: %w", m.ID, err)
+		}
+	}
+	if m.FileList == nil {
+		if err := order.finish(); err != nil {
 			return fmt.Errorf("archive: manifest %s: %w", m.ID, err)
 		}
 	}

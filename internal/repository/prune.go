@@ -243,7 +243,8 @@ func (plan *PrunePlan) mark(ctx context.Context, s storage.Store, ref archive.Sn
 		return fmt.Errorf("prune: %w", err)
 	}
 	err = Files(ctx, s, m, func(f archive.File) error {
-		if f.SHA256 != "" {
+		// A packed file has no blob: its pack goes with its snapshot.
+		if f.SHA256 != "" && f.Pack == nil {
 			if sum, err := archive.ParseDigestHex(f.SHA256); err == nil {
 				plan.marked.add(sum)
 			}

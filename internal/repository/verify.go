@@ -74,13 +74,58 @@ func (c *Checker) Verify(ctx context.Context, m *archive.Manifest, progress func
 		}
 	}
 	var mu sync.Mutex // keep and progress, called by CheckBlobs' workers
+	// Packed files are read here, in the walk, each pack once from its start:
+	// their frames come in the list's order. Blobs go to CheckBlobs' workers.
+	packs := NewPackCursor(c.s, m)
+	defer packs.Abandon()
+	badPack := map[int]bool{} // a pack found bad is named once, not once per file
+	report := func(err error) error {
+		mu.Lock()
+		defer mu.Unlock()
+		return keep(err)
+	}
+	checkPacked := func(f archive.File) error {
+		if packs.cur >= 0 && packs.cur != f.Pack.Index {
+			if err := report(packs.Close()); err != nil { // the pack before, whole
+				return err
+			}
+		}
+		if badPack[f.Pack.Index] {
+			return nil
+		}
+		frame, err := packs.Frame(ctx, f)
+		if err == nil {
+			err = CheckFrame(c.dec, m, f, frame)
+		}
+		var ve *archive.VerifyError
+		if errors.As(err, &ve) {
+			badPack[f.Pack.Index] = true
+			packs.Abandon()
+		}
+		if err := report(err); err != nil {
+			return err
+		}
+		if progress != nil {
+			mu.Lock()
+			progress(f.Path, f.StoredBytes)
+			mu.Unlock()
+		}
+		return nil
+	}
 	err := CheckBlobs(ctx, c.s, c.Jobs, func(fn func(archive.File) error) error {
-		return Files(ctx, c.s, m, func(f archive.File) error {
-			if f.Missing || f.OutsideRoot {
+		err := Files(ctx, c.s, m, func(f archive.File) error {
+			switch {
+			case f.Missing || f.OutsideRoot:
 				return nil
+			case f.Pack != nil:
+				return checkPacked(f)
 			}
 			return fn(f)
 		})
+		if err != nil {
+			return err
+		}
+		return report(packs.Close())
 	}, func(f archive.File, err error) error {
 		mu.Lock()
 		defer mu.Unlock()
