@@ -2,6 +2,7 @@ package restore
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -35,6 +36,9 @@ type restoreFile struct {
 
 	outcome string
 	staged  *place.Staged
+	// frame is a packed file's content as stored, read from its pack by the walk
+	// (a pack is read once, in order); nil for a file stored as a blob.
+	frame []byte
 }
 
 // fileSource walks the files of one step: the manifest's entries of the tables
@@ -243,7 +247,18 @@ func (fr *fileRun) stage(ctx context.Context) ([]FileReport, int, error) {
 		})
 	}
 	lastPing := time.Now()
+	// Packed files' frames are read here, in the walk's order, each pack once from
+	// its start; the workers decode and check them as they would a blob.
+	packs := repository.NewPackCursor(fr.store, fr.src.m)
+	defer packs.Abandon()
 	err := fr.src.each(ctx, nil, func(f *restoreFile) error {
+		if f.Pack != nil && !f.notSaved {
+			frame, err := packs.Frame(ctx, f.File)
+			if err != nil {
+				return err
+			}
+			f.frame = frame
+		}
 		// The database may be gone while the files are fetched: stop early rather
 		// than fetch everything for a commit that cannot happen.
 		if fr.ping != nil && time.Since(lastPing) > 2*time.Second {
@@ -259,11 +274,19 @@ func (fr *fileRun) stage(ctx context.Context) ([]FileReport, int, error) {
 			return context.Cause(ctx)
 		}
 	})
+	if err == nil {
+		// The last pack read, whole: every one is checked before the rows commit.
+		err = packs.Close()
+	}
 	close(jobs)
 	wg.Wait()
 	if cause := context.Cause(ctx); cause != nil {
 		// A worker's error is the cause of what the walk saw.
 		return out, notListed, cause
+	}
+	var ve *archive.VerifyError
+	if errors.As(err, &ve) {
+		err = fmt.Errorf("restore: snapshot %s fails verification, nothing written: %w", fr.src.m.ID, err)
 	}
 	return out, notListed, err
 }
@@ -354,30 +377,46 @@ func (fr *fileRun) stageOne(ctx context.Context, dec *zstd.Decoder, br *bufio.Re
 		f.outcome = FileOverwritten
 	}
 	if fr.o.DryRun {
+		if f.frame != nil { // a blob was checked before (verify), a packed file here
+			return repository.CheckFrame(dec, fr.src.m, f.File, f.frame)
+		}
 		return nil
 	}
 	if err := fr.prepareDir(root, filepath.Dir(f.target)); err != nil {
 		return err
 	}
-	key, err := archive.BlobKeyHex(f.SHA256)
-	if err != nil {
-		return err
+	var key string
+	var src io.Reader
+	if f.frame != nil {
+		key = fr.src.m.Packs[f.Pack.Index].Key
+		src = bytes.NewReader(f.frame)
+	} else {
+		if key, err = archive.BlobKeyHex(f.SHA256); err != nil {
+			return err
+		}
+		rc, err := fr.store.Get(ctx, key)
+		if err != nil {
+			return err
+		}
+		defer rc.Close()
+		br.Reset(rc)
+		defer br.Reset(nil)
+		src = br
 	}
-	rc, err := fr.store.Get(ctx, key)
-	if err != nil {
-		return err
-	}
-	defer rc.Close()
-	br.Reset(rc)
-	defer br.Reset(nil)
-	if err := dec.Reset(br); err != nil {
+	if err := dec.Reset(src); err != nil {
 		return &archive.VerifyError{Key: key, What: "decompress", Reason: err}
+	}
+	var content io.Reader = dec
+	if f.frame != nil {
+		// Read from memory: any error is the frame's (a blob's may be storage's,
+		// and verify decompressed every blob before).
+		content = frameReader{r: dec, key: key, path: f.Path}
 	}
 	sum := archive.NewDigest()
 	a := place.Attr{Mode: fs.FileMode(f.Mode).Perm(), ModTime: f.ModTime, Owner: fr.fileOwner(f.Owner)}
 	// Unsynced: the run syncs its staged files together before the rows commit
 	// (syncStaged), not one at a time here.
-	f.staged, err = root.StageUnsynced(ctx, f.target, journalTag+fr.run.String(), io.TeeReader(dec, sum), a,
+	f.staged, err = root.StageUnsynced(ctx, f.target, journalTag+fr.run.String(), io.TeeReader(content, sum), a,
 		func() error { return sum.Check(key, f.SHA256, f.Size) })
 	if err != nil {
 		var oe *place.OutsideError
@@ -387,6 +426,21 @@ func (fr *fileRun) stageOne(ctx context.Context, dec *zstd.Decoder, br *bufio.Re
 		return err
 	}
 	return nil
+}
+
+// frameReader reads a packed file's decoded frame: a decoding error is the pack's,
+// named as such.
+type frameReader struct {
+	r         io.Reader
+	key, path string
+}
+
+func (r frameReader) Read(p []byte) (int, error) {
+	n, err := r.r.Read(p)
+	if err != nil && err != io.EOF {
+		err = &archive.VerifyError{Key: r.key, What: "decompress " + r.path, Reason: err}
+	}
+	return n, err
 }
 
 // prepareDir makes dir (journalled) and, on the run's first use of it, sweeps what

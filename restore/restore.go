@@ -456,7 +456,9 @@ func verify(ctx context.Context, s storage.Store, m *archive.Manifest, tables []
 	// The blobs, jobs at a time.
 	err = repository.CheckBlobs(ctx, s, jobs, func(fn func(archive.File) error) error {
 		return files.each(ctx, nil, func(f *restoreFile) error {
-			if f.notSaved {
+			// A packed file is checked as it is staged, its pack read once: nothing
+			// is placed before every check passed (rows and files commit last).
+			if f.notSaved || f.Pack != nil {
 				return nil
 			}
 			return fn(f.File)

@@ -36,6 +36,9 @@ type world struct {
 	// purge deletes a tenant as the service would.
 	purge string
 	extra []string // extra-table deletes the purge also runs ($1 = tenant)
+	// packMax is the snapshots' PackMax: -1 for tests of loose blobs (every test
+	// file is small enough for a pack).
+	packMax int64
 }
 
 func name(s string) catalog.Name {
@@ -99,7 +102,7 @@ func (w *world) snapshot(t *testing.T, tenant uuid.UUID) *archive.Manifest {
 	t.Helper()
 	cfg, _ := pgx.ParseConfig(w.dsn)
 	ms, err := snapshot.Run(testenv.Context(t), cfg, w.store, snapshot.Options{Tenants: []uuid.UUID{tenant},
-		Graph: w.catalog, Files: w.snapF, ToolVersion: "test"})
+		Graph: w.catalog, Files: w.snapF, ToolVersion: "test", PackMax: w.packMax})
 	if err != nil {
 		t.Fatalf("snapshot: %v", err)
 	}

@@ -40,7 +40,7 @@ func TestRun_BlobsOfEverySize(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	first, err := snapshot.Run(ctx, cfg, s, e.options(res.Tenants[0]))
+	first, err := snapshot.Run(ctx, cfg, s, loose(e.options(res.Tenants[0])))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,7 +73,7 @@ func TestRun_BlobsOfEverySize(t *testing.T) {
 		}
 		want[paths[i]] = b
 	}
-	second, err := snapshot.Run(ctx, cfg, s, e.options(res.Tenants[0]))
+	second, err := snapshot.Run(ctx, cfg, s, loose(e.options(res.Tenants[0])))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -19,17 +19,22 @@ import (
 type commitWatch struct {
 	*storage.FileStore
 	mu      sync.Mutex
-	atFirst []string // blob keys visible when the first manifest was put; nil before
+	atFirst []string // blob and snapshot object keys visible when the first manifest was put; nil before
 }
 
 func (w *commitWatch) Put(ctx context.Context, key string, r io.Reader) error {
 	w.mu.Lock()
 	if w.atFirst == nil && path.Base(key) == "manifest.json" {
 		w.atFirst = []string{}
-		err := w.FileStore.List(ctx, archive.BlobsPrefix, func(i storage.Info) error {
-			w.atFirst = append(w.atFirst, i.Key)
-			return nil
-		})
+		var err error
+		for _, prefix := range []string{archive.BlobsPrefix, archive.SnapshotsPrefix} { // blobs, and packs
+			if err == nil {
+				err = w.FileStore.List(ctx, prefix, func(i storage.Info) error {
+					w.atFirst = append(w.atFirst, i.Key)
+					return nil
+				})
+			}
+		}
 		if err != nil {
 			w.mu.Unlock()
 			return err
@@ -58,12 +63,19 @@ func TestRun_BlobsStoredBeforeManifest(t *testing.T) {
 	if w.atFirst == nil {
 		t.Fatal("no manifest was put")
 	}
-	named := 0
+	named, packed := 0, 0
 	err = repository.Files(ctx, w, m, func(f archive.File) error {
 		if f.Missing || f.OutsideRoot {
 			return nil
 		}
 		named++
+		if f.Pack != nil {
+			packed++
+			if key := m.Packs[f.Pack.Index].Key; !slices.Contains(w.atFirst, key) {
+				t.Errorf("file %s: pack %s not stored when the manifest was written", f.Path, key)
+			}
+			return nil
+		}
 		key, err := archive.BlobKeyHex(f.SHA256)
 		if err != nil {
 			return err
@@ -76,8 +88,8 @@ func TestRun_BlobsStoredBeforeManifest(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if named == 0 {
-		t.Fatal("the snapshot saved no file: this test checks nothing")
+	if named == 0 || packed == 0 {
+		t.Fatalf("the snapshot saved %d files, %d of them packed: this test checks nothing", named, packed)
 	}
 	// Nothing of the batch is left behind as a temporary file.
 	err = fs.ListLeftovers(ctx, func(i storage.Info) error {

@@ -74,9 +74,12 @@ type exporter struct {
 	// closed when none is left (pathsAwaited).
 	pathsLeft  map[*archive.Manifest]int
 	pathsReady map[*archive.Manifest]chan struct{}
-	lists      map[*archive.Manifest]*listSpill             // its file list, as files are saved
-	dirs       map[*archive.Manifest]map[string]archive.Dir // directories of saved files, under their root
-	names      place.Names                                  // user and group names by id, looked up once
+	lists      map[*archive.Manifest]*listSpill     // its file list, as files are saved
+	packs      map[*archive.Manifest][]archive.Pack // its packs stored, in order
+	// packCh, while the files are saved, takes small files to the pack writer.
+	packCh chan<- packJob
+	dirs   map[*archive.Manifest]map[string]archive.Dir // directories of saved files, under their root
+	names  place.Names                                  // user and group names by id, looked up once
 
 	dirSeen sync.Map // directory path → archive.Dir, or false: each looked at once per run (dirsOf)
 }
@@ -122,6 +125,7 @@ func (e *exporter) run(ctx context.Context, r *consistentRead, ms []*archive.Man
 	e.saved = map[*archive.Manifest]map[catalog.Name]archive.Table{}
 	e.paths = map[*archive.Manifest]*pathSpill{}
 	e.lists = map[*archive.Manifest]*listSpill{}
+	e.packs = map[*archive.Manifest][]archive.Pack{}
 	e.dirs = map[*archive.Manifest]map[string]archive.Dir{}
 	e.files = files
 	defer e.closeSpills()
@@ -261,6 +265,7 @@ func (e *exporter) run(ctx context.Context, r *consistentRead, ms []*archive.Man
 				return err
 			}
 		}
+		m.Packs = e.packs[m]
 		for _, d := range e.dirs[m] {
 			m.Dirs = append(m.Dirs, d)
 		}

@@ -50,3 +50,4 @@ func SetByNameTrials(n int64) (restore func()) {
 
 // SmallBlob is the largest file a snapshot stores from memory.
 const SmallBlob = smallBlob
+

@@ -60,8 +60,8 @@ func TestRun_FilesListedAsSaved(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m.FormatVersion != 3 || m.FileList == nil || len(m.Files) != 0 {
-		t.Fatalf("manifest: format %d, file list %v, %d files inline; want 3, a list, none", m.FormatVersion, m.FileList, len(m.Files))
+	if m.FormatVersion != archive.FormatVersion || m.FileList == nil || len(m.Files) != 0 {
+		t.Fatalf("manifest: format %d, file list %v, %d files inline; want %d, a list, none", m.FormatVersion, m.FileList, len(m.Files), archive.FormatVersion)
 	}
 	rc, err := s.Get(ctx, archive.ManifestKey(m.Tenant, m.ID))
 	if err != nil {

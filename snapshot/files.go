@@ -19,7 +19,6 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
-	"github.com/klauspost/compress/zstd"
 
 	"github.com/purgeguard/purgeguard/internal/archive"
 	"github.com/purgeguard/purgeguard/internal/catalog"
@@ -165,10 +164,12 @@ const fileWorkersPerJob = 3
 // whose blobs the shield had stored (each then a few system calls, no upload).
 const fileBatch = 64
 
-// fileJob is one path of one snapshot to save.
+// fileJob is one path of one snapshot to save; left counts the snapshot's files
+// not yet done with.
 type fileJob struct {
-	m *archive.Manifest
-	p filePath
+	m    *archive.Manifest
+	p    filePath
+	left *sync.WaitGroup
 }
 
 // savedFile is a saved file's entry, encoded outside e.mu, with what the run
@@ -214,6 +215,7 @@ func (e *exporter) pathsRead(u unit) {
 }
 
 // runFiles saves every path of every manifest on Jobs*fileWorkersPerJob goroutines.
+// Small files go to their snapshot's packs through one pack writer (pack.go).
 func (e *exporter) runFiles(ctx context.Context, ms []*archive.Manifest) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
@@ -221,6 +223,15 @@ func (e *exporter) runFiles(ctx context.Context, ms []*archive.Manifest) error {
 	defer func() { closeRoots(e.rootFDs); e.rootFDs = nil }()
 	workers := e.o.Jobs * fileWorkersPerJob
 	ch := make(chan []fileJob, workers)
+	// Bounded: a worker waits while the pack writer is behind, holding one frame.
+	packCh := make(chan packJob, workers)
+	e.packCh = packCh
+	defer func() { e.packCh = nil }()
+	packDone := make(chan struct{})
+	go func() {
+		defer close(packDone)
+		newPackWriter(e).run(ctx, packCh, func(err error) { cancel(err) })
+	}()
 	var wg sync.WaitGroup
 	// Files are small and each ends in an fsync or an HTTP round trip: more
 	// goroutines than connections keep the disk or the network busy.
@@ -229,35 +240,27 @@ func (e *exporter) runFiles(ctx context.Context, ms []*archive.Manifest) error {
 			enc, err := newBlobEncoder(e.o.Level)
 			if err != nil {
 				cancel(err)
+				for jobs := range ch {
+					doneAll(jobs)
+				}
 				return
 			}
 			defer enc.Close()
-			dh := &dirHandle{fd: -1}
-			defer dh.close()
-			var dirs dirsMemo
+			fw := &fileWorker{enc: enc, dh: &dirHandle{fd: -1}}
+			defer fw.dh.close()
 			done := make([]savedFile, 0, fileBatch)
 			for jobs := range ch {
 				if ctx.Err() != nil {
+					doneAll(jobs)
 					continue
 				}
 				done = done[:0]
-				for _, j := range jobs {
-					f, ev, err := e.saveFile(ctx, enc, dh, j.m, j.p)
-					if err != nil {
-						cancel(fmt.Errorf("snapshot: file %s of tenant %s: %w", j.p.path, j.m.Tenant, err))
+				for i, j := range jobs {
+					if err := e.saveJob(ctx, fw, j, &done); err != nil {
+						cancel(err)
+						doneAll(jobs[i+1:])
 						break
 					}
-					ev.Tenant = j.m.Tenant
-					entry, err := archive.EncodeFileEntry(f)
-					if err != nil {
-						cancel(fmt.Errorf("snapshot: file %s of tenant %s: %w", j.p.path, j.m.Tenant, err))
-						break
-					}
-					s := savedFile{m: j.m, entry: entry, ev: ev}
-					if f.Owner != nil {
-						s.dirs = dirs.of(e, j.m, j.p)
-					}
-					done = append(done, s)
 				}
 				if err := e.recordFiles(done); err != nil {
 					cancel(err)
@@ -265,6 +268,7 @@ func (e *exporter) runFiles(ctx context.Context, ms []*archive.Manifest) error {
 			}
 		})
 	}
+	var enders sync.WaitGroup // each sends a snapshot's end to the pack writer
 	batch := make([]fileJob, 0, fileBatch)
 	send := func() error {
 		if len(batch) == 0 {
@@ -275,6 +279,8 @@ func (e *exporter) runFiles(ctx context.Context, ms []*archive.Manifest) error {
 			batch = make([]fileJob, 0, fileBatch)
 			return nil
 		case <-ctx.Done():
+			doneAll(batch)
+			batch = batch[:0]
 			return context.Cause(ctx)
 		}
 	}
@@ -292,8 +298,10 @@ func (e *exporter) runFiles(ctx context.Context, ms []*archive.Manifest) error {
 		if paths == nil {
 			continue
 		}
+		left := new(sync.WaitGroup)
 		err := paths.each(func(col int, path string) error {
-			batch = append(batch, fileJob{m, filePath{col: &e.files[col], path: path}})
+			left.Add(1)
+			batch = append(batch, fileJob{m, filePath{col: &e.files[col], path: path}, left})
 			if len(batch) < fileBatch {
 				return nil
 			}
@@ -302,6 +310,17 @@ func (e *exporter) runFiles(ctx context.Context, ms []*archive.Manifest) error {
 		if err == nil {
 			err = send()
 		}
+		doneAll(batch) // not sent: an error stopped the walk
+		batch = batch[:0]
+		// Once every file of m is done with, m's last pack is closed, while the
+		// workers go on with the next snapshot's files.
+		enders.Go(func() {
+			left.Wait()
+			select {
+			case packCh <- packJob{m: m, end: true}:
+			case <-ctx.Done():
+			}
+		})
 		if err != nil {
 			cancel(err)
 			break
@@ -309,7 +328,48 @@ func (e *exporter) runFiles(ctx context.Context, ms []*archive.Manifest) error {
 	}
 	close(ch)
 	wg.Wait()
+	enders.Wait()
+	close(packCh)
+	<-packDone
 	return context.Cause(ctx)
+}
+
+// doneAll marks jobs done without saving them (the run is failing).
+func doneAll(jobs []fileJob) {
+	for _, j := range jobs {
+		j.left.Done()
+	}
+}
+
+// saveJob saves one path: its entry goes to done, or, for a small file to pack,
+// to the pack writer, which records it in the order of the pack's frames.
+func (e *exporter) saveJob(ctx context.Context, fw *fileWorker, j fileJob, done *[]savedFile) error {
+	defer j.left.Done()
+	f, ev, err := e.saveFile(ctx, fw, j.m, j.p)
+	if err != nil {
+		fw.frame = nil
+		return fmt.Errorf("snapshot: file %s of tenant %s: %w", j.p.path, j.m.Tenant, err)
+	}
+	ev.Tenant = j.m.Tenant
+	var dirs []archive.Dir
+	if f.Owner != nil {
+		dirs = fw.dirs.of(e, j.m, j.p)
+	}
+	if frame := fw.frame; frame != nil {
+		fw.frame = nil
+		select {
+		case e.packCh <- packJob{m: j.m, f: f, ev: ev, dirs: dirs, frame: frame}:
+			return nil
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		}
+	}
+	entry, err := archive.EncodeFileEntry(f)
+	if err != nil {
+		return fmt.Errorf("snapshot: file %s of tenant %s: %w", j.p.path, j.m.Tenant, err)
+	}
+	*done = append(*done, savedFile{m: j.m, entry: entry, ev: ev, dirs: dirs})
+	return nil
 }
 
 // recordFiles adds saved files to their snapshots' lists, under e.mu once for all.
@@ -372,8 +432,8 @@ func (e *exporter) reuse(sum [32]byte, vouched bool) error {
 // kernel resolves and opens the path under its root's directory (openBeneath); what
 // it refuses there, or a kernel without openat2, is resolved in user space and
 // checked against the resolved root. A file whose blob the shield stored is first
-// looked at by name in its directory, held open in dh (shieldStoredAt).
-func (e *exporter) saveFile(ctx context.Context, enc *zstd.Encoder, dh *dirHandle, m *archive.Manifest, p filePath) (archive.File, Event, error) {
+// looked at by name in its directory, held open in fw.dh (shieldStoredAt).
+func (e *exporter) saveFile(ctx context.Context, fw *fileWorker, m *archive.Manifest, p filePath) (archive.File, Event, error) {
 	c := p.col
 	f := archive.File{Table: c.name, Column: c.Column, Path: p.path}
 	ev := Event{Table: f.Table, File: p.path}
@@ -383,22 +443,22 @@ func (e *exporter) saveFile(ctx context.Context, enc *zstd.Encoder, dh *dirHandl
 		e.report("file path outside its root: not read", "path", p.path, "root", c.Root, "table", f.Table)
 		return f, ev, nil
 	}
-	rf, rev, ok, asked, err := e.shieldStoredAt(dh, c, clean, f, ev)
+	rf, rev, ok, asked, err := e.shieldStoredAt(fw.dh, c, clean, f, ev)
 	if ok || err != nil {
 		return rf, rev, err
 	}
 	fd, err := e.openBeneath(c, clean)
 	switch {
 	case err == nil:
-		return e.saveFD(ctx, enc, m, p.path, f, ev, fd, asked)
+		return e.saveFD(ctx, fw, m, p.path, f, ev, fd, asked)
 	case absent(err):
-		return e.missing(ctx, enc, m, p, f, ev)
+		return e.missing(ctx, fw, m, p, f, ev)
 	}
 	// Refused by openat2, or no openat2: resolved here, the check after the
 	// resolution reporting a path that leaves the root as it always did.
 	real, err := filepath.EvalSymlinks(clean)
 	if absent(err) {
-		return e.missing(ctx, enc, m, p, f, ev)
+		return e.missing(ctx, fw, m, p, f, ev)
 	}
 	if err != nil {
 		return f, ev, err
@@ -411,13 +471,13 @@ func (e *exporter) saveFile(ctx context.Context, enc *zstd.Encoder, dh *dirHandl
 	// O_NOFOLLOW: a link swapped in after the check above is refused, not followed.
 	fh, err := os.OpenFile(real, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
 	if absent(err) {
-		return e.missing(ctx, enc, m, p, f, ev)
+		return e.missing(ctx, fw, m, p, f, ev)
 	}
 	if err != nil {
 		return f, ev, err
 	}
 	defer fh.Close()
-	return e.saveOpen(ctx, enc, m, p.path, f, ev, fh)
+	return e.saveOpen(ctx, fw, m, p.path, f, ev, fh)
 }
 
 // absent says whether err means no file is at the path: it does not exist, or a
@@ -429,9 +489,9 @@ func absent(err error) bool {
 
 // missing records a file the disk does not have: from the shield's copy when the
 // shield has one, else as missing.
-func (e *exporter) missing(ctx context.Context, enc *zstd.Encoder, m *archive.Manifest, p filePath, f archive.File, ev Event) (archive.File, Event, error) {
+func (e *exporter) missing(ctx context.Context, fw *fileWorker, m *archive.Manifest, p filePath, f archive.File, ev Event) (archive.File, Event, error) {
 	if e.o.Shield != nil {
-		rf, rev, ok, err := e.fromShield(ctx, enc, m, p, f, ev)
+		rf, rev, ok, err := e.fromShield(ctx, fw, m, p, f, ev)
 		if ok || err != nil {
 			return rf, rev, err
 		}
@@ -447,7 +507,7 @@ func (e *exporter) missing(ctx context.Context, enc *zstd.Encoder, m *archive.Ma
 // calls (fcntl, and epoll_ctl for the O_NONBLOCK descriptor), only when its content
 // is read. askedByName says the shield was asked about it by name first, and
 // said no (shieldStoredAt).
-func (e *exporter) saveFD(ctx context.Context, enc *zstd.Encoder, m *archive.Manifest, path string, f archive.File, ev Event, fd int, askedByName bool) (archive.File, Event, error) {
+func (e *exporter) saveFD(ctx context.Context, fw *fileWorker, m *archive.Manifest, path string, f archive.File, ev Event, fd int, askedByName bool) (archive.File, Event, error) {
 	if e.o.Shield != nil && e.o.Sealer == nil {
 		st := &statInfo{name: path}
 		if err := syscall.Fstat(fd, &st.st); err != nil {
@@ -464,7 +524,7 @@ func (e *exporter) saveFD(ctx context.Context, enc *zstd.Encoder, m *archive.Man
 	}
 	fh := os.NewFile(uintptr(fd), path)
 	defer fh.Close()
-	return e.saveOpen(ctx, enc, m, path, f, ev, fh)
+	return e.saveOpen(ctx, fw, m, path, f, ev, fh)
 }
 
 // shieldStored records f from the shield's word when the shield stored the blob of the
@@ -498,7 +558,7 @@ func (e *exporter) recordVouched(f archive.File, ev Event, st fs.FileInfo, sum [
 
 // saveOpen hashes and stores the content of an open file (the file at its path, or
 // the shield's link of it) under the name path.
-func (e *exporter) saveOpen(ctx context.Context, enc *zstd.Encoder, m *archive.Manifest, path string, f archive.File, ev Event, fh *os.File) (archive.File, Event, error) {
+func (e *exporter) saveOpen(ctx context.Context, fw *fileWorker, m *archive.Manifest, path string, f archive.File, ev Event, fh *os.File) (archive.File, Event, error) {
 	p := filePath{path: path}
 	store := e.storeOf(m)
 	st, err := fh.Stat()
@@ -512,7 +572,7 @@ func (e *exporter) saveOpen(ctx context.Context, enc *zstd.Encoder, m *archive.M
 		return rf, rev, err
 	}
 	if st.Size() <= smallBlob {
-		rf, rev, ok, err := e.saveSmall(ctx, enc, m, f, ev, fh, st)
+		rf, rev, ok, err := e.saveSmall(ctx, fw, m, f, ev, fh, st)
 		if ok || err != nil {
 			return rf, rev, err
 		}
@@ -544,7 +604,7 @@ func (e *exporter) saveOpen(ctx context.Context, enc *zstd.Encoder, m *archive.M
 			return 0, false, err
 		}
 		again := archive.NewDigest()
-		stored, err := putCompressed(ctx, e.blobPutter(store), key, enc, func(w io.Writer) error {
+		stored, err := putCompressed(ctx, e.blobPutter(store), key, fw.enc, func(w io.Writer) error {
 			if _, err := copyFile(io.MultiWriter(w, again), fh); err != nil {
 				return err
 			}
@@ -587,7 +647,7 @@ type smallBuf struct{ raw, comp []byte }
 // recordings those were most of the work. What is stored is exactly what was
 // hashed, so a file changed meanwhile cannot be mislabelled. ok is false, nothing
 // stored, when the file holds more than smallBlob bytes by now.
-func (e *exporter) saveSmall(ctx context.Context, enc *zstd.Encoder, m *archive.Manifest, f archive.File, ev Event, fh *os.File, st fs.FileInfo) (archive.File, Event, bool, error) {
+func (e *exporter) saveSmall(ctx context.Context, fw *fileWorker, m *archive.Manifest, f archive.File, ev Event, fh *os.File, st fs.FileInfo) (archive.File, Event, bool, error) {
 	b := smallBufs.Get().(*smallBuf)
 	defer smallBufs.Put(b)
 	if cap(b.raw) < smallBlob+1 {
@@ -607,6 +667,14 @@ func (e *exporter) saveSmall(ctx context.Context, enc *zstd.Encoder, m *archive.
 	f.Size, f.Mode, f.ModTime, f.SHA256 = sum.Size(), uint32(st.Mode().Perm()), st.ModTime().UTC(), sum.Hex()
 	f.Owner = archiveOwner(place.OwnerOf(st, &e.names))
 	ev.Bytes = sum.Size()
+	if e.packCh != nil && int64(len(raw)) <= packMax(e.o) {
+		// To the snapshot's pack: a frame of its own, no blob, no look for one
+		// already stored (packed files are not shared between snapshots).
+		fw.frame = fw.enc.EncodeAll(raw, make([]byte, 0, len(raw)/2+64))
+		f.StoredBytes = int64(len(fw.frame))
+		ev.Stored = f.StoredBytes
+		return f, ev, true, nil
+	}
 	key := archive.BlobKey(sum.Sum())
 	storedKey, err := e.storedKey(m, key)
 	if err != nil {
@@ -617,7 +685,7 @@ func (e *exporter) saveSmall(ctx context.Context, enc *zstd.Encoder, m *archive.
 		if size, ok, err := e.reuseStored(ctx, m, store, key, sum.Sum(), storedKey); err != nil || ok {
 			return size, false, err
 		}
-		b.comp = enc.EncodeAll(raw, b.comp[:0])
+		b.comp = fw.enc.EncodeAll(raw, b.comp[:0])
 		if err := e.blobPutter(store).Put(ctx, key, bytes.NewReader(b.comp)); err != nil {
 			return 0, false, err
 		}

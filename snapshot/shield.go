@@ -9,8 +9,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/klauspost/compress/zstd"
-
 	"github.com/purgeguard/purgeguard/internal/archive"
 )
 
@@ -60,7 +58,7 @@ type ShieldCopy struct {
 // fromShield saves a missing file from the shield: its link read and stored like
 // the file itself, else its blob already in storage. ok is false when the shield
 // has no copy; the file is then missing.
-func (e *exporter) fromShield(ctx context.Context, enc *zstd.Encoder, m *archive.Manifest, p filePath, f archive.File, ev Event) (archive.File, Event, bool, error) {
+func (e *exporter) fromShield(ctx context.Context, fw *fileWorker, m *archive.Manifest, p filePath, f archive.File, ev Event) (archive.File, Event, bool, error) {
 	c, ok, err := e.o.Shield.Lost(ctx, p.path)
 	if err != nil || !ok {
 		return f, ev, false, err
@@ -71,7 +69,7 @@ func (e *exporter) fromShield(ctx context.Context, enc *zstd.Encoder, m *archive
 		fh, err := os.OpenFile(c.Link, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
 		if err == nil {
 			defer fh.Close()
-			rf, rev, err := e.saveOpen(ctx, enc, m, p.path, f, ev, fh)
+			rf, rev, err := e.saveOpen(ctx, fw, m, p.path, f, ev, fh)
 			if err == nil {
 				// The link's own mode and mtime are the lost file's (one inode).
 				e.o.Log.Info("file missing on disk saved from the shield's link", "path", p.path, "table", f.Table)

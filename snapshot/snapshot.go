@@ -53,6 +53,10 @@ type Options struct {
 	// lists as they are written, the blobs it found stored), kept off the heap so
 	// that memory does not grow with a tenant's files; default os.TempDir().
 	TempDir string
+	// PackMax is the largest file stored in the snapshot's packs rather than as a
+	// loose, content-addressed blob (format 4): 0 is the default, DefaultPackMax;
+	// negative packs nothing. Packed files are not shared with other snapshots.
+	PackMax int64
 }
 
 // Event reports one saved table or file.

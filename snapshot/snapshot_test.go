@@ -252,8 +252,8 @@ func checkFiles(t *testing.T, s storage.Store, m *archive.Manifest, e *env) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := blobContent(t, s, f.SHA256); !bytes.Equal(got, content) {
-			t.Errorf("%s: stored blob differs from the file (%d vs %d bytes)", f.Path, len(got), len(content))
+		if got := fileContent(t, s, m, f); !bytes.Equal(got, content) {
+			t.Errorf("%s: stored content differs from the file (%d vs %d bytes)", f.Path, len(got), len(content))
 		}
 		if f.Size != int64(len(content)) || f.Mode != 0o640 || f.ModTime.IsZero() {
 			t.Errorf("%s: size %d mode %o mtime %v; want %d, 0640, set", f.Path, f.Size, f.Mode, f.ModTime, len(content))
@@ -268,23 +268,22 @@ func checkFiles(t *testing.T, s storage.Store, m *archive.Manifest, e *env) {
 	}
 }
 
-func blobContent(t *testing.T, s storage.Store, sum string) []byte {
+// loose is o storing every file as a loose blob, as files too large for a pack
+// are: for the tests of blobs (their sharing, their sizes, their locks).
+func loose(o snapshot.Options) snapshot.Options {
+	o.PackMax = -1
+	return o
+}
+
+// fileContent is a saved file's content as stored: its blob, or its frame in a pack.
+func fileContent(t *testing.T, s storage.Store, m *archive.Manifest, f archive.File) []byte {
 	t.Helper()
-	key, err := archive.BlobKeyHex(sum)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rc, err := s.Get(testenv.Context(t), key)
+	rc, err := repository.FileContent(testenv.Context(t), s, m, f)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer rc.Close()
-	dec, err := zstd.NewReader(rc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer dec.Close()
-	b, err := io.ReadAll(dec)
+	b, err := io.ReadAll(rc)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -350,14 +349,14 @@ func TestRun_BlobsStoredOnce(t *testing.T) {
 		}
 		return n
 	}
-	first := e.run(t, s, e.options(tenant))[0]
+	first := e.run(t, s, loose(e.options(tenant)))[0]
 	blobs := countBlobs()
 	if want := first.Totals().Files; blobs == 0 || blobs > want {
 		t.Fatalf("blobs after one snapshot: %d, want 1..%d", blobs, want)
 	}
 	var uploaded int64
 	var mu sync.Mutex
-	o := e.options(tenant)
+	o := loose(e.options(tenant))
 	o.Progress = func(ev snapshot.Event) {
 		if ev.File != "" {
 			mu.Lock()
@@ -421,13 +420,13 @@ func TestRun_ReusedBlobsLockedAsLong(t *testing.T) {
 		}
 		return out
 	}
-	first := e.run(t, store(1), e.options(tenant))[0]
+	first := e.run(t, store(1), loose(e.options(tenant)))[0]
 	before := blobsUntil()
 	if len(before) == 0 || first.Totals().Files == 0 {
 		t.Fatalf("first snapshot stored %d blobs for %d files: the test needs some", len(before), first.Totals().Files)
 	}
 	start := time.Now()
-	e.run(t, store(3), e.options(tenant))
+	e.run(t, store(3), loose(e.options(tenant)))
 	after := blobsUntil()
 	if len(after) != len(before) {
 		t.Fatalf("blobs: %d then %d; the second snapshot should upload none", len(before), len(after))
