@@ -50,4 +50,3 @@ func SetByNameTrials(n int64) (restore func()) {
 
 // SmallBlob is the largest file a snapshot stores from memory.
 const SmallBlob = smallBlob
-
