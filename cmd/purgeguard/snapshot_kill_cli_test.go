@@ -57,12 +57,14 @@ func TestCLI_SnapshotKilledWhileWritingBlobs(t *testing.T) {
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
-	// Kill once some blobs are stored under their keys: the run is then between
-	// blob writes, its manifest not yet written.
+	// Kill once some blobs are stored under their keys, or a pack of the
+	// snapshot's small files is being written (format 4: the recordings here are
+	// small enough for one): the run is then in its file phase, its manifest not
+	// yet written.
 	deadline := time.Now().Add(2 * time.Minute)
 	for {
 		blobs, _ := storedBlobs(t, backups)
-		if len(blobs) > 0 {
+		if len(blobs) > 0 || len(packTemps(t, backups)) > 0 {
 			break
 		}
 		select {
@@ -79,6 +81,7 @@ func TestCLI_SnapshotKilledWhileWritingBlobs(t *testing.T) {
 	<-exited
 
 	blobs, temps := storedBlobs(t, backups)
+	temps = append(temps, packTemps(t, backups)...)
 	if manifests := findNamed(t, backups, "manifest.json"); len(manifests) > 0 {
 		t.Fatalf("the killed snapshot committed %v: the kill landed after the blobs (stored %d)", manifests, len(blobs))
 	}
@@ -126,6 +129,31 @@ func TestCLI_SnapshotKilledWhileWritingBlobs(t *testing.T) {
 	if _, left := storedBlobs(t, backups); len(left) > 0 {
 		t.Errorf("temporary files left after prune: %v", left)
 	}
+	if left := packTemps(t, backups); len(left) > 0 {
+		t.Errorf("temporary files of packs left after prune: %v", left)
+	}
+}
+
+// packTemps lists the temporary files of packs being written in a file:// store.
+func packTemps(t *testing.T, root string) []string {
+	t.Helper()
+	var out []string
+	err := filepath.WalkDir(filepath.Join(root, "snapshots"), func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if os.IsNotExist(err) {
+				return nil // not made yet, or renamed away while walking
+			}
+			return err
+		}
+		if !d.IsDir() && strings.HasPrefix(d.Name(), ".tmp-") && filepath.Base(filepath.Dir(p)) == "packs" {
+			out = append(out, p)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
 }
 
 // storedBlobs lists the blobs stored under their keys in a file:// store, and the
