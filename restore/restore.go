@@ -248,8 +248,9 @@ func RunSteps(ctx context.Context, cfg *pgx.ConnConfig, store storage.Store, o O
 		if err := checkRoots(roots); err != nil {
 			return nil, err
 		}
-		// Nothing is written before every object this restore reads is known good.
-		if err := verify(ctx, objects, m, tables, files, so.FileJobs); err != nil {
+		// Nothing is written before every object this restore reads is known good:
+		// the tables here, the files' blobs and packs as they are staged.
+		if err := verify(ctx, objects, m, tables, files, so.FileJobs, so.DryRun); err != nil {
 			return nil, err
 		}
 		preps[i] = prepared{o: so, store: objects, m: m, tables: tables, files: files}
@@ -423,7 +424,7 @@ func selectTables(m *archive.Manifest, names []profile.TableName) ([]archive.Tab
 	return out, nil
 }
 
-func verify(ctx context.Context, s storage.Store, m *archive.Manifest, tables []archive.Table, files *fileSource, jobs int) error {
+func verify(ctx context.Context, s storage.Store, m *archive.Manifest, tables []archive.Table, files *fileSource, jobs int, dryRun bool) error {
 	chk, err := repository.NewChecker(s)
 	if err != nil {
 		return err
@@ -453,11 +454,17 @@ func verify(ctx context.Context, s storage.Store, m *archive.Manifest, tables []
 			}
 		}
 	}
-	// The blobs, jobs at a time.
+	// A file's content is checked as it is staged, its blob or its pack read once:
+	// nothing is placed before every check passed (staged files are renamed into
+	// place after the rows commit, and a failed check aborts the run first). A file
+	// already on disk with its content is kept, and its blob not read at all. A dry
+	// run stages nothing: it checks the blobs here, jobs at a time (and the packs as
+	// it walks them).
+	if !dryRun {
+		return report(m, probs, more)
+	}
 	err = repository.CheckBlobs(ctx, s, jobs, func(fn func(archive.File) error) error {
 		return files.each(ctx, nil, func(f *restoreFile) error {
-			// A packed file is checked as it is staged, its pack read once: nothing
-			// is placed before every check passed (rows and files commit last).
 			if f.notSaved || f.Pack != nil {
 				return nil
 			}
@@ -472,6 +479,11 @@ func verify(ctx context.Context, s storage.Store, m *archive.Manifest, tables []
 	if err != nil {
 		return err
 	}
+	return report(m, probs, more)
+}
+
+// report is verify's verdict: the objects that failed, the first few named.
+func report(m *archive.Manifest, probs []error, more int) error {
 	if more > 0 {
 		probs = append(probs, fmt.Errorf("%d more objects fail verification", more))
 	}
