@@ -70,6 +70,7 @@ func SaveTrash(ctx context.Context, cfg *pgx.ConnConfig, store storage.Store, o 
 		o.Log = slog.New(slog.DiscardHandler)
 	}
 	res := &TrashResult{Recovered: []TrashSaved{}, Saved: []TrashSaved{}}
+	phase := phaseTimer(o.Log)
 	conn, g, release, err := begin(ctx, cfg, o.NoWait, o.Snapshot.Graph, o.Log)
 	if err != nil {
 		return nil, err
@@ -80,9 +81,11 @@ func SaveTrash(ctx context.Context, cfg *pgx.ConnConfig, store storage.Store, o 
 	} else if !ok {
 		return nil, fmt.Errorf("guard: trash save: %w", ErrNoTrash)
 	}
+	phase("lock and connect")
 	if res.Recovered, err = finishJournal(ctx, conn, store, o.Log); err != nil {
 		return res, err
 	}
+	phase("journal of earlier saves")
 	var resolved int64
 	err = pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
 		resolved, err = trash.Resolve(ctx, tx, g)
@@ -91,6 +94,7 @@ func SaveTrash(ctx context.Context, cfg *pgx.ConnConfig, store storage.Store, o 
 	if err != nil {
 		return res, fmt.Errorf("guard: trash save: %w", err)
 	}
+	phase("attribution")
 	if res.Unresolved, err = trash.CountUnresolved(ctx, conn); err != nil {
 		return res, fmt.Errorf("guard: trash save: %w", err)
 	}
@@ -98,6 +102,7 @@ func SaveTrash(ctx context.Context, cfg *pgx.ConnConfig, store storage.Store, o 
 	if err != nil {
 		return res, fmt.Errorf("guard: trash save: %w", err)
 	}
+	phase("transactions read")
 	var attributed int64
 	for _, list := range txs {
 		for _, t := range list {
@@ -127,6 +132,7 @@ func SaveTrash(ctx context.Context, cfg *pgx.ConnConfig, store storage.Store, o 
 	if err := journal(ctx, conn, batches); err != nil {
 		return res, err
 	}
+	phase("journal")
 	so := o.Snapshot
 	so.Reason = o.Reason
 	if so.Reason == "" {
@@ -138,6 +144,7 @@ func SaveTrash(ctx context.Context, cfg *pgx.ConnConfig, store storage.Store, o 
 		forgetJournal(context.WithoutCancel(ctx), conn, batches, o.Log)
 		return res, err
 	}
+	phase("snapshots written and committed")
 	if testHookAfterTrashCommit != nil {
 		testHookAfterTrashCommit()
 	}
@@ -147,7 +154,7 @@ func SaveTrash(ctx context.Context, cfg *pgx.ConnConfig, store storage.Store, o 
 	}
 	for _, m := range ms {
 		b := byTenant[m.Tenant]
-		n, truncated, err := finish(ctx, conn, store, m.Tenant, m.ID, b.Xids)
+		n, truncated, err := finish(ctx, conn, store, m.Tenant, m.ID, b.Xids, sole(txs, m.Tenant), phase)
 		if err != nil {
 			return res, err
 		}
@@ -228,7 +235,7 @@ func finishJournal(ctx context.Context, conn *pgx.Conn, store storage.Store, log
 		if err != nil {
 			return out, fmt.Errorf("guard: trash save: journaled snapshot %s: %w", e.id, err)
 		}
-		n, _, err := finish(ctx, conn, store, e.tenant, e.id, e.xids)
+		n, _, err := finish(ctx, conn, store, e.tenant, e.id, e.xids, nil, func(string) {})
 		if err != nil {
 			return out, err
 		}
@@ -241,13 +248,14 @@ func finishJournal(ctx context.Context, conn *pgx.Conn, store storage.Store, log
 // finish verifies a committed trash snapshot, then removes its rows from the trash
 // and its journal entry in one transaction; truncated says whether the trash was
 // emptied whole (trash.Remove).
-func finish(ctx context.Context, conn *pgx.Conn, store storage.Store, tenant, id uuid.UUID, xids []uint64) (n int64, truncated bool, err error) {
+func finish(ctx context.Context, conn *pgx.Conn, store storage.Store, tenant, id uuid.UUID, xids []uint64, sole *trash.Sole, phase func(string)) (n int64, truncated bool, err error) {
 	if err := verifyAll(ctx, store, []snapshot.Snapshot{{Tenant: tenant, ID: id}}); err != nil {
 		return 0, false, fmt.Errorf("guard: trash snapshot %s: its rows stay in the trash: %w", id, err)
 	}
+	phase("verify")
 	err = pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
 		var err error
-		if n, truncated, err = trash.Remove(ctx, tx, tenant, xids); err != nil {
+		if n, truncated, err = trash.Remove(ctx, tx, tenant, xids, sole); err != nil {
 			return err
 		}
 		_, err = tx.Exec(ctx, "DELETE FROM purgeguard.trash_save WHERE snapshot = $1", id)
@@ -256,7 +264,42 @@ func finish(ctx context.Context, conn *pgx.Conn, store storage.Store, tenant, id
 	if err != nil {
 		return 0, false, fmt.Errorf("guard: trash snapshot %s committed, removing its rows from the trash: %w", id, err)
 	}
+	phase("removal from the trash")
 	return n, truncated, nil
+}
+
+// sole tells what txs, the trash's transactions read under the save's lock after
+// the attribution, says of tenant's: its rows, if no other tenant has a row in
+// them (nil otherwise).
+func sole(txs map[uuid.UUID][]trash.Transaction, tenant uuid.UUID) *trash.Sole {
+	mine := map[uint64]bool{}
+	s := &trash.Sole{}
+	for _, t := range txs[tenant] {
+		mine[t.Xid] = true
+		s.Rows += t.Rows
+	}
+	for other, list := range txs {
+		if other == tenant {
+			continue
+		}
+		for _, t := range list {
+			if mine[t.Xid] {
+				return nil
+			}
+		}
+	}
+	return s
+}
+
+// phaseTimer returns a function logging, at debug level, the time since its last
+// call (or since phaseTimer) under the name of the phase that took it.
+func phaseTimer(log *slog.Logger) func(name string) {
+	last := time.Now()
+	return func(name string) {
+		now := time.Now()
+		log.Debug("trash save phase", "phase", name, "seconds", now.Sub(last).Seconds())
+		last = now
+	}
 }
 
 // TrashGroup is what the trash holds of one tenant (nil: not attributed yet), table
