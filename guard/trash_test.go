@@ -340,11 +340,19 @@ func TestSaveTrash_TruncatesOnlyWhatItSaved(t *testing.T) {
 		// its rows; it returns what runs once the save returned.
 		during    func(t *testing.T, w *trashWorld) (after func())
 		truncated bool
-		left      int64 // rows of org B left in the trash
+		left      int64 // rows not of org A left in the trash
 	}{
 		{name: "only the saved rows", truncated: true},
 		{name: "rows kept after the save read the trash", left: 1, during: func(t *testing.T, w *trashWorld) func() {
 			w.service(t, "DELETE FROM app.usage WHERE org_id = $1 AND ctid = (SELECT min(ctid) FROM app.usage WHERE org_id = $1)", b)
+			return nil
+		}},
+		{name: "a row without a tenant in the saved transaction", left: 1, during: func(t *testing.T, w *trashWorld) func() {
+			// as an attribution left it: the save's read of the trash did not see it
+			if _, err := w.admin.Exec(w.ctx, `INSERT INTO purgeguard.trash (table_schema, table_name, op, xid, row)
+				SELECT table_schema, table_name, op, xid, row FROM purgeguard.trash WHERE tenant = $1 LIMIT 1`, a.String()); err != nil {
+				t.Fatal(err)
+			}
 			return nil
 		}},
 		{name: "a capturing transaction still open", left: 1, during: func(t *testing.T, w *trashWorld) func() {
