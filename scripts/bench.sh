@@ -38,7 +38,9 @@
 # BENCH_PART=seal runs encryption's cost alone (issue 15): on a database of
 # BENCH_TENANTS (default 5) tenants, tenant #0 with $BENCH_BIG call logs and its files,
 # purgeguard snapshot (rows and files) into a fresh store plaintext and encrypted, and
-# restore of the rows from each into an empty schema; median of BENCH_RUNS, peak RSS.
+# restore of the rows from each into an empty schema (the files still on disk, kept),
+# then the same restore with every file written into an empty --files-root; BENCH_RUNS
+# pairs, alternating which goes first; medians, each pair's ratios, peak RSS.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
