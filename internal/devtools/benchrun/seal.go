@@ -83,45 +83,46 @@ func sealBench(ctx context.Context, bin, pgbin, dsn, work, fullCfg string, tenan
 			v.snaps = append(v.snaps, m)
 		}
 	}
-	for i := range runs {
-		for _, v := range order(i) {
-			if err := r.empty(ctx); err != nil {
-				return err
+	// restores runs each variant's restore, pairs in alternating order, into an
+	// emptied database, and into an emptied filesRoot when one is given.
+	restores := func(label, filesRoot string, into func(*variant) *[]measure) error {
+		for i := range runs {
+			for _, v := range order(i) {
+				if err := r.empty(ctx); err != nil {
+					return err
+				}
+				args := []string{"--log-level", "warn", "restore", "--tenant", tenant.String(), "--target-database-url", r.dsn}
+				if filesRoot != "" {
+					if err := os.RemoveAll(filesRoot); err != nil {
+						return err
+					}
+					if err := os.MkdirAll(filesRoot, 0o755); err != nil {
+						return err
+					}
+					args = append(args, "--files-root", filesRoot)
+				}
+				cmd := command(bin, args...)
+				cmd.Env = append(os.Environ(), "PURGEGUARD_STORAGE_URL=file://"+v.store, "PURGEGUARD_CONFIG="+v.restCfg)
+				cmd.Stdout, cmd.Stderr = nil, os.Stderr
+				m, err := timed(label+" "+v.name, cmd)
+				if err != nil {
+					return err
+				}
+				ms := into(v)
+				*ms = append(*ms, m)
 			}
-			cmd := command(bin, "--log-level", "warn", "restore", "--tenant", tenant.String(), "--target-database-url", r.dsn)
-			cmd.Env = append(os.Environ(), "PURGEGUARD_STORAGE_URL=file://"+v.store, "PURGEGUARD_CONFIG="+v.restCfg)
-			cmd.Stdout, cmd.Stderr = nil, os.Stderr
-			m, err := timed("restore "+v.name, cmd)
-			if err != nil {
-				return err
-			}
-			v.rests = append(v.rests, m)
 		}
+		return nil
+	}
+	if err := restores("restore", "", func(v *variant) *[]measure { return &v.rests }); err != nil {
+		return err
 	}
 	// Then the restore a purge calls for: the files are gone, so every blob and
 	// pack is read (and, encrypted, opened) and every file written, into an empty
 	// --files-root.
 	filesRoot := filepath.Join(work, "seal-files-root")
-	for i := range runs {
-		for _, v := range order(i) {
-			if err := r.empty(ctx); err != nil {
-				return err
-			}
-			if err := os.RemoveAll(filesRoot); err != nil {
-				return err
-			}
-			if err := os.MkdirAll(filesRoot, 0o755); err != nil {
-				return err
-			}
-			cmd := command(bin, "--log-level", "warn", "restore", "--tenant", tenant.String(), "--target-database-url", r.dsn, "--files-root", filesRoot)
-			cmd.Env = append(os.Environ(), "PURGEGUARD_STORAGE_URL=file://"+v.store, "PURGEGUARD_CONFIG="+v.restCfg)
-			cmd.Stdout, cmd.Stderr = nil, os.Stderr
-			m, err := timed("restore with files "+v.name, cmd)
-			if err != nil {
-				return err
-			}
-			v.fileRests = append(v.fileRests, m)
-		}
+	if err := restores("restore with files", filesRoot, func(v *variant) *[]measure { return &v.fileRests }); err != nil {
+		return err
 	}
 	if err := os.RemoveAll(filesRoot); err != nil {
 		return err
