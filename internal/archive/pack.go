@@ -61,6 +61,12 @@ type packOrder struct {
 	started bool
 }
 
+// MaxPackedFrame bounds a packed file's frame: readers take a frame whole into
+// memory, so a manifest naming a larger one (forged: a snapshot packs files of at
+// most 256 KiB, whose frames zstd keeps within a few bytes of that) must not make
+// a restore allocate what it says.
+const MaxPackedFrame = 1 << 20
+
 func newPackOrder(m *Manifest) *packOrder {
 	return &packOrder{packs: m.Packs, counts: make([]int64, len(m.Packs))}
 }
@@ -76,6 +82,8 @@ func (o *packOrder) check(f *File) error {
 		return fmt.Errorf("file %s: pack %d of %d", f.Path, p.Index, len(o.packs))
 	case p.Offset < 0 || f.StoredBytes < 1:
 		return fmt.Errorf("file %s: negative offset or empty frame in pack %d", f.Path, p.Index)
+	case f.StoredBytes > MaxPackedFrame:
+		return fmt.Errorf("file %s: frame of %d bytes in pack %d, more than a packed file's %d", f.Path, f.StoredBytes, p.Index, MaxPackedFrame)
 	case p.Offset > o.packs[p.Index].StoredBytes-f.StoredBytes:
 		return fmt.Errorf("file %s: frame past the end of pack %s", f.Path, o.packs[p.Index].Key)
 	case o.started && (p.Index < o.idx || p.Index == o.idx && p.Offset < o.end):

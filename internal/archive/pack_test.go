@@ -43,6 +43,10 @@ func TestValidate_Packs(t *testing.T) {
 		{"negative pack index", func(m *archive.Manifest) { last(m).Pack.Index = -1 }, "pack -1 of 2"},
 		{"negative offset", func(m *archive.Manifest) { m.Files[3].Pack.Offset = -1 }, "negative offset"},
 		{"empty frame", func(m *archive.Manifest) { m.Files[3].StoredBytes = 0 }, "empty frame"},
+		{"frame larger than a packed file's", func(m *archive.Manifest) {
+			m.Packs[0].StoredBytes = 4 << 30
+			m.Files[3].StoredBytes = archive.MaxPackedFrame + 1
+		}, "more than a packed file's"},
 		{"frame past the pack's end", func(m *archive.Manifest) { m.Files[4].Pack.Offset = 151 }, "past the end"},
 		{"overlapping frames", func(m *archive.Manifest) { m.Files[4].Pack.Offset = 99 }, "before or over"},
 		{"frames out of order", func(m *archive.Manifest) { m.Files[3], m.Files[4] = m.Files[4], m.Files[3] }, "before or over"},
