@@ -214,20 +214,17 @@ func (fr *fileRun) stage(ctx context.Context) ([]FileReport, int, error) {
 	var wg sync.WaitGroup
 	for range max(fr.o.FileJobs, 1) {
 		wg.Go(func() {
-			dec, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(64<<20))
+			w, err := newStager()
 			if err != nil {
 				cancel(err)
 				return
 			}
-			defer dec.Close()
-			// The decoder reads a frame's header a few bytes at a time: buffered, a
-			// small blob costs one read(2) instead of a dozen.
-			br := bufio.NewReaderSize(nil, repository.BlobReadBuffer)
+			defer w.close()
 			for f := range jobs {
 				if ctx.Err() != nil {
 					continue
 				}
-				r, err := fr.stageFile(ctx, dec, br, f)
+				r, err := fr.stageFile(ctx, w, f)
 				if err != nil {
 					cancel(err)
 					continue
@@ -291,14 +288,62 @@ func (fr *fileRun) stage(ctx context.Context) ([]FileReport, int, error) {
 	return out, notListed, err
 }
 
+// stager is one staging worker's own: its decoder, its read buffer, and the
+// directory it stages into, held open (files come in list order: most follow the
+// one before into the same directory).
+type stager struct {
+	dec *zstd.Decoder
+	// br buffers a blob: the decoder reads a frame's header a few bytes at a time,
+	// and buffered, a small blob costs one read(2) instead of a dozen.
+	br       *bufio.Reader
+	dir      *place.Dir
+	prepared string // the directory prepareDir last made ready for this worker
+}
+
+func newStager() (*stager, error) {
+	dec, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(64<<20))
+	if err != nil {
+		return nil, err
+	}
+	return &stager{dec: dec, br: bufio.NewReaderSize(nil, repository.BlobReadBuffer)}, nil
+}
+
+// openDir returns dir, under root, held open; nil (and no error) when dir does not
+// exist yet. A dir that leaves the root is an *place.OutsideError.
+func (w *stager) openDir(root place.Root, dir string) (*place.Dir, error) {
+	if w.dir != nil && w.dir.Path() == dir {
+		return w.dir, nil
+	}
+	if w.dir != nil {
+		_ = w.dir.Close()
+		w.dir = nil
+	}
+	d, err := root.OpenDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	w.dir = d
+	return d, nil
+}
+
+func (w *stager) close() {
+	w.dec.Close()
+	if w.dir != nil {
+		_ = w.dir.Close()
+	}
+}
+
 // stageFile stages one file and returns its report line.
-func (fr *fileRun) stageFile(ctx context.Context, dec *zstd.Decoder, br *bufio.Reader, f *restoreFile) (FileReport, error) {
+func (fr *fileRun) stageFile(ctx context.Context, w *stager, f *restoreFile) (FileReport, error) {
 	r := FileReport{Path: f.Path}
 	if f.notSaved {
 		r.Outcome, r.Detail = FileNotSaved, "missing or outside its root when the snapshot was taken"
 		return r, nil
 	}
-	err := fr.stageOne(ctx, dec, br, f)
+	err := fr.stageOne(ctx, w, f)
 	if f.staged != nil {
 		fr.mu.Lock()
 		serr := fr.keep(f)
@@ -342,18 +387,33 @@ func (fr *fileRun) keep(f *restoreFile) error {
 		}
 		fr.staged = s
 	}
-	return fr.staged.add(stagedFile{Staged: *f.staged, Path: f.Path, Replace: f.outcome == FileOverwritten})
+	return fr.staged.add(stagedFile{Staged: *f.staged, Path: f.Path, Replace: f.outcome == FileOverwritten, Root: f.root})
 }
 
-func (fr *fileRun) stageOne(ctx context.Context, dec *zstd.Decoder, br *bufio.Reader, f *restoreFile) error {
+func (fr *fileRun) stageOne(ctx context.Context, w *stager, f *restoreFile) error {
 	if f.noRoot != "" {
 		return fmt.Errorf("%s: %w", f.noRoot, ErrFileRefused)
 	}
 	root := place.NewRoot(f.root)
-	if err := root.Check(f.target); err != nil {
-		return fmt.Errorf("%w: %w", err, ErrFileRefused)
+	dir, name := filepath.Dir(f.target), filepath.Base(f.target)
+	d, err := w.openDir(root, dir)
+	if err != nil {
+		var oe *place.OutsideError
+		if errors.As(err, &oe) {
+			return fmt.Errorf("%w: %w", err, ErrFileRefused)
+		}
+		return err
 	}
-	fi, err := os.Lstat(f.target)
+	var fi fs.FileInfo
+	if d != nil {
+		fi, err = d.Lstat(name)
+	} else {
+		// Its directory is not made yet: the deepest one that is decides.
+		if err := root.Check(f.target); err != nil {
+			return fmt.Errorf("%w: %w", err, ErrFileRefused)
+		}
+		err = fs.ErrNotExist
+	}
 	f.outcome = FileWritten
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
@@ -378,12 +438,23 @@ func (fr *fileRun) stageOne(ctx context.Context, dec *zstd.Decoder, br *bufio.Re
 	}
 	if fr.o.DryRun {
 		if f.frame != nil { // a blob was checked before (verify), a packed file here
-			return repository.CheckFrame(dec, fr.src.m, f.File, f.frame)
+			return repository.CheckFrame(w.dec, fr.src.m, f.File, f.frame)
 		}
 		return nil
 	}
-	if err := fr.prepareDir(root, filepath.Dir(f.target)); err != nil {
-		return err
+	if w.prepared != dir || d == nil {
+		if err := fr.prepareDir(root, dir); err != nil {
+			return err
+		}
+		w.prepared = dir
+	}
+	if d == nil {
+		if d, err = w.openDir(root, dir); err != nil {
+			return err
+		}
+		if d == nil {
+			return fmt.Errorf("directory %s: made, then gone", dir)
+		}
 	}
 	var key string
 	var src io.Reader
@@ -399,24 +470,24 @@ func (fr *fileRun) stageOne(ctx context.Context, dec *zstd.Decoder, br *bufio.Re
 			return err
 		}
 		defer rc.Close()
-		br.Reset(rc)
-		defer br.Reset(nil)
-		src = br
+		w.br.Reset(rc)
+		defer w.br.Reset(nil)
+		src = w.br
 	}
-	if err := dec.Reset(src); err != nil {
+	if err := w.dec.Reset(src); err != nil {
 		return &archive.VerifyError{Key: key, What: "decompress", Reason: err}
 	}
-	var content io.Reader = dec
+	var content io.Reader = w.dec
 	if f.frame != nil {
 		// Read from memory: any error is the frame's (a blob's may be storage's,
 		// and verify decompressed every blob before).
-		content = frameReader{r: dec, key: key, path: f.Path}
+		content = frameReader{r: w.dec, key: key, path: f.Path}
 	}
 	sum := archive.NewDigest()
 	a := place.Attr{Mode: fs.FileMode(f.Mode).Perm(), ModTime: f.ModTime, Owner: fr.fileOwner(f.Owner)}
 	// Unsynced: the run syncs its staged files together before the rows commit
 	// (syncStaged), not one at a time here.
-	f.staged, err = root.StageUnsynced(ctx, f.target, journalTag+fr.run.String(), io.TeeReader(content, sum), a,
+	f.staged, err = d.StageUnsynced(ctx, name, journalTag+fr.run.String(), io.TeeReader(content, sum), a,
 		func() error { return sum.Check(key, f.SHA256, f.Size) })
 	if err != nil {
 		var oe *place.OutsideError
@@ -606,9 +677,36 @@ func (fr *fileRun) commit(rep *Report) error {
 	}
 	dirs := map[string]bool{} // renamed into, synced once each after the renames
 	if fr.staged != nil {
+		// Each directory is opened under its root again, and the file renamed in it
+		// by name: a link swapped into its path since it was staged is refused, not
+		// followed. Files come in the order staged: most go where the one before did.
+		var d *place.Dir
+		defer func() {
+			if d != nil {
+				_ = d.Close()
+			}
+		}()
+		rename := func(s stagedFile) error {
+			dir := filepath.Dir(s.Target)
+			if filepath.Dir(s.Temp) != dir {
+				return fmt.Errorf("staged at %s, not beside it", s.Temp)
+			}
+			if d == nil || d.Path() != dir {
+				if d != nil {
+					_ = d.Close()
+					d = nil
+				}
+				nd, err := place.NewRoot(s.Root).OpenDir(dir)
+				if err != nil {
+					return err
+				}
+				d = nd
+			}
+			return d.Rename(filepath.Base(s.Temp), filepath.Base(s.Target), s.Replace)
+		}
 		err := fr.staged.each(func(s stagedFile) error {
 			dirs[filepath.Dir(s.Target)] = true
-			if err := s.Rename(s.Replace); err != nil {
+			if err := rename(s); err != nil {
 				_ = s.Abort()
 				if failed++; failed <= maxNamed {
 					errs = append(errs, fmt.Errorf("restore: file %s: %w", s.Path, err))

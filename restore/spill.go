@@ -15,6 +15,7 @@ type stagedFile struct {
 	place.Staged
 	Path    string // as the snapshot names it
 	Replace bool   // it replaces a file with other content (--overwrite-files)
+	Root    string // the directory it must stay under
 }
 
 // stagedSpill lists a run's staged files in a temporary file (JSON lines), in the

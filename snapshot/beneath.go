@@ -2,16 +2,13 @@ package snapshot
 
 import (
 	"errors"
-	"io/fs"
 	"path/filepath"
 	"strings"
-	"syscall"
-	"time"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/purgeguard/purgeguard/internal/archive"
+	"github.com/purgeguard/purgeguard/internal/place"
 )
 
 // openat2 is unix.Openat2; a test replaces it to play a kernel, or a seccomp
@@ -196,10 +193,8 @@ func (e *exporter) shieldStoredAt(dh *dirHandle, c *fileColumn, clean string, f 
 	if dirfd < 0 {
 		return f, ev, false, false, nil
 	}
-	st := &statInfo{name: clean}
-	// syscall.Stat_t and unix.Stat_t are both the kernel's struct stat for GOARCH;
-	// the standard library has no fstatat of its own on every architecture.
-	if err := unix.Fstatat(dirfd, name, (*unix.Stat_t)(unsafe.Pointer(&st.st)), unix.AT_SYMLINK_NOFOLLOW); err != nil {
+	st := place.NewStatInfo(clean)
+	if err := place.Fstatat(dirfd, name, st); err != nil {
 		return f, ev, false, false, nil
 	}
 	if !st.Mode().IsRegular() {
@@ -220,46 +215,3 @@ func (e *exporter) shieldStoredAt(dh *dirHandle, c *fileColumn, clean string, f 
 // byNameTrials is how many files a shield may vouch for by descriptor after saying
 // no by name before shieldStoredAt stops asking it by name (see there).
 var byNameTrials int64 = 256
-
-// statInfo is an fs.FileInfo from fstat(2), as os.File.Stat makes it: saveFD
-// stats a descriptor it has not made an *os.File of. Sys is the *syscall.Stat_t
-// (owner, group, inode).
-type statInfo struct {
-	name string
-	st   syscall.Stat_t
-}
-
-func (s *statInfo) Name() string       { return filepath.Base(s.name) }
-func (s *statInfo) Size() int64        { return s.st.Size }
-func (s *statInfo) ModTime() time.Time { return time.Unix(s.st.Mtim.Unix()) }
-func (s *statInfo) IsDir() bool        { return s.Mode().IsDir() }
-func (s *statInfo) Sys() any           { return &s.st }
-
-// Mode is os's conversion of st_mode (os/stat_linux.go).
-func (s *statInfo) Mode() fs.FileMode {
-	m := fs.FileMode(s.st.Mode & 0o777)
-	switch s.st.Mode & syscall.S_IFMT {
-	case syscall.S_IFBLK:
-		m |= fs.ModeDevice
-	case syscall.S_IFCHR:
-		m |= fs.ModeDevice | fs.ModeCharDevice
-	case syscall.S_IFDIR:
-		m |= fs.ModeDir
-	case syscall.S_IFIFO:
-		m |= fs.ModeNamedPipe
-	case syscall.S_IFLNK:
-		m |= fs.ModeSymlink
-	case syscall.S_IFSOCK:
-		m |= fs.ModeSocket
-	}
-	if s.st.Mode&syscall.S_ISGID != 0 {
-		m |= fs.ModeSetgid
-	}
-	if s.st.Mode&syscall.S_ISUID != 0 {
-		m |= fs.ModeSetuid
-	}
-	if s.st.Mode&syscall.S_ISVTX != 0 {
-		m |= fs.ModeSticky
-	}
-	return m
-}

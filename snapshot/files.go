@@ -509,8 +509,8 @@ func (e *exporter) missing(ctx context.Context, fw *fileWorker, m *archive.Manif
 // said no (shieldStoredAt).
 func (e *exporter) saveFD(ctx context.Context, fw *fileWorker, m *archive.Manifest, path string, f archive.File, ev Event, fd int, askedByName bool) (archive.File, Event, error) {
 	if e.o.Shield != nil && e.o.Sealer == nil {
-		st := &statInfo{name: path}
-		if err := syscall.Fstat(fd, &st.st); err != nil {
+		st := place.NewStatInfo(path)
+		if err := place.Fstat(fd, st); err != nil {
 			_ = syscall.Close(fd)
 			return f, ev, err
 		}

@@ -31,7 +31,7 @@ var dirHow = unix.OpenHow{
 // (an absolute link that may still lead inside, a missing root, no openat2): escapes
 // then resolves in user space as it did before, so every answer is the one it gave.
 // Four system calls where EvalSymlinks of the root and the directory cost an lstat
-// per component of both: a restore checks each file's directory three times.
+// per component of both.
 func (r Root) beneath(dir string) bool {
 	if noOpenat2.Load() {
 		return false
@@ -45,22 +45,52 @@ func (r Root) beneath(dir string) bool {
 		return false
 	}
 	defer unix.Close(rootFD)
-	how := dirHow
 	for rel != "." {
-		fd, err := openat2(rootFD, rel, &how)
+		fd, err := openUnder(rootFD, rel)
 		switch {
 		case err == nil:
 			_ = unix.Close(fd)
 			return true
-		case errors.Is(err, unix.EINTR):
-			continue
 		case errors.Is(err, unix.ENOENT):
 			rel = filepath.Dir(rel) // not made yet: its parent decides
 			continue
-		case errors.Is(err, unix.ENOSYS), errors.Is(err, unix.EPERM), errors.Is(err, unix.E2BIG), errors.Is(err, unix.EINVAL):
-			noOpenat2.Store(true)
 		}
 		return false
 	}
 	return true
+}
+
+// openBeneath opens dir (clean, within the root) with openat2 from the root,
+// never resolving above it. Any failure (missing, refused, no openat2) is
+// returned for OpenDir to settle in user space.
+func (r Root) openBeneath(dir string) (int, error) {
+	if noOpenat2.Load() {
+		return -1, unix.ENOSYS
+	}
+	rel, err := filepath.Rel(r.dir, dir)
+	if err != nil {
+		return -1, err
+	}
+	rootFD, err := unix.Open(r.dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, err
+	}
+	defer unix.Close(rootFD)
+	return openUnder(rootFD, rel)
+}
+
+// openUnder opens the directory rel from rootFD with openat2 (dirHow), retried on
+// EINTR; a kernel or policy without openat2 is remembered (noOpenat2).
+func openUnder(rootFD int, rel string) (int, error) {
+	how := dirHow
+	for {
+		fd, err := openat2(rootFD, rel, &how)
+		switch {
+		case errors.Is(err, unix.EINTR):
+			continue
+		case errors.Is(err, unix.ENOSYS), errors.Is(err, unix.EPERM), errors.Is(err, unix.E2BIG), errors.Is(err, unix.EINVAL):
+			noOpenat2.Store(true)
+		}
+		return fd, err
+	}
 }

@@ -109,4 +109,7 @@ func ParseOwner(s string) (Owner, error) {
 }
 
 // CanChown reports whether this process may give files to another owner.
-func CanChown() bool { return os.Geteuid() == 0 }
+func CanChown() bool { return canChown() }
+
+// canChown asks once: a restore asks for every file, and the answer does not change.
+var canChown = sync.OnceValue(func() bool { return os.Geteuid() == 0 })

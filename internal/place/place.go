@@ -251,24 +251,7 @@ func (r Root) stage(ctx context.Context, target, tag string, src io.Reader, a At
 			os.Remove(tmp.Name())
 		}
 	}()
-	if _, err := copyCtx(ctx, tmp, src); err != nil {
-		return nil, err
-	}
-	if check != nil {
-		if err := check(); err != nil {
-			return nil, err
-		}
-	}
-	if !a.Owner.IsKeep() {
-		if err := tmp.Chown(a.Owner.UID, a.Owner.GID); err != nil {
-			return nil, fmt.Errorf("place: chown %s to %s: %w", target, a.Owner, err)
-		}
-	}
-	mode := a.Mode.Perm()
-	if mode == 0 {
-		mode = DefaultFileMode
-	}
-	if err := tmp.Chmod(mode); err != nil {
+	if err := fill(ctx, tmp, target, src, a, check); err != nil {
 		return nil, err
 	}
 	if sync {
@@ -289,6 +272,30 @@ func (r Root) stage(ctx context.Context, target, tag string, src io.Reader, a At
 		return nil, err
 	}
 	return &Staged{Temp: tmp.Name(), Target: filepath.Clean(target)}, nil
+}
+
+// fill writes src to tmp, the temporary file staged for target, runs check (its
+// error keeps the file from being placed), and gives tmp a's owner and mode.
+func fill(ctx context.Context, tmp *tempFile, target string, src io.Reader, a Attr, check func() error) error {
+	if _, err := copyCtx(ctx, tmp, src); err != nil {
+		return err
+	}
+	if check != nil {
+		if err := check(); err != nil {
+			return err
+		}
+	}
+	if !a.Owner.IsKeep() {
+		if err := tmp.Chown(a.Owner.UID, a.Owner.GID); err != nil {
+			return fmt.Errorf("place: chown %s to %s: %w", target, a.Owner, err)
+		}
+	}
+	mode := a.Mode.Perm()
+	if mode == 0 {
+		mode = DefaultFileMode
+	}
+	// Chmod after chown: chown may clear set-id bits.
+	return tmp.Chmod(mode)
 }
 
 // Sync makes the staged file's content and attributes durable (a file staged by

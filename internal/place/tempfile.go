@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"io/fs"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -13,34 +14,101 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// createTemp is os.CreateTemp(dir, prefix+"*") at a third of its system calls:
-// os.OpenFile tries to register a file with the poller (two fcntl to set
-// O_NONBLOCK, an epoll_ctl that fails for a regular file, two fcntl to clear it),
-// os.NewFile on a blocking descriptor asks one fcntl. A restore stages a file per
-// recording. (storage's createTempFile does the same for a blob: storage sits
-// below this package.)
-func createTemp(dir, prefix string) (*os.File, error) {
+// tempFile is a temporary file being staged, held by its bare descriptor: an
+// *os.File costs system calls that buy nothing for a regular file written once
+// (os.OpenFile registers it with the poller: two fcntl to set O_NONBLOCK, an
+// epoll_ctl that fails, two fcntl to clear it; os.NewFile asks one fcntl). A
+// restore stages a file per recording. (storage's createTempFile does the same for
+// a blob: storage sits below this package.)
+type tempFile struct {
+	fd   int
+	name string // its path
+}
+
+// createTemp creates a file named prefix and a random suffix in dir, exclusively.
+func createTemp(dir, prefix string) (*tempFile, error) {
+	f, _, err := createTempAt(unix.AT_FDCWD, dir, prefix)
+	return f, err
+}
+
+// createTempAt is createTemp in the directory dirfd, whose path is dir: the file
+// is created by its name alone (by its path with unix.AT_FDCWD). It returns the
+// file and that name.
+func createTempAt(dirfd int, dir, prefix string) (*tempFile, string, error) {
 	for range 10000 {
-		name := filepath.Join(dir, prefix+strconv.FormatUint(rand.Uint64(), 36))
-		fd, err := unix.Open(name, unix.O_RDWR|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC, 0o600)
+		name := prefix + strconv.FormatUint(rand.Uint64(), 36)
+		at := name
+		if dirfd == unix.AT_FDCWD {
+			at = filepath.Join(dir, name)
+		}
+		fd, err := unix.Openat(dirfd, at, unix.O_RDWR|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC, 0o600)
 		switch {
 		case err == nil:
-			return os.NewFile(uintptr(fd), name), nil
+			return &tempFile{fd: fd, name: filepath.Join(dir, name)}, name, nil
 		case errors.Is(err, unix.EEXIST), errors.Is(err, unix.EINTR):
 			continue
 		}
-		return nil, &os.PathError{Op: "createtemp", Path: name, Err: err}
+		return nil, "", &os.PathError{Op: "createtemp", Path: filepath.Join(dir, name), Err: err}
 	}
-	return nil, &os.PathError{Op: "createtemp", Path: filepath.Join(dir, prefix+"*"), Err: os.ErrExist}
+	return nil, "", &os.PathError{Op: "createtemp", Path: filepath.Join(dir, prefix+"*"), Err: os.ErrExist}
 }
 
-// copyBufs are copyCtx's buffers, kept: io.Copy into an *os.File allocates 32 KiB
-// per call (its ReadFrom's), per file staged.
+// Name returns the file's path.
+func (f *tempFile) Name() string { return f.name }
+
+// Write writes all of p, as *os.File's Write does for a regular file.
+func (f *tempFile) Write(p []byte) (int, error) {
+	n := 0
+	for n < len(p) {
+		m, err := unix.Write(f.fd, p[n:])
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil {
+			return n, &os.PathError{Op: "write", Path: f.name, Err: err}
+		}
+		if m == 0 {
+			return n, &os.PathError{Op: "write", Path: f.name, Err: io.ErrShortWrite}
+		}
+		n += m
+	}
+	return n, nil
+}
+
+func (f *tempFile) Chown(uid, gid int) error {
+	return f.wrap("chown", unix.Fchown(f.fd, uid, gid))
+}
+
+func (f *tempFile) Chmod(mode fs.FileMode) error {
+	return f.wrap("chmod", unix.Fchmod(f.fd, uint32(mode.Perm())))
+}
+
+func (f *tempFile) Sync() error { return f.wrap("sync", unix.Fsync(f.fd)) }
+
+// Close closes the descriptor; closing again does nothing.
+func (f *tempFile) Close() error {
+	if f.fd < 0 {
+		return nil
+	}
+	err := unix.Close(f.fd)
+	f.fd = -1
+	return f.wrap("close", err)
+}
+
+func (f *tempFile) wrap(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return &os.PathError{Op: op, Path: f.name, Err: err}
+}
+
+// copyBufs are copyCtx's buffers, kept: a copy per file staged would allocate
+// 32 KiB each.
 var copyBufs = sync.Pool{New: func() any { return new([32 << 10]byte) }}
 
-// copyCtx copies r to f, stopping once ctx ends, with a kept buffer.
-func copyCtx(ctx context.Context, f *os.File, r io.Reader) (int64, error) {
+// copyCtx copies r to w, stopping once ctx ends, with a kept buffer.
+func copyCtx(ctx context.Context, w io.Writer, r io.Reader) (int64, error) {
 	buf := copyBufs.Get().(*[32 << 10]byte)
 	defer copyBufs.Put(buf)
-	return io.CopyBuffer(struct{ io.Writer }{f}, ctxReader{ctx, r}, buf[:])
+	return io.CopyBuffer(struct{ io.Writer }{w}, ctxReader{ctx, r}, buf[:])
 }

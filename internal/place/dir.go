@@ -1,0 +1,190 @@
+package place
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"syscall"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// Dir is a directory under a root, held open (O_PATH) for the files placed in it.
+// Each file is then examined, created, timed and renamed by its name from the
+// descriptor: one lookup where a path costs one per component, and the root
+// checked once for the directory where Stage checks it twice per file (a restore
+// places a file per recording, most of them in a few directories). The descriptor
+// also pins the directory that was checked: a symbolic link swapped into the path
+// afterwards cannot redirect what is placed through it.
+type Dir struct {
+	root Root
+	path string // clean, absolute
+	fd   int
+}
+
+// OpenDir opens dir, an existing directory under the root. A dir that leaves the
+// root, literally or through a symbolic link, is an *OutsideError, with the answer
+// Check gives for a file in it; a dir not made yet is an error that is
+// fs.ErrNotExist (what it would take to make it is Check's to say).
+func (r Root) OpenDir(dir string) (*Dir, error) {
+	clean := filepath.Clean(dir)
+	if !filepath.IsAbs(dir) || !within(r.dir, clean) {
+		return nil, &OutsideError{Path: dir, Root: r.dir, Reason: "directory leaves its root " + r.dir}
+	}
+	fd, err := r.openBeneath(clean)
+	if err != nil {
+		if why := r.escapes(clean); why != "" {
+			return nil, &OutsideError{Path: dir, Root: r.dir, Reason: why}
+		}
+		// Not settled by the kernel (an absolute link that stays inside, no
+		// openat2), and user space resolved it under the root: open it as Check
+		// would have let a path through it be used.
+		if fd, err = unix.Open(clean, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0); err != nil {
+			return nil, &os.PathError{Op: "open", Path: clean, Err: err}
+		}
+	}
+	return &Dir{root: r, path: clean, fd: fd}, nil
+}
+
+// Path returns the directory's path.
+func (d *Dir) Path() string { return d.path }
+
+// Close releases the directory.
+func (d *Dir) Close() error {
+	if d.fd < 0 {
+		return nil
+	}
+	err := unix.Close(d.fd)
+	d.fd = -1
+	return err
+}
+
+// Lstat is os.Lstat of the directory's entry name (not following a final link).
+func (d *Dir) Lstat(name string) (fs.FileInfo, error) {
+	st := &StatInfo{name: filepath.Join(d.path, name)}
+	if err := Fstatat(d.fd, name, st); err != nil {
+		return nil, &os.PathError{Op: "lstat", Path: st.name, Err: err}
+	}
+	return st, nil
+}
+
+// StageUnsynced is Root.StageUnsynced of the directory's entry name: the file is
+// created, written, given its attributes and timed through the directory's
+// descriptor. Its Staged names the paths, for a Rename from anywhere.
+func (d *Dir) StageUnsynced(ctx context.Context, name, tag string, src io.Reader, a Attr, check func() error) (_ *Staged, err error) {
+	if name == "" || name == "." || name == ".." || filepath.Base(name) != name {
+		return nil, &OutsideError{Path: filepath.Join(d.path, name), Root: d.root.dir, Reason: "not a name in " + d.path}
+	}
+	tmp, tmpName, err := createTempAt(d.fd, d.path, TempPrefix+tag+"-")
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			tmp.Close()
+			_ = unix.Unlinkat(d.fd, tmpName, 0)
+		}
+	}()
+	target := filepath.Join(d.path, name)
+	if err := fill(ctx, tmp, target, src, a, check); err != nil {
+		return nil, err
+	}
+	if !a.ModTime.IsZero() {
+		// Written to the end: nothing changes the mtime after this. By name from the
+		// directory, as os.Chtimes would by path (x/sys has no futimens).
+		ts := []unix.Timespec{{Nsec: unix.UTIME_NOW}, unix.NsecToTimespec(a.ModTime.UnixNano())}
+		if err := unix.UtimesNanoAt(d.fd, tmpName, ts, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			return nil, &os.PathError{Op: "chtimes", Path: tmp.Name(), Err: err}
+		}
+	}
+	if err := tmp.Close(); err != nil {
+		return nil, err
+	}
+	return &Staged{Temp: tmp.Name(), Target: target}, nil
+}
+
+// Rename renames the directory's entry from onto to, as Staged.Rename does by
+// path (without replace, an existing to is left alone and the error is ErrExists).
+func (d *Dir) Rename(from, to string, replace bool) error {
+	target := filepath.Join(d.path, to)
+	var flags uint
+	if !replace {
+		flags = unix.RENAME_NOREPLACE
+	}
+	err := unix.Renameat2(d.fd, from, d.fd, to, flags)
+	if !replace && (errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOSYS)) {
+		// The filesystem cannot refuse to replace: link then unlink does the same.
+		if err = unix.Linkat(d.fd, from, d.fd, to, 0); err == nil {
+			err = unix.Unlinkat(d.fd, from, 0)
+		}
+	}
+	switch {
+	case errors.Is(err, unix.EEXIST):
+		return fmt.Errorf("place: %s: %w", target, ErrExists)
+	case err != nil:
+		return fmt.Errorf("place: rename %s: %w", target, err)
+	}
+	return nil
+}
+
+// StatInfo is an fs.FileInfo from fstat(2) or fstatat(2), as os.Lstat makes it,
+// for callers that stat by descriptor. Sys is the *syscall.Stat_t (owner, group,
+// inode).
+type StatInfo struct {
+	name string
+	st   syscall.Stat_t
+}
+
+// NewStatInfo returns an empty StatInfo for path, for Fstat or Fstatat to fill.
+func NewStatInfo(path string) *StatInfo { return &StatInfo{name: path} }
+
+// Fstat fills st from the open descriptor fd.
+func Fstat(fd int, st *StatInfo) error { return syscall.Fstat(fd, &st.st) }
+
+// Fstatat fills st from dirfd's entry name, not following a final link.
+func Fstatat(dirfd int, name string, st *StatInfo) error {
+	// syscall.Stat_t and unix.Stat_t are both the kernel's struct stat for GOARCH;
+	// the standard library has no fstatat of its own on every architecture.
+	return unix.Fstatat(dirfd, name, (*unix.Stat_t)(unsafe.Pointer(&st.st)), unix.AT_SYMLINK_NOFOLLOW)
+}
+
+func (s *StatInfo) Name() string       { return filepath.Base(s.name) }
+func (s *StatInfo) Size() int64        { return s.st.Size }
+func (s *StatInfo) ModTime() time.Time { return time.Unix(s.st.Mtim.Unix()) }
+func (s *StatInfo) IsDir() bool        { return s.Mode().IsDir() }
+func (s *StatInfo) Sys() any           { return &s.st }
+
+// Mode is os's conversion of st_mode (os/stat_linux.go).
+func (s *StatInfo) Mode() fs.FileMode {
+	m := fs.FileMode(s.st.Mode & 0o777)
+	switch s.st.Mode & syscall.S_IFMT {
+	case syscall.S_IFBLK:
+		m |= fs.ModeDevice
+	case syscall.S_IFCHR:
+		m |= fs.ModeDevice | fs.ModeCharDevice
+	case syscall.S_IFDIR:
+		m |= fs.ModeDir
+	case syscall.S_IFIFO:
+		m |= fs.ModeNamedPipe
+	case syscall.S_IFLNK:
+		m |= fs.ModeSymlink
+	case syscall.S_IFSOCK:
+		m |= fs.ModeSocket
+	}
+	if s.st.Mode&syscall.S_ISGID != 0 {
+		m |= fs.ModeSetgid
+	}
+	if s.st.Mode&syscall.S_ISUID != 0 {
+		m |= fs.ModeSetuid
+	}
+	if s.st.Mode&syscall.S_ISVTX != 0 {
+		m |= fs.ModeSticky
+	}
+	return m
+}

@@ -1,0 +1,191 @@
+package place_test
+
+import (
+	"context"
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/purgeguard/purgeguard/internal/place"
+)
+
+// TestRoot_OpenDir gives, for each existing directory, the answer Check gives
+// for a file in it, with the kernel's openat2 and without it.
+func TestRoot_OpenDir(t *testing.T) {
+	root := t.TempDir()
+	outside := t.TempDir()
+	for _, l := range []struct{ target, link string }{
+		{outside, "link"},
+		{filepath.Join(root, "a"), "abs-inside"},
+		{"a/b", "rel-inside"},
+		{"../../" + filepath.Base(outside), "a/rel-out"},
+	} {
+		if err := os.MkdirAll(filepath.Join(root, "a", "b"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(l.target, filepath.Join(root, l.link)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := place.NewRoot(root)
+	for _, kernel := range []string{"openat2", "no openat2"} {
+		for _, tc := range []struct {
+			name, dir string
+			refused   bool
+			missing   bool
+		}{
+			{"the root", root, false, false},
+			{"under", filepath.Join(root, "a", "b"), false, false},
+			{"not yet made", filepath.Join(root, "new"), false, true},
+			{"not yet made under a link out", filepath.Join(root, "link", "new"), true, false},
+			{"above the root", filepath.Dir(root), true, false},
+			{"relative", "a/b", true, false},
+			{"dot dot", root + "/a/../..", true, false},
+			{"elsewhere", outside, true, false},
+			{"a link out", filepath.Join(root, "link"), true, false},
+			{"through an absolute link inside", filepath.Join(root, "abs-inside", "b"), false, false},
+			{"through a relative link inside", filepath.Join(root, "rel-inside"), false, false},
+			{"a relative link out", filepath.Join(root, "a", "rel-out"), true, false},
+		} {
+			t.Run(kernel+"/"+tc.name, func(t *testing.T) {
+				if kernel == "no openat2" {
+					defer place.WithoutOpenat2()()
+				}
+				d, err := r.OpenDir(tc.dir)
+				var oe *place.OutsideError
+				if got := errors.As(err, &oe); got != tc.refused {
+					t.Fatalf("OpenDir(%s) = %v, want refused %v", tc.dir, err, tc.refused)
+				}
+				if got := errors.Is(err, fs.ErrNotExist); got != tc.missing {
+					t.Fatalf("OpenDir(%s) = %v, want missing %v", tc.dir, err, tc.missing)
+				}
+				if err == nil {
+					defer d.Close()
+				}
+				// Check, for a file in it, agrees (the root itself aside: no file is).
+				if tc.dir != filepath.Dir(root) {
+					cerr := r.Check(filepath.Join(tc.dir, "f"))
+					if got := errors.As(cerr, &oe); got != tc.refused {
+						t.Fatalf("Check(%s/f) = %v; OpenDir refused: %v", tc.dir, cerr, tc.refused)
+					}
+				}
+			})
+		}
+	}
+}
+
+func TestDir_StageRename(t *testing.T) {
+	ctx := context.Background()
+	root := t.TempDir()
+	r := place.NewRoot(root)
+	sub := filepath.Join(root, "tenant", "monitor")
+	if err := os.MkdirAll(sub, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	d, err := r.OpenDir(sub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	mtime := time.Date(2024, 3, 1, 12, 0, 0, 123456789, time.UTC)
+	s, err := d.StageUnsynced(ctx, "f.wav", "test", strings.NewReader("hello"), place.Attr{Mode: 0o604, ModTime: mtime, Owner: place.Keep}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	target := filepath.Join(sub, "f.wav")
+	if s.Target != target || filepath.Dir(s.Temp) != sub || !strings.HasPrefix(filepath.Base(s.Temp), place.TempPrefix+"test-") {
+		t.Fatalf("staged %+v: want %stest-… beside %s", s, place.TempPrefix, target)
+	}
+	if _, err := d.Lstat("f.wav"); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("target before the rename: %v, want not there", err)
+	}
+	fi, err := d.Lstat(filepath.Base(s.Temp))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode() != 0o604 || !fi.ModTime().Equal(mtime) || fi.Size() != 5 {
+		t.Fatalf("staged mode %v mtime %v size %d, want 0604 %v 5", fi.Mode(), fi.ModTime(), fi.Size(), mtime)
+	}
+	if err := d.Rename(filepath.Base(s.Temp), "f.wav", false); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(target); string(b) != "hello" {
+		t.Fatalf("content %q, want hello", b)
+	}
+	// Without replace, an existing target stays.
+	s2, err := d.StageUnsynced(ctx, "f.wav", "test", strings.NewReader("other"), place.Attr{Owner: place.Keep}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Rename(filepath.Base(s2.Temp), "f.wav", false); !errors.Is(err, place.ErrExists) {
+		t.Fatalf("Rename without replace over a file = %v, want ErrExists", err)
+	}
+	if b, _ := os.ReadFile(target); string(b) != "hello" {
+		t.Fatalf("content %q after a refused rename, want hello", b)
+	}
+	if err := d.Rename(filepath.Base(s2.Temp), "f.wav", true); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(target); string(b) != "other" {
+		t.Fatalf("content %q after a rename with replace, want other", b)
+	}
+	// A check that fails leaves nothing behind.
+	_, err = d.StageUnsynced(ctx, "g.wav", "test", strings.NewReader("x"), place.Attr{Owner: place.Keep}, func() error { return errors.New("bad sum") })
+	if err == nil {
+		t.Fatal("a failed check staged the file")
+	}
+	ents, _ := os.ReadDir(sub)
+	if len(ents) != 1 {
+		t.Fatalf("directory holds %d entries after a failed check, want only f.wav", len(ents))
+	}
+	for _, bad := range []string{"", ".", "..", "a/b"} {
+		var oe *place.OutsideError
+		if _, err := d.StageUnsynced(ctx, bad, "test", strings.NewReader("x"), place.Attr{Owner: place.Keep}, nil); !errors.As(err, &oe) {
+			t.Errorf("StageUnsynced(%q) = %v, want an OutsideError", bad, err)
+		}
+	}
+}
+
+// TestDir_PinsTheDirectoryChecked: once open, a directory swapped for a link out
+// of the root is not followed: the file lands in the directory that was checked,
+// and opening the path again refuses it.
+func TestDir_PinsTheDirectoryChecked(t *testing.T) {
+	ctx := context.Background()
+	root := t.TempDir()
+	outside := t.TempDir()
+	sub := filepath.Join(root, "monitor")
+	if err := os.Mkdir(sub, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	r := place.NewRoot(root)
+	d, err := r.OpenDir(sub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	moved := filepath.Join(root, "moved")
+	if err := os.Rename(sub, moved); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(outside, sub); err != nil {
+		t.Fatal(err)
+	}
+	s, err := d.StageUnsynced(ctx, "f.wav", "test", strings.NewReader("hello"), place.Attr{Owner: place.Keep}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ents, _ := os.ReadDir(outside); len(ents) != 0 {
+		t.Fatalf("the staged file went through the link: %v", ents)
+	}
+	if _, err := os.Stat(filepath.Join(moved, filepath.Base(s.Temp))); err != nil {
+		t.Fatalf("the staged file is not in the directory checked: %v", err)
+	}
+	var oe *place.OutsideError
+	if _, err := r.OpenDir(sub); !errors.As(err, &oe) {
+		t.Fatalf("OpenDir of the path now a link out = %v, want an OutsideError", err)
+	}
+}
