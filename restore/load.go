@@ -7,6 +7,7 @@ import (
 	"io"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -309,7 +310,9 @@ func (l *loader) copyInto(ctx context.Context, p *plan, target string) (int64, e
 		cols[i] = pgx.Identifier{c}.Sanitize()
 	}
 	sql := "COPY " + target + " (" + strings.Join(cols, ", ") + ") FROM STDIN"
-	tag, err := l.tx.Conn().PgConn().CopyFrom(ctx, l.dec, sql)
+	src := &stopReader{r: l.dec}
+	tag, err := l.tx.Conn().PgConn().CopyFrom(ctx, src, sql)
+	src.stop()
 	if err != nil {
 		return 0, fmt.Errorf("restore: table %s: %w", p.live.Name, err)
 	}
@@ -324,6 +327,34 @@ func (l *loader) copyInto(ctx context.Context, p *plan, target string) (int64, e
 	}
 	return tag.RowsAffected(), nil
 }
+
+// stopReader is what COPY reads from: pgconn's CopyFrom reads it from a goroutine
+// of its own, which it does not wait for when it returns on a cancelled context
+// (the files' staging failed, the restore is stopping). stop waits out a read in
+// flight and ends any later one, so that the decoder under it is the loader's
+// again, to reuse or to close.
+type stopReader struct {
+	mu      sync.Mutex
+	r       io.Reader
+	stopped bool
+}
+
+func (s *stopReader) Read(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stopped {
+		return 0, errCopyStopped
+	}
+	return s.r.Read(p)
+}
+
+func (s *stopReader) stop() {
+	s.mu.Lock()
+	s.stopped = true
+	s.mu.Unlock()
+}
+
+var errCopyStopped = errors.New("restore: copy stopped")
 
 // insertSQL inserts the staged rows that are not there yet.
 func insertSQL(p *plan) string {

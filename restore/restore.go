@@ -341,9 +341,25 @@ func RunSteps(ctx context.Context, cfg *pgx.ConnConfig, store storage.Store, o O
 
 // runStep loads one snapshot inside the restore's transaction, checks what it
 // loaded, and stages its files (renamed into place by the caller after the commit).
+// The files are staged while the rows load: the rows are the database's work, the
+// files this process's and the disk's, and one after the other left a core idle.
+// Nothing staged is visible (temp names, renamed after the commit), so staging
+// before the rows' checks have passed risks nothing: a failed check aborts the
+// staged files as a failed file aborts the load. The returned fileRun, when not
+// nil, holds what was staged: the caller aborts it on error.
 func runStep(ctx context.Context, tx pgx.Tx, store storage.Store, o Options, m *archive.Manifest,
 	tables []archive.Table, files *fileSource, owner place.Owner, staged *int) (*Report, *fileRun, error) {
 	rep := &Report{Tenant: m.Tenant, Snapshot: m.ID, DryRun: o.DryRun, Scope: Scope{Kind: m.Scope.Kind, Cutoffs: m.Scope.Cutoffs, Days: m.Scope.Days}, Tables: []TableReport{}, Files: []FileReport{}}
+	if o.Progress != nil {
+		// Called from the load and from the staging: one at a time, as documented.
+		var mu sync.Mutex
+		progress := o.Progress
+		o.Progress = func(e Event) {
+			mu.Lock()
+			defer mu.Unlock()
+			progress(e)
+		}
+	}
 	l, err := newLoader(ctx, tx, store, m, o)
 	if err != nil {
 		return nil, nil, err
@@ -355,10 +371,61 @@ func runStep(ctx context.Context, tx pgx.Tx, store storage.Store, o Options, m *
 	if err != nil {
 		return nil, nil, err
 	}
+
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	fr := newFileRun(o, store, m, files, owner)
+	// The staging pings the transaction to stop early when the database is gone,
+	// but the load holds the connection (a pgx.Tx is not for concurrent use): while
+	// it does, the load itself would see the database gone.
+	var txBusy sync.Mutex
+	txBusy.Lock()
+	ping := pinger(tx)
+	fr.ping = func(ctx context.Context) error {
+		if !txBusy.TryLock() {
+			return nil
+		}
+		defer txBusy.Unlock()
+		return ping(ctx)
+	}
+	type stagedFiles struct {
+		reports   []FileReport
+		notListed int
+		err       error
+	}
+	done := make(chan stagedFiles, 1)
+	go func() {
+		reports, notListed, err := fr.stage(ctx)
+		if err != nil {
+			cancel(err)
+		}
+		done <- stagedFiles{reports, notListed, err}
+	}()
+	lerr := loadStep(ctx, l, plans, files, o, rep)
+	txBusy.Unlock()
+	if lerr != nil {
+		cancel(lerr)
+	}
+	st := <-done
+	switch {
+	case st.err != nil && (lerr == nil || context.Cause(ctx) == st.err):
+		// The staging failed first: the load stopped for it.
+		return nil, fr, st.err
+	case lerr != nil:
+		return nil, fr, lerr
+	}
+	rep.Files, rep.FilesNotListed = st.reports, st.notListed
+	rep.total(fr.counts)
+	return rep, fr, nil
+}
+
+// loadStep loads the planned tables into the transaction and checks them: the
+// rows' counts and owners, and that the rows name every file.
+func loadStep(ctx context.Context, l *loader, plans []*plan, files *fileSource, o Options, rep *Report) error {
 	for _, p := range plans {
 		tr, err := l.load(ctx, p)
 		if err != nil {
-			return nil, nil, err
+			return err
 		}
 		rep.Tables = append(rep.Tables, tr)
 		if o.Progress != nil {
@@ -366,30 +433,23 @@ func runStep(ctx context.Context, tx pgx.Tx, store storage.Store, o Options, m *
 		}
 	}
 	if err := l.finish(ctx, plans, rep); err != nil {
-		return nil, nil, err
+		return err
 	}
 	var probs []string
 	if !o.DryRun {
+		var err error
 		if probs, err = l.checkRows(ctx, plans); err != nil {
-			return nil, nil, err
+			return err
 		}
 	}
 	fprobs, err := l.checkFiles(ctx, plans, files)
 	if err != nil {
-		return nil, nil, err
+		return err
 	}
 	if probs = append(probs, fprobs...); len(probs) > 0 {
-		return nil, nil, &IntegrityError{Tenant: m.Tenant, Snapshot: m.ID, Problems: probs}
+		return &IntegrityError{Tenant: l.m.Tenant, Snapshot: l.m.ID, Problems: probs}
 	}
-	fr := newFileRun(o, store, m, files, owner)
-	fr.ping = pinger(tx)
-	reports, notListed, err := fr.stage(ctx)
-	if err != nil {
-		return nil, fr, err
-	}
-	rep.Files, rep.FilesNotListed = reports, notListed
-	rep.total(fr.counts)
-	return rep, fr, nil
+	return nil
 }
 
 // manifest loads the snapshot's manifest and the store its objects are read from
