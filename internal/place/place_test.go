@@ -15,7 +15,8 @@ import (
 )
 
 // TestRoot_Check runs each case with the kernel's openat2 and without it (the
-// user-space resolution): both must give the same answer.
+// user-space resolution): both must give the same answer, and OpenDir of the
+// path's directory the same one (or, for a directory not made yet, not there).
 func TestRoot_Check(t *testing.T) {
 	root := t.TempDir()
 	outside := t.TempDir()
@@ -41,20 +42,22 @@ func TestRoot_Check(t *testing.T) {
 		for _, tc := range []struct {
 			name, path string
 			refused    bool
+			dirMissing bool
 		}{
-			{"under", filepath.Join(root, "a", "b", "f"), false},
-			{"not yet made", filepath.Join(root, "new", "dir", "f"), false},
-			{"not yet made under a", filepath.Join(root, "a", "new", "dir", "f"), false},
-			{"the root itself", root, true},
-			{"relative", "a/b/f", true},
-			{"dot dot", root + "/a/../../f", true},
-			{"elsewhere", filepath.Join(outside, "f"), true},
-			{"through a link", filepath.Join(root, "link", "f"), true},
-			{"below a link", filepath.Join(root, "link", "deeper", "f"), true},
-			{"through an absolute link inside", filepath.Join(root, "abs-inside", "b", "f"), false},
-			{"through a relative link inside", filepath.Join(root, "rel-inside", "f"), false},
-			{"through a relative link out", filepath.Join(root, "a", "rel-out", "f"), true},
-			{"below a relative link out", filepath.Join(root, "a", "rel-out", "new", "f"), true},
+			{"under", filepath.Join(root, "a", "b", "f"), false, false},
+			{"in the root", filepath.Join(root, "f"), false, false},
+			{"not yet made", filepath.Join(root, "new", "dir", "f"), false, true},
+			{"not yet made under a", filepath.Join(root, "a", "new", "dir", "f"), false, true},
+			{"the root itself", root, true, false},
+			{"relative", "a/b/f", true, false},
+			{"dot dot", root + "/a/../../f", true, false},
+			{"elsewhere", filepath.Join(outside, "f"), true, false},
+			{"through a link", filepath.Join(root, "link", "f"), true, false},
+			{"below a link", filepath.Join(root, "link", "deeper", "f"), true, false},
+			{"through an absolute link inside", filepath.Join(root, "abs-inside", "b", "f"), false, false},
+			{"through a relative link inside", filepath.Join(root, "rel-inside", "f"), false, false},
+			{"through a relative link out", filepath.Join(root, "a", "rel-out", "f"), true, false},
+			{"below a relative link out", filepath.Join(root, "a", "rel-out", "new", "f"), true, false},
 		} {
 			t.Run(kernel+"/"+tc.name, func(t *testing.T) {
 				if kernel == "no openat2" {
@@ -64,6 +67,20 @@ func TestRoot_Check(t *testing.T) {
 				var oe *place.OutsideError
 				if got := errors.As(err, &oe); got != tc.refused {
 					t.Fatalf("Check(%s) = %v, want refused %v", tc.path, err, tc.refused)
+				}
+				dir := filepath.Dir(tc.path)
+				if !filepath.IsAbs(tc.path) {
+					dir = tc.path // relative: refused as it is
+				}
+				d, err := r.OpenDir(dir)
+				if got := errors.As(err, &oe); got != tc.refused {
+					t.Fatalf("OpenDir(%s) = %v, want refused %v", dir, err, tc.refused)
+				}
+				if got := errors.Is(err, fs.ErrNotExist); got != tc.dirMissing {
+					t.Fatalf("OpenDir(%s) = %v, want not there: %v", dir, err, tc.dirMissing)
+				}
+				if err == nil {
+					d.Close()
 				}
 			})
 		}
