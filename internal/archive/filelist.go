@@ -145,7 +145,7 @@ func EncodeFileEntry(f File) (FileEntry, error) {
 	if err := validateFile(&f, FormatVersion); err != nil {
 		return FileEntry{}, fmt.Errorf("archive: file list: %w", err)
 	}
-	b, err := json.Marshal(&f)
+	b, err := appendFileJSON(make([]byte, 0, 384), &f)
 	if err != nil {
 		return FileEntry{}, fmt.Errorf("archive: file list: %s: %w", f.Path, err)
 	}
@@ -205,14 +205,13 @@ func ReadFileList(r io.Reader, m *Manifest, fn func(File) error) error {
 	if err := dec.Reset(tee); err != nil {
 		return bad("decompress", err)
 	}
-	jd := json.NewDecoder(dec)
-	jd.DisallowUnknownFields()
+	er := newFileEntryReader(dec)
 	var n int64
 	var tot FileTotals
 	order := newPackOrder(m)
 	for {
 		var f File
-		err := jd.Decode(&f)
+		err := er.next(&f)
 		if err == io.EOF {
 			break
 		}
