@@ -145,7 +145,12 @@ func EncodeFileEntry(f File) (FileEntry, error) {
 	if err := validateFile(&f, FormatVersion); err != nil {
 		return FileEntry{}, fmt.Errorf("archive: file list: %w", err)
 	}
-	b, err := appendFileJSON(make([]byte, 0, 384), &f)
+	// Room for the line as json.Marshal writes it when no string needs escaping.
+	n := len(f.Table) + len(f.Column) + len(f.Path) + len(f.SHA256) + 320
+	if f.Owner != nil {
+		n += len(f.Owner.User) + len(f.Owner.Group)
+	}
+	b, err := appendFileJSON(make([]byte, 0, n), &f)
 	if err != nil {
 		return FileEntry{}, fmt.Errorf("archive: file list: %s: %w", f.Path, err)
 	}

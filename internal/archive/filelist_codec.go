@@ -110,6 +110,14 @@ func appendJSONTime(b []byte, t time.Time) ([]byte, error) {
 
 const hexDigits = "0123456789abcdef"
 
+// jsonPlain holds the ASCII bytes encoding/json writes as they are (its htmlSafeSet).
+var jsonPlain = func() (t [utf8.RuneSelf]bool) {
+	for c := range t {
+		t[c] = c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&'
+	}
+	return t
+}()
+
 // appendJSONString appends s quoted as encoding/json quotes a string (with its HTML
 // escaping): <, >, & and control characters as \u00XX (\b \f \n \r \t \" \\ short),
 // U+2028 and U+2029 escaped, invalid UTF-8 as \ufffd.
@@ -118,7 +126,7 @@ func appendJSONString(b []byte, s string) []byte {
 	start := 0
 	for i := 0; i < len(s); {
 		if c := s[i]; c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
+			if jsonPlain[c] {
 				i++
 				continue
 			}
@@ -171,9 +179,9 @@ var fileKeys = [...]string{"table", "column", "path", "size", "mode", "mtime", "
 type fileParser struct {
 	b []byte
 	i int
-	// the last table and column read: every entry of a list names one of a few, and
-	// reusing them saves two strings per entry.
-	table, column string
+	// the last table, column, user and group read: every entry of a list names one
+	// of a few, and reusing them saves four strings per entry.
+	table, column, user, group string
 }
 
 // parse reads line, an entry without its newline, into f, as
@@ -258,9 +266,9 @@ func (p *fileParser) owner() (*Owner, bool) {
 		case 1:
 			o.GID, ok = p.uint32()
 		case 2:
-			o.User, ok = p.str()
+			o.User, ok = p.reuse(&p.user)
 		case 3:
-			o.Group, ok = p.str()
+			o.Group, ok = p.reuse(&p.group)
 		}
 		if !ok {
 			return nil, false
@@ -343,17 +351,23 @@ func (p *fileParser) raw() ([]byte, bool) {
 		return nil, false
 	}
 	start := p.i
-	for ; p.i < len(p.b); p.i++ {
-		switch c := p.b[p.i]; {
-		case c == '"':
-			p.i++
-			return p.b[start : p.i-1], true
-		case c < 0x20 || c == '\\':
-			return nil, false
-		}
+	for p.i < len(p.b) && jsonPlainRead[p.b[p.i]] {
+		p.i++
 	}
-	return nil, false
+	if p.i == len(p.b) || p.b[p.i] != '"' { // the end, an escape or a control character
+		return nil, false
+	}
+	p.i++
+	return p.b[start : p.i-1], true
 }
+
+// jsonPlainRead holds the bytes a JSON string holds as they are.
+var jsonPlainRead = func() (t [256]bool) {
+	for c := range t {
+		t[c] = c >= 0x20 && c != '"' && c != '\\'
+	}
+	return t
+}()
 
 // str reads a string: encoding/json gives its bytes as they are when they are valid
 // UTF-8 and hold no escape.

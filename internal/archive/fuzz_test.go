@@ -1,6 +1,8 @@
 package archive_test
 
 import (
+	"bytes"
+	"encoding/hex"
 	"strings"
 	"testing"
 
@@ -98,6 +100,24 @@ func FuzzTableKey(f *testing.F) {
 		name := strings.TrimPrefix(k1, archive.SnapshotPrefix(tenantA, snapA)+"tables/")
 		if strings.Contains(name, "/") {
 			t.Fatalf("TableKey(%q, %q): got file name %q with a '/', want none", s1, t1, name)
+		}
+	})
+}
+
+// FuzzParseDigestHex: ParseDigestHex takes exactly what decodes as 32 bytes of hex and
+// encodes back to itself (lower case), and gives those bytes.
+func FuzzParseDigestHex(f *testing.F) {
+	f.Add(sumHex("a"))
+	f.Add(strings.ToUpper(sumHex("a")))
+	f.Add(sumHex("a")[:63] + "g")
+	f.Add(sumHex("a") + "00")
+	f.Add("")
+	f.Fuzz(func(t *testing.T, s string) {
+		got, err := archive.ParseDigestHex(s)
+		b, herr := hex.DecodeString(s)
+		want := herr == nil && len(b) == 32 && hex.EncodeToString(b) == s
+		if (err == nil) != want || want && !bytes.Equal(got[:], b) {
+			t.Fatalf("ParseDigestHex(%q): got %x, %v; want accepted %v", s, got, err, want)
 		}
 	})
 }

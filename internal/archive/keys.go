@@ -95,8 +95,13 @@ func escapeIdent(s string) string {
 
 // BlobKey is the key of a file's content, named by the SHA-256 of the raw content.
 func BlobKey(sum [32]byte) string {
-	h := hex.EncodeToString(sum[:])
-	return BlobsPrefix + h[:2] + "/" + h + blobSuffix
+	// One allocation: validateFile asks for a key per entry of a file list.
+	var b [len(BlobsPrefix) + 3 + 64 + len(blobSuffix)]byte
+	n := copy(b[:], BlobsPrefix)
+	hex.Encode(b[n+3:], sum[:])
+	b[n], b[n+1], b[n+2] = b[n+3], b[n+4], '/'
+	copy(b[n+3+64:], blobSuffix)
+	return string(b[:])
 }
 
 // BlobKeyHex is BlobKey for a hex digest as found in a manifest: 64 lower-case hex
@@ -110,13 +115,36 @@ func BlobKeyHex(hexSum string) (string, error) {
 	return BlobKey(sum), nil
 }
 
+// lowerHex maps a lower-case hex digit to its value, any other byte to 0xff.
+var lowerHex = func() (t [256]byte) {
+	for c := range t {
+		switch {
+		case '0' <= c && c <= '9':
+			t[c] = byte(c - '0')
+		case 'a' <= c && c <= 'f':
+			t[c] = byte(c - 'a' + 10)
+		default:
+			t[c] = 0xff
+		}
+	}
+	return t
+}()
+
 // ParseDigestHex parses a manifest's hex digest, held to the same form as BlobKeyHex.
 func ParseDigestHex(hexSum string) (sum [32]byte, err error) {
-	b, err := hex.DecodeString(hexSum)
-	if err != nil || len(b) != 32 || hex.EncodeToString(b) != hexSum {
+	// 64 lower-case hex digits, checked without allocating: a file list has one
+	// digest per entry.
+	if len(hexSum) != 2*len(sum) {
 		return sum, fmt.Errorf("archive: bad sha256 %q", hexSum)
 	}
-	return [32]byte(b), nil
+	for i := range len(sum) {
+		hi, lo := lowerHex[hexSum[2*i]], lowerHex[hexSum[2*i+1]]
+		if hi|lo > 0xf {
+			return [32]byte{}, fmt.Errorf("archive: bad sha256 %q", hexSum)
+		}
+		sum[i] = hi<<4 | lo
+	}
+	return sum, nil
 }
 
 // ParseBlobKey returns the digest named by a blob key. Only the key BlobKey writes is
