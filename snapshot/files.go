@@ -508,8 +508,9 @@ func (e *exporter) missing(ctx context.Context, fw *fileWorker, m *archive.Manif
 // is read. askedByName says the shield was asked about it by name first, and
 // said no (shieldStoredAt).
 func (e *exporter) saveFD(ctx context.Context, fw *fileWorker, m *archive.Manifest, path string, f archive.File, ev Event, fd int, askedByName bool) (archive.File, Event, error) {
+	var st *place.StatInfo
 	if e.o.Shield != nil && e.o.Sealer == nil {
-		st := place.NewStatInfo(path)
+		st = place.NewStatInfo(path)
 		if err := place.Fstat(fd, st); err != nil {
 			_ = syscall.Close(fd)
 			return f, ev, err
@@ -524,6 +525,10 @@ func (e *exporter) saveFD(ctx context.Context, fw *fileWorker, m *archive.Manife
 	}
 	fh := os.NewFile(uintptr(fd), path)
 	defer fh.Close()
+	if st != nil {
+		// Stat and shield asked above: not again (two system calls of each file).
+		return e.saveStat(ctx, fw, m, path, f, ev, fh, st, false)
+	}
 	return e.saveOpen(ctx, fw, m, path, f, ev, fh)
 }
 
@@ -559,17 +564,25 @@ func (e *exporter) recordVouched(f archive.File, ev Event, st fs.FileInfo, sum [
 // saveOpen hashes and stores the content of an open file (the file at its path, or
 // the shield's link of it) under the name path.
 func (e *exporter) saveOpen(ctx context.Context, fw *fileWorker, m *archive.Manifest, path string, f archive.File, ev Event, fh *os.File) (archive.File, Event, error) {
-	p := filePath{path: path}
-	store := e.storeOf(m)
 	st, err := fh.Stat()
 	if err != nil {
 		return f, ev, err
 	}
+	return e.saveStat(ctx, fw, m, path, f, ev, fh, st, true)
+}
+
+// saveStat is saveOpen once fh's stat st is known; askShield says the shield was
+// not asked about fh yet.
+func (e *exporter) saveStat(ctx context.Context, fw *fileWorker, m *archive.Manifest, path string, f archive.File, ev Event, fh *os.File, st fs.FileInfo, askShield bool) (archive.File, Event, error) {
+	p := filePath{path: path}
+	store := e.storeOf(m)
 	if !st.Mode().IsRegular() {
 		return f, ev, fmt.Errorf("not a regular file (%s)", st.Mode().Type())
 	}
-	if rf, rev, ok, err := e.shieldStored(f, ev, int(fh.Fd()), st); ok || err != nil {
-		return rf, rev, err
+	if askShield {
+		if rf, rev, ok, err := e.shieldStored(f, ev, int(fh.Fd()), st); ok || err != nil {
+			return rf, rev, err
+		}
 	}
 	if st.Size() <= smallBlob {
 		rf, rev, ok, err := e.saveSmall(ctx, fw, m, f, ev, fh, st)

@@ -258,3 +258,31 @@ func TestRun_ShieldReplacedFileSavedFromDisk(t *testing.T) {
 		}
 	}
 }
+
+// A file the shield does not vouch for is asked about once by descriptor, not once
+// more when its content is read: each question is a system call of every file.
+func TestRun_ShieldAskedOncePerFile(t *testing.T) {
+	e := newEnv(t)
+	tenant := e.res.Tenants[0]
+	s := fileStore(t)
+	var rs []shield.Root
+	for _, root := range []string{e.recordings, e.exports} {
+		rs = append(rs, shield.Root{Dir: root, Shield: shield.DefaultShieldDir(root)})
+	}
+	sh := &realShield{Lookup: shield.NewLookup(s, rs, time.Hour)} // no shield ran: it vouches for nothing
+	o := e.options(tenant)
+	o.Shield = sh
+	m := e.run(t, s, o)[0]
+	var saved int64
+	for _, f := range m.Files {
+		if !f.Missing && !f.OutsideRoot {
+			saved++
+		}
+	}
+	if saved == 0 {
+		t.Fatal("no file saved from disk: the test needs some")
+	}
+	if n := sh.byFD.Load(); n != saved {
+		t.Errorf("shield asked %d times by descriptor for %d files read from disk, want once each", n, saved)
+	}
+}
