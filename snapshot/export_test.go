@@ -40,6 +40,13 @@ func SetAfterStatHook(f func(path string)) (restore func()) {
 	return func() { testHookAfterStat = nil }
 }
 
+// SetAfterFstatHook sets the hook run between a small file's fstat by descriptor and
+// its reading, for the duration of a test.
+func SetAfterFstatHook(f func(path string)) (restore func()) {
+	testHookAfterFstat = f
+	return func() { testHookAfterFstat = nil }
+}
+
 // SetByNameTrials sets how many files a shield may vouch for by descriptor after
 // saying no by name before it is asked by name no more, for the duration of a test.
 func SetByNameTrials(n int64) (restore func()) {

@@ -503,9 +503,9 @@ func (e *exporter) missing(ctx context.Context, fw *fileWorker, m *archive.Manif
 
 // saveFD saves the file openBeneath opened as fd, and closes it. A file whose blob
 // the shield stored costs its fstat and the shield's look (fgetxattr), nothing
-// more: the descriptor becomes an *os.File, whose making costs two more system
-// calls (fcntl, and epoll_ctl for the O_NONBLOCK descriptor), only when its content
-// is read. askedByName says the shield was asked about it by name first, and
+// more; a small file is read from the descriptor; it becomes an *os.File, whose
+// making costs two more system calls (fcntl, and epoll_ctl for the O_NONBLOCK
+// descriptor), only when a larger file is streamed. askedByName says the shield was asked about it by name first, and
 // said no (shieldStoredAt).
 func (e *exporter) saveFD(ctx context.Context, fw *fileWorker, m *archive.Manifest, path string, f archive.File, ev Event, fd int, askedByName bool) (archive.File, Event, error) {
 	var st *place.StatInfo
@@ -521,6 +521,24 @@ func (e *exporter) saveFD(ctx context.Context, fw *fileWorker, m *archive.Manife
 				e.byNameMissed.Add(1)
 			}
 			return rf, rev, err
+		}
+	}
+	if st != nil && st.Mode().IsRegular() && st.Size() <= smallBlob {
+		// Read from the descriptor itself: an *os.File costs two system calls more
+		// to make (fcntl, and epoll_ctl for the O_NONBLOCK descriptor), for every
+		// small file.
+		if testHookAfterFstat != nil {
+			testHookAfterFstat(path)
+		}
+		rf, rev, ok, err := e.saveSmall(ctx, fw, m, f, ev, fdReader{fd: fd, name: path}, st)
+		if ok || err != nil {
+			_ = syscall.Close(fd)
+			return rf, rev, err
+		}
+		// Grew past smallBlob since its stat: streamed from its start below.
+		if _, err := syscall.Seek(fd, 0, io.SeekStart); err != nil {
+			_ = syscall.Close(fd)
+			return f, ev, &fs.PathError{Op: "seek", Path: path, Err: err}
 		}
 	}
 	fh := os.NewFile(uintptr(fd), path)
@@ -660,7 +678,7 @@ type smallBuf struct{ raw, comp []byte }
 // recordings those were most of the work. What is stored is exactly what was
 // hashed, so a file changed meanwhile cannot be mislabelled. ok is false, nothing
 // stored, when the file holds more than smallBlob bytes by now.
-func (e *exporter) saveSmall(ctx context.Context, fw *fileWorker, m *archive.Manifest, f archive.File, ev Event, fh *os.File, st fs.FileInfo) (archive.File, Event, bool, error) {
+func (e *exporter) saveSmall(ctx context.Context, fw *fileWorker, m *archive.Manifest, f archive.File, ev Event, fh io.Reader, st fs.FileInfo) (archive.File, Event, bool, error) {
 	b := smallBufs.Get().(*smallBuf)
 	defer smallBufs.Put(b)
 	if cap(b.raw) < smallBlob+1 {
@@ -712,6 +730,31 @@ func (e *exporter) saveSmall(ctx context.Context, fw *fileWorker, m *archive.Man
 		ev.Stored = storedSize
 	}
 	return f, ev, true, nil
+}
+
+// testHookAfterFstat, when set by a test, runs between saveFD's fstat of a small
+// file and its reading.
+var testHookAfterFstat func(path string)
+
+// fdReader reads a regular file's descriptor as os.File would, without being one.
+type fdReader struct {
+	fd   int
+	name string
+}
+
+func (r fdReader) Read(p []byte) (int, error) {
+	for {
+		n, err := syscall.Read(r.fd, p)
+		switch {
+		case err == syscall.EINTR:
+			continue
+		case err != nil:
+			return 0, &fs.PathError{Op: "read", Path: r.name, Err: err}
+		case n == 0 && len(p) > 0:
+			return 0, io.EOF
+		}
+		return n, nil
+	}
 }
 
 // reuseStored looks for the blob under key in store: when it is there (a blob is

@@ -286,3 +286,55 @@ func TestRun_ShieldAskedOncePerFile(t *testing.T) {
 		t.Errorf("shield asked %d times by descriptor for %d files read from disk, want once each", n, saved)
 	}
 }
+
+// A small file that grows past SmallBlob between its stat and its reading is saved
+// whole: its recorded digest and size are those of its content as it is read, from
+// its first byte.
+func TestRun_SmallFileGrowsAfterStat(t *testing.T) {
+	e := newEnv(t)
+	tenant := e.res.Tenants[0]
+	ctx := testenv.Context(t)
+	mon := filepath.Join(e.recordings, tenant.String(), "monitor")
+	if err := os.MkdirAll(mon, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	growing := filepath.Join(mon, "growing.wav")
+	if err := os.WriteFile(growing, bytes.Repeat([]byte("g"), 100), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	_, err := e.conn.Exec(ctx, `INSERT INTO call_logd_recording (uuid, start_time, end_time, path, call_log_id)
+		SELECT gen_random_uuid(), now(), now(), $1, min(id) FROM call_logd_call_log WHERE tenant_uuid = $2`, growing, tenant)
+	if err != nil {
+		t.Fatal(err)
+	}
+	full := append(bytes.Repeat([]byte("g"), 100), bytes.Repeat([]byte("h"), snapshot.SmallBlob+900)...) // read past SmallBlob, less than twice
+	var grown atomic.Bool
+	defer snapshot.SetAfterFstatHook(func(path string) {
+		if path == growing && !grown.Swap(true) {
+			if err := os.WriteFile(growing, full, 0o640); err != nil { // the same inode, rewritten
+				t.Error(err)
+			}
+		}
+	})()
+	s := fileStore(t)
+	var rs []shield.Root
+	for _, root := range []string{e.recordings, e.exports} {
+		rs = append(rs, shield.Root{Dir: root, Shield: shield.DefaultShieldDir(root)})
+	}
+	o := e.options(tenant)
+	o.Shield = &realShield{Lookup: shield.NewLookup(s, rs, time.Hour)}
+	m := e.run(t, s, o)[0]
+	if !grown.Load() {
+		t.Fatal("growing.wav was never read after its stat by descriptor")
+	}
+	want := sha256.Sum256(full)
+	for _, f := range m.Files {
+		if f.Path == growing {
+			if f.SHA256 != hex.EncodeToString(want[:]) || f.Size != int64(len(full)) {
+				t.Errorf("%s: digest %s size %d, want its content's %x, %d", f.Path, f.SHA256, f.Size, want, len(full))
+			}
+			return
+		}
+	}
+	t.Fatalf("%s not in the manifest", growing)
+}
