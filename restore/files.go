@@ -295,9 +295,12 @@ type stager struct {
 	dec *zstd.Decoder
 	// br buffers a blob: the decoder reads a frame's header a few bytes at a time,
 	// and buffered, a small blob costs one read(2) instead of a dozen.
-	br       *bufio.Reader
-	dir      *place.Dir
-	prepared string // the directory prepareDir last made ready for this worker
+	br  *bufio.Reader
+	dir *place.Dir
+	// dirRoot is the root dir was opened under: nested roots can name one directory,
+	// which must then lie under each.
+	dirRoot  string
+	prepared [2]string // the root and directory prepareDir last made ready for this worker
 }
 
 func newStager() (*stager, error) {
@@ -311,7 +314,7 @@ func newStager() (*stager, error) {
 // openDir returns dir, under root, held open; nil (and no error) when dir does not
 // exist yet. A dir that leaves the root is an *place.OutsideError.
 func (w *stager) openDir(root place.Root, dir string) (*place.Dir, error) {
-	if w.dir != nil && w.dir.Path() == dir {
+	if w.dir != nil && w.dir.Path() == dir && w.dirRoot == root.Dir() {
 		return w.dir, nil
 	}
 	if w.dir != nil {
@@ -325,7 +328,7 @@ func (w *stager) openDir(root place.Root, dir string) (*place.Dir, error) {
 	if err != nil {
 		return nil, err
 	}
-	w.dir = d
+	w.dir, w.dirRoot = d, root.Dir()
 	return d, nil
 }
 
@@ -442,11 +445,11 @@ func (fr *fileRun) stageOne(ctx context.Context, w *stager, f *restoreFile) erro
 		}
 		return nil
 	}
-	if w.prepared != dir || d == nil {
+	if w.prepared != [2]string{root.Dir(), dir} || d == nil {
 		if err := fr.prepareDir(root, dir); err != nil {
 			return err
 		}
-		w.prepared = dir
+		w.prepared = [2]string{root.Dir(), dir}
 	}
 	if d == nil {
 		if d, err = w.openDir(root, dir); err != nil {
@@ -681,6 +684,7 @@ func (fr *fileRun) commit(rep *Report) error {
 		// by name: a link swapped into its path since it was staged is refused, not
 		// followed. Files come in the order staged: most go where the one before did.
 		var d *place.Dir
+		var dRoot string
 		defer func() {
 			if d != nil {
 				_ = d.Close()
@@ -691,7 +695,7 @@ func (fr *fileRun) commit(rep *Report) error {
 			if filepath.Dir(s.Temp) != dir {
 				return fmt.Errorf("staged at %s, not beside it", s.Temp)
 			}
-			if d == nil || d.Path() != dir {
+			if d == nil || d.Path() != dir || dRoot != s.Root {
 				if d != nil {
 					_ = d.Close()
 					d = nil
@@ -700,7 +704,7 @@ func (fr *fileRun) commit(rep *Report) error {
 				if err != nil {
 					return err
 				}
-				d = nd
+				d, dRoot = nd, s.Root
 			}
 			return d.Rename(filepath.Base(s.Temp), filepath.Base(s.Target), s.Replace)
 		}
