@@ -31,6 +31,9 @@ type measure struct {
 	wall   time.Duration
 	rssKiB int64   // largest process of the step
 	cpu    float64 // CPU seconds of the whole machine during the step (PostgreSQL's included)
+	// ownCPU is the command's own CPU seconds (user and system, its children's
+	// included), from its wait status.
+	ownCPU float64
 	rows   int64
 	bytes  int64 // raw COPY bytes (or dump bytes for pg_dump)
 	note   string
@@ -446,6 +449,7 @@ func timed(name string, cmd *exec.Cmd) (measure, error) {
 		return m, fmt.Errorf("%s: %w", name, err)
 	}
 	m.rssKiB = rss(cmd)
+	m.ownCPU = (cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()).Seconds()
 	return m, nil
 }
 
