@@ -38,6 +38,9 @@ func TestCLI_SnapshotKilledWhileWritingBlobs(t *testing.T) {
 		"PURGEGUARD_DATABASE_URL": w.dsn,
 		"PURGEGUARD_STORAGE_URL":  "file://" + backups,
 		"PURGEGUARD_CONFIG":       cfg,
+		// A killed run leaves its spills (temporary files) behind: in the test's
+		// directory, not in the machine's /tmp.
+		"TMPDIR": t.TempDir(),
 	}
 	tenant := res.Tenants[0].String()
 

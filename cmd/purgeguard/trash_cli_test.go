@@ -272,6 +272,9 @@ func TestCLI_TrashSaveKill9(t *testing.T) {
 	for k, v := range env {
 		procEnv = append(procEnv, k+"="+v)
 	}
+	// A killed run leaves its spills (temporary files) behind: in the test's
+	// directory, not in the machine's /tmp.
+	procEnv = append(procEnv, "TMPDIR="+t.TempDir())
 
 	kills := 0
 	for delay := time.Duration(0); ; delay += 25 * time.Millisecond {
