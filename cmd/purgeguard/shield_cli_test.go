@@ -14,6 +14,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 
@@ -24,12 +25,13 @@ import (
 )
 
 // buildBinary builds the purgeguard binary once per test binary, for tests that must
-// kill a real process.
+// kill a real process; TestMain removes it.
 var buildBinary = sync.OnceValues(func() (string, error) {
 	dir, err := os.MkdirTemp("", "purgeguard-bin-")
 	if err != nil {
 		return "", err
 	}
+	binaryDir.Store(&dir)
 	bin := filepath.Join(dir, "purgeguard")
 	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
 	if err != nil {
@@ -37,6 +39,18 @@ var buildBinary = sync.OnceValues(func() (string, error) {
 	}
 	return bin, nil
 })
+
+// binaryDir is where buildBinary put the binary, once it did.
+var binaryDir atomic.Pointer[string]
+
+// TestMain removes the binary buildBinary built (33 MB a run, left in /tmp).
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if d := binaryDir.Load(); d != nil {
+		os.RemoveAll(*d)
+	}
+	os.Exit(code)
+}
 
 func purgeguardBinary(t *testing.T) string {
 	t.Helper()
