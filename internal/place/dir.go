@@ -2,8 +2,6 @@ package place
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"io"
 	"io/fs"
 	"os"
@@ -77,11 +75,17 @@ func (d *Dir) Lstat(name string) (fs.FileInfo, error) {
 // StageUnsynced is Root.StageUnsynced of the directory's entry name: the file is
 // created, written, given its attributes and timed through the directory's
 // descriptor. Its Staged names the paths, for a Rename from anywhere.
-func (d *Dir) StageUnsynced(ctx context.Context, name, tag string, src io.Reader, a Attr, check func() error) (_ *Staged, err error) {
+func (d *Dir) StageUnsynced(ctx context.Context, name, tag string, src io.Reader, a Attr, check func() error) (*Staged, error) {
+	return d.stage(ctx, name, tag, src, a, check, false)
+}
+
+// stage is StageUnsynced, with sync the file's content and attributes made durable
+// before it returns.
+func (d *Dir) stage(ctx context.Context, name, tag string, src io.Reader, a Attr, check func() error, sync bool) (_ *Staged, err error) {
 	if name == "" || name == "." || name == ".." || filepath.Base(name) != name {
 		return nil, &OutsideError{Path: filepath.Join(d.path, name), Root: d.root.dir, Reason: "not a name in " + d.path}
 	}
-	tmp, tmpName, err := createTempAt(d.fd, d.path, TempPrefix+tag+"-")
+	tmp, tmpName, err := createTemp(d.fd, d.path, TempPrefix+tag+"-")
 	if err != nil {
 		return nil, err
 	}
@@ -103,6 +107,12 @@ func (d *Dir) StageUnsynced(ctx context.Context, name, tag string, src io.Reader
 			return nil, &os.PathError{Op: "chtimes", Path: tmp.Name(), Err: err}
 		}
 	}
+	if sync {
+		// After the mtime: the sync makes it durable too.
+		if err := tmp.Sync(); err != nil {
+			return nil, err
+		}
+	}
 	if err := tmp.Close(); err != nil {
 		return nil, err
 	}
@@ -112,25 +122,7 @@ func (d *Dir) StageUnsynced(ctx context.Context, name, tag string, src io.Reader
 // Rename renames the directory's entry from onto to, as Staged.Rename does by
 // path (without replace, an existing to is left alone and the error is ErrExists).
 func (d *Dir) Rename(from, to string, replace bool) error {
-	target := filepath.Join(d.path, to)
-	var flags uint
-	if !replace {
-		flags = unix.RENAME_NOREPLACE
-	}
-	err := unix.Renameat2(d.fd, from, d.fd, to, flags)
-	if !replace && (errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOSYS)) {
-		// The filesystem cannot refuse to replace: link then unlink does the same.
-		if err = unix.Linkat(d.fd, from, d.fd, to, 0); err == nil {
-			err = unix.Unlinkat(d.fd, from, 0)
-		}
-	}
-	switch {
-	case errors.Is(err, unix.EEXIST):
-		return fmt.Errorf("place: %s: %w", target, ErrExists)
-	case err != nil:
-		return fmt.Errorf("place: rename %s: %w", target, err)
-	}
-	return nil
+	return renameAt(d.fd, from, to, filepath.Join(d.path, to), replace)
 }
 
 // StatInfo is an fs.FileInfo from fstat(2) or fstatat(2), as os.Lstat makes it,

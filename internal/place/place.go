@@ -236,42 +236,29 @@ func (r Root) StageUnsynced(ctx context.Context, target, tag string, src io.Read
 	return r.stage(ctx, target, tag, src, a, check, false)
 }
 
-func (r Root) stage(ctx context.Context, target, tag string, src io.Reader, a Attr, check func() error, sync bool) (_ *Staged, err error) {
-	if err := r.Check(target); err != nil {
-		return nil, err
+func (r Root) stage(ctx context.Context, target, tag string, src io.Reader, a Attr, check func() error, sync bool) (*Staged, error) {
+	// OpenDir of the target's directory refuses what Check refuses of the target
+	// (the root itself, as a file, is in the directory above it).
+	clean := filepath.Clean(target)
+	if !filepath.IsAbs(target) {
+		return nil, &OutsideError{Path: target, Root: r.dir, Reason: "path leaves its root " + r.dir}
 	}
-	dir := filepath.Dir(filepath.Clean(target))
-	tmp, err := createTemp(dir, TempPrefix+tag+"-")
+	d, err := r.OpenDir(filepath.Dir(clean))
 	if err != nil {
 		return nil, err
 	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	if err := fill(ctx, tmp, target, src, a, check); err != nil {
+	defer d.Close()
+	s, err := d.stage(ctx, filepath.Base(clean), tag, src, a, check, sync)
+	if err != nil {
 		return nil, err
 	}
-	if sync {
-		if err := tmp.Sync(); err != nil {
-			return nil, err
-		}
-	}
-	if err := tmp.Close(); err != nil {
-		return nil, err
-	}
-	if !a.ModTime.IsZero() {
-		if err := os.Chtimes(tmp.Name(), time.Now(), a.ModTime); err != nil {
-			return nil, err
-		}
-	}
-	// A link may have raced in while writing: the rename would then go through it.
+	// The file is in the directory checked, but Commit renames it by path: a link
+	// raced into that path while writing would take the rename through it.
 	if err := r.Check(target); err != nil {
+		_ = s.Abort()
 		return nil, err
 	}
-	return &Staged{Temp: tmp.Name(), Target: filepath.Clean(target)}, nil
+	return s, nil
 }
 
 // fill writes src to tmp, the temporary file staged for target, runs check (its
@@ -343,26 +330,28 @@ func (s *Staged) Commit(replace bool) error {
 // syncs each directory once, after its last rename (SyncDir), before it reports
 // them placed.
 func (s *Staged) Rename(replace bool) error {
-	var err error
-	if replace {
-		err = os.Rename(s.Temp, s.Target)
-	} else {
-		err = unix.Renameat2(unix.AT_FDCWD, s.Temp, unix.AT_FDCWD, s.Target, unix.RENAME_NOREPLACE)
-		if errors.Is(err, unix.EEXIST) {
-			return fmt.Errorf("place: %s: %w", s.Target, ErrExists)
-		}
-		if errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOSYS) {
-			// The filesystem cannot refuse to replace: link then unlink does the same.
-			if err = os.Link(s.Temp, s.Target); errors.Is(err, fs.ErrExist) {
-				return fmt.Errorf("place: %s: %w", s.Target, ErrExists)
-			}
-			if err == nil {
-				err = os.Remove(s.Temp)
-			}
+	return renameAt(unix.AT_FDCWD, s.Temp, s.Target, s.Target, replace)
+}
+
+// renameAt renames from onto to, both resolved from dirfd; target names to in
+// errors. Without replace, an existing to is left alone and the error is ErrExists.
+func renameAt(dirfd int, from, to, target string, replace bool) error {
+	var flags uint
+	if !replace {
+		flags = unix.RENAME_NOREPLACE
+	}
+	err := unix.Renameat2(dirfd, from, dirfd, to, flags)
+	if !replace && (errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOSYS)) {
+		// The filesystem cannot refuse to replace: link then unlink does the same.
+		if err = unix.Linkat(dirfd, from, dirfd, to, 0); err == nil {
+			err = unix.Unlinkat(dirfd, from, 0)
 		}
 	}
-	if err != nil {
-		return fmt.Errorf("place: rename %s: %w", s.Target, err)
+	switch {
+	case errors.Is(err, unix.EEXIST):
+		return fmt.Errorf("place: %s: %w", target, ErrExists)
+	case err != nil:
+		return fmt.Errorf("place: rename %s: %w", target, err)
 	}
 	return nil
 }

@@ -25,23 +25,13 @@ type tempFile struct {
 	name string // its path
 }
 
-// createTemp creates a file named prefix and a random suffix in dir, exclusively.
-func createTemp(dir, prefix string) (*tempFile, error) {
-	f, _, err := createTempAt(unix.AT_FDCWD, dir, prefix)
-	return f, err
-}
-
-// createTempAt is createTemp in the directory dirfd, whose path is dir: the file
-// is created by its name alone (by its path with unix.AT_FDCWD). It returns the
-// file and that name.
-func createTempAt(dirfd int, dir, prefix string) (*tempFile, string, error) {
+// createTemp creates a file named prefix and a random suffix, exclusively, in the
+// directory dirfd, whose path is dir. It returns the file (named by its path) and
+// its name.
+func createTemp(dirfd int, dir, prefix string) (*tempFile, string, error) {
 	for range 10000 {
 		name := prefix + strconv.FormatUint(rand.Uint64(), 36)
-		at := name
-		if dirfd == unix.AT_FDCWD {
-			at = filepath.Join(dir, name)
-		}
-		fd, err := unix.Openat(dirfd, at, unix.O_RDWR|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC, 0o600)
+		fd, err := unix.Openat(dirfd, name, unix.O_RDWR|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC, 0o600)
 		switch {
 		case err == nil:
 			return &tempFile{fd: fd, name: filepath.Join(dir, name)}, name, nil
