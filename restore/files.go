@@ -295,11 +295,8 @@ type stager struct {
 	dec *zstd.Decoder
 	// br buffers a blob: the decoder reads a frame's header a few bytes at a time,
 	// and buffered, a small blob costs one read(2) instead of a dozen.
-	br  *bufio.Reader
-	dir *place.Dir
-	// dirRoot is the root dir was opened under: nested roots can name one directory,
-	// which must then lie under each.
-	dirRoot  string
+	br       *bufio.Reader
+	dir      heldDir
 	prepared [2]string // the root and directory prepareDir last made ready for this worker
 }
 
@@ -314,28 +311,45 @@ func newStager() (*stager, error) {
 // openDir returns dir, under root, held open; nil (and no error) when dir does not
 // exist yet. A dir that leaves the root is an *place.OutsideError.
 func (w *stager) openDir(root place.Root, dir string) (*place.Dir, error) {
-	if w.dir != nil && w.dir.Path() == dir && w.dirRoot == root.Dir() {
-		return w.dir, nil
-	}
-	if w.dir != nil {
-		_ = w.dir.Close()
-		w.dir = nil
-	}
-	d, err := root.OpenDir(dir)
+	d, err := w.dir.open(root, dir)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
-	if err != nil {
-		return nil, err
-	}
-	w.dir, w.dirRoot = d, root.Dir()
-	return d, nil
+	return d, err
 }
 
 func (w *stager) close() {
 	w.dec.Close()
-	if w.dir != nil {
-		_ = w.dir.Close()
+	w.dir.close()
+}
+
+// heldDir holds the directory last opened under a root, for the files after it
+// that go there too. It is kept per root as well as per path: nested roots can
+// name one directory, which must then lie under each.
+type heldDir struct {
+	d    *place.Dir
+	root string
+}
+
+// open returns dir opened under root (place.Root.OpenDir's errors), the one held
+// when it is the same.
+func (h *heldDir) open(root place.Root, dir string) (*place.Dir, error) {
+	if h.d != nil && h.d.Path() == dir && h.root == root.Dir() {
+		return h.d, nil
+	}
+	h.close()
+	d, err := root.OpenDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	h.d, h.root = d, root.Dir()
+	return d, nil
+}
+
+func (h *heldDir) close() {
+	if h.d != nil {
+		_ = h.d.Close()
+		h.d = nil
 	}
 }
 
@@ -683,28 +697,16 @@ func (fr *fileRun) commit(rep *Report) error {
 		// Each directory is opened under its root again, and the file renamed in it
 		// by name: a link swapped into its path since it was staged is refused, not
 		// followed. Files come in the order staged: most go where the one before did.
-		var d *place.Dir
-		var dRoot string
-		defer func() {
-			if d != nil {
-				_ = d.Close()
-			}
-		}()
+		var held heldDir
+		defer held.close()
 		rename := func(s stagedFile) error {
 			dir := filepath.Dir(s.Target)
 			if filepath.Dir(s.Temp) != dir {
 				return fmt.Errorf("staged at %s, not beside it", s.Temp)
 			}
-			if d == nil || d.Path() != dir || dRoot != s.Root {
-				if d != nil {
-					_ = d.Close()
-					d = nil
-				}
-				nd, err := place.NewRoot(s.Root).OpenDir(dir)
-				if err != nil {
-					return err
-				}
-				d, dRoot = nd, s.Root
+			d, err := held.open(place.NewRoot(s.Root), dir)
+			if err != nil {
+				return err
 			}
 			return d.Rename(filepath.Base(s.Temp), filepath.Base(s.Target), s.Replace)
 		}
