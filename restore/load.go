@@ -312,7 +312,12 @@ func (l *loader) copyInto(ctx context.Context, p *plan, target string) (int64, e
 	sql := "COPY " + target + " (" + strings.Join(cols, ", ") + ") FROM STDIN"
 	src := &stopReader{r: l.dec}
 	tag, err := l.tx.Conn().PgConn().CopyFrom(ctx, src, sql)
-	src.stop()
+	if rerr := src.stop(); rerr != nil {
+		// pgconn reports a failed read as the server's "COPY from stdin failed"
+		// with the reason as text: the reader's own error is the cause, and the one
+		// a caller can branch on (a stalled or given-up storage).
+		return 0, fmt.Errorf("restore: table %s: %w", p.live.Name, rerr)
+	}
 	if err != nil {
 		return 0, fmt.Errorf("restore: table %s: %w", p.live.Name, err)
 	}
@@ -337,6 +342,7 @@ type stopReader struct {
 	mu      sync.Mutex
 	r       io.Reader
 	stopped bool
+	err     error // the first read error other than io.EOF
 }
 
 func (s *stopReader) Read(p []byte) (int, error) {
@@ -345,13 +351,19 @@ func (s *stopReader) Read(p []byte) (int, error) {
 	if s.stopped {
 		return 0, errCopyStopped
 	}
-	return s.r.Read(p)
+	n, err := s.r.Read(p)
+	if err != nil && err != io.EOF && s.err == nil {
+		s.err = err
+	}
+	return n, err
 }
 
-func (s *stopReader) stop() {
+// stop ends reading and returns the first read error, if any.
+func (s *stopReader) stop() error {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	s.stopped = true
-	s.mu.Unlock()
+	return s.err
 }
 
 var errCopyStopped = errors.New("restore: copy stopped")

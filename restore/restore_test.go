@@ -1,12 +1,17 @@
 package restore_test
 
 import (
+	"bytes"
+	"context"
 	"errors"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+	"testing/iotest"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -372,6 +377,65 @@ func TestRun_CorruptObjectWritesNothing(t *testing.T) {
 		t.Fatalf("restore of a corrupted snapshot: got %v, want a VerifyError naming %s", err, last.Key)
 	}
 	sameState(t, "after a refused restore", purged, w.state(t))
+}
+
+// cutBody is a real store whose reads of one key after the first (restore checks
+// each table object before its transaction, then streams it into COPY) fail with
+// cause once all but the object's last byte has been read.
+type cutBody struct {
+	storage.Store
+	key   string
+	cause error
+	mu    sync.Mutex
+	gets  int
+}
+
+func (s *cutBody) Get(ctx context.Context, key string) (io.ReadCloser, error) {
+	rc, err := s.Store.Get(ctx, key)
+	if err != nil || key != s.key {
+		return rc, err
+	}
+	s.mu.Lock()
+	s.gets++
+	n := s.gets
+	s.mu.Unlock()
+	if n < 2 {
+		return rc, nil
+	}
+	b, err := io.ReadAll(rc)
+	rc.Close()
+	if err != nil {
+		return nil, err
+	}
+	return io.NopCloser(io.MultiReader(bytes.NewReader(b[:len(b)-1]), iotest.ErrReader(s.cause))), nil
+}
+
+// A table object whose body fails while COPY reads it: the restore's error is the
+// storage's (a caller branches on a stalled or given-up store), not the server's
+// "COPY from stdin failed" that carries it as text, and nothing is written.
+func TestRun_TableBodyFailsDuringCopy(t *testing.T) {
+	w := callLogd(t, fileStore(t))
+	tenant := w.tenants[0]
+	m := w.snapshot(t, tenant)
+	w.purgeTenant(t, tenant)
+	purged := w.state(t)
+	var big archive.Table
+	for _, tb := range m.Tables {
+		if tb.Rows > big.Rows {
+			big = tb
+		}
+	}
+	cause := errors.New("the body was cut")
+	s := &cutBody{Store: w.store, key: big.Key, cause: cause}
+	w.store = s
+	_, err := w.restore(t, w.options(tenant))
+	if !errors.Is(err, cause) {
+		t.Fatalf("restore whose table body fails in COPY: %v, want the body's error in the chain", err)
+	}
+	if s.gets < 2 {
+		t.Fatalf("table object read %d times, want the check and the COPY", s.gets)
+	}
+	sameState(t, "after a failed restore", purged, w.state(t))
 }
 
 // A failure in the last table rolls every table back.
