@@ -104,7 +104,9 @@ CREATE TABLE IF NOT EXISTS purgeguard.trash_save (
 // a transaction marked approved and not captured, which says that they went with
 // an approved tenant's; a statement of its own may delete any tenant's. (Statement
 // triggers AFTER a cascade fire at depth 1 too, at the end of the outer statement:
-// only the BEFORE one tells a cascade from a statement.)
+// only the BEFORE one tells a cascade from a statement.) Given the name of the
+// table's capture function, it also records the statement as that table's own, for
+// the function's attribution (capture_stmt.go).
 //
 // capture_update, BEFORE UPDATE OF the watched columns FOR EACH ROW, WHEN one of them
 // is emptied: the old row is kept, unless a cascade of an approved purge empties it,
@@ -140,8 +142,13 @@ GRANT EXECUTE ON FUNCTION purgeguard.mark_delete() TO PUBLIC;
 CREATE OR REPLACE FUNCTION purgeguard.mark_statement() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fence$
 BEGIN
-	IF pg_trigger_depth() = 1 AND current_setting('purgeguard.captured', true) IS DISTINCT FROM 'on' THEN
-		PERFORM set_config('purgeguard.captured', 'on', true);
+	IF pg_trigger_depth() = 1 THEN
+		IF current_setting('purgeguard.captured', true) IS DISTINCT FROM 'on' THEN
+			PERFORM set_config('purgeguard.captured', 'on', true);
+		END IF;
+		IF TG_NARGS > 0 THEN
+			PERFORM set_config('purgeguard.direct_' || TG_ARGV[0], extract(epoch FROM statement_timestamp())::text, true);
+		END IF;
 	END IF;
 	RETURN NULL;
 END

@@ -231,3 +231,68 @@ func TestCapture_DirectDeleteAfterApprovedIsKept(t *testing.T) {
 		t.Fatalf("trash after an approved delete then a direct delete of %s's participants: %v, want %v", y, got, want)
 	}
 }
+
+// A participant is filed under its call log's tenant however it goes: the capture of
+// a cascade takes the tenant its parent's capture recorded for the statement, and
+// every other delete looks it up. A direct delete of another tenant's participants
+// later in the transaction, in the same statement (a function), or from inside a
+// trigger must not take the tenant recorded by an earlier cascade.
+func TestCapture_ChildFiledUnderItsOwnTenant(t *testing.T) {
+	const zParticipants = "DELETE FROM call_logd_call_log_participant WHERE call_log_id IN (SELECT id FROM call_logd_call_log WHERE tenant_uuid = '%[2]s')"
+	for _, tc := range []struct {
+		name, sql string
+	}{
+		{"a direct delete later in the transaction",
+			"BEGIN; DELETE FROM call_logd_tenant WHERE uuid = '%[1]s'; " + zParticipants + "; COMMIT"},
+		{"a direct delete in the same statement",
+			"DO $$BEGIN DELETE FROM call_logd_tenant WHERE uuid = '%[1]s'; " + zParticipants + "; END$$"},
+		{"a delete from inside a trigger in the same statement",
+			"DO $$BEGIN DELETE FROM call_logd_tenant WHERE uuid = '%[1]s'; INSERT INTO cleanup VALUES ('%[2]s'); END$$"},
+		{"two tenants in one statement",
+			"DELETE FROM call_logd_tenant WHERE uuid IN ('%[1]s', '%[2]s')"},
+		{"two deletes of the parent in one statement",
+			"WITH a AS (DELETE FROM call_logd_call_log WHERE tenant_uuid = '%[1]s' RETURNING 1), " +
+				"b AS (DELETE FROM call_logd_call_log WHERE tenant_uuid = '%[2]s' RETURNING 1) SELECT (SELECT count(*) FROM a) + (SELECT count(*) FROM b)"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e, res := callLogd(t)
+			g := callLogdGraph(t, e)
+			e.installCapture(t, g, recordingPath)
+			// A service's own trigger deleting a tenant's participants (trigger depth 2).
+			if _, err := e.admin.Exec(e.ctx, `CREATE TABLE cleanup (tenant uuid);
+				GRANT INSERT ON cleanup TO PUBLIC;
+				CREATE FUNCTION cleanup_participants() RETURNS trigger LANGUAGE plpgsql AS $$
+				BEGIN
+					DELETE FROM call_logd_call_log_participant WHERE call_log_id IN
+						(SELECT id FROM call_logd_call_log WHERE tenant_uuid = NEW.tenant);
+					RETURN NULL;
+				END $$;
+				CREATE TRIGGER cleanup AFTER INSERT ON cleanup FOR EACH ROW EXECUTE FUNCTION cleanup_participants()`); err != nil {
+				t.Fatal(err)
+			}
+			y, z := res.Tenants[0].String(), res.Tenants[1].String()
+			e.deleted(t, fmt.Sprintf(tc.sql, y, z))
+			var zKept, misfiled int64
+			if err := e.admin.QueryRow(e.ctx, `
+				WITH kept AS (
+					SELECT tr.tenant, (tr.row::call_logd_call_log_participant).call_log_id AS call_log
+					FROM purgeguard.trash tr WHERE tr.table_name = 'call_logd_call_log_participant'),
+				owner AS (
+					SELECT id, tenant_uuid::text AS tenant FROM call_logd_call_log
+					UNION ALL
+					SELECT (k.row::call_logd_call_log).id, (k.row::call_logd_call_log).tenant_uuid::text
+					FROM purgeguard.trash k WHERE k.table_name = 'call_logd_call_log')
+				SELECT count(*) FILTER (WHERE o.tenant = $1),
+					count(*) FILTER (WHERE k.tenant IS NOT NULL AND k.tenant IS DISTINCT FROM o.tenant)
+				FROM kept k LEFT JOIN owner o ON o.id = k.call_log`, z).Scan(&zKept, &misfiled); err != nil {
+				t.Fatal(err)
+			}
+			if zKept == 0 {
+				t.Fatalf("no participant of %s kept: the case proves nothing", z)
+			}
+			if misfiled != 0 {
+				t.Errorf("%d participants kept under another tenant than their call log's (%d of %s kept)", misfiled, zKept, z)
+			}
+		})
+	}
+}

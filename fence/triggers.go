@@ -90,7 +90,7 @@ func wanted(g *catalog.Graph, mode string, tables []catalog.Name, partitions map
 			for _, rel := range f.rels {
 				out = append(out, captureTrigger(rel, f))
 				if col == "" {
-					out = append(out, markStatementTrigger(rel))
+					out = append(out, markStatementTrigger(rel, f))
 				}
 			}
 		}
