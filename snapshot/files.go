@@ -1,6 +1,8 @@
 package snapshot
 
 import (
+	"github.com/klauspost/compress/zstd"
+
 	"github.com/purgeguard/purgeguard/profile"
 
 	"bytes"
@@ -237,7 +239,11 @@ func (e *exporter) runFiles(ctx context.Context, ms []*archive.Manifest) error {
 	// goroutines than connections keep the disk or the network busy.
 	for range workers {
 		wg.Go(func() {
-			enc, err := newBlobEncoder(e.o.Level)
+			enc, err := archive.NewBlobEncoder(e.o.Level)
+			var small *zstd.Encoder
+			if err == nil {
+				small, err = archive.NewSmallBlobEncoder(e.o.Level)
+			}
 			if err != nil {
 				cancel(err)
 				for jobs := range ch {
@@ -246,7 +252,8 @@ func (e *exporter) runFiles(ctx context.Context, ms []*archive.Manifest) error {
 				return
 			}
 			defer enc.Close()
-			fw := &fileWorker{enc: enc, dh: &dirHandle{fd: -1}}
+			defer small.Close()
+			fw := &fileWorker{enc: enc, small: small, dh: &dirHandle{fd: -1}}
 			defer fw.dh.close()
 			done := make([]savedFile, 0, fileBatch)
 			for jobs := range ch {
@@ -701,7 +708,7 @@ func (e *exporter) saveSmall(ctx context.Context, fw *fileWorker, m *archive.Man
 	if e.packCh != nil && int64(len(raw)) <= packMax(e.o) {
 		// To the snapshot's pack: a frame of its own, no blob, no look for one
 		// already stored (packed files are not shared between snapshots).
-		fw.frame = fw.enc.EncodeAll(raw, make([]byte, 0, len(raw)/2+64))
+		fw.frame = fw.encoderFor(raw).EncodeAll(raw, make([]byte, 0, len(raw)/2+64))
 		f.StoredBytes = int64(len(fw.frame))
 		ev.Stored = f.StoredBytes
 		return f, ev, true, nil
@@ -716,7 +723,7 @@ func (e *exporter) saveSmall(ctx context.Context, fw *fileWorker, m *archive.Man
 		if size, ok, err := e.reuseStored(ctx, m, store, key, sum.Sum(), storedKey); err != nil || ok {
 			return size, false, err
 		}
-		b.comp = fw.enc.EncodeAll(raw, b.comp[:0])
+		b.comp = fw.encoderFor(raw).EncodeAll(raw, b.comp[:0])
 		if err := e.blobPutter(store).Put(ctx, key, bytes.NewReader(b.comp)); err != nil {
 			return 0, false, err
 		}

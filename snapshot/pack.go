@@ -16,9 +16,18 @@ import (
 // frame of the last file saved, when it goes to a pack rather than to a blob.
 type fileWorker struct {
 	enc   *zstd.Encoder
-	dh    *dirHandle // the directory of the last file looked at by name (shieldStoredAt)
+	small *zstd.Encoder // for files of at most archive.SmallBlobMax bytes
+	dh    *dirHandle    // the directory of the last file looked at by name (shieldStoredAt)
 	dirs  dirsMemo
 	frame []byte // set by saveSmall for a file to pack; taken by the worker
+}
+
+// encoderFor returns the encoder for a file read whole, raw.
+func (fw *fileWorker) encoderFor(raw []byte) *zstd.Encoder {
+	if len(raw) <= archive.SmallBlobMax {
+		return fw.small
+	}
+	return fw.enc
 }
 
 // DefaultPackMax is the largest file stored in a pack by default: every file the

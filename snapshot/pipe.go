@@ -21,11 +21,6 @@ func newEncoder(level int) (*zstd.Encoder, error) {
 		zstd.WithEncoderConcurrency(1), zstd.WithWindowSize(512<<10))
 }
 
-func newBlobEncoder(level int) (*zstd.Encoder, error) {
-	return zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.EncoderLevelFromZstd(level)),
-		zstd.WithEncoderConcurrency(1), zstd.WithWindowSize(1<<20), zstd.WithLowerEncoderMem(true))
-}
-
 // object is one stored object being written: what is written to it goes through
 // the encoder into the upload, joined by a pipe — no temporary file, no buffered
 // object — and is counted (rows, raw bytes) and hashed (stored bytes) on the way.
