@@ -189,16 +189,17 @@ func renderCaptureFunction(g *catalog.Graph, t *catalog.Table, attrs map[catalog
 			" WHERE k.xid = v_xid AND k.table_schema = " + ps + " AND k.table_name = " + pt +
 			" AND k.op = 'delete' AND k.ref IS NOT NULL AND k.tenant IS NOT NULL GROUP BY k.ref) p ON p.ref = " + textOf("o", a.fk.Columns)
 	}
-	insert := "INSERT INTO purgeguard.trash (table_schema, table_name, rel_schema, rel_name, op, tenant, ref, row)" +
-		" SELECT " + schema + ", " + table + ", v_rel_schema, v_rel_name, 'delete', " + tenant + ", " + ref + ", o::text" +
-		" FROM " + captureTransition + " o" + join
+	keep := func(tenant, join string) string {
+		return "INSERT INTO purgeguard.trash (table_schema, table_name, rel_schema, rel_name, op, tenant, ref, row)" +
+			" SELECT " + schema + ", " + table + ", v_rel_schema, v_rel_name, 'delete', " + tenant + ", " + ref + ", o::text" +
+			" FROM " + captureTransition + " o" + join
+	}
+	insert := keep(tenant, join)
 	if a, ok := attrs[t.Name]; ok {
 		// The parent's tenant of this statement, when it recorded one (see above).
 		single := setting("single", a.parent.Name)
 		direct := setting("direct", t.Name)
-		insertSingle := "INSERT INTO purgeguard.trash (table_schema, table_name, rel_schema, rel_name, op, tenant, ref, row)" +
-			" SELECT " + schema + ", " + table + ", v_rel_schema, v_rel_name, 'delete', v_single, " + ref + ", o::text" +
-			" FROM " + captureTransition + " o"
+		insertSingle := keep("v_single", "")
 		insert = `v_stmt := extract(epoch FROM statement_timestamp())::text;
 	IF pg_trigger_depth() = 1 AND current_setting(` + direct + `, true) IS DISTINCT FROM v_stmt THEN
 		v_prev := current_setting(` + single + `, true);

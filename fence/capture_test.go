@@ -248,8 +248,13 @@ func TestCapture_ChildFiledUnderItsOwnTenant(t *testing.T) {
 			"DO $$BEGIN DELETE FROM call_logd_tenant WHERE uuid = '%[1]s'; " + zParticipants + "; END$$"},
 		{"a delete from inside a trigger in the same statement",
 			"DO $$BEGIN DELETE FROM call_logd_tenant WHERE uuid = '%[1]s'; INSERT INTO cleanup VALUES ('%[2]s'); END$$"},
+		{"two tenants in one message",
+			"DELETE FROM call_logd_tenant WHERE uuid = '%[1]s'; DELETE FROM call_logd_tenant WHERE uuid = '%[2]s'"},
 		{"two tenants in one statement",
 			"DELETE FROM call_logd_tenant WHERE uuid IN ('%[1]s', '%[2]s')"},
+		{"a tenant and another's call logs in one statement",
+			"WITH a AS (DELETE FROM call_logd_tenant WHERE uuid = '%[1]s' RETURNING 1), " +
+				"b AS (DELETE FROM call_logd_call_log WHERE tenant_uuid = '%[2]s' RETURNING 1) SELECT (SELECT count(*) FROM a) + (SELECT count(*) FROM b)"},
 		{"two deletes of the parent in one statement",
 			"WITH a AS (DELETE FROM call_logd_call_log WHERE tenant_uuid = '%[1]s' RETURNING 1), " +
 				"b AS (DELETE FROM call_logd_call_log WHERE tenant_uuid = '%[2]s' RETURNING 1) SELECT (SELECT count(*) FROM a) + (SELECT count(*) FROM b)"},
