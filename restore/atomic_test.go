@@ -215,7 +215,7 @@ func TestRun_StorageStoppedDuringFiles(t *testing.T) {
 	w := callLogd(t, storage.Bound(raw, bounds))
 	// Loose blobs, one read per file: a pack is read ahead of the files staged
 	// from it, and would be read whole before the first file's event kills the
-	// storage (TestRun_StorageStoppedDuringPacks kills it inside a pack).
+	// storage.
 	w.packMax = -1
 	tenant := w.tenants[0]
 	m := w.snapshot(t, tenant)
@@ -236,7 +236,9 @@ func TestRun_StorageStoppedDuringFiles(t *testing.T) {
 	// body was already streaming stalls, and a half-read body is not retried
 	// (ErrStalled); or the dying server's closed connection cuts a body short
 	// (io.ErrUnexpectedEOF: a half-read body is not retried either). Either way the
-	// restore ends within the bounds.
+	// restore ends within the bounds, and so does a kill that lands while a table's
+	// object streams into COPY (the rows load while the files are staged): its error
+	// is the storage's, not the server's "COPY from stdin failed".
 	var gu *storage.GiveUpError
 	switch {
 	case !killed:
