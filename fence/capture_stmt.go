@@ -46,7 +46,8 @@ import (
 // DELETE inside a trigger fires deeper), and no DELETE of the child's own ran in this
 // message (mark_statement stamps one in purgeguard.direct_<its function>).
 // Anything else takes the lookup. TestCapture_ChildFiledUnderItsOwnTenant fails
-// without either condition.
+// without either condition, TestCapture_PartitionAndParentInOneStatement without
+// the emptying.
 
 // captureFunctionPrefix begins the name of each generated function; Install drops
 // those it no longer wants, Uninstall all.
