@@ -580,3 +580,60 @@ func TestRun_Owners(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A directory the restore made holds nothing but its files, so their targets are
+// not looked at before staging; a file another process puts at one of them in the
+// meantime is still never replaced: the commit's rename refuses it, the restore
+// says so, and the other file keeps its bytes.
+func TestRun_ForeignFileInMadeDirectoryKept(t *testing.T) {
+	w := callLogd(t, fileStore(t))
+	tenant := w.tenants[0]
+	m := w.snapshot(t, tenant)
+	w.purgeTenant(t, tenant)
+	dir := filepath.Join(w.roots[0], tenant.String())
+	if err := os.RemoveAll(dir); err != nil {
+		t.Fatal(err)
+	}
+	var targets []string
+	for _, f := range m.Files {
+		if !f.Missing && strings.HasPrefix(f.Path, dir+string(filepath.Separator)) {
+			targets = append(targets, f.Path)
+		}
+	}
+	if len(targets) < 3 {
+		t.Fatalf("%d recordings of %s under %s: too few to test", len(targets), tenant, dir)
+	}
+	foreign := []byte("written by another process")
+	var put []string
+	o := w.options(tenant)
+	o.FileJobs = 1
+	o.Progress = func(ev restore.Event) {
+		if ev.File == "" || put != nil {
+			return
+		}
+		// The first file is staged, so its directory is made: every target of the
+		// restore there that is not on disk yet gets another process's file.
+		for _, p := range targets {
+			if p == ev.File {
+				continue
+			}
+			if err := os.WriteFile(p, foreign, 0o600); err == nil {
+				put = append(put, p)
+			} else if !errors.Is(err, fs.ErrNotExist) {
+				t.Error(err)
+			}
+		}
+	}
+	_, err := w.restore(t, o)
+	if len(put) == 0 {
+		t.Fatal("no foreign file was put: the test proves nothing")
+	}
+	if err == nil {
+		t.Errorf("restore with %d foreign files at its targets: no error", len(put))
+	}
+	for _, p := range put {
+		if b, err := os.ReadFile(p); err != nil || !bytes.Equal(b, foreign) {
+			t.Errorf("%s: %d bytes, %v after the restore; want the other process's %d kept", p, len(b), err, len(foreign))
+		}
+	}
+}
