@@ -581,10 +581,10 @@ func TestRun_Owners(t *testing.T) {
 	}
 }
 
-// A directory the restore made holds nothing but its files, so their targets are
-// not looked at before staging; a file another process puts at one of them in the
-// meantime is still never replaced: the commit's rename refuses it, the restore
-// says so, and the other file keeps its bytes.
+// A file another process puts, while the restore runs, at a target in a directory
+// the restore made is never replaced: the restore says so, and the other file keeps
+// its bytes (the look before staging finds it, or the commit's no-replace rename
+// refuses it).
 func TestRun_ForeignFileInMadeDirectoryKept(t *testing.T) {
 	w := callLogd(t, fileStore(t))
 	tenant := w.tenants[0]

@@ -172,11 +172,7 @@ type fileRun struct {
 	// cost no memory. Read back to commit or to abort them.
 	staged *stagedSpill
 	counts fileCounts
-	// made holds the directories this run made: nothing was in them before it, so
-	// a target there needs no look (a name another process puts there meanwhile is
-	// refused by the commit's no-replace rename, as after a look).
-	made map[string]bool
-	mu   sync.Mutex // the staging workers share the fields above
+	mu     sync.Mutex // the staging workers share the fields above
 }
 
 // fileCounts counts the outcomes of a run's files; the report lists the first
@@ -426,15 +422,9 @@ func (fr *fileRun) stageOne(ctx context.Context, w *stager, f *restoreFile) erro
 		return err
 	}
 	var fi fs.FileInfo
-	switch {
-	case d != nil && fr.madeDir(dir):
-		// In a huge directory each look is a lookup that misses, under the
-		// directory's lock that the creates of the other workers take: a fifth of a
-		// million-file restore's time in system calls.
-		err = fs.ErrNotExist
-	case d != nil:
+	if d != nil {
 		fi, err = d.Lstat(name)
-	default:
+	} else {
 		// Its directory is not made yet: the deepest one that is decides.
 		if err := root.Check(f.target); err != nil {
 			return fmt.Errorf("%w: %w", err, ErrFileRefused)
@@ -541,13 +531,6 @@ func (r frameReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// madeDir reports whether this run made dir.
-func (fr *fileRun) madeDir(dir string) bool {
-	fr.mu.Lock()
-	defer fr.mu.Unlock()
-	return fr.made[dir]
-}
-
 // prepareDir makes dir (journalled) and, on the run's first use of it, sweeps what
 // killed runs left there. One file's at a time: the staging itself runs in
 // parallel, the directories and the journal do not.
@@ -561,10 +544,6 @@ func (fr *fileRun) prepareDir(root place.Root, dir string) error {
 	created, err := root.MkdirAll(dir, fr.dirAttr)
 	for _, d := range created {
 		fr.created = append(fr.created, d)
-		if fr.made == nil {
-			fr.made = map[string]bool{}
-		}
-		fr.made[d] = true
 		if jerr := j.add("mkdir", d); jerr != nil && err == nil {
 			err = jerr
 		}
