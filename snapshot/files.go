@@ -1,10 +1,6 @@
 package snapshot
 
 import (
-	"github.com/klauspost/compress/zstd"
-
-	"github.com/purgeguard/purgeguard/profile"
-
 	"bytes"
 	"context"
 	"encoding/hex"
@@ -21,10 +17,12 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/klauspost/compress/zstd"
 
 	"github.com/purgeguard/purgeguard/internal/archive"
 	"github.com/purgeguard/purgeguard/internal/catalog"
 	"github.com/purgeguard/purgeguard/internal/place"
+	"github.com/purgeguard/purgeguard/profile"
 	"github.com/purgeguard/purgeguard/storage"
 )
 
