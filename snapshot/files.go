@@ -506,12 +506,13 @@ func (e *exporter) missing(ctx context.Context, fw *fileWorker, m *archive.Manif
 	return f, ev, nil
 }
 
-// saveFD saves the file openBeneath opened as fd, and closes it. A file whose blob
-// the shield stored costs its fstat and the shield's look (fgetxattr), nothing
-// more; a small file is read from the descriptor; it becomes an *os.File, whose
-// making costs two more system calls (fcntl, and epoll_ctl for the O_NONBLOCK
-// descriptor), only when a larger file is streamed. askedByName says the shield was asked about it by name first, and
-// said no (shieldStoredAt).
+// saveFD saves the file openBeneath opened as fd, and closes it. With a shield, a
+// file whose blob the shield stored costs its fstat and the shield's look
+// (fgetxattr), nothing more, and a small file is read from the descriptor; the
+// descriptor becomes an *os.File, whose making costs two more system calls (fcntl,
+// and epoll_ctl for the O_NONBLOCK descriptor), only for a larger file, or for every
+// file without a shield. askedByName says the shield was asked about it by name
+// first, and said no (shieldStoredAt).
 func (e *exporter) saveFD(ctx context.Context, fw *fileWorker, m *archive.Manifest, path string, f archive.File, ev Event, fd int, askedByName bool) (archive.File, Event, error) {
 	var st *place.StatInfo
 	if e.o.Shield != nil && e.o.Sealer == nil {
