@@ -35,8 +35,8 @@ import (
 // Most deletes are one tenant's (remove_tenant, a purge): then the parent's function
 // keeps every row it was given, all of one tenant, and records that tenant in a
 // transaction-local setting (purgeguard.single_<its function>), and the child's
-// function files its rows under it without the lookup (an eighth of an unapproved
-// DELETE's cost in the bench). The shortcut must never file a row under a tenant the
+// function files its rows under it without the lookup (the bench's unapproved
+// DELETE took 9.0-9.1 s with it, 10.0 s without). The shortcut must never file a row under a tenant the
 // lookup would not give. The setting is stamped with statement_timestamp(), the
 // time of the client's message: an older message's value is ignored, and within one
 // message (several statements, a function's) a second invocation that was given
