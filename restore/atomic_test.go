@@ -637,3 +637,45 @@ func TestRun_ForeignFileInMadeDirectoryKept(t *testing.T) {
 		}
 	}
 }
+
+// Files are staged in the run's staging directory in their root, not beside their
+// targets (the target's directory sees one entry per file, as tar's does), and the
+// staging directory goes with the run.
+func TestRun_FilesStagedInStagingDirectory(t *testing.T) {
+	w := callLogd(t, fileStore(t))
+	tenant := w.tenants[0]
+	m := w.snapshot(t, tenant)
+	w.purgeTenant(t, tenant)
+	removeFiles(t, m)
+	o := w.options(tenant)
+	o.FileJobs = 1
+	checked := 0
+	o.Progress = func(ev restore.Event) {
+		if ev.File == "" {
+			return
+		}
+		checked++
+		var staged, beside []string
+		for p := range w.rootState(t) {
+			if !strings.HasPrefix(filepath.Base(p), ".purgeguard-restore-") || strings.HasSuffix(p, ".journal") {
+				continue
+			}
+			if strings.HasSuffix(filepath.Base(filepath.Dir(p)), ".stage") {
+				staged = append(staged, p)
+			} else if !strings.HasSuffix(p, ".stage") {
+				beside = append(beside, p)
+			}
+		}
+		if len(staged) == 0 || len(beside) > 0 {
+			t.Errorf("after staging %s: %d temps in a staging directory, %d elsewhere (%v); want some, none",
+				ev.File, len(staged), len(beside), beside[:min(len(beside), 2)])
+		}
+	}
+	if _, err := w.restore(t, o); err != nil {
+		t.Fatal(err)
+	}
+	if checked < 2 {
+		t.Fatalf("%d files staged: too few to test", checked)
+	}
+	w.noTemps(t)
+}

@@ -168,6 +168,12 @@ type fileRun struct {
 	journals map[string]*journal         // by root
 	created  []string                    // directories made, parents first
 	ping     func(context.Context) error // fails once the database connection is gone
+	// stages are the run's staging directories by root (stagePath), made on first
+	// use; stageIn says, per root and directory, where that directory's files are
+	// staged: the root's staging directory when it is on the same mount, else nil
+	// (beside them). See place.Dir.StageUnsyncedIn for why.
+	stages  map[string]*place.Dir
+	stageIn map[[2]string]*place.Dir
 	// staged lists the files staged, in a temporary file: a million staged files
 	// cost no memory. Read back to commit or to abort them.
 	staged *stagedSpill
@@ -183,7 +189,7 @@ type fileCounts struct {
 
 func newFileRun(o Options, store storage.Store, m *archive.Manifest, src *fileSource, owner place.Owner) *fileRun {
 	fr := &fileRun{o: o, store: store, src: src, run: uuid.New(), owner: owner, dirs: map[string]archive.Dir{},
-		journals: map[string]*journal{}}
+		journals: map[string]*journal{}, stages: map[string]*place.Dir{}, stageIn: map[[2]string]*place.Dir{}}
 	for _, d := range m.Dirs {
 		target := d.Path
 		if o.FilesRoot != "" {
@@ -297,7 +303,8 @@ type stager struct {
 	// and buffered, a small blob costs one read(2) instead of a dozen.
 	br       *bufio.Reader
 	dir      heldDir
-	prepared [2]string // the root and directory prepareDir last made ready for this worker
+	prepared [2]string  // the root and directory prepareDir last made ready for this worker
+	stage    *place.Dir // where prepareDir said that directory's files are staged (nil: beside them)
 }
 
 func newStager() (*stager, error) {
@@ -460,10 +467,11 @@ func (fr *fileRun) stageOne(ctx context.Context, w *stager, f *restoreFile) erro
 		return nil
 	}
 	if w.prepared != [2]string{root.Dir(), dir} || d == nil {
-		if err := fr.prepareDir(root, dir); err != nil {
+		st, err := fr.prepareDir(root, dir)
+		if err != nil {
 			return err
 		}
-		w.prepared = [2]string{root.Dir(), dir}
+		w.prepared, w.stage = [2]string{root.Dir(), dir}, st
 	}
 	if d == nil {
 		if d, err = w.openDir(root, dir); err != nil {
@@ -504,8 +512,12 @@ func (fr *fileRun) stageOne(ctx context.Context, w *stager, f *restoreFile) erro
 	a := place.Attr{Mode: fs.FileMode(f.Mode).Perm(), ModTime: f.ModTime, Owner: fr.fileOwner(f.Owner)}
 	// Unsynced: the run syncs its staged files together before the rows commit
 	// (syncStaged), not one at a time here.
-	f.staged, err = d.StageUnsynced(ctx, name, journalTag+fr.run.String(), io.TeeReader(content, sum), a,
-		func() error { return sum.Check(key, f.SHA256, f.Size) })
+	tag, check := journalTag+fr.run.String(), func() error { return sum.Check(key, f.SHA256, f.Size) }
+	if w.stage != nil {
+		f.staged, err = d.StageUnsyncedIn(ctx, w.stage, name, tag, io.TeeReader(content, sum), a, check)
+	} else {
+		f.staged, err = d.StageUnsynced(ctx, name, tag, io.TeeReader(content, sum), a, check)
+	}
 	if err != nil {
 		var oe *place.OutsideError
 		if errors.As(err, &oe) {
@@ -532,14 +544,15 @@ func (r frameReader) Read(p []byte) (int, error) {
 }
 
 // prepareDir makes dir (journalled) and, on the run's first use of it, sweeps what
-// killed runs left there. One file's at a time: the staging itself runs in
-// parallel, the directories and the journal do not.
-func (fr *fileRun) prepareDir(root place.Root, dir string) error {
+// killed runs left there; it returns where dir's files are staged (stagingFor). One
+// file's at a time: the staging itself runs in parallel, the directories and the
+// journal do not.
+func (fr *fileRun) prepareDir(root place.Root, dir string) (*place.Dir, error) {
 	fr.mu.Lock()
 	defer fr.mu.Unlock()
 	j, err := fr.journal(root)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	created, err := root.MkdirAll(dir, fr.dirAttr)
 	for _, d := range created {
@@ -549,7 +562,7 @@ func (fr *fileRun) prepareDir(root place.Root, dir string) error {
 		}
 	}
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if !j.dirs[dir] {
 		// First use of dir by this run: what an earlier run left here without a
@@ -557,16 +570,85 @@ func (fr *fileRun) prepareDir(root place.Root, dir string) error {
 		// beside this one (they share guard's lock): their temps, named by their run
 		// and journalled, are left alone.
 		if err := sweepOrphans(root.Dir(), dir); err != nil {
-			return err
+			return nil, err
 		}
 		if err := sweepLegacy(dir); err != nil {
-			return err
+			return nil, err
 		}
 		if err := j.add("dir", dir); err != nil {
-			return err
+			return nil, err
 		}
 	}
-	return nil
+	return fr.stagingFor(root, j, dir)
+}
+
+// stagingFor returns where the files of dir, under root, are staged: the run's
+// staging directory in root when dir is on its mount (a rename cannot cross
+// mounts), nil (beside them) when it is not or the kernel cannot tell.
+func (fr *fileRun) stagingFor(root place.Root, j *journal, dir string) (*place.Dir, error) {
+	key := [2]string{root.Dir(), dir}
+	if s, ok := fr.stageIn[key]; ok {
+		return s, nil
+	}
+	s, ok := fr.stages[root.Dir()]
+	if !ok {
+		p := stagePath(root.Dir(), fr.run)
+		// Journalled before it is made: a run killed after the mkdir leaves a journal
+		// that names it.
+		if err := j.add("stage", p); err != nil {
+			return nil, err
+		}
+		if err := os.Mkdir(p, 0o700); err != nil {
+			return nil, fmt.Errorf("restore: staging directory: %w", err)
+		}
+		var err error
+		if s, err = root.OpenDir(p); err != nil {
+			_ = os.Remove(p)
+			return nil, fmt.Errorf("restore: staging directory: %w", err)
+		}
+		fr.stages[root.Dir()] = s
+	}
+	d, err := root.OpenDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer d.Close()
+	same, err := place.SameMount(s, d)
+	if err != nil {
+		return nil, fmt.Errorf("restore: staging directory: %w", err)
+	}
+	if !same {
+		s = nil
+	}
+	fr.stageIn[key] = s
+	return s, nil
+}
+
+// removeStages removes the run's staging directories, empty once every staged
+// file was renamed or aborted; what a failed abort left in one is swept with it.
+func (fr *fileRun) removeStages() {
+	for _, s := range fr.stages {
+		p := s.Path()
+		_ = s.Close()
+		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			if _, serr := place.Sweep(p, journalTag+fr.run.String()+"-"); serr == nil {
+				err = os.Remove(p)
+			}
+			if err != nil {
+				fr.o.Log.Warn("staging directory not removed", "path", p, "err", err)
+			}
+		}
+	}
+	fr.stages, fr.stageIn = map[string]*place.Dir{}, map[[2]string]*place.Dir{}
+}
+
+// closeStages releases the staging directories, left on disk for the next
+// restore's sweep (their journal names them).
+func (fr *fileRun) closeStages() {
+	for _, s := range fr.stages {
+		_ = s.Close()
+	}
+	fr.stages, fr.stageIn = map[string]*place.Dir{}, map[[2]string]*place.Dir{}
 }
 
 // fileOwner is who a written file belongs to: --files-owner, else the recorded
@@ -619,11 +701,13 @@ func (fr *fileRun) abort() {
 			fr.o.Log.Warn("staged files not all removed (the next restore sweeps them)", "err", err)
 			fr.staged.close()
 			fr.staged = nil
+			fr.closeStages()
 			return
 		}
 		fr.staged.close()
 		fr.staged = nil
 	}
+	fr.removeStages()
 	place.RemoveCreated(fr.created)
 	fr.removeJournals()
 }
@@ -700,13 +784,17 @@ func (fr *fileRun) commit(rep *Report) error {
 		var held heldDir
 		defer held.close()
 		rename := func(s stagedFile) error {
-			dir := filepath.Dir(s.Target)
-			if filepath.Dir(s.Temp) != dir {
-				return fmt.Errorf("staged at %s, not beside it", s.Temp)
+			dir, from := filepath.Dir(s.Target), filepath.Dir(s.Temp)
+			stage := fr.stages[s.Root]
+			if from != dir && (stage == nil || from != stage.Path()) {
+				return fmt.Errorf("staged at %s, neither beside it nor in the run's staging directory", s.Temp)
 			}
 			d, err := held.open(place.NewRoot(s.Root), dir)
 			if err != nil {
 				return err
+			}
+			if from != dir {
+				return d.RenameFrom(stage, filepath.Base(s.Temp), filepath.Base(s.Target), s.Replace)
 			}
 			return d.Rename(filepath.Base(s.Temp), filepath.Base(s.Target), s.Replace)
 		}
@@ -729,6 +817,7 @@ func (fr *fileRun) commit(rep *Report) error {
 		fr.staged = nil
 		if err != nil {
 			// The journals stay: the next restore sweeps the temps they list.
+			fr.closeStages()
 			rep.total(fr.counts)
 			return fmt.Errorf("restore: rows committed, but the staged files could not be read back (run the restore again to write them): %w", err)
 		}
@@ -740,6 +829,7 @@ func (fr *fileRun) commit(rep *Report) error {
 		}
 	}
 	rep.total(fr.counts)
+	fr.removeStages()
 	fr.removeJournals()
 	if failed > 0 {
 		return fmt.Errorf("restore: rows committed, but %d file(s) not placed (run the restore again to write them): %w", failed, errors.Join(errs...))

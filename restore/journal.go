@@ -19,16 +19,18 @@ import (
 
 // The file protocol (README, "Restore: all or nothing, files included"):
 //
-//  1. every file is staged under a temporary name beside its target, named
-//     .purgeguard-restore-<run>-…; before the first temp file goes into a
-//     directory, the directory is appended to the run's journal
+//  1. every file is staged under a temporary name, .purgeguard-restore-<run>-…,
+//     in the run's staging directory <root>/.purgeguard-restore-<run>.stage (or
+//     beside its target when that is on another mount); before the staging
+//     directory is made, or the first temp file goes into a directory, that
+//     directory is appended to the run's journal
 //     (<root>/.purgeguard-restore-<run>.journal, synced), and so is every
 //     directory the run creates;
 //  2. the database transaction commits;
 //  3. every staged file is renamed onto its target; then the journal goes.
 //
-// Any error before 3 removes the temps, the directories the run created (when
-// empty) and the journal, and rolls the transaction back: no file of the run
+// Any error before 3 removes the temps, the staging directory, the directories the
+// run created (when empty) and the journal, and rolls the transaction back: no file of the run
 // survives. A run killed outright leaves its journal: the next restore (holding
 // the same lock) sweeps every journal it finds in its roots, removing the temps
 // and empty directories they list, before it starts. A run killed during 3 has
@@ -47,6 +49,12 @@ type journal struct {
 
 func journalPath(root string, run uuid.UUID) string {
 	return filepath.Join(root, place.TempPrefix+journalTag+run.String()+".journal")
+}
+
+// stagePath is the run's staging directory in root: its files are staged there,
+// under the names they would have beside their targets, and renamed across.
+func stagePath(root string, run uuid.UUID) string {
+	return filepath.Join(root, place.TempPrefix+journalTag+run.String()+".stage")
 }
 
 // openJournal creates the run's journal in root (made when missing).
@@ -130,10 +138,27 @@ func sweepJournals(root string, log *slog.Logger) (int, error) {
 		if live {
 			continue // a restore of another tenant at work now
 		}
-		dirs, mkdirs, err := readJournal(p)
+		dirs, mkdirs, stages, err := readJournal(p)
 		if err != nil {
 			release()
 			return removed, err
+		}
+		for _, s := range stages {
+			id, _ := uuid.Parse(run)
+			if s != stagePath(root, id) {
+				continue // not one this run could have made
+			}
+			gone, err := place.Sweep(s, journalTag+run+"-")
+			removed += len(gone)
+			if err == nil {
+				if err = os.Remove(s); errors.Is(err, fs.ErrNotExist) {
+					err = nil
+				}
+			}
+			if err != nil {
+				release()
+				return removed, fmt.Errorf("restore: sweep %s: %w", s, err)
+			}
 		}
 		for _, d := range dirs {
 			if !archive.Within(root, d) {
@@ -183,10 +208,10 @@ func journalInUse(p string) (live bool, release func(), err error) {
 	return false, func() { f.Close() }, nil
 }
 
-func readJournal(p string) (dirs, mkdirs []string, err error) {
+func readJournal(p string) (dirs, mkdirs, stages []string, err error) {
 	f, err := os.Open(p)
 	if err != nil {
-		return nil, nil, fmt.Errorf("restore: journal %s: %w", p, err)
+		return nil, nil, nil, fmt.Errorf("restore: journal %s: %w", p, err)
 	}
 	defer f.Close()
 	sc := bufio.NewScanner(f)
@@ -201,10 +226,12 @@ func readJournal(p string) (dirs, mkdirs []string, err error) {
 			dirs = append(dirs, path)
 		case "mkdir":
 			mkdirs = append(mkdirs, path)
+		case "stage":
+			stages = append(stages, path)
 		}
 	}
 	if err := sc.Err(); err != nil {
-		return nil, nil, fmt.Errorf("restore: journal %s: %w", p, err)
+		return nil, nil, nil, fmt.Errorf("restore: journal %s: %w", p, err)
 	}
-	return dirs, mkdirs, nil
+	return dirs, mkdirs, stages, nil
 }

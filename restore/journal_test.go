@@ -81,3 +81,46 @@ func TestSweepOrphans(t *testing.T) {
 		t.Errorf("a dead run's temp was left (%v)", err)
 	}
 }
+
+// A dead run's staging directory, named in its journal, is swept with the temps in
+// it; a "stage" line naming any other directory (not this run's staging directory
+// in this root) removes nothing.
+func TestSweepJournals_StagingDirectory(t *testing.T) {
+	root := t.TempDir()
+	run := uuid.New()
+	j, err := openJournal(place.NewRoot(root), run)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stage := stagePath(root, run)
+	other := filepath.Join(root, "tenant")
+	for _, d := range []string{stage, other} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	temp := filepath.Join(stage, place.TempPrefix+journalTag+run.String()+"-0001")
+	kept := filepath.Join(other, place.TempPrefix+journalTag+run.String()+"-0002")
+	for _, p := range []string{temp, kept} {
+		if err := os.WriteFile(p, []byte("staged"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, s := range []string{other, stage} {
+		if err := j.add("stage", s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	j.f.Close() // the run dies
+	if n, err := sweepJournals(root, slog.New(slog.DiscardHandler)); err != nil || n != 1 {
+		t.Fatalf("sweep: %d removed, %v; want 1", n, err)
+	}
+	for _, p := range []string{temp, stage, j.path} {
+		if _, err := os.Stat(p); !os.IsNotExist(err) {
+			t.Errorf("sweep left %s (%v)", p, err)
+		}
+	}
+	if _, err := os.Stat(kept); err != nil {
+		t.Errorf("a stage line naming %s removed %s: %v", other, kept, err)
+	}
+}

@@ -124,3 +124,94 @@ func TestDir_PinsTheDirectoryChecked(t *testing.T) {
 		t.Fatalf("OpenDir of the path now a link out = %v, want an OutsideError", err)
 	}
 }
+
+// A file staged in a directory of its own is made there with its attributes, its
+// Staged names both paths, and RenameFrom moves it onto its target, refusing,
+// without replace, to replace one.
+func TestDir_StageInRenameFrom(t *testing.T) {
+	ctx := context.Background()
+	root := t.TempDir()
+	r := place.NewRoot(root)
+	sub, stageDir := filepath.Join(root, "tenant", "monitor"), filepath.Join(root, ".purgeguard-stage")
+	for _, p := range []string{sub, stageDir} {
+		if err := os.MkdirAll(p, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	d, err := r.OpenDir(sub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	stage, err := r.OpenDir(stageDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stage.Close()
+	mtime := time.Date(2024, 3, 1, 12, 0, 0, 123456789, time.UTC)
+	s, err := d.StageUnsyncedIn(ctx, stage, "f.wav", "test", strings.NewReader("hello"), place.Attr{Mode: 0o604, ModTime: mtime, Owner: place.Keep}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	target := filepath.Join(sub, "f.wav")
+	if s.Target != target || filepath.Dir(s.Temp) != stageDir || !strings.HasPrefix(filepath.Base(s.Temp), place.TempPrefix+"test-") {
+		t.Fatalf("staged %+v: want %stest-… in %s for %s", s, place.TempPrefix, stageDir, target)
+	}
+	if ents, _ := os.ReadDir(sub); len(ents) != 0 {
+		t.Fatalf("the target's directory holds %d entries before the rename, want none", len(ents))
+	}
+	fi, err := stage.Lstat(filepath.Base(s.Temp))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode() != 0o604 || !fi.ModTime().Equal(mtime) || fi.Size() != 5 {
+		t.Fatalf("staged mode %v mtime %v size %d, want 0604 %v 5", fi.Mode(), fi.ModTime(), fi.Size(), mtime)
+	}
+	if err := d.RenameFrom(stage, filepath.Base(s.Temp), "f.wav", false); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(target); string(b) != "hello" {
+		t.Fatalf("content %q, want hello", b)
+	}
+	if _, err := os.Lstat(s.Temp); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("temp after the rename: %v, want gone", err)
+	}
+	s2, err := d.StageUnsyncedIn(ctx, stage, "f.wav", "test", strings.NewReader("other"), place.Attr{Owner: place.Keep}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.RenameFrom(stage, filepath.Base(s2.Temp), "f.wav", false); !errors.Is(err, place.ErrExists) {
+		t.Fatalf("RenameFrom without replace over a file = %v, want ErrExists", err)
+	}
+	if b, _ := os.ReadFile(target); string(b) != "hello" {
+		t.Fatalf("content after a refused RenameFrom %q, want hello", b)
+	}
+}
+
+// Two directories of one mount are on the same mount; a directory of another
+// mount (/proc, mounted in every Linux system this runs on) is not.
+func TestSameMount(t *testing.T) {
+	root := t.TempDir()
+	for _, p := range []string{"a", "b/c"} {
+		if err := os.MkdirAll(filepath.Join(root, p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	open := func(root, dir string) *place.Dir {
+		t.Helper()
+		d, err := place.NewRoot(root).OpenDir(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { d.Close() })
+		return d
+	}
+	a, c := open(root, filepath.Join(root, "a")), open(root, filepath.Join(root, "b", "c"))
+	proc := open("/proc", "/proc/sys")
+	if same, err := place.SameMount(a, c); err != nil || !same {
+		t.Errorf("SameMount(%s, %s) = %v, %v; want true", a.Path(), c.Path(), same, err)
+	}
+	if same, err := place.SameMount(a, proc); err != nil || same {
+		t.Errorf("SameMount(%s, %s) = %v, %v; want false", a.Path(), proc.Path(), same, err)
+	}
+}

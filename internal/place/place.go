@@ -248,7 +248,7 @@ func (r Root) stage(ctx context.Context, target, tag string, src io.Reader, a At
 		return nil, err
 	}
 	defer d.Close()
-	s, err := d.stage(ctx, filepath.Base(clean), tag, src, a, check, sync)
+	s, err := d.stage(ctx, d, filepath.Base(clean), tag, src, a, check, sync)
 	if err != nil {
 		return nil, err
 	}
@@ -330,21 +330,22 @@ func (s *Staged) Commit(replace bool) error {
 // syncs each directory once, after its last rename (SyncDir), before it reports
 // them placed.
 func (s *Staged) Rename(replace bool) error {
-	return renameAt(unix.AT_FDCWD, s.Temp, s.Target, s.Target, replace)
+	return renameAt(unix.AT_FDCWD, s.Temp, unix.AT_FDCWD, s.Target, s.Target, replace)
 }
 
-// renameAt renames from onto to, both resolved from dirfd; target names to in
-// errors. Without replace, an existing to is left alone and the error is ErrExists.
-func renameAt(dirfd int, from, to, target string, replace bool) error {
+// renameAt renames from, resolved from fromfd, onto to, resolved from tofd; target
+// names to in errors. Without replace, an existing to is left alone and the error
+// is ErrExists.
+func renameAt(fromfd int, from string, tofd int, to, target string, replace bool) error {
 	var flags uint
 	if !replace {
 		flags = unix.RENAME_NOREPLACE
 	}
-	err := unix.Renameat2(dirfd, from, dirfd, to, flags)
+	err := unix.Renameat2(fromfd, from, tofd, to, flags)
 	if !replace && (errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOSYS)) {
 		// The filesystem cannot refuse to replace: link then unlink does the same.
-		if err = unix.Linkat(dirfd, from, dirfd, to, 0); err == nil {
-			err = unix.Unlinkat(dirfd, from, 0)
+		if err = unix.Linkat(fromfd, from, tofd, to, 0); err == nil {
+			err = unix.Unlinkat(fromfd, from, 0)
 		}
 	}
 	switch {
