@@ -611,11 +611,19 @@ func TestRun_ForeignFileInMadeDirectoryKept(t *testing.T) {
 		if ev.File == "" || put != nil {
 			return
 		}
-		// The first file is staged, so its directory is made: every target of the
-		// restore there that is not on disk yet gets another process's file.
+		// The first file is staged: every target of the restore that is not on disk
+		// yet gets another process's file, in the directory it makes if the restore
+		// has not made it in place (it makes a missing one whole, renamed at the
+		// commit).
+		if err := os.MkdirAll(dir, 0o750); err != nil {
+			t.Error(err)
+		}
 		for _, p := range targets {
 			if p == ev.File {
 				continue
+			}
+			if err := os.MkdirAll(filepath.Dir(p), 0o750); err != nil {
+				t.Error(err)
 			}
 			if err := os.WriteFile(p, foreign, 0o600); err == nil {
 				put = append(put, p)
@@ -676,6 +684,100 @@ func TestRun_FilesStagedInStagingDirectory(t *testing.T) {
 	}
 	if checked < 2 {
 		t.Fatalf("%d files staged: too few to test", checked)
+	}
+	w.noTemps(t)
+}
+
+// A tenant's directory removed by the purge is made whole in the run's staging
+// directory and renamed into place at the commit: nothing of it is in place before,
+// and every file and directory is there after, with its recorded mode.
+func TestRun_MissingDirectoryPlacedWhole(t *testing.T) {
+	w := callLogd(t, fileStore(t))
+	tenant := w.tenants[0]
+	files := w.rootState(t)
+	m := w.snapshot(t, tenant)
+	w.purgeTenant(t, tenant)
+	dir := filepath.Join(w.roots[0], tenant.String())
+	if err := os.RemoveAll(dir); err != nil {
+		t.Fatal(err)
+	}
+	if savedFiles(m) < 3 {
+		t.Fatalf("%d files saved: too few to test", savedFiles(m))
+	}
+	o := w.options(tenant)
+	staged := 0
+	o.Progress = func(ev restore.Event) {
+		if !strings.HasPrefix(ev.File, dir+string(filepath.Separator)) {
+			return
+		}
+		staged++
+		if _, err := os.Lstat(dir); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("after staging %s: %s is in place (%v) before the commit", ev.File, dir, err)
+		}
+	}
+	if _, err := w.restore(t, o); err != nil {
+		t.Fatal(err)
+	}
+	if staged < 3 {
+		t.Fatalf("%d files staged under %s: too few to test", staged, dir)
+	}
+	got := w.rootState(t)
+	for p, h := range files {
+		if got[p] != h {
+			t.Errorf("%s after the restore: %q, want %q", p, got[p], h)
+		}
+	}
+	w.noTemps(t)
+}
+
+// Something made at a missing directory's place while the restore stages its copy
+// (another process, the service itself) stays: the copy is not renamed over it,
+// its files are placed one by one beside what is there.
+func TestRun_DirectoryMadeMeanwhileKept(t *testing.T) {
+	w := callLogd(t, fileStore(t))
+	tenant := w.tenants[0]
+	files := w.rootState(t)
+	m := w.snapshot(t, tenant)
+	w.purgeTenant(t, tenant)
+	dir := filepath.Join(w.roots[0], tenant.String())
+	if err := os.RemoveAll(dir); err != nil {
+		t.Fatal(err)
+	}
+	other := filepath.Join(dir, "monitor", "written-meanwhile.wav")
+	o := w.options(tenant)
+	o.Progress = func(ev restore.Event) {
+		if !strings.HasPrefix(ev.File, dir+string(filepath.Separator)) {
+			return
+		}
+		if _, err := os.Lstat(other); err == nil {
+			return
+		}
+		if err := os.MkdirAll(filepath.Dir(other), 0o750); err != nil {
+			t.Error(err)
+		}
+		if err := os.WriteFile(other, []byte("another process's"), 0o600); err != nil {
+			t.Error(err)
+		}
+	}
+	if _, err := w.restore(t, o); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(other); err != nil || string(b) != "another process's" {
+		t.Errorf("%s after the restore: %q, %v; want the other process's file kept", other, b, err)
+	}
+	got := w.rootState(t)
+	n := 0
+	for p, h := range files {
+		if !strings.HasPrefix(p, dir+string(filepath.Separator)) || !strings.HasSuffix(p, ".wav") {
+			continue
+		}
+		n++
+		if got[p] != h {
+			t.Errorf("%s after the restore: %q, want %q", p, got[p], h)
+		}
+	}
+	if n == 0 || savedFiles(m) == 0 {
+		t.Fatalf("no recording of %s under %s: the test proves nothing", tenant, dir)
 	}
 	w.noTemps(t)
 }

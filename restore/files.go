@@ -174,6 +174,9 @@ type fileRun struct {
 	// (beside them). See place.Dir.StageUnsyncedIn for why.
 	stages  map[string]*place.Dir
 	stageIn map[[2]string]*place.Dir
+	// trees are the missing directories made whole in a staging directory, by
+	// their real path and by their mirror's (tree.go).
+	trees, mirrors map[string]*tree
 	// staged lists the files staged, in a temporary file: a million staged files
 	// cost no memory. Read back to commit or to abort them.
 	staged *stagedSpill
@@ -189,7 +192,8 @@ type fileCounts struct {
 
 func newFileRun(o Options, store storage.Store, m *archive.Manifest, src *fileSource, owner place.Owner) *fileRun {
 	fr := &fileRun{o: o, store: store, src: src, run: uuid.New(), owner: owner, dirs: map[string]archive.Dir{},
-		journals: map[string]*journal{}, stages: map[string]*place.Dir{}, stageIn: map[[2]string]*place.Dir{}}
+		journals: map[string]*journal{}, stages: map[string]*place.Dir{}, stageIn: map[[2]string]*place.Dir{},
+		trees: map[string]*tree{}, mirrors: map[string]*tree{}}
 	for _, d := range m.Dirs {
 		target := d.Path
 		if o.FilesRoot != "" {
@@ -303,8 +307,9 @@ type stager struct {
 	// and buffered, a small blob costs one read(2) instead of a dozen.
 	br       *bufio.Reader
 	dir      heldDir
-	prepared [2]string  // the root and directory prepareDir last made ready for this worker
-	stage    *place.Dir // where prepareDir said that directory's files are staged (nil: beside them)
+	prepared [2]string // the root and directory prepareDir last made ready for this worker
+	place    placement // where prepareDir said that directory's files are staged
+	mirror   heldDir   // the directory's copy in a tree, held open
 }
 
 func newStager() (*stager, error) {
@@ -328,6 +333,7 @@ func (w *stager) openDir(root place.Root, dir string) (*place.Dir, error) {
 func (w *stager) close() {
 	w.dec.Close()
 	w.dir.close()
+	w.mirror.close()
 }
 
 // heldDir holds the directory last opened under a root, for the files after it
@@ -420,18 +426,28 @@ func (fr *fileRun) stageOne(ctx context.Context, w *stager, f *restoreFile) erro
 	}
 	root := place.NewRoot(f.root)
 	dir, name := filepath.Dir(f.target), filepath.Base(f.target)
-	d, err := w.openDir(root, dir)
-	if err != nil {
-		var oe *place.OutsideError
-		if errors.As(err, &oe) {
-			return fmt.Errorf("%w: %w", err, ErrFileRefused)
+	here := [2]string{root.Dir(), dir}
+	// A directory this worker stages into a tree is missing in place: nothing can
+	// be at its targets, and its path was checked when its copy was made.
+	inTree := w.prepared == here && w.place.tree != nil
+	var d *place.Dir
+	var err error
+	if !inTree {
+		if d, err = w.openDir(root, dir); err != nil {
+			var oe *place.OutsideError
+			if errors.As(err, &oe) {
+				return fmt.Errorf("%w: %w", err, ErrFileRefused)
+			}
+			return err
 		}
-		return err
 	}
 	var fi fs.FileInfo
-	if d != nil {
+	switch {
+	case inTree:
+		err = fs.ErrNotExist
+	case d != nil:
 		fi, err = d.Lstat(name)
-	} else {
+	default:
 		// Its directory is not made yet: the deepest one that is decides.
 		if err := root.Check(f.target); err != nil {
 			return fmt.Errorf("%w: %w", err, ErrFileRefused)
@@ -466,14 +482,23 @@ func (fr *fileRun) stageOne(ctx context.Context, w *stager, f *restoreFile) erro
 		}
 		return nil
 	}
-	if w.prepared != [2]string{root.Dir(), dir} || d == nil {
-		st, err := fr.prepareDir(root, dir)
+	if w.prepared != here || (d == nil && w.place.tree == nil) {
+		p, err := fr.prepareDir(root, dir)
 		if err != nil {
+			var oe *place.OutsideError
+			if errors.As(err, &oe) {
+				return fmt.Errorf("%w: %w", err, ErrFileRefused)
+			}
 			return err
 		}
-		w.prepared, w.stage = [2]string{root.Dir(), dir}, st
+		w.prepared, w.place = here, p
 	}
-	if d == nil {
+	var mirror *place.Dir
+	if w.place.tree != nil {
+		if mirror, err = w.mirror.open(place.NewRoot(filepath.Dir(w.place.tree.mirror)), w.place.mirrorDir); err != nil {
+			return err
+		}
+	} else if d == nil {
 		if d, err = w.openDir(root, dir); err != nil {
 			return err
 		}
@@ -513,9 +538,14 @@ func (fr *fileRun) stageOne(ctx context.Context, w *stager, f *restoreFile) erro
 	// Unsynced: the run syncs its staged files together before the rows commit
 	// (syncStaged), not one at a time here.
 	tag, check := journalTag+fr.run.String(), func() error { return sum.Check(key, f.SHA256, f.Size) }
-	if w.stage != nil {
-		f.staged, err = d.StageUnsyncedIn(ctx, w.stage, name, tag, io.TeeReader(content, sum), a, check)
-	} else {
+	switch {
+	case mirror != nil:
+		if f.staged, err = mirror.CreateUnsynced(ctx, name, io.TeeReader(content, sum), a, check); err == nil {
+			f.staged.Target = f.target
+		}
+	case w.place.stage != nil:
+		f.staged, err = d.StageUnsyncedIn(ctx, w.place.stage, name, tag, io.TeeReader(content, sum), a, check)
+	default:
 		f.staged, err = d.StageUnsynced(ctx, name, tag, io.TeeReader(content, sum), a, check)
 	}
 	if err != nil {
@@ -547,12 +577,15 @@ func (r frameReader) Read(p []byte) (int, error) {
 // killed runs left there; it returns where dir's files are staged (stagingFor). One
 // file's at a time: the staging itself runs in parallel, the directories and the
 // journal do not.
-func (fr *fileRun) prepareDir(root place.Root, dir string) (*place.Dir, error) {
+func (fr *fileRun) prepareDir(root place.Root, dir string) (placement, error) {
 	fr.mu.Lock()
 	defer fr.mu.Unlock()
 	j, err := fr.journal(root)
 	if err != nil {
-		return nil, err
+		return placement{}, err
+	}
+	if p, ok, err := fr.treeFor(root, j, dir); err != nil || ok {
+		return p, err
 	}
 	created, err := root.MkdirAll(dir, fr.dirAttr)
 	for _, d := range created {
@@ -562,7 +595,7 @@ func (fr *fileRun) prepareDir(root place.Root, dir string) (*place.Dir, error) {
 		}
 	}
 	if err != nil {
-		return nil, err
+		return placement{}, err
 	}
 	if !j.dirs[dir] {
 		// First use of dir by this run: what an earlier run left here without a
@@ -570,16 +603,17 @@ func (fr *fileRun) prepareDir(root place.Root, dir string) (*place.Dir, error) {
 		// beside this one (they share guard's lock): their temps, named by their run
 		// and journalled, are left alone.
 		if err := sweepOrphans(root.Dir(), dir); err != nil {
-			return nil, err
+			return placement{}, err
 		}
 		if err := sweepLegacy(dir); err != nil {
-			return nil, err
+			return placement{}, err
 		}
 		if err := j.add("dir", dir); err != nil {
-			return nil, err
+			return placement{}, err
 		}
 	}
-	return fr.stagingFor(root, j, dir)
+	st, err := fr.stagingFor(root, j, dir)
+	return placement{stage: st}, err
 }
 
 // stagingFor returns where the files of dir, under root, are staged: the run's
@@ -590,23 +624,9 @@ func (fr *fileRun) stagingFor(root place.Root, j *journal, dir string) (*place.D
 	if s, ok := fr.stageIn[key]; ok {
 		return s, nil
 	}
-	s, ok := fr.stages[root.Dir()]
-	if !ok {
-		p := stagePath(root.Dir(), fr.run)
-		// Journalled before it is made: a run killed after the mkdir leaves a journal
-		// that names it.
-		if err := j.add("stage", p); err != nil {
-			return nil, err
-		}
-		if err := os.Mkdir(p, 0o700); err != nil {
-			return nil, fmt.Errorf("restore: staging directory: %w", err)
-		}
-		var err error
-		if s, err = root.OpenDir(p); err != nil {
-			_ = os.Remove(p)
-			return nil, fmt.Errorf("restore: staging directory: %w", err)
-		}
-		fr.stages[root.Dir()] = s
+	s, err := fr.stagingDir(root, j)
+	if err != nil {
+		return nil, err
 	}
 	d, err := root.OpenDir(dir)
 	if err != nil {
@@ -624,19 +644,39 @@ func (fr *fileRun) stagingFor(root place.Root, j *journal, dir string) (*place.D
 	return s, nil
 }
 
-// removeStages removes the run's staging directories, empty once every staged
-// file was renamed or aborted; what a failed abort left in one is swept with it.
+// stagingDir returns the run's staging directory in root, made (journalled) on
+// first use. The caller holds fr.mu.
+func (fr *fileRun) stagingDir(root place.Root, j *journal) (*place.Dir, error) {
+	if s, ok := fr.stages[root.Dir()]; ok {
+		return s, nil
+	}
+	p := stagePath(root.Dir(), fr.run)
+	// Journalled before it is made: a run killed after the mkdir leaves a journal
+	// that names it.
+	if err := j.add("stage", p); err != nil {
+		return nil, err
+	}
+	if err := os.Mkdir(p, 0o700); err != nil {
+		return nil, fmt.Errorf("restore: staging directory: %w", err)
+	}
+	s, err := root.OpenDir(p)
+	if err != nil {
+		_ = os.Remove(p)
+		return nil, fmt.Errorf("restore: staging directory: %w", err)
+	}
+	fr.stages[root.Dir()] = s
+	return s, nil
+}
+
+// removeStages removes the run's staging directories with what is left in them:
+// trees whose files were placed one by one, files a failed abort left. A staging
+// directory is the run's own (its name holds the run's id), made by Mkdir.
 func (fr *fileRun) removeStages() {
 	for _, s := range fr.stages {
 		p := s.Path()
 		_ = s.Close()
-		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			if _, serr := place.Sweep(p, journalTag+fr.run.String()+"-"); serr == nil {
-				err = os.Remove(p)
-			}
-			if err != nil {
-				fr.o.Log.Warn("staging directory not removed", "path", p, "err", err)
-			}
+		if err := os.RemoveAll(p); err != nil {
+			fr.o.Log.Warn("staging directory not removed (the next restore sweeps it)", "path", p, "err", err)
 		}
 	}
 	fr.stages, fr.stageIn = map[string]*place.Dir{}, map[[2]string]*place.Dir{}
@@ -763,7 +803,22 @@ func (fr *fileRun) syncStaged(ctx context.Context) error {
 	if cause := context.Cause(ctx); cause != nil {
 		return cause
 	}
-	return err
+	if err != nil {
+		return err
+	}
+	// A tree's directories are renamed with it: their entries must be durable too.
+	for _, t := range fr.trees {
+		err := filepath.WalkDir(t.mirror, func(p string, d fs.DirEntry, err error) error {
+			if err != nil || !d.IsDir() {
+				return err
+			}
+			return place.SyncDir(p)
+		})
+		if err != nil {
+			return fmt.Errorf("restore: directory %s: %w", t.real, err)
+		}
+	}
+	return nil
 }
 
 // commit renames every staged file onto its target, once the rows are committed.
@@ -781,14 +836,42 @@ func (fr *fileRun) commit(rep *Report) error {
 		// Each directory is opened under its root again, and the file renamed in it
 		// by name: a link swapped into its path since it was staged is refused, not
 		// followed. Files come in the order staged: most go where the one before did.
-		var held heldDir
+		// Trees first: one rename each places all their files.
+		for _, d := range fr.placeTrees() {
+			dirs[d] = true
+		}
+		var held, heldMirror heldDir
 		defer held.close()
+		defer heldMirror.close()
 		rename := func(s stagedFile) error {
 			dir, from := filepath.Dir(s.Target), filepath.Dir(s.Temp)
 			stage := fr.stages[s.Root]
-			if from != dir && (stage == nil || from != stage.Path()) {
+			t, err := fr.treeOf(s)
+			switch {
+			case err != nil:
+				return err
+			case t != nil && t.placed:
+				return nil
+			case t != nil:
+				// Something was made at the tree's place meanwhile: its files go in one
+				// by one, into directories made in place as they would have been.
+				if _, err := t.root.MkdirAll(dir, fr.dirAttr); err != nil {
+					return err
+				}
+				m, err := heldMirror.open(place.NewRoot(stage.Path()), from)
+				if err != nil {
+					return err
+				}
+				d, err := held.open(place.NewRoot(s.Root), dir)
+				if err != nil {
+					return err
+				}
+				dirs[dir] = true
+				return d.RenameFrom(m, filepath.Base(s.Temp), filepath.Base(s.Target), s.Replace)
+			case from != dir && (stage == nil || from != stage.Path()):
 				return fmt.Errorf("staged at %s, neither beside it nor in the run's staging directory", s.Temp)
 			}
+			dirs[dir] = true
 			d, err := held.open(place.NewRoot(s.Root), dir)
 			if err != nil {
 				return err
@@ -799,7 +882,6 @@ func (fr *fileRun) commit(rep *Report) error {
 			return d.Rename(filepath.Base(s.Temp), filepath.Base(s.Target), s.Replace)
 		}
 		err := fr.staged.each(func(s stagedFile) error {
-			dirs[filepath.Dir(s.Target)] = true
 			if err := rename(s); err != nil {
 				_ = s.Abort()
 				if failed++; failed <= maxNamed {

@@ -148,12 +148,12 @@ func sweepJournals(root string, log *slog.Logger) (int, error) {
 			if s != stagePath(root, id) {
 				continue // not one this run could have made
 			}
+			// The run's own directory (its name holds the run's id): what is in it,
+			// temps and copies of missing directories, goes with it.
 			gone, err := place.Sweep(s, journalTag+run+"-")
 			removed += len(gone)
 			if err == nil {
-				if err = os.Remove(s); errors.Is(err, fs.ErrNotExist) {
-					err = nil
-				}
+				err = os.RemoveAll(s)
 			}
 			if err != nil {
 				release()

@@ -82,8 +82,8 @@ func TestSweepOrphans(t *testing.T) {
 	}
 }
 
-// A dead run's staging directory, named in its journal, is swept with the temps in
-// it; a "stage" line naming any other directory (not this run's staging directory
+// A dead run's staging directory, named in its journal, is swept with the temps and
+// directory copies in it; a "stage" line naming any other directory (not this run's staging directory
 // in this root) removes nothing.
 func TestSweepJournals_StagingDirectory(t *testing.T) {
 	root := t.TempDir()
@@ -101,7 +101,12 @@ func TestSweepJournals_StagingDirectory(t *testing.T) {
 	}
 	temp := filepath.Join(stage, place.TempPrefix+journalTag+run.String()+"-0001")
 	kept := filepath.Join(other, place.TempPrefix+journalTag+run.String()+"-0002")
-	for _, p := range []string{temp, kept} {
+	// A missing directory's copy, made whole in the staging directory.
+	inTree := filepath.Join(stage, "d1", "monitor", "rec.wav")
+	if err := os.MkdirAll(filepath.Dir(inTree), 0o750); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{temp, kept, inTree} {
 		if err := os.WriteFile(p, []byte("staged"), 0o600); err != nil {
 			t.Fatal(err)
 		}
@@ -115,7 +120,7 @@ func TestSweepJournals_StagingDirectory(t *testing.T) {
 	if n, err := sweepJournals(root, slog.New(slog.DiscardHandler)); err != nil || n != 1 {
 		t.Fatalf("sweep: %d removed, %v; want 1", n, err)
 	}
-	for _, p := range []string{temp, stage, j.path} {
+	for _, p := range []string{temp, inTree, stage, j.path} {
 		if _, err := os.Stat(p); !os.IsNotExist(err) {
 			t.Errorf("sweep left %s (%v)", p, err)
 		}

@@ -316,6 +316,11 @@ func (s *Shield) scanDir(ctx context.Context, r Root, dir string, w *watcher, sw
 			return err
 		}
 		if d.IsDir() {
+			if path != dir && ignored(path) {
+				// A restore's staging directory: what is in it is renamed into place in
+				// a moment, and seen there.
+				return fs.SkipDir
+			}
 			if w != nil {
 				if err := w.add(path); err != nil {
 					return err
@@ -448,7 +453,7 @@ func (b *batch) flush(err error) error {
 	return errors.Join(err, ferr)
 }
 
-// ignored says whether a path is a temporary file of purgeguard's own placing
-// (files restore, restore): it is renamed into its real name in a moment, and
-// shielding it would record a loss at the rename.
+// ignored says whether a path is a temporary file or directory of purgeguard's own
+// placing (files restore, restore): it is renamed into its real name in a moment,
+// and shielding it would record a loss at the rename.
 func ignored(path string) bool { return strings.HasPrefix(filepath.Base(path), place.TempPrefix) }

@@ -385,3 +385,37 @@ func TestRestore_FromBlobAndSymlinkRefused(t *testing.T) {
 		t.Errorf("--under outside the roots: got %v", err)
 	}
 }
+
+// What a restore stages in its staging directory under a root (files under their
+// final names, renamed into place at its commit) is not shielded, and its going
+// is no loss: the rename puts it where the shield sees it.
+func TestShield_RestoreStagingDirectoryIgnored(t *testing.T) {
+	store, err := storage.Open(testenv.Context(t), "file://"+t.TempDir(), storage.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := filepath.Join(t.TempDir(), "tenants")
+	kept := someFiles(2, "11111111-1111-4111-8111-111111111111")
+	staged := file{rel: ".purgeguard-restore-0b9c2a34-5f7e-4d21-9c3a-1e2f3a4b5c6d.stage/d1/monitor/rec.wav",
+		data: []byte("staged by a restore"), mode: 0o640, uid: 1000, gid: 33, mtime: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
+	for _, f := range append(kept, staged) {
+		writeFile(t, root, f)
+	}
+	w := openShield(t, root, store)
+	ctx := testenv.Context(t)
+	if err := w.s.Once(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if st := w.s.Stats(); st.Files != int64(len(kept)) {
+		t.Errorf("after a pass: %d files shielded, want %d (the staged one left alone)", st.Files, len(kept))
+	}
+	if err := os.RemoveAll(filepath.Join(root, filepath.Dir(filepath.Dir(filepath.Dir(staged.rel))))); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.s.Once(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if st := w.s.Stats(); st.Lost != 0 {
+		t.Errorf("after the staging directory went: %d losses, want none", st.Lost)
+	}
+}

@@ -90,13 +90,28 @@ func (d *Dir) StageUnsyncedIn(ctx context.Context, stage *Dir, name, tag string,
 	return d.stage(ctx, stage, name, tag, src, a, check, false)
 }
 
+// CreateUnsynced is StageUnsynced without a temporary name: the file is created
+// under name itself, which must not exist (an error that is fs.ErrExist), and
+// Staged.Temp and Target both name it. For a directory that is not in place yet (a
+// restore's copy of a missing directory, renamed into place whole): nothing in it
+// is visible before that rename, and one rename places all its files.
+func (d *Dir) CreateUnsynced(ctx context.Context, name string, src io.Reader, a Attr, check func() error) (*Staged, error) {
+	return d.stage(ctx, d, name, "", src, a, check, false)
+}
+
 // stage is StageUnsyncedIn, with sync the file's content and attributes made
-// durable before it returns.
+// durable before it returns; without a tag, CreateUnsynced.
 func (d *Dir) stage(ctx context.Context, in *Dir, name, tag string, src io.Reader, a Attr, check func() error, sync bool) (_ *Staged, err error) {
 	if name == "" || name == "." || name == ".." || filepath.Base(name) != name {
 		return nil, &OutsideError{Path: filepath.Join(d.path, name), Root: d.root.dir, Reason: "not a name in " + d.path}
 	}
-	tmp, tmpName, err := createTemp(in.fd, in.path, TempPrefix+tag+"-")
+	var tmp *tempFile
+	tmpName := name
+	if tag == "" {
+		tmp, err = createExact(in.fd, in.path, name)
+	} else {
+		tmp, tmpName, err = createTemp(in.fd, in.path, TempPrefix+tag+"-")
+	}
 	if err != nil {
 		return nil, err
 	}

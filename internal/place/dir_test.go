@@ -215,3 +215,38 @@ func TestSameMount(t *testing.T) {
 		t.Errorf("SameMount(%s, %s) = %v, %v; want false", a.Path(), proc.Path(), same, err)
 	}
 }
+
+// CreateUnsynced makes the file under its own name, with its attributes, and
+// refuses a name that exists, leaving it as it was.
+func TestDir_CreateUnsynced(t *testing.T) {
+	ctx := context.Background()
+	root := t.TempDir()
+	d, err := place.NewRoot(root).OpenDir(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	mtime := time.Date(2024, 3, 1, 12, 0, 0, 0, time.UTC)
+	s, err := d.CreateUnsynced(ctx, "f.wav", strings.NewReader("hello"), place.Attr{Mode: 0o640, ModTime: mtime, Owner: place.Keep}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(root, "f.wav")
+	if s.Temp != p || s.Target != p {
+		t.Fatalf("created %+v, want both paths %s", s, p)
+	}
+	fi, err := os.Lstat(p)
+	if err != nil || fi.Mode() != 0o640 || !fi.ModTime().Equal(mtime) || fi.Size() != 5 {
+		t.Fatalf("created %v, %v; want 0640 %v 5 bytes", fi, err, mtime)
+	}
+	if _, err := d.CreateUnsynced(ctx, "f.wav", strings.NewReader("other"), place.Attr{Owner: place.Keep}, nil); !errors.Is(err, fs.ErrExist) {
+		t.Fatalf("CreateUnsynced over a file = %v, want fs.ErrExist", err)
+	}
+	if b, _ := os.ReadFile(p); string(b) != "hello" {
+		t.Fatalf("content after a refused create %q, want hello", b)
+	}
+	ents, _ := os.ReadDir(root)
+	if len(ents) != 1 {
+		t.Fatalf("%d entries after a refused create, want 1", len(ents))
+	}
+}

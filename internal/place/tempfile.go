@@ -43,6 +43,20 @@ func createTemp(dirfd int, dir, prefix string) (*tempFile, string, error) {
 	return nil, "", &os.PathError{Op: "createtemp", Path: filepath.Join(dir, prefix+"*"), Err: os.ErrExist}
 }
 
+// createExact creates name, exclusively, in the directory dirfd, whose path is dir.
+func createExact(dirfd int, dir, name string) (*tempFile, error) {
+	for {
+		fd, err := unix.Openat(dirfd, name, unix.O_RDWR|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC, 0o600)
+		switch {
+		case err == nil:
+			return &tempFile{fd: fd, name: filepath.Join(dir, name)}, nil
+		case errors.Is(err, unix.EINTR):
+			continue
+		}
+		return nil, &os.PathError{Op: "create", Path: filepath.Join(dir, name), Err: err}
+	}
+}
+
 // Name returns the file's path.
 func (f *tempFile) Name() string { return f.name }
 
