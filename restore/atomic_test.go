@@ -692,15 +692,7 @@ func TestRun_FilesStagedInStagingDirectory(t *testing.T) {
 // directory and renamed into place at the commit: nothing of it is in place before,
 // and every file and directory is there after, with its recorded mode.
 func TestRun_MissingDirectoryPlacedWhole(t *testing.T) {
-	w := callLogd(t, fileStore(t))
-	tenant := w.tenants[0]
-	files := w.rootState(t)
-	m := w.snapshot(t, tenant)
-	w.purgeTenant(t, tenant)
-	dir := filepath.Join(w.roots[0], tenant.String())
-	if err := os.RemoveAll(dir); err != nil {
-		t.Fatal(err)
-	}
+	w, tenant, files, m, dir := purgedWithDirectory(t)
 	if savedFiles(m) < 3 {
 		t.Fatalf("%d files saved: too few to test", savedFiles(m))
 	}
@@ -734,15 +726,7 @@ func TestRun_MissingDirectoryPlacedWhole(t *testing.T) {
 // (another process, the service itself) stays: the copy is not renamed over it,
 // its files are placed one by one beside what is there.
 func TestRun_DirectoryMadeMeanwhileKept(t *testing.T) {
-	w := callLogd(t, fileStore(t))
-	tenant := w.tenants[0]
-	files := w.rootState(t)
-	m := w.snapshot(t, tenant)
-	w.purgeTenant(t, tenant)
-	dir := filepath.Join(w.roots[0], tenant.String())
-	if err := os.RemoveAll(dir); err != nil {
-		t.Fatal(err)
-	}
+	w, tenant, files, m, dir := purgedWithDirectory(t)
 	other := filepath.Join(dir, "monitor", "written-meanwhile.wav")
 	o := w.options(tenant)
 	o.Progress = func(ev restore.Event) {
@@ -780,4 +764,21 @@ func TestRun_DirectoryMadeMeanwhileKept(t *testing.T) {
 		t.Fatalf("no recording of %s under %s: the test proves nothing", tenant, dir)
 	}
 	w.noTemps(t)
+}
+
+// purgedWithDirectory snapshots the first tenant of a call-logd world, then purges
+// it and removes its directory, as remove_tenant() and the purgers do: the world,
+// the tenant, the roots' state before, the snapshot and the directory.
+func purgedWithDirectory(t *testing.T) (*world, uuid.UUID, map[string]string, *archive.Manifest, string) {
+	t.Helper()
+	w := callLogd(t, fileStore(t))
+	tenant := w.tenants[0]
+	files := w.rootState(t)
+	m := w.snapshot(t, tenant)
+	w.purgeTenant(t, tenant)
+	dir := filepath.Join(w.roots[0], tenant.String())
+	if err := os.RemoveAll(dir); err != nil {
+		t.Fatal(err)
+	}
+	return w, tenant, files, m, dir
 }
