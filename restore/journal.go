@@ -25,15 +25,18 @@ import (
 //     directory is made, or the first temp file goes into a directory, that
 //     directory is appended to the run's journal
 //     (<root>/.purgeguard-restore-<run>.journal, synced), and so is every
-//     directory the run creates;
+//     directory the run creates; a directory that is missing is made whole in
+//     the staging directory instead (tree.go), its files under their own names;
 //  2. the database transaction commits;
-//  3. every staged file is renamed onto its target; then the journal goes.
+//  3. every directory made whole is renamed into place, every other staged file
+//     onto its target; then the staging directory and the journal go.
 //
 // Any error before 3 removes the temps, the staging directory, the directories the
-// run created (when empty) and the journal, and rolls the transaction back: no file of the run
-// survives. A run killed outright leaves its journal: the next restore (holding
-// the same lock) sweeps every journal it finds in its roots, removing the temps
-// and empty directories they list, before it starts. A run killed during 3 has
+// run created (when empty) and the journal, and rolls the transaction back: no file
+// of the run survives. A run killed outright leaves its journal: the next restore
+// (holding the same lock) sweeps every journal it finds in its roots, removing the
+// staging directory, the temps and the empty directories they list, before it
+// starts. A run killed during 3 has
 // committed its rows: its rerun finds them present and writes the remaining files
 // again.
 
@@ -108,8 +111,9 @@ func (j *journal) remove() error {
 }
 
 // sweepJournals finishes the cleanup of runs that were killed: for every journal
-// in root, the temp files of that run in the directories it lists are removed,
-// then the directories it created, when empty, then the journal. Only paths under
+// in root, the run's staging directory and its temp files in the directories it
+// lists are removed, then the directories it created, when empty, then the
+// journal. Only paths under
 // root are touched, whatever a journal says. It returns the temp files removed.
 func sweepJournals(root string, log *slog.Logger) (int, error) {
 	ents, err := os.ReadDir(root)
