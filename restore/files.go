@@ -573,10 +573,11 @@ func (r frameReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// prepareDir makes dir (journalled) and, on the run's first use of it, sweeps what
-// killed runs left there; it returns where dir's files are staged (stagingFor). One
-// file's at a time: the staging itself runs in parallel, the directories and the
-// journal do not.
+// prepareDir returns where dir's files are staged: in a tree when dir is missing
+// (treeFor, which makes its copy), else in the staging directory or beside them
+// (stagingFor), once dir is made (journalled) and, on the run's first use of it,
+// swept of what killed runs left there. One file's at a time: the staging itself
+// runs in parallel, the directories and the journal do not.
 func (fr *fileRun) prepareDir(root place.Root, dir string) (placement, error) {
 	fr.mu.Lock()
 	defer fr.mu.Unlock()
