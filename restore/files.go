@@ -434,11 +434,7 @@ func (fr *fileRun) stageOne(ctx context.Context, w *stager, f *restoreFile) erro
 	var err error
 	if !inTree {
 		if d, err = w.openDir(root, dir); err != nil {
-			var oe *place.OutsideError
-			if errors.As(err, &oe) {
-				return fmt.Errorf("%w: %w", err, ErrFileRefused)
-			}
-			return err
+			return refusedIfOutside(err)
 		}
 	}
 	var fi fs.FileInfo
@@ -485,11 +481,7 @@ func (fr *fileRun) stageOne(ctx context.Context, w *stager, f *restoreFile) erro
 	if w.prepared != here || (d == nil && w.place.tree == nil) {
 		p, err := fr.prepareDir(root, dir)
 		if err != nil {
-			var oe *place.OutsideError
-			if errors.As(err, &oe) {
-				return fmt.Errorf("%w: %w", err, ErrFileRefused)
-			}
-			return err
+			return refusedIfOutside(err)
 		}
 		w.prepared, w.place = here, p
 	}
@@ -548,14 +540,17 @@ func (fr *fileRun) stageOne(ctx context.Context, w *stager, f *restoreFile) erro
 	default:
 		f.staged, err = d.StageUnsynced(ctx, name, tag, io.TeeReader(content, sum), a, check)
 	}
-	if err != nil {
-		var oe *place.OutsideError
-		if errors.As(err, &oe) {
-			return fmt.Errorf("%w: %w", err, ErrFileRefused)
-		}
-		return err
+	return refusedIfOutside(err)
+}
+
+// refusedIfOutside marks a path that leaves its root (a *place.OutsideError) as a
+// refused file; other errors, and nil, pass unchanged.
+func refusedIfOutside(err error) error {
+	var oe *place.OutsideError
+	if errors.As(err, &oe) {
+		return fmt.Errorf("%w: %w", err, ErrFileRefused)
 	}
-	return nil
+	return err
 }
 
 // frameReader reads a packed file's decoded frame: a decoding error is the pack's,
@@ -629,20 +624,31 @@ func (fr *fileRun) stagingFor(root place.Root, j *journal, dir string) (*place.D
 	if err != nil {
 		return nil, err
 	}
-	d, err := root.OpenDir(dir)
+	same, err := onMountOf(root, s, dir)
 	if err != nil {
 		return nil, err
-	}
-	defer d.Close()
-	same, err := place.SameMount(s, d)
-	if err != nil {
-		return nil, fmt.Errorf("restore: staging directory: %w", err)
 	}
 	if !same {
 		s = nil
 	}
 	fr.stageIn[key] = s
 	return s, nil
+}
+
+// onMountOf reports whether dir, opened under root (which refuses a dir that
+// leaves it), is on the staging directory's mount: whether a rename from one to
+// the other can succeed.
+func onMountOf(root place.Root, stage *place.Dir, dir string) (bool, error) {
+	d, err := root.OpenDir(dir)
+	if err != nil {
+		return false, err
+	}
+	defer d.Close()
+	same, err := place.SameMount(stage, d)
+	if err != nil {
+		return false, fmt.Errorf("restore: staging directory: %w", err)
+	}
+	return same, nil
 }
 
 // stagingDir returns the run's staging directory in root, made (journalled) on
@@ -834,13 +840,13 @@ func (fr *fileRun) commit(rep *Report) error {
 	}
 	dirs := map[string]bool{} // renamed into, synced once each after the renames
 	if fr.staged != nil {
-		// Each directory is opened under its root again, and the file renamed in it
-		// by name: a link swapped into its path since it was staged is refused, not
-		// followed. Files come in the order staged: most go where the one before did.
 		// Trees first: one rename each places all their files.
 		for _, d := range fr.placeTrees() {
 			dirs[d] = true
 		}
+		// Each directory is opened under its root again, and the file renamed in it
+		// by name: a link swapped into its path since it was staged is refused, not
+		// followed. Files come in the order staged: most go where the one before did.
 		var held, heldMirror heldDir
 		defer held.close()
 		defer heldMirror.close()

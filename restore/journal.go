@@ -147,8 +147,8 @@ func sweepJournals(root string, log *slog.Logger) (int, error) {
 			release()
 			return removed, err
 		}
+		id, _ := uuid.Parse(run) // parsed above
 		for _, s := range stages {
-			id, _ := uuid.Parse(run)
 			if s != stagePath(root, id) {
 				continue // not one this run could have made
 			}

@@ -59,14 +59,9 @@ func (fr *fileRun) treeFor(root place.Root, j *journal, dir string) (p placement
 	}
 	t := fr.trees[top]
 	if t == nil {
-		parent, err := root.OpenDir(filepath.Dir(top)) // refuses a parent that leaves the root
+		same, err := onMountOf(root, stage, filepath.Dir(top))
 		if err != nil {
 			return p, false, err
-		}
-		same, err := place.SameMount(stage, parent)
-		parent.Close()
-		if err != nil {
-			return p, false, fmt.Errorf("restore: staging directory: %w", err)
 		}
 		if !same {
 			return p, false, nil
@@ -101,8 +96,9 @@ func (fr *fileRun) treeFor(root place.Root, j *journal, dir string) (p placement
 	return placement{tree: t, mirrorDir: mirrorDir}, true, nil
 }
 
-// treeOf returns the tree a staged file was created in (nil: none), checking that
-// it lies in the tree's mirror where its target lies in the tree.
+// treeOf returns the tree a staged file was created in (nil: none), checking, for
+// a tree not placed whole, that the file lies in the tree's mirror where its
+// target lies in the tree (it is then renamed by those paths).
 func (fr *fileRun) treeOf(s stagedFile) (*tree, error) {
 	stage := fr.stages[s.Root]
 	if stage == nil || !strings.HasPrefix(s.Temp, stage.Path()+string(filepath.Separator)) || filepath.Dir(s.Temp) == stage.Path() {
@@ -112,6 +108,9 @@ func (fr *fileRun) treeOf(s stagedFile) (*tree, error) {
 	t := fr.mirrors[filepath.Join(stage.Path(), first)]
 	if t == nil {
 		return nil, fmt.Errorf("staged at %s, in no directory of the run's", s.Temp)
+	}
+	if t.placed {
+		return t, nil // placed whole: nothing is done with the file by its paths
 	}
 	r1, err1 := filepath.Rel(t.mirror, s.Temp)
 	r2, err2 := filepath.Rel(t.real, s.Target)

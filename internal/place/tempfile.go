@@ -31,14 +31,11 @@ type tempFile struct {
 func createTemp(dirfd int, dir, prefix string) (*tempFile, string, error) {
 	for range 10000 {
 		name := prefix + strconv.FormatUint(rand.Uint64(), 36)
-		fd, err := unix.Openat(dirfd, name, unix.O_RDWR|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC, 0o600)
-		switch {
-		case err == nil:
-			return &tempFile{fd: fd, name: filepath.Join(dir, name)}, name, nil
-		case errors.Is(err, unix.EEXIST), errors.Is(err, unix.EINTR):
+		f, err := createExact(dirfd, dir, name)
+		if errors.Is(err, fs.ErrExist) {
 			continue
 		}
-		return nil, "", &os.PathError{Op: "createtemp", Path: filepath.Join(dir, name), Err: err}
+		return f, name, err
 	}
 	return nil, "", &os.PathError{Op: "createtemp", Path: filepath.Join(dir, prefix+"*"), Err: os.ErrExist}
 }
