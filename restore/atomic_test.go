@@ -785,3 +785,37 @@ func purgedWithDirectory(t *testing.T) (*world, uuid.UUID, map[string]string, *a
 	}
 	return w, tenant, files, m, dir
 }
+
+// A file whose name holds what COPY's text format escapes (a tab, a backslash, a
+// newline, a carriage return) is checked by its exact path: the files check copies
+// the paths as COPY text, and a wrong escape would name another path, which no row
+// names (an integrity error), or break the COPY.
+func TestRun_FileNameWithCopyEscapes(t *testing.T) {
+	w := callLogd(t, fileStore(t))
+	ctx := testenv.Context(t)
+	tenant := w.tenants[0]
+	var old string
+	if err := w.conn.QueryRow(ctx, "SELECT path FROM call_logd_recording r JOIN call_logd_call_log c ON c.id = r.call_log_id WHERE c.tenant_uuid = $1 AND path IS NOT NULL ORDER BY r.uuid LIMIT 1", tenant).Scan(&old); err != nil {
+		t.Fatal(err)
+	}
+	odd := filepath.Join(filepath.Dir(old), "a\tb\\c\nd\re.wav")
+	if err := os.Rename(old, odd); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.conn.Exec(ctx, "UPDATE call_logd_recording SET path = $1 WHERE path = $2", odd, old); err != nil {
+		t.Fatal(err)
+	}
+	files := w.rootState(t)
+	w.snapshot(t, tenant)
+	w.purgeTenant(t, tenant)
+	if err := os.Remove(odd); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.restore(t, w.options(tenant)); err != nil {
+		t.Fatal(err)
+	}
+	got := w.rootState(t)
+	if got[odd] == "" || got[odd] != files[odd] {
+		t.Fatalf("%q after the restore: %q, want %q", odd, got[odd], files[odd])
+	}
+}

@@ -36,6 +36,7 @@ type restoreFile struct {
 
 	outcome string
 	staged  *place.Staged
+	inTree  bool // staged in a tree's mirror (tree.go), under its own name
 	// frame is a packed file's content as stored, read from its pack by the walk
 	// (a pack is read once, in order); nil for a file stored as a blob.
 	frame []byte
@@ -54,6 +55,16 @@ type fileSource struct {
 	// skip are targets an earlier step of the same restore writes (several steps
 	// only: a single step holds no set of its targets).
 	skip map[string]bool
+	// roots are the configured roots by file column (the last one configured for
+	// a column wins), with their paths cleaned once, not once per file.
+	roots    map[fileColumn]columnRoot
+	filesDir string // o.FilesRoot, cleaned
+}
+
+// columnRoot is where a file column's files lie.
+type columnRoot struct {
+	root      string // cleaned
+	tenantDir string // the tenant's directory under root, when per tenant
 }
 
 func newFileSource(store storage.Store, m *archive.Manifest, tables []archive.Table, o Options) *fileSource {
@@ -61,7 +72,18 @@ func newFileSource(store storage.Store, m *archive.Manifest, tables []archive.Ta
 	for _, t := range tables {
 		in[t.Schema+"."+t.Name] = true
 	}
-	return &fileSource{store: store, m: m, in: in, o: o}
+	s := &fileSource{store: store, m: m, in: in, o: o, roots: map[fileColumn]columnRoot{}}
+	for _, c := range o.Files {
+		r := columnRoot{root: filepath.Clean(c.Root)}
+		if c.PerTenant {
+			r.tenantDir = filepath.Join(r.root, m.Tenant.String())
+		}
+		s.roots[fileColumn{c.Table.String(), c.Column}] = r
+	}
+	if o.FilesRoot != "" {
+		s.filesDir = filepath.Clean(o.FilesRoot)
+	}
+	return s
 }
 
 // each calls fn with each file to restore. A path the snapshot saved must lie under
@@ -101,32 +123,28 @@ func (s *fileSource) place(f archive.File) (restoreFile, string, error) {
 		rf.notSaved = true
 		return rf, "", nil
 	}
-	var root string
-	var perTenant bool
-	for _, c := range s.o.Files {
-		if c.Table.String() == f.Table && c.Column == f.Column {
-			root, perTenant = filepath.Clean(c.Root), c.PerTenant
-		}
-	}
+	c, ok := s.roots[fileColumn{f.Table, f.Column}]
+	root, tenantDir := c.root, c.tenantDir
 	clean := filepath.Clean(f.Path)
-	tenantDir := filepath.Join(root, s.m.Tenant.String())
 	switch {
-	case root == "":
+	case !ok:
 		// Refused when written: the configuration's own check (a files[].table
 		// the purge does not reach) speaks first, once connected.
 		rf.noRoot = fmt.Sprintf("no files root configured for %s.%s", f.Table, f.Column)
 	case !filepath.IsAbs(f.Path) || !archive.Within(root, clean) || clean == root:
 		return rf, fmt.Sprintf("file %s: path leaves its root %s", f.Path, root), nil
-	case perTenant && (!archive.Within(tenantDir, clean) || clean == tenantDir):
+	case tenantDir != "" && (!archive.Within(tenantDir, clean) || clean == tenantDir):
 		// Checked on the recorded path, before any --files-root mapping: a row
 		// of the snapshot naming it does not make it the tenant's.
 		return rf, fmt.Sprintf("file %s: path lies outside the tenant's directory %s", f.Path, tenantDir), nil
-	case s.o.FilesRoot != "":
-		rel, err := filepath.Rel(root, clean)
-		if err != nil {
-			return rf, "", err
+	case s.filesDir != "":
+		// clean lies under root: what follows root's separator is the relative
+		// path, clean already (filepath.Rel and Join, by slicing).
+		rel := strings.TrimPrefix(clean[len(root):], string(filepath.Separator))
+		rf.root, rf.target = s.filesDir, s.filesDir+string(filepath.Separator)+rel
+		if s.filesDir == string(filepath.Separator) {
+			rf.target = s.filesDir + rel
 		}
-		rf.root, rf.target = filepath.Clean(s.o.FilesRoot), filepath.Join(s.o.FilesRoot, rel)
 	default:
 		rf.root, rf.target = root, clean
 	}
@@ -180,6 +198,15 @@ type fileRun struct {
 	// staged lists the files staged, in a temporary file: a million staged files
 	// cost no memory. Read back to commit or to abort them.
 	staged *stagedSpill
+	// treeStaged lists the files created in trees, apart: a tree placed whole
+	// places them all, so the commit reads them back only for a tree it could not
+	// place (850k files read back and matched to their tree cost 2 s after the
+	// rows committed), and an abort removes them with the staging directory.
+	treeStaged *stagedSpill
+	// paths are the paths of the files the staging walk saw, for the files check;
+	// walked is closed once the staging has ended (paths nil if it failed first).
+	paths  *pathSpill
+	walked chan struct{}
 	counts fileCounts
 	mu     sync.Mutex // the staging workers share the fields above
 }
@@ -193,7 +220,7 @@ type fileCounts struct {
 func newFileRun(o Options, store storage.Store, m *archive.Manifest, src *fileSource, owner place.Owner) *fileRun {
 	fr := &fileRun{o: o, store: store, src: src, run: uuid.New(), owner: owner, dirs: map[string]archive.Dir{},
 		journals: map[string]*journal{}, stages: map[string]*place.Dir{}, stageIn: map[[2]string]*place.Dir{},
-		trees: map[string]*tree{}, mirrors: map[string]*tree{}}
+		trees: map[string]*tree{}, mirrors: map[string]*tree{}, walked: make(chan struct{})}
 	for _, d := range m.Dirs {
 		target := d.Path
 		if o.FilesRoot != "" {
@@ -216,8 +243,13 @@ func newFileRun(o Options, store storage.Store, m *archive.Manifest, src *fileSo
 // returned: the caller aborts it. The report lists the first MaxFileReports files
 // (in the order they were done); the counts cover every one.
 func (fr *fileRun) stage(ctx context.Context) ([]FileReport, int, error) {
+	defer close(fr.walked)
 	out := []FileReport{}
 	notListed := 0
+	paths, err := newPathSpill(fr.o.TempDir)
+	if err != nil {
+		return out, notListed, err
+	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	jobs := make(chan *restoreFile)
@@ -258,7 +290,12 @@ func (fr *fileRun) stage(ctx context.Context) ([]FileReport, int, error) {
 	// its start; the workers decode and check them as they would a blob.
 	packs := repository.NewPackCursor(fr.store, fr.src.m)
 	defer packs.Abandon()
-	err := fr.src.each(ctx, nil, func(f *restoreFile) error {
+	err = fr.src.each(ctx, nil, func(f *restoreFile) error {
+		if !f.notSaved {
+			if err := paths.add(f.Table, f.Column, f.Path); err != nil {
+				return err
+			}
+		}
 		if f.Pack != nil && !f.notSaved {
 			frame, err := packs.Frame(ctx, f.File)
 			if err != nil {
@@ -289,13 +326,41 @@ func (fr *fileRun) stage(ctx context.Context) ([]FileReport, int, error) {
 	wg.Wait()
 	if cause := context.Cause(ctx); cause != nil {
 		// A worker's error is the cause of what the walk saw.
+		paths.close()
 		return out, notListed, cause
 	}
 	var ve *archive.VerifyError
 	if errors.As(err, &ve) {
 		err = fmt.Errorf("restore: snapshot %s fails verification, nothing written: %w", fr.src.m.ID, err)
 	}
-	return out, notListed, err
+	if err != nil {
+		paths.close()
+		return out, notListed, err
+	}
+	fr.paths = paths
+	return out, notListed, nil
+}
+
+// walkedPaths waits for the staging to end and returns the paths of the files it
+// saw (the run closes them: closePaths).
+func (fr *fileRun) walkedPaths(ctx context.Context) (*pathSpill, error) {
+	select {
+	case <-fr.walked:
+	case <-ctx.Done():
+		return nil, context.Cause(ctx)
+	}
+	if fr.paths == nil {
+		// The staging failed: its error cancels the load.
+		return nil, errors.New("restore: the files' staging stopped before its end")
+	}
+	return fr.paths, nil
+}
+
+func (fr *fileRun) closePaths() {
+	if fr.paths != nil {
+		fr.paths.close()
+		fr.paths = nil
+	}
 }
 
 // stager is one staging worker's own: its decoder, its read buffer, and the
@@ -306,6 +371,7 @@ type stager struct {
 	// br buffers a blob: the decoder reads a frame's header a few bytes at a time,
 	// and buffered, a small blob costs one read(2) instead of a dozen.
 	br       *bufio.Reader
+	sum      *archive.Digest // reset per file
 	dir      heldDir
 	prepared [2]string // the root and directory prepareDir last made ready for this worker
 	place    placement // where prepareDir said that directory's files are staged
@@ -317,7 +383,7 @@ func newStager() (*stager, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &stager{dec: dec, br: bufio.NewReaderSize(nil, repository.BlobReadBuffer)}, nil
+	return &stager{dec: dec, br: bufio.NewReaderSize(nil, repository.BlobReadBuffer), sum: archive.NewDigest()}, nil
 }
 
 // openDir returns dir, under root, held open; nil (and no error) when dir does not
@@ -408,16 +474,44 @@ func (c *fileCounts) add(outcome string, n int) {
 	}
 }
 
-// keep records a staged file in the run's spill.
+// keep records a staged file in the run's spill, or in its trees' one.
 func (fr *fileRun) keep(f *restoreFile) error {
-	if fr.staged == nil {
+	spill := &fr.staged
+	if f.inTree {
+		spill = &fr.treeStaged
+	}
+	if *spill == nil {
 		s, err := newStagedSpill(fr.o.TempDir)
 		if err != nil {
 			return err
 		}
-		fr.staged = s
+		*spill = s
 	}
-	return fr.staged.add(stagedFile{Staged: *f.staged, Path: f.Path, Replace: f.outcome == FileOverwritten, Root: f.root})
+	return (*spill).add(stagedFile{Staged: *f.staged, Path: f.Path, Replace: f.outcome == FileOverwritten, Root: f.root})
+}
+
+// eachStaged calls fn with every staged file not in a tree, then, when trees is
+// true, with those in trees.
+func (fr *fileRun) eachStaged(trees bool, fn func(stagedFile) error) error {
+	for _, s := range []*stagedSpill{fr.staged, fr.treeStaged} {
+		if s == nil || (s == fr.treeStaged && !trees) {
+			continue
+		}
+		if err := s.each(fn); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// closeSpills removes the lists of staged files.
+func (fr *fileRun) closeSpills() {
+	for _, s := range []*stagedSpill{fr.staged, fr.treeStaged} {
+		if s != nil {
+			s.close()
+		}
+	}
+	fr.staged, fr.treeStaged = nil, nil
 }
 
 func (fr *fileRun) stageOne(ctx context.Context, w *stager, f *restoreFile) error {
@@ -525,7 +619,8 @@ func (fr *fileRun) stageOne(ctx context.Context, w *stager, f *restoreFile) erro
 		// and verify decompressed every blob before).
 		content = frameReader{r: w.dec, key: key, path: f.Path}
 	}
-	sum := archive.NewDigest()
+	sum := w.sum
+	sum.Reset()
 	a := place.Attr{Mode: fs.FileMode(f.Mode).Perm(), ModTime: f.ModTime, Owner: fr.fileOwner(f.Owner)}
 	// Unsynced: the run syncs its staged files together before the rows commit
 	// (syncStaged), not one at a time here.
@@ -533,7 +628,7 @@ func (fr *fileRun) stageOne(ctx context.Context, w *stager, f *restoreFile) erro
 	switch {
 	case mirror != nil:
 		if f.staged, err = mirror.CreateUnsynced(ctx, name, io.TeeReader(content, sum), a, check); err == nil {
-			f.staged.Target = f.target
+			f.staged.Target, f.inTree = f.target, true
 		}
 	case w.place.stage != nil:
 		f.staged, err = d.StageUnsyncedIn(ctx, w.place.stage, name, tag, io.TeeReader(content, sum), a, check)
@@ -546,6 +641,9 @@ func (fr *fileRun) stageOne(ctx context.Context, w *stager, f *restoreFile) erro
 // refusedIfOutside marks a path that leaves its root (a *place.OutsideError) as a
 // refused file; other errors, and nil, pass unchanged.
 func refusedIfOutside(err error) error {
+	if err == nil {
+		return nil // before errors.As, whose target escapes: once per file
+	}
 	var oe *place.OutsideError
 	if errors.As(err, &oe) {
 		return fmt.Errorf("%w: %w", err, ErrFileRefused)
@@ -736,8 +834,9 @@ func (fr *fileRun) journal(root place.Root) (*journal, error) {
 // abort removes every staged file, the directories the run made (when empty) and
 // the journals: nothing of the run is left.
 func (fr *fileRun) abort() {
-	if fr.staged != nil {
-		err := fr.staged.each(func(s stagedFile) error {
+	// The files in trees go with the staging directory that holds them.
+	if fr.staged != nil || fr.treeStaged != nil {
+		err := fr.eachStaged(false, func(s stagedFile) error {
 			if err := s.Abort(); err != nil {
 				fr.o.Log.Warn("temp file not removed (the next restore sweeps it)", "path", s.Temp, "err", err)
 			}
@@ -746,13 +845,11 @@ func (fr *fileRun) abort() {
 		if err != nil {
 			// The journals stay: the next restore sweeps what they list.
 			fr.o.Log.Warn("staged files not all removed (the next restore sweeps them)", "err", err)
-			fr.staged.close()
-			fr.staged = nil
+			fr.closeSpills()
 			fr.closeStages()
 			return
 		}
-		fr.staged.close()
-		fr.staged = nil
+		fr.closeSpills()
 	}
 	fr.removeStages()
 	place.RemoveCreated(fr.created)
@@ -767,7 +864,7 @@ const syncJobs = 16
 // after the commit must never name a file whose content a crash can lose. One
 // syncfs(2) per files root does it for every file; without syncfs, an fsync each.
 func (fr *fileRun) syncStaged(ctx context.Context) error {
-	if fr.staged == nil {
+	if fr.staged == nil && fr.treeStaged == nil {
 		return nil
 	}
 	whole := true
@@ -797,7 +894,7 @@ func (fr *fileRun) syncStaged(ctx context.Context) error {
 			}
 		})
 	}
-	err := fr.staged.each(func(s stagedFile) error {
+	err := fr.eachStaged(true, func(s stagedFile) error {
 		select {
 		case ch <- s:
 			return nil
@@ -839,10 +936,14 @@ func (fr *fileRun) commit(rep *Report) error {
 		byPath[r.Path] = i
 	}
 	dirs := map[string]bool{} // renamed into, synced once each after the renames
-	if fr.staged != nil {
+	if fr.staged != nil || fr.treeStaged != nil {
 		// Trees first: one rename each places all their files.
 		for _, d := range fr.placeTrees() {
 			dirs[d] = true
+		}
+		whole := true
+		for _, t := range fr.trees {
+			whole = whole && t.placed
 		}
 		// Each directory is opened under its root again, and the file renamed in it
 		// by name: a link swapped into its path since it was staged is refused, not
@@ -888,7 +989,7 @@ func (fr *fileRun) commit(rep *Report) error {
 			}
 			return d.Rename(filepath.Base(s.Temp), filepath.Base(s.Target), s.Replace)
 		}
-		err := fr.staged.each(func(s stagedFile) error {
+		err := fr.eachStaged(!whole, func(s stagedFile) error {
 			if err := rename(s); err != nil {
 				_ = s.Abort()
 				if failed++; failed <= maxNamed {
@@ -902,8 +1003,7 @@ func (fr *fileRun) commit(rep *Report) error {
 			}
 			return nil
 		})
-		fr.staged.close()
-		fr.staged = nil
+		fr.closeSpills()
 		if err != nil {
 			// The journals stay: the next restore sweeps the temps they list.
 			fr.closeStages()

@@ -401,12 +401,13 @@ func runStep(ctx context.Context, tx pgx.Tx, store storage.Store, o Options, m *
 		}
 		done <- stagedFiles{reports, notListed, err}
 	}()
-	lerr := loadStep(ctx, l, plans, files, o, rep)
+	lerr := loadStep(ctx, l, plans, fr.walkedPaths, o, rep)
 	txBusy.Unlock()
 	if lerr != nil {
 		cancel(lerr)
 	}
 	st := <-done
+	fr.closePaths()
 	switch {
 	case st.err != nil && (lerr == nil || context.Cause(ctx) == st.err):
 		// The staging failed first: the load stopped for it.
@@ -421,7 +422,7 @@ func runStep(ctx context.Context, tx pgx.Tx, store storage.Store, o Options, m *
 
 // loadStep loads the planned tables into the transaction and checks them: the
 // rows' counts and owners, and that the rows name every file.
-func loadStep(ctx context.Context, l *loader, plans []*plan, files *fileSource, o Options, rep *Report) error {
+func loadStep(ctx context.Context, l *loader, plans []*plan, walked func(context.Context) (*pathSpill, error), o Options, rep *Report) error {
 	for _, p := range plans {
 		tr, err := l.load(ctx, p)
 		if err != nil {
@@ -442,7 +443,7 @@ func loadStep(ctx context.Context, l *loader, plans []*plan, files *fileSource, 
 			return err
 		}
 	}
-	fprobs, err := l.checkFiles(ctx, plans, files)
+	fprobs, err := l.checkFiles(ctx, plans, walked)
 	if err != nil {
 		return err
 	}

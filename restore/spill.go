@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 
 	"github.com/purgeguard/purgeguard/internal/place"
 )
@@ -109,6 +110,87 @@ func (s *stagedSpill) each(fn func(stagedFile) error) error {
 const maxSpillString = 1 << 16
 
 func (s *stagedSpill) close() {
+	s.f.Close()
+	os.Remove(s.f.Name())
+}
+
+// pathSpill holds the paths of a step's saved files, written by the staging walk
+// as rows of COPY's text format (the index of the path's column, then the path):
+// the files check (trust.go) copies them as they are, and reads no file list
+// again after the rows are loaded (a walk of a million files' list is seconds of
+// decoding, while the restore waits).
+type pathSpill struct {
+	f     *os.File
+	w     *bufio.Writer
+	n     int64
+	cols  []fileColumn
+	index map[fileColumn]int
+	buf   []byte
+}
+
+// fileColumn is a column of a table that names files.
+type fileColumn struct{ table, column string }
+
+func newPathSpill(dir string) (*pathSpill, error) {
+	f, err := os.CreateTemp(dir, "purgeguard-restore-paths-*")
+	if err != nil {
+		return nil, fmt.Errorf("restore: list of the files' paths: %w", err)
+	}
+	return &pathSpill{f: f, w: bufio.NewWriterSize(f, 64<<10), index: map[fileColumn]int{}}, nil
+}
+
+func (s *pathSpill) add(table, column, path string) error {
+	c := fileColumn{table, column}
+	i, ok := s.index[c]
+	if !ok {
+		i = len(s.cols)
+		s.index[c] = i
+		s.cols = append(s.cols, c)
+	}
+	b := strconv.AppendInt(s.buf[:0], int64(i), 10)
+	b = append(b, '\t')
+	b = appendCopyText(b, path)
+	b = append(b, '\n')
+	s.buf = b
+	if _, err := s.w.Write(b); err != nil {
+		return fmt.Errorf("restore: list of the files' paths: %w", err)
+	}
+	s.n++
+	return nil
+}
+
+// appendCopyText appends v as a value of COPY's text format: a backslash and the
+// characters that end a value or a row are escaped.
+func appendCopyText(b []byte, v string) []byte {
+	for i := 0; i < len(v); i++ {
+		switch c := v[i]; c {
+		case '\\':
+			b = append(b, '\\', '\\')
+		case '\n':
+			b = append(b, '\\', 'n')
+		case '\r':
+			b = append(b, '\\', 'r')
+		case '\t':
+			b = append(b, '\\', 't')
+		default:
+			b = append(b, c)
+		}
+	}
+	return b
+}
+
+// reader returns the rows written, from the first.
+func (s *pathSpill) reader() (io.Reader, error) {
+	if err := s.w.Flush(); err != nil {
+		return nil, fmt.Errorf("restore: list of the files' paths: %w", err)
+	}
+	if _, err := s.f.Seek(0, io.SeekStart); err != nil {
+		return nil, fmt.Errorf("restore: list of the files' paths: %w", err)
+	}
+	return bufio.NewReaderSize(s.f, 64<<10), nil
+}
+
+func (s *pathSpill) close() {
 	s.f.Close()
 	os.Remove(s.f.Name())
 }

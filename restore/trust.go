@@ -111,25 +111,36 @@ func (p *plan) keyCols() []string {
 }
 
 // checkFiles makes sure that every file to write is named, in its column, by a row
-// of the tenant (live, once loaded, or staged by this run). The walk's paths are
-// copied into a temporary table, then each column's are checked in one anti-join:
-// a check per batch of paths read the tenant's column once per batch, quadratic
-// in a tenant's files (a million of them: a hundred reads of a million paths).
-func (l *loader) checkFiles(ctx context.Context, plans []*plan, files *fileSource) ([]string, error) {
+// of the tenant (live, once loaded, or staged by this run). The paths the staging
+// walk saw (walked waits for them) are copied into a temporary table, then each
+// column's are checked in one anti-join: a check per batch of paths read the
+// tenant's column once per batch, quadratic in a tenant's files (a million of
+// them: a hundred reads of a million paths).
+func (l *loader) checkFiles(ctx context.Context, plans []*plan, walked func(context.Context) (*pathSpill, error)) ([]string, error) {
+	paths, err := walked(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if paths.n == 0 {
+		return nil, nil
+	}
 	l.staged++
 	tmp := pgx.Identifier{"pg_temp", fmt.Sprintf("purgeguard_paths_%d", l.staged)}
 	if _, err := l.tx.Exec(ctx, "CREATE TEMPORARY TABLE "+tmp.Sanitize()+" (c integer, p text) ON COMMIT DROP"); err != nil {
 		return nil, fmt.Errorf("restore: check the files' paths: %w", err)
 	}
-	cols, err := copyPaths(ctx, l.tx, tmp, files)
+	r, err := paths.reader()
 	if err != nil {
 		return nil, err
+	}
+	if _, err := l.tx.Conn().PgConn().CopyFrom(ctx, r, "COPY "+tmp.Sanitize()+" (c, p) FROM STDIN"); err != nil {
+		return nil, fmt.Errorf("restore: check the files' paths: %w", err)
 	}
 	if _, err := l.tx.Exec(ctx, "ANALYZE "+tmp.Sanitize()); err != nil {
 		return nil, fmt.Errorf("restore: check the files' paths: %w", err)
 	}
 	var probs []string
-	for i, c := range cols {
+	for i, c := range paths.cols {
 		bad, err := l.unnamed(ctx, plans, c.table, c.column, tmp.Sanitize(), i)
 		if err != nil {
 			return nil, err
@@ -148,101 +159,6 @@ func (l *loader) checkFiles(ctx context.Context, plans []*plan, files *fileSourc
 	slices.Sort(probs)
 	return probs, nil
 }
-
-// fileColumn is a column of a table that names files.
-type fileColumn struct{ table, column string }
-
-// copyPaths copies the path of every file the walk gives (those saved) into tmp,
-// each with the index of its column in the returned list. The walk calls back and
-// COPY pulls: the walk runs in a goroutine of its own, handing paths over in
-// batches.
-func copyPaths(ctx context.Context, tx pgx.Tx, tmp pgx.Identifier, files *fileSource) ([]fileColumn, error) {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var cols []fileColumn
-	var walkErr error
-	src := &pathSource{ch: make(chan []pathRow, 2)}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		defer close(src.ch)
-		index := map[fileColumn]int32{}
-		batch := make([]pathRow, 0, pathBatch)
-		send := func() error {
-			select {
-			case src.ch <- batch:
-				batch = make([]pathRow, 0, pathBatch)
-				return nil
-			case <-ctx.Done():
-				return ctx.Err()
-			}
-		}
-		walkErr = files.each(ctx, nil, func(f *restoreFile) error {
-			if f.notSaved {
-				return nil
-			}
-			c := fileColumn{f.Table, f.Column}
-			i, ok := index[c]
-			if !ok {
-				i = int32(len(cols))
-				index[c] = i
-				cols = append(cols, c)
-			}
-			if batch = append(batch, pathRow{c: i, p: f.Path}); len(batch) == pathBatch {
-				return send()
-			}
-			return nil
-		})
-		if walkErr == nil && len(batch) > 0 {
-			walkErr = send()
-		}
-	}()
-	_, err := tx.CopyFrom(ctx, tmp, []string{"c", "p"}, src)
-	cancel()
-	<-done
-	if walkErr != nil && !errors.Is(walkErr, context.Canceled) {
-		return nil, walkErr // the walk's error is why the COPY stopped
-	}
-	if err != nil {
-		return nil, fmt.Errorf("restore: check the files' paths: %w", err)
-	}
-	return cols, walkErr
-}
-
-// pathBatch is how many paths the walk hands COPY at a time.
-const pathBatch = 1024
-
-type pathRow struct {
-	c int32
-	p string
-}
-
-// pathSource is a pgx.CopyFromSource of the batches copyPaths's walk sends.
-type pathSource struct {
-	ch   chan []pathRow
-	cur  []pathRow
-	next int
-}
-
-func (s *pathSource) Next() bool {
-	for s.next >= len(s.cur) {
-		b, ok := <-s.ch
-		if !ok {
-			return false
-		}
-		s.cur, s.next = b, 0
-	}
-	s.next++
-	return true
-}
-
-func (s *pathSource) Values() ([]any, error) {
-	r := s.cur[s.next-1]
-	return []any{r.c, r.p}, nil
-}
-
-// Err is nil: the walk's error is copyPaths's to return, once the COPY has ended.
-func (s *pathSource) Err() error { return nil }
 
 // unnamed returns a problem for each path of column index c in tmp (at most
 // maxNamed+1) that no row of the tenant names in table's column. A column the

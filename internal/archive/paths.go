@@ -16,5 +16,6 @@ func Within(root, path string) bool {
 	if root == string(filepath.Separator) {
 		return strings.HasPrefix(path, root)
 	}
-	return strings.HasPrefix(path, root+string(filepath.Separator))
+	// Without root+"/": a concatenation per call, for every file of a restore.
+	return len(path) > len(root) && path[len(root)] == filepath.Separator && strings.HasPrefix(path, root)
 }

@@ -121,15 +121,14 @@ func (d *Dir) stage(ctx context.Context, in *Dir, name, tag string, src io.Reade
 			_ = unix.Unlinkat(in.fd, tmpName, 0)
 		}
 	}()
-	target := filepath.Join(d.path, name)
+	target := joinName(d.path, name)
 	if err := fill(ctx, tmp, target, src, a, check); err != nil {
 		return nil, err
 	}
 	if !a.ModTime.IsZero() {
-		// Written to the end: nothing changes the mtime after this. By name from the
-		// directory, as os.Chtimes would by path (x/sys has no futimens).
-		ts := []unix.Timespec{{Nsec: unix.UTIME_NOW}, unix.NsecToTimespec(a.ModTime.UnixNano())}
-		if err := unix.UtimesNanoAt(in.fd, tmpName, ts, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		// Written to the end: nothing changes the mtime after this.
+		ts := [2]unix.Timespec{{Nsec: unix.UTIME_NOW}, unix.NsecToTimespec(a.ModTime.UnixNano())}
+		if err := futimens(tmp.fd, &ts); err != nil {
 			return nil, &os.PathError{Op: "chtimes", Path: tmp.Name(), Err: err}
 		}
 	}
@@ -235,4 +234,23 @@ func (s *StatInfo) Mode() fs.FileMode {
 		m |= fs.ModeSticky
 	}
 	return m
+}
+
+// futimens sets the times of the file open as fd: utimensat(2) with a NULL path,
+// as glibc's futimens (x/sys has none). By descriptor, a file's name is neither
+// copied for the call nor looked up again in its directory.
+func futimens(fd int, ts *[2]unix.Timespec) error {
+	if _, _, e := unix.Syscall6(unix.SYS_UTIMENSAT, uintptr(fd), 0, uintptr(unsafe.Pointer(ts)), 0, 0, 0); e != 0 {
+		return e
+	}
+	return nil
+}
+
+// joinName is filepath.Join(dir, name) for a clean dir and a name without a
+// separator, without Join's cleaning pass: once per file staged.
+func joinName(dir, name string) string {
+	if dir == string(filepath.Separator) {
+		return dir + name
+	}
+	return dir + string(filepath.Separator) + name
 }

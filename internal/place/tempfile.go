@@ -46,7 +46,7 @@ func createExact(dirfd int, dir, name string) (*tempFile, error) {
 		fd, err := unix.Openat(dirfd, name, unix.O_RDWR|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC, 0o600)
 		switch {
 		case err == nil:
-			return &tempFile{fd: fd, name: filepath.Join(dir, name)}, nil
+			return &tempFile{fd: fd, name: joinName(dir, name)}, nil
 		case errors.Is(err, unix.EINTR):
 			continue
 		}
