@@ -370,7 +370,12 @@ type stager struct {
 	dec *zstd.Decoder
 	// br buffers a blob: the decoder reads a frame's header a few bytes at a time,
 	// and buffered, a small blob costs one read(2) instead of a dozen.
-	br       *bufio.Reader
+	br *bufio.Reader
+	// whole decodes a packed file's frame at once into out (DecodeAll): a stream
+	// per file, for a frame already in memory, cost as much again in setting up.
+	whole    *zstd.Decoder
+	out      []byte
+	outRd    bytes.Reader
 	sum      *archive.Digest // reset per file
 	dir      heldDir
 	prepared [2]string // the root and directory prepareDir last made ready for this worker
@@ -383,8 +388,17 @@ func newStager() (*stager, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &stager{dec: dec, br: bufio.NewReaderSize(nil, repository.BlobReadBuffer), sum: archive.NewDigest()}, nil
+	whole, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(maxWholeFrame))
+	if err != nil {
+		dec.Close()
+		return nil, err
+	}
+	return &stager{dec: dec, whole: whole, br: bufio.NewReaderSize(nil, repository.BlobReadBuffer), sum: archive.NewDigest()}, nil
 }
+
+// maxWholeFrame bounds a packed file decoded at once: packs hold files up to 256
+// KiB, and a frame that decodes to more is refused, not held.
+const maxWholeFrame = 1 << 20
 
 // openDir returns dir, under root, held open; nil (and no error) when dir does not
 // exist yet. A dir that leaves the root is an *place.OutsideError.
@@ -398,6 +412,7 @@ func (w *stager) openDir(root place.Root, dir string) (*place.Dir, error) {
 
 func (w *stager) close() {
 	w.dec.Close()
+	w.whole.Close()
 	w.dir.close()
 	w.mirror.close()
 }
@@ -594,10 +609,21 @@ func (fr *fileRun) stageOne(ctx context.Context, w *stager, f *restoreFile) erro
 	}
 	var key string
 	var src io.Reader
-	if f.frame != nil {
+	var content io.Reader
+	switch {
+	case f.frame != nil && f.Size >= 0 && f.Size <= maxWholeFrame:
+		key = fr.src.m.Packs[f.Pack.Index].Key
+		out, err := w.whole.DecodeAll(f.frame, w.out[:0])
+		if err != nil {
+			return &archive.VerifyError{Key: key, What: "decompress " + f.Path, Reason: err}
+		}
+		w.out = out
+		w.outRd.Reset(out)
+		content = &w.outRd
+	case f.frame != nil:
 		key = fr.src.m.Packs[f.Pack.Index].Key
 		src = bytes.NewReader(f.frame)
-	} else {
+	default:
 		if key, err = archive.BlobKeyHex(f.SHA256); err != nil {
 			return err
 		}
@@ -610,14 +636,16 @@ func (fr *fileRun) stageOne(ctx context.Context, w *stager, f *restoreFile) erro
 		defer w.br.Reset(nil)
 		src = w.br
 	}
-	if err := w.dec.Reset(src); err != nil {
-		return &archive.VerifyError{Key: key, What: "decompress", Reason: err}
-	}
-	var content io.Reader = w.dec
-	if f.frame != nil {
-		// Read from memory: any error is the frame's (a blob's may be storage's,
-		// and verify decompressed every blob before).
-		content = frameReader{r: w.dec, key: key, path: f.Path}
+	if content == nil {
+		if err := w.dec.Reset(src); err != nil {
+			return &archive.VerifyError{Key: key, What: "decompress", Reason: err}
+		}
+		content = w.dec
+		if f.frame != nil {
+			// Read from memory: any error is the frame's (a blob's may be storage's,
+			// and verify decompressed every blob before).
+			content = frameReader{r: w.dec, key: key, path: f.Path}
+		}
 	}
 	sum := w.sum
 	sum.Reset()

@@ -77,7 +77,7 @@ func (d *Dir) Lstat(name string) (fs.FileInfo, error) {
 // created, written, given its attributes and timed through the directory's
 // descriptor. Its Staged names the paths, for a Rename from anywhere.
 func (d *Dir) StageUnsynced(ctx context.Context, name, tag string, src io.Reader, a Attr, check func() error) (*Staged, error) {
-	return d.stage(ctx, d, name, tag, src, a, check, false)
+	return d.stage(ctx, d, name, tag, src, a, check, false, false)
 }
 
 // StageUnsyncedIn is StageUnsynced with the temporary file made in stage instead of
@@ -85,9 +85,10 @@ func (d *Dir) StageUnsynced(ctx context.Context, name, tag string, src io.Reader
 // from which RenameFrom moves it into d. Placing a million files in one directory,
 // a temporary file beside each doubled that directory's entries and made each
 // creation and lookup in it contend with the others'; in a directory of its own,
-// the target's directory sees one insertion per file, as tar's does.
+// the target's directory sees one insertion per file, as tar's does. stage must be
+// the caller's alone (mode 0700): files are created there with their own mode.
 func (d *Dir) StageUnsyncedIn(ctx context.Context, stage *Dir, name, tag string, src io.Reader, a Attr, check func() error) (*Staged, error) {
-	return d.stage(ctx, stage, name, tag, src, a, check, false)
+	return d.stage(ctx, stage, name, tag, src, a, check, false, true)
 }
 
 // CreateUnsynced is StageUnsynced without a temporary name: the file is created
@@ -96,21 +97,23 @@ func (d *Dir) StageUnsyncedIn(ctx context.Context, stage *Dir, name, tag string,
 // restore's copy of a missing directory, renamed into place whole): nothing in it
 // is visible before that rename, and one rename places all its files.
 func (d *Dir) CreateUnsynced(ctx context.Context, name string, src io.Reader, a Attr, check func() error) (*Staged, error) {
-	return d.stage(ctx, d, name, "", src, a, check, false)
+	return d.stage(ctx, d, name, "", src, a, check, false, true)
 }
 
 // stage is StageUnsyncedIn, with sync the file's content and attributes made
-// durable before it returns; without a tag, CreateUnsynced.
-func (d *Dir) stage(ctx context.Context, in *Dir, name, tag string, src io.Reader, a Attr, check func() error, sync bool) (_ *Staged, err error) {
+// durable before it returns; without a tag, CreateUnsynced. private says no one
+// else can reach in (createPerm).
+func (d *Dir) stage(ctx context.Context, in *Dir, name, tag string, src io.Reader, a Attr, check func() error, sync, private bool) (_ *Staged, err error) {
 	if name == "" || name == "." || name == ".." || filepath.Base(name) != name {
 		return nil, &OutsideError{Path: filepath.Join(d.path, name), Root: d.root.dir, Reason: "not a name in " + d.path}
 	}
 	var tmp *tempFile
 	tmpName := name
+	perm, chmod := createPerm(a, private)
 	if tag == "" {
-		tmp, err = createExact(in.fd, in.path, name)
+		tmp, err = createExact(in.fd, in.path, name, perm)
 	} else {
-		tmp, tmpName, err = createTemp(in.fd, in.path, TempPrefix+tag+"-")
+		tmp, tmpName, err = createTemp(in.fd, in.path, TempPrefix+tag+"-", perm)
 	}
 	if err != nil {
 		return nil, err
@@ -122,7 +125,7 @@ func (d *Dir) stage(ctx context.Context, in *Dir, name, tag string, src io.Reade
 		}
 	}()
 	target := joinName(d.path, name)
-	if err := fill(ctx, tmp, target, src, a, check); err != nil {
+	if err := fill(ctx, tmp, target, src, a, check, chmod); err != nil {
 		return nil, err
 	}
 	if !a.ModTime.IsZero() {

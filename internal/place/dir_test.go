@@ -3,6 +3,7 @@ package place_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -248,5 +249,42 @@ func TestDir_CreateUnsynced(t *testing.T) {
 	ents, _ := os.ReadDir(root)
 	if len(ents) != 1 {
 		t.Fatalf("%d entries after a refused create, want 1", len(ents))
+	}
+}
+
+// A file created where no one else reaches is given its mode at creation, not by
+// a chmod after: whatever the umask strips (0666 and 0777 lose their group and
+// world write bits to the usual 022) must still end as recorded.
+func TestDir_CreateUnsyncedModes(t *testing.T) {
+	ctx := context.Background()
+	root := t.TempDir()
+	d, err := place.NewRoot(root).OpenDir(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	stage, err := place.NewRoot(root).OpenDir(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stage.Close()
+	for _, mode := range []fs.FileMode{0o640, 0o666, 0o777, 0o400, 0o604, 0} {
+		want := mode
+		if mode == 0 {
+			want = place.DefaultFileMode
+		}
+		name := fmt.Sprintf("f%o.wav", mode)
+		if _, err := d.CreateUnsynced(ctx, name, strings.NewReader("x"), place.Attr{Mode: mode, Owner: place.Keep}, nil); err != nil {
+			t.Fatal(err)
+		}
+		s, err := d.StageUnsyncedIn(ctx, stage, "in-"+name, "t", strings.NewReader("x"), place.Attr{Mode: mode, Owner: place.Keep}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range []string{filepath.Join(root, name), s.Temp} {
+			if fi, err := os.Lstat(p); err != nil || fi.Mode().Perm() != want {
+				t.Errorf("mode %o: %s is %v, %v; want %o", mode, p, fi.Mode(), err, want)
+			}
+		}
 	}
 }

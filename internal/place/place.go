@@ -248,7 +248,7 @@ func (r Root) stage(ctx context.Context, target, tag string, src io.Reader, a At
 		return nil, err
 	}
 	defer d.Close()
-	s, err := d.stage(ctx, d, filepath.Base(clean), tag, src, a, check, sync)
+	s, err := d.stage(ctx, d, filepath.Base(clean), tag, src, a, check, sync, false)
 	if err != nil {
 		return nil, err
 	}
@@ -263,7 +263,7 @@ func (r Root) stage(ctx context.Context, target, tag string, src io.Reader, a At
 
 // fill writes src to tmp, the temporary file staged for target, runs check (its
 // error keeps the file from being placed), and gives tmp a's owner and mode.
-func fill(ctx context.Context, tmp *tempFile, target string, src io.Reader, a Attr, check func() error) error {
+func fill(ctx context.Context, tmp *tempFile, target string, src io.Reader, a Attr, check func() error, chmod bool) error {
 	if _, err := copyCtx(ctx, tmp, src); err != nil {
 		return err
 	}
@@ -276,6 +276,9 @@ func fill(ctx context.Context, tmp *tempFile, target string, src io.Reader, a At
 		if err := tmp.Chown(a.Owner.UID, a.Owner.GID); err != nil {
 			return fmt.Errorf("place: chown %s to %s: %w", target, a.Owner, err)
 		}
+	}
+	if !chmod {
+		return nil // created with its mode (createPerm)
 	}
 	mode := a.Mode.Perm()
 	if mode == 0 {

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 
 	"golang.org/x/sys/unix"
@@ -28,10 +29,10 @@ type tempFile struct {
 // createTemp creates a file named prefix and a random suffix, exclusively, in the
 // directory dirfd, whose path is dir. It returns the file (named by its path) and
 // its name.
-func createTemp(dirfd int, dir, prefix string) (*tempFile, string, error) {
+func createTemp(dirfd int, dir, prefix string, perm uint32) (*tempFile, string, error) {
 	for range 10000 {
 		name := prefix + strconv.FormatUint(rand.Uint64(), 36)
-		f, err := createExact(dirfd, dir, name)
+		f, err := createExact(dirfd, dir, name, perm)
 		if errors.Is(err, fs.ErrExist) {
 			continue
 		}
@@ -40,10 +41,11 @@ func createTemp(dirfd int, dir, prefix string) (*tempFile, string, error) {
 	return nil, "", &os.PathError{Op: "createtemp", Path: filepath.Join(dir, prefix+"*"), Err: os.ErrExist}
 }
 
-// createExact creates name, exclusively, in the directory dirfd, whose path is dir.
-func createExact(dirfd int, dir, name string) (*tempFile, error) {
+// createExact creates name, exclusively, in the directory dirfd, whose path is dir,
+// with perm (less the umask).
+func createExact(dirfd int, dir, name string, perm uint32) (*tempFile, error) {
 	for {
-		fd, err := unix.Openat(dirfd, name, unix.O_RDWR|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC, 0o600)
+		fd, err := unix.Openat(dirfd, name, unix.O_RDWR|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC, perm)
 		switch {
 		case err == nil:
 			return &tempFile{fd: fd, name: joinName(dir, name)}, nil
@@ -113,3 +115,40 @@ func copyCtx(ctx context.Context, w io.Writer, r io.Reader) (int64, error) {
 	defer copyBufs.Put(buf)
 	return io.CopyBuffer(struct{ io.Writer }{w}, ctxReader{ctx, r}, buf[:])
 }
+
+// createPerm is the mode a staged file is created with, and whether fill must
+// still set a's: 0600, then a fchmod to a's mode, unless the file is created where
+// no one else can reach it (private) and the umask leaves a's mode whole, when it
+// is created with a's mode and the fchmod is spared (a system call per file of a
+// million-file restore). Set-id bits are never given (Attr's mode is Perm), so
+// the chown that follows has none to clear.
+func createPerm(a Attr, private bool) (perm uint32, chmod bool) {
+	m := a.Mode.Perm()
+	if !private || m == 0 {
+		return 0o600, true
+	}
+	if u, ok := processUmask(); !ok || m&^u != m {
+		return 0o600, true
+	}
+	return uint32(m), false
+}
+
+// processUmask is the process's umask, read once from /proc/self/status (Linux
+// 4.7 and later; umask(2) cannot read it without setting it, which would race
+// with other threads creating files). Nothing in this process changes it.
+var processUmask = sync.OnceValues(func() (fs.FileMode, bool) {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0, false
+	}
+	for line := range strings.Lines(string(b)) {
+		if v, ok := strings.CutPrefix(line, "Umask:"); ok {
+			u, err := strconv.ParseUint(strings.TrimSpace(v), 8, 32)
+			if err != nil || u > 0o777 {
+				return 0, false
+			}
+			return fs.FileMode(u), true
+		}
+	}
+	return 0, false
+})
