@@ -204,11 +204,13 @@ type fileRun struct {
 	// rows committed), and an abort removes them with the staging directory.
 	treeStaged *stagedSpill
 	// paths are the paths of the files the staging walk saw, for the files check;
-	// walked is closed once the staging has ended (paths nil if it failed first).
-	paths  *pathSpill
-	walked chan struct{}
-	counts fileCounts
-	mu     sync.Mutex // the staging workers share the fields above
+	// walked is closed once the staging has ended (paths nil, walkErr why, if it
+	// failed).
+	paths   *pathSpill
+	walked  chan struct{}
+	walkErr error
+	counts  fileCounts
+	mu      sync.Mutex // the staging workers share the fields above
 }
 
 // fileCounts counts the outcomes of a run's files; the report lists the first
@@ -242,10 +244,12 @@ func newFileRun(o Options, store storage.Store, m *archive.Manifest, src *fileSo
 // refused path, a file with other content, storage gone) stops the run and is
 // returned: the caller aborts it. The report lists the first MaxFileReports files
 // (in the order they were done); the counts cover every one.
-func (fr *fileRun) stage(ctx context.Context) ([]FileReport, int, error) {
-	defer close(fr.walked)
-	out := []FileReport{}
-	notListed := 0
+func (fr *fileRun) stage(ctx context.Context) (out []FileReport, notListed int, err error) {
+	defer func() {
+		fr.walkErr = err
+		close(fr.walked)
+	}()
+	out = []FileReport{}
 	paths, err := newPathSpill(fr.o.TempDir)
 	if err != nil {
 		return out, notListed, err
@@ -350,8 +354,9 @@ func (fr *fileRun) walkedPaths(ctx context.Context) (*pathSpill, error) {
 		return nil, context.Cause(ctx)
 	}
 	if fr.paths == nil {
-		// The staging failed: its error cancels the load.
-		return nil, errors.New("restore: the files' staging stopped before its end")
+		// The staging failed: its error, which also cancels the load (whichever
+		// the load sees first, the run reports the staging's).
+		return nil, fr.walkErr
 	}
 	return fr.paths, nil
 }
