@@ -33,7 +33,7 @@ type stagedSpill struct {
 }
 
 func newStagedSpill(dir string) (*stagedSpill, error) {
-	f, err := os.CreateTemp(dir, "purgeguard-restore-staged-*")
+	f, err := createSpill(dir, "purgeguard-restore-staged-*")
 	if err != nil {
 		return nil, fmt.Errorf("restore: list of staged files: %w", err)
 	}
@@ -109,9 +109,21 @@ func (s *stagedSpill) each(fn func(stagedFile) error) error {
 // on Linux) with room to spare.
 const maxSpillString = 1 << 16
 
-func (s *stagedSpill) close() {
-	s.f.Close()
-	os.Remove(s.f.Name())
+func (s *stagedSpill) close() { s.f.Close() }
+
+// createSpill creates a temporary file in dir and removes its name at once: the
+// run reads it back through its descriptor, and a run killed outright (kill -9)
+// leaves nothing behind in dir.
+func createSpill(dir, pattern string) (*os.File, error) {
+	f, err := os.CreateTemp(dir, pattern)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.Remove(f.Name()); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
 }
 
 // pathSpill holds the paths of a step's saved files, written by the staging walk
@@ -132,7 +144,7 @@ type pathSpill struct {
 type fileColumn struct{ table, column string }
 
 func newPathSpill(dir string) (*pathSpill, error) {
-	f, err := os.CreateTemp(dir, "purgeguard-restore-paths-*")
+	f, err := createSpill(dir, "purgeguard-restore-paths-*")
 	if err != nil {
 		return nil, fmt.Errorf("restore: list of the files' paths: %w", err)
 	}
@@ -190,7 +202,4 @@ func (s *pathSpill) reader() (io.Reader, error) {
 	return bufio.NewReaderSize(s.f, 64<<10), nil
 }
 
-func (s *pathSpill) close() {
-	s.f.Close()
-	os.Remove(s.f.Name())
-}
+func (s *pathSpill) close() { s.f.Close() }

@@ -2,6 +2,8 @@ package restore
 
 import (
 	"fmt"
+	"io"
+	"os"
 	"testing"
 
 	"github.com/purgeguard/purgeguard/internal/place"
@@ -43,5 +45,36 @@ func TestStagedSpill_RoundTrip(t *testing.T) {
 				t.Fatalf("file %d read back as %+v, want %+v", i, got[i], want[i])
 			}
 		}
+	}
+}
+
+// The spills have no name in their directory while they are used: a restore killed
+// outright leaves none of them behind (the kill -9 test left one per make test).
+func TestSpills_LeaveNoName(t *testing.T) {
+	dir := t.TempDir()
+	s, err := newStagedSpill(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.close()
+	p, err := newPathSpill(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.close()
+	if err := p.add("public.rec", "path", "/r/a.wav"); err != nil {
+		t.Fatal(err)
+	}
+	ents, err := os.ReadDir(dir)
+	if err != nil || len(ents) != 0 {
+		t.Fatalf("%s holds %v (%v), want nothing", dir, ents, err)
+	}
+	r, err := p.reader()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := io.ReadAll(r)
+	if err != nil || string(b) != "0\t/r/a.wav\n" {
+		t.Fatalf("read back %q, %v", b, err)
 	}
 }
