@@ -61,13 +61,10 @@ func (s *stagedSpill) add(f stagedFile) error {
 
 // each calls fn with every staged file, in the order added.
 func (s *stagedSpill) each(fn func(stagedFile) error) error {
-	if err := s.w.Flush(); err != nil {
+	r, err := rewind(s.w, s.f)
+	if err != nil {
 		return fmt.Errorf("restore: list of staged files: %w", err)
 	}
-	if _, err := s.f.Seek(0, io.SeekStart); err != nil {
-		return fmt.Errorf("restore: list of staged files: %w", err)
-	}
-	r := bufio.NewReaderSize(s.f, 64<<10)
 	var b []byte
 	str := func() (string, error) {
 		n, err := binary.ReadUvarint(r)
@@ -110,6 +107,18 @@ func (s *stagedSpill) each(fn func(stagedFile) error) error {
 const maxSpillString = 1 << 16
 
 func (s *stagedSpill) close() { s.f.Close() }
+
+// rewind flushes what w buffered into the spill f and returns a reader of f from
+// its first byte (both spills are written once, then read back).
+func rewind(w *bufio.Writer, f *os.File) (*bufio.Reader, error) {
+	if err := w.Flush(); err != nil {
+		return nil, err
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return nil, err
+	}
+	return bufio.NewReaderSize(f, 64<<10), nil
+}
 
 // createSpill creates a temporary file in dir and removes its name at once: the
 // run reads it back through its descriptor, and a run killed outright (kill -9)
@@ -193,13 +202,11 @@ func appendCopyText(b []byte, v string) []byte {
 
 // reader returns the rows written, from the first.
 func (s *pathSpill) reader() (io.Reader, error) {
-	if err := s.w.Flush(); err != nil {
+	r, err := rewind(s.w, s.f)
+	if err != nil {
 		return nil, fmt.Errorf("restore: list of the files' paths: %w", err)
 	}
-	if _, err := s.f.Seek(0, io.SeekStart); err != nil {
-		return nil, fmt.Errorf("restore: list of the files' paths: %w", err)
-	}
-	return bufio.NewReaderSize(s.f, 64<<10), nil
+	return r, nil
 }
 
 func (s *pathSpill) close() { s.f.Close() }
