@@ -173,7 +173,8 @@ func (d *dirHandle) open(rootFD int, c *fileColumn, rel string) int {
 // happened byNameTrials times more often than not: its files cost two system
 // calls more each until then, not for the whole run. asked says the shield was
 // asked by name.
-func (e *exporter) shieldStoredAt(dh *dirHandle, c *fileColumn, clean string, f archive.File, ev Event) (_ archive.File, _ Event, ok, asked bool, _ error) {
+func (e *exporter) shieldStoredAt(fw *fileWorker, c *fileColumn, clean string, f archive.File, ev Event) (_ archive.File, _ Event, ok, asked bool, _ error) {
+	dh := fw.dh
 	sh, ok := e.o.Shield.(ShieldAt)
 	if !ok || dh == nil || e.o.Sealer != nil || c.idx >= len(e.rootFDs) || e.rootFDs[c.idx] < 0 || e.noOpenat2.Load() {
 		return f, ev, false, false, nil
@@ -193,7 +194,8 @@ func (e *exporter) shieldStoredAt(dh *dirHandle, c *fileColumn, clean string, f 
 	if dirfd < 0 {
 		return f, ev, false, false, nil
 	}
-	st := place.NewStatInfo(clean)
+	st := &fw.st
+	st.Reset(clean)
 	if err := place.Fstatat(dirfd, name, st); err != nil {
 		return f, ev, false, false, nil
 	}

@@ -82,9 +82,11 @@ func (e *exporter) readPaths(ctx context.Context, tx pgx.Tx, u unit) error {
 	}
 	defer rows.Close()
 	for rows.Next() {
-		var p string
-		if err := rows.Scan(&p); err != nil {
-			return fmt.Errorf("snapshot: paths in %s.%s of tenant %s: %w", c.Table, c.Column, u.m.Tenant, err)
+		// The text's bytes as they came (text is its own binary form), written to
+		// the spill before the next row: no string per path.
+		p := rows.RawValues()[0]
+		if p == nil {
+			return fmt.Errorf("snapshot: paths in %s.%s of tenant %s: a NULL path", c.Table, c.Column, u.m.Tenant)
 		}
 		if err := e.addPath(u.m, c, p); err != nil {
 			return err
@@ -97,7 +99,7 @@ func (e *exporter) readPaths(ctx context.Context, tx pgx.Tx, u unit) error {
 }
 
 // addPath spills one path of m's rows.
-func (e *exporter) addPath(m *archive.Manifest, c *fileColumn, p string) error {
+func (e *exporter) addPath(m *archive.Manifest, c *fileColumn, p []byte) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	s := e.paths[m]
@@ -138,7 +140,8 @@ func (e *exporter) readPathsMany(ctx context.Context, tx pgx.Tx, u unit) error {
 	}
 	defer rows.Close()
 	for rows.Next() {
-		var k, p string
+		var k string
+		var p []byte // the spill copies it before the next row
 		if err := rows.Scan(&k, &p); err != nil {
 			return fmt.Errorf("snapshot: paths in %s.%s: %w", c.Table, c.Column, err)
 		}
@@ -270,6 +273,8 @@ func (e *exporter) runFiles(ctx context.Context, ms []*archive.Manifest) error {
 				if err := e.recordFiles(done); err != nil {
 					cancel(err)
 				}
+				// recordFiles copied the lines into the lists' encoders.
+				fw.lines = fw.lines[:0]
 			}
 		})
 	}
@@ -369,10 +374,12 @@ func (e *exporter) saveJob(ctx context.Context, fw *fileWorker, j fileJob, done 
 			return context.Cause(ctx)
 		}
 	}
-	entry, err := archive.EncodeFileEntry(f)
+	// Encoded into the worker's buffer, emptied once the batch is recorded.
+	entry, lines, err := archive.AppendFileEntry(fw.lines, f)
 	if err != nil {
 		return fmt.Errorf("snapshot: file %s of tenant %s: %w", j.p.path, j.m.Tenant, err)
 	}
+	fw.lines = lines
 	*done = append(*done, savedFile{m: j.m, entry: entry, ev: ev, dirs: dirs})
 	return nil
 }
@@ -448,7 +455,7 @@ func (e *exporter) saveFile(ctx context.Context, fw *fileWorker, m *archive.Mani
 		e.report("file path outside its root: not read", "path", p.path, "root", c.Root, "table", f.Table)
 		return f, ev, nil
 	}
-	rf, rev, ok, asked, err := e.shieldStoredAt(fw.dh, c, clean, f, ev)
+	rf, rev, ok, asked, err := e.shieldStoredAt(fw, c, clean, f, ev)
 	if ok || err != nil {
 		return rf, rev, err
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 
 	"github.com/purgeguard/purgeguard/internal/archive"
+	"github.com/purgeguard/purgeguard/internal/place"
 )
 
 // fileWorker is what one file worker keeps between files: its encoder, and the
@@ -19,7 +20,9 @@ type fileWorker struct {
 	small *zstd.Encoder // for files of at most archive.SmallBlobMax bytes
 	dh    *dirHandle    // the directory of the last file looked at by name (shieldStoredAt)
 	dirs  dirsMemo
-	frame []byte // set by saveSmall for a file to pack; taken by the worker
+	frame []byte         // set by saveSmall for a file to pack; taken by the worker
+	lines []byte         // the file list lines of the batch being saved (saveJob)
+	st    place.StatInfo // shieldStoredAt's stat, not kept past the file
 }
 
 // encoderFor returns the encoder for a file read whole, raw.

@@ -107,7 +107,7 @@ func (e *exporter) reuseBlob(ctx context.Context, m *archive.Manifest, sum [32]b
 		}
 		e.reusedSealed = &pathSpill{spill: sp}
 	}
-	if err := e.reusedSealed.add(0, storedKey); err != nil {
+	if err := e.reusedSealed.addString(0, storedKey); err != nil {
 		return fmt.Errorf("snapshot: spill reused blobs: %w", err)
 	}
 	return nil

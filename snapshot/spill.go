@@ -63,14 +63,25 @@ type pathSpill struct {
 	n int64
 }
 
-func (s *pathSpill) add(col int, path string) error {
-	var b [2 * binary.MaxVarintLen64]byte
-	n := binary.PutUvarint(b[:], uint64(col))
-	n += binary.PutUvarint(b[n:], uint64(len(path)))
-	s.w.Write(b[:n])
-	_, err := s.w.WriteString(path)
-	s.n++
+func (s *pathSpill) add(col int, path []byte) error {
+	s.head(col, len(path))
+	_, err := s.w.Write(path)
 	return err
+}
+
+func (s *pathSpill) addString(col int, path string) error {
+	s.head(col, len(path))
+	_, err := s.w.WriteString(path)
+	return err
+}
+
+// head writes an entry's column and length, and counts it.
+func (s *pathSpill) head(col, n int) {
+	var b [2 * binary.MaxVarintLen64]byte
+	k := binary.PutUvarint(b[:], uint64(col))
+	k += binary.PutUvarint(b[k:], uint64(n))
+	s.w.Write(b[:k])
+	s.n++
 }
 
 // each calls fn with every path in the order they were added.
@@ -79,6 +90,7 @@ func (s *pathSpill) each(fn func(col int, path string) error) error {
 	if err != nil {
 		return fmt.Errorf("snapshot: read spilled paths: %w", err)
 	}
+	var buf []byte // read into again for each path: only the string is kept
 	for range s.n {
 		col, err := binary.ReadUvarint(r)
 		if err != nil {
@@ -88,7 +100,10 @@ func (s *pathSpill) each(fn func(col int, path string) error) error {
 		if err != nil {
 			return fmt.Errorf("snapshot: read spilled paths: %w", err)
 		}
-		b := make([]byte, n)
+		if uint64(cap(buf)) < n {
+			buf = make([]byte, n)
+		}
+		b := buf[:n]
 		if _, err := io.ReadFull(r, b); err != nil {
 			return fmt.Errorf("snapshot: read spilled paths: %w", err)
 		}

@@ -95,7 +95,9 @@ func validateFile(f *File, v int) error {
 		}
 		return nil
 	}
-	if _, err := BlobKeyHex(f.SHA256); err != nil {
+	// Parsed, not made into a key: a key string per entry was 4 MB of garbage in a
+	// 42k-file snapshot.
+	if _, err := ParseDigestHex(f.SHA256); err != nil {
 		return fmt.Errorf("file %s: %w", f.Path, err)
 	}
 	return nil
@@ -114,7 +116,11 @@ type FileListWriter struct {
 // NewFileListWriter writes a file list, compressed at zstd level, to w.
 func NewFileListWriter(w io.Writer, level int) (*FileListWriter, error) {
 	stored := NewDigest()
-	enc, err := NewBlobEncoder(level)
+	// The small blobs' encoder: at levels up to 3 the fastest one, which took half
+	// the time of level 3's on a 42k-file list (16.7 MB: 30 against 57 ms) and
+	// stored 5% less, its lines' randomness being in digests and names it cannot
+	// shorten.
+	enc, err := NewSmallBlobEncoder(level)
 	if err != nil {
 		return nil, fmt.Errorf("archive: file list: %w", err)
 	}
@@ -142,19 +148,30 @@ type FileEntry struct {
 // EncodeFileEntry checks f, which must be valid in the current format, and encodes
 // it as a file list line.
 func EncodeFileEntry(f File) (FileEntry, error) {
-	if err := validateFile(&f, FormatVersion); err != nil {
-		return FileEntry{}, fmt.Errorf("archive: file list: %w", err)
-	}
 	// Room for the line as json.Marshal writes it when no string needs escaping.
 	n := len(f.Table) + len(f.Column) + len(f.Path) + len(f.SHA256) + 320
 	if f.Owner != nil {
 		n += len(f.Owner.User) + len(f.Owner.Group)
 	}
-	b, err := appendFileJSON(make([]byte, 0, n), &f)
-	if err != nil {
-		return FileEntry{}, fmt.Errorf("archive: file list: %s: %w", f.Path, err)
+	e, _, err := AppendFileEntry(make([]byte, 0, n), f)
+	return e, err
+}
+
+// AppendFileEntry is EncodeFileEntry writing the line at the end of buf, which it
+// returns grown: the entry's line is buf's, valid while buf's bytes are not
+// overwritten. A writer adding entries in batches reuses one buffer for each batch
+// (a line of about 400 bytes per file was a 42k-file snapshot's largest garbage).
+func AppendFileEntry(buf []byte, f File) (FileEntry, []byte, error) {
+	if err := validateFile(&f, FormatVersion); err != nil {
+		return FileEntry{}, buf, fmt.Errorf("archive: file list: %w", err)
 	}
-	return FileEntry{f: f, line: append(b, '\n')}, nil
+	start := len(buf)
+	b, err := appendFileJSON(buf, &f)
+	if err != nil {
+		return FileEntry{}, buf, fmt.Errorf("archive: file list: %s: %w", f.Path, err)
+	}
+	b = append(b, '\n')
+	return FileEntry{f: f, line: b[start:len(b):len(b)]}, b, nil
 }
 
 // AddEncoded appends one entry EncodeFileEntry made.

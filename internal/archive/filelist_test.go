@@ -184,3 +184,57 @@ func TestFileList_Validate(t *testing.T) {
 		})
 	}
 }
+
+// Entries appended to one buffer, reused batch after batch as a snapshot's file
+// workers do, make the list Add makes, byte for byte: each entry's line is its own
+// part of the buffer, and what a batch appends after an entry does not change it.
+func TestAppendFileEntry_ReusedBuffer(t *testing.T) {
+	var files []archive.File
+	for i := range 300 {
+		files = append(files, archive.File{Table: "public.t", Column: "p", Path: fmt.Sprintf("/rec/%d.wav", i),
+			Size: int64(i), SHA256: sumHex(fmt.Sprint(i)), StoredBytes: 7, Owner: &archive.Owner{UID: 33, GID: 33, User: "www-data", Group: "www-data"}})
+	}
+	var byAdd, byAppend bytes.Buffer
+	add, err := archive.NewFileListWriter(&byAdd, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	app, err := archive.NewFileListWriter(&byAppend, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lines []byte
+	for start := 0; start < len(files); start += 64 {
+		var batch []archive.FileEntry
+		for _, f := range files[start:min(start+64, len(files))] {
+			if err := add.Add(f); err != nil {
+				t.Fatal(err)
+			}
+			var e archive.FileEntry
+			if e, lines, err = archive.AppendFileEntry(lines, f); err != nil {
+				t.Fatal(err)
+			}
+			batch = append(batch, e)
+		}
+		for _, e := range batch {
+			if err := app.AddEncoded(e); err != nil {
+				t.Fatal(err)
+			}
+		}
+		lines = lines[:0]
+	}
+	la, err := add.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	lp, err := app.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if la != lp || !bytes.Equal(byAdd.Bytes(), byAppend.Bytes()) {
+		t.Errorf("appended entries: list %+v (%d bytes), want %+v (%d bytes)", lp, byAppend.Len(), la, byAdd.Len())
+	}
+	if _, _, err := archive.AppendFileEntry(nil, archive.File{Table: "public.t", Column: "p", Path: "/rec/x.wav", SHA256: "XYZ"}); err == nil {
+		t.Error("an entry with a bad digest was appended")
+	}
+}

@@ -194,6 +194,10 @@ type StatInfo struct {
 // NewStatInfo returns an empty StatInfo for path, for Fstat or Fstatat to fill.
 func NewStatInfo(path string) *StatInfo { return &StatInfo{name: path} }
 
+// Reset makes s an empty StatInfo for path: a caller stating files one after the
+// other reuses one.
+func (s *StatInfo) Reset(path string) { *s = StatInfo{name: path} }
+
 // Fstat fills st from the open descriptor fd.
 func Fstat(fd int, st *StatInfo) error { return syscall.Fstat(fd, &st.st) }
 

@@ -43,11 +43,12 @@ func LgetxattrAt(dirfd int, name, attr string, dest []byte) (int, error) {
 }
 
 func getxattrat(dirfd int, name, attr string, dest []byte) (int, error) {
-	p, err := unix.BytePtrFromString(name)
+	var nameBuf, attrBuf [cstringMax]byte
+	p, err := cstring(&nameBuf, name)
 	if err != nil {
 		return 0, err
 	}
-	a, err := unix.BytePtrFromString(attr)
+	a, err := cstring(&attrBuf, attr)
 	if err != nil {
 		return 0, err
 	}
@@ -68,4 +69,26 @@ func getxattrat(dirfd int, name, attr string, dest []byte) (int, error) {
 		}
 		return 0, errno
 	}
+}
+
+// cstringMax is the longest name, with its NUL, that cstring copies into its
+// caller's buffer.
+const cstringMax = 256
+
+// cstring is s NUL-terminated for a system call, in buf when it fits: the
+// caller's stack, not one allocation per call (unix.BytePtrFromString), which was
+// two per file looked at by a snapshot of shield-stored files. Like
+// BytePtrFromString, it refuses a NUL inside s.
+func cstring(buf *[cstringMax]byte, s string) (*byte, error) {
+	if len(s) >= len(buf) {
+		return unix.BytePtrFromString(s)
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] == 0 {
+			return nil, unix.EINVAL
+		}
+	}
+	copy(buf[:], s)
+	buf[len(s)] = 0
+	return &buf[0], nil
 }

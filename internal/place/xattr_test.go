@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -61,6 +62,50 @@ func TestLgetxattrAt(t *testing.T) {
 				if _, err := place.LgetxattrAt(dirfd, name, attr, buf[:]); !errors.Is(err, want) {
 					t.Errorf("%s: %v, want %v", name, err, want)
 				}
+			}
+		})
+	}
+}
+
+// LgetxattrAt's names as the system call sees them: a name of 255 bytes (the
+// longest ext4 allows, filling the copy made on the stack but for its NUL), a path
+// of more than 256 (copied to the heap instead) and a name with a NUL inside,
+// which is refused, never read as the name before the NUL.
+func TestLgetxattrAt_Names(t *testing.T) {
+	for _, kernel := range []string{"getxattrat", "no getxattrat"} {
+		t.Run(kernel, func(t *testing.T) {
+			if kernel == "no getxattrat" {
+				defer place.WithoutGetxattrat()()
+			}
+			dir := t.TempDir()
+			const attr = "user.purgeguard.test"
+			long := strings.Repeat("a", 255)
+			deep := strings.Repeat(strings.Repeat("d", 60)+"/", 4) + "f.wav"
+			if err := os.MkdirAll(filepath.Join(dir, filepath.Dir(deep)), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			for _, name := range []string{"f.wav", long, deep} {
+				if err := os.WriteFile(filepath.Join(dir, name), []byte("x"), 0o640); err != nil {
+					t.Fatal(err)
+				}
+				if err := unix.Setxattr(filepath.Join(dir, name), attr, []byte("value of "+name[:5]), 0); err != nil {
+					t.Fatalf("no user xattrs here: %v", err)
+				}
+			}
+			dirfd, err := unix.Open(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer unix.Close(dirfd)
+			var buf [64]byte
+			for _, name := range []string{long, deep} {
+				n, err := place.LgetxattrAt(dirfd, name, attr, buf[:])
+				if want := "value of " + name[:5]; err != nil || string(buf[:n]) != want {
+					t.Errorf("%d-byte name: %q, %v; want %q", len(name), buf[:n], err, want)
+				}
+			}
+			if n, err := place.LgetxattrAt(dirfd, "f.wav\x00.x", attr, buf[:]); err == nil {
+				t.Errorf("a name with a NUL: read %q, the value of the name before it", buf[:n])
 			}
 		})
 	}
