@@ -433,6 +433,11 @@ func loadStep(ctx context.Context, l *loader, plans []*plan, walked func(context
 			o.Progress(Event{Table: tr.Table, Rows: tr.Inserted, Bytes: p.t.RawBytes})
 		}
 	}
+	for _, p := range plans {
+		if err := l.freshen(ctx, p); err != nil {
+			return err
+		}
+	}
 	if err := l.finish(ctx, plans, rep); err != nil {
 		return err
 	}
