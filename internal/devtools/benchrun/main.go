@@ -296,13 +296,9 @@ func run(dsn, bin, pgbin, tenantS, work, tablesCfg, fullCfg string, runs, jobs i
 		return m, nil
 	}
 
-	a, err := median(runs, func() (measure, error) {
+	a, b, err := pairedMedians("snapshot / raw COPY|zstd", runs, func() (measure, error) {
 		return snap(tablesCfg, fmt.Sprintf("purgeguard snapshot (tables, --jobs %d)", jobs))
-	})
-	if err != nil {
-		return res, err
-	}
-	b, err := median(runs, raw)
+	}, raw)
 	if err != nil {
 		return res, err
 	}
@@ -314,11 +310,9 @@ func run(dsn, bin, pgbin, tenantS, work, tablesCfg, fullCfg string, runs, jobs i
 	if err != nil {
 		return res, err
 	}
-	ra, err := median(runs, func() (measure, error) { return rb.purgeguard(ctx) })
-	if err != nil {
-		return res, err
-	}
-	rr, err := median(runs, func() (measure, error) { return rb.raw(ctx) })
+	ra, rr, err := pairedMedians("restore / raw COPY FROM", runs,
+		func() (measure, error) { return rb.purgeguard(ctx) },
+		func() (measure, error) { return rb.raw(ctx) })
 	if err != nil {
 		return res, err
 	}
@@ -356,7 +350,7 @@ func run(dsn, bin, pgbin, tenantS, work, tablesCfg, fullCfg string, runs, jobs i
 	fmt.Printf("\nmake bench — %s\n", machine)
 	fmt.Printf("tenant %s: %d tables, %d rows: %.1f%% of the database's %d rows\n",
 		tenant, len(selects), a.rows, 100*float64(a.rows)/float64(dbRows), dbRows)
-	fmt.Printf("median of %d runs (pg_dump and the files snapshot: 1 run)\n\n", runs)
+	fmt.Printf("median of %d runs, snapshot and restore each paired with its raw baseline (pg_dump and the files snapshot: 1 run)\n\n", runs)
 	fmt.Printf("%-42s %9s %12s %9s %12s %8s  %s\n", "", "wall s", "rows/s", "MB/s", "peak RSS MiB", "CPU s", "")
 	for _, m := range results {
 		secs := m.wall.Seconds()
@@ -451,6 +445,40 @@ func timed(name string, cmd *exec.Cmd) (measure, error) {
 	m.rssKiB = rss(cmd)
 	m.ownCPU = (cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()).Seconds()
 	return m, nil
+}
+
+// pairedMedians runs f and its baseline g in runs pairs, the first with f first,
+// then alternating (whatever slows the first of two runs, or drifts over a series,
+// falls on each as often), prints each pair's ratio, and returns each side's
+// median. Five runs of f, then five of g, put the two series minutes apart: the
+// same restore code printed ratios of 0.99 and 1.03 on two layouts whose restore
+// is the same tenant's.
+func pairedMedians(name string, runs int, f, g func() (measure, error)) (measure, measure, error) {
+	var fs, gs []measure
+	timedRun := func(h func() (measure, error), out *[]measure) func() error {
+		return func() error {
+			before := machineCPU()
+			m, err := h()
+			if err != nil {
+				return err
+			}
+			m.cpu = machineCPU() - before
+			*out = append(*out, m)
+			return nil
+		}
+	}
+	for i := range max(runs, 1) {
+		if err := pair(i, timedRun(f, &fs), timedRun(g, &gs)); err != nil {
+			return measure{}, measure{}, err
+		}
+		first := "purgeguard"
+		if i%2 == 1 {
+			first = "baseline"
+		}
+		fmt.Printf("%s, pair %d (%s first): %.2f s / %.2f s = %.3f\n", name, i+1, first,
+			fs[i].wall.Seconds(), gs[i].wall.Seconds(), fs[i].wall.Seconds()/gs[i].wall.Seconds())
+	}
+	return middle(fs), middle(gs), nil
 }
 
 func median(runs int, f func() (measure, error)) (measure, error) {
