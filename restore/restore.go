@@ -248,27 +248,57 @@ func RunSteps(ctx context.Context, cfg *pgx.ConnConfig, store storage.Store, o O
 		if err := checkRoots(roots); err != nil {
 			return nil, err
 		}
-		// Nothing is written before every object this restore reads is known good:
-		// the tables here, the files' blobs and packs as they are staged.
-		if err := verify(ctx, objects, m, tables, files, so.FileJobs, so.DryRun); err != nil {
-			return nil, err
-		}
 		preps[i] = prepared{o: so, store: objects, m: m, tables: tables, files: files}
+	}
+	// Nothing is written before every object this restore reads is known good: the
+	// tables here, the files' blobs and packs as they are staged. The objects are
+	// read while the connection is made and the lock taken, which write nothing
+	// (about a third of the 30 ms the tables of 105k rows took to verify); the
+	// verdict is awaited before anything else, and its error comes first.
+	vctx, vcancel := context.WithCancel(ctx)
+	verified := make(chan error, 1)
+	go func() {
+		for _, p := range preps {
+			if err := verify(vctx, p.store, p.m, p.tables, p.files, p.o.FileJobs, p.o.DryRun); err != nil {
+				verified <- err
+				return
+			}
+		}
+		verified <- nil
+	}()
+	var verr error
+	awaited := false
+	await := func() error {
+		if !awaited {
+			verr, awaited = <-verified, true
+		}
+		return verr
+	}
+	defer func() { vcancel(); _ = await() }() // no read of storage outlives the call
+	// failed is err, unless the verification failed: then its error.
+	failed := func(err error) error {
+		if verr := await(); verr != nil {
+			return verr
+		}
+		return err
 	}
 	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("restore: connect: %w", err)
+		return nil, failed(fmt.Errorf("restore: connect: %w", err))
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
 	tx, err := conn.Begin(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("restore: begin: %w", err)
+		return nil, failed(fmt.Errorf("restore: begin: %w", err))
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx))
 	if o.Lock != nil {
 		if err := o.Lock(ctx, tx); err != nil {
-			return nil, fmt.Errorf("restore: %w", err)
+			return nil, failed(fmt.Errorf("restore: %w", err))
 		}
+	}
+	if err := await(); err != nil {
+		return nil, err
 	}
 	// What a killed restore left goes; live restores of other tenants (beside this
 	// one under the shared lock) keep their journals locked and are left alone.

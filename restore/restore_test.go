@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"io/fs"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -377,6 +378,23 @@ func TestRun_CorruptObjectWritesNothing(t *testing.T) {
 		t.Fatalf("restore of a corrupted snapshot: got %v, want a VerifyError naming %s", err, last.Key)
 	}
 	sameState(t, "after a refused restore", purged, w.state(t))
+	// The objects are verified while the connection is made: a database that
+	// cannot be reached does not hide the snapshot's fault, which comes first.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	cfg, err := pgx.ParseConfig(w.dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Host, cfg.Port, cfg.Fallbacks = "127.0.0.1", uint16(closed), nil
+	_, err = restore.Run(testenv.Context(t), cfg, w.store, w.options(tenant))
+	if !errors.As(err, &ve) {
+		t.Errorf("restore of a corrupted snapshot into an unreachable database: got %v, want its VerifyError", err)
+	}
 }
 
 // cutBody is a real store whose reads of one key after the first (restore checks
