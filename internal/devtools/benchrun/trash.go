@@ -104,15 +104,12 @@ func trashBench(dsn, bin, work, tablesCfg string, tenant uuid.UUID, runs int) er
 	}
 
 	var rows, kept int64
-	plain, err := median(runs, func() (measure, error) {
+	var saves []measure
+	plainRun := func() (measure, error) {
 		m, _, err := deleteRun("plain", nil, nil)
 		return m, err
-	})
-	if err != nil {
-		return err
 	}
-	var saves []measure
-	captured, err := median(runs, func() (measure, error) {
+	capturedRun := func() (measure, error) {
 		m, n, err := deleteRun("capture", install, func(cdsn string) error {
 			store := filepath.Join(work, "store-trash")
 			defer os.RemoveAll(store)
@@ -128,21 +125,15 @@ func trashBench(dsn, bin, work, tablesCfg string, tenant uuid.UUID, runs int) er
 		})
 		kept = n
 		return m, err
-	})
-	if err != nil {
-		return err
 	}
-	approved, err := median(runs, func() (measure, error) {
+	approvedRun := func() (measure, error) {
 		m, n, err := deleteRun("approved", approve, nil)
 		if n != 0 {
 			return m, fmt.Errorf("approved delete kept %d rows in the trash", n)
 		}
 		return m, err
-	})
-	if err != nil {
-		return err
 	}
-	snap, err := median(runs, func() (measure, error) {
+	snapRun := func() (measure, error) {
 		conn, cdsn, err := clone("bench_trash_snapshot")
 		if err != nil {
 			return measure{}, err
@@ -160,15 +151,38 @@ func trashBench(dsn, bin, work, tablesCfg string, tenant uuid.UUID, runs int) er
 		cmd.Env = append(os.Environ(), "PURGEGUARD_DATABASE_URL="+cdsn, "PURGEGUARD_STORAGE_URL=file://"+store, "PURGEGUARD_CONFIG="+tablesCfg)
 		cmd.Stdout, cmd.Stderr = nil, os.Stderr
 		return timed("purgeguard snapshot", cmd)
-	})
-	if err != nil {
-		return err
 	}
+	// Rounds, each running the four in an order turned by one from the round before:
+	// in series (five plain DELETEs, then five captured, ...) whatever drifts over
+	// the minutes a series takes (the clones' WAL, the checkpoints) fell on the
+	// later series; the same fence code printed approved / no fence from 1.03 to
+	// 1.38 in quiet runs.
+	kinds := []struct {
+		name string
+		run  func() (measure, error)
+		out  []measure
+	}{{"no fence", plainRun, nil}, {"unapproved", capturedRun, nil}, {"approved", approvedRun, nil}, {"snapshot", snapRun, nil}}
+	for i := range max(runs, 1) {
+		var line []string
+		for j := range kinds {
+			k := &kinds[(i+j)%len(kinds)]
+			before := machineCPU()
+			m, err := k.run()
+			if err != nil {
+				return err
+			}
+			m.cpu = machineCPU() - before
+			k.out = append(k.out, m)
+			line = append(line, fmt.Sprintf("%s %.3f s", k.name, m.wall.Seconds()))
+		}
+		fmt.Printf("capturing fence, round %d: %s\n", i+1, strings.Join(line, ", "))
+	}
+	plain, captured, approved, snap := middle(kinds[0].out), middle(kinds[1].out), middle(kinds[2].out), middle(kinds[3].out)
 	save, err := median(len(saves), func() (measure, error) { m := saves[0]; saves = saves[1:]; return m, nil })
 	if err != nil {
 		return err
 	}
-	fmt.Printf("\ncapturing fence, tenant of %d call-log rows (%d rows kept in the trash by the unapproved DELETE), median of %d runs:\n", rows, kept, runs)
+	fmt.Printf("\ncapturing fence, tenant of %d call-log rows (%d rows kept in the trash by the unapproved DELETE), median of %d rounds:\n", rows, kept, runs)
 	fmt.Printf("  DELETE, no fence:                    %8.3f s\n", plain.wall.Seconds())
 	fmt.Printf("  DELETE, capture fence, unapproved:   %8.3f s\n", captured.wall.Seconds())
 	fmt.Printf("  DELETE, capture fence, approved:     %8.3f s\n", approved.wall.Seconds())
