@@ -23,15 +23,25 @@ import (
 // file was measured: 650 MiB for a million). Each spill holds records in the order
 // they came and is read back once, in that order.
 
-// spill is an append-only temporary file of records, removed by close.
+// spill is an append-only temporary file of records, without a name (newSpill);
+// close frees it.
 type spill struct {
 	f *os.File
 	w *bufio.Writer
 }
 
+// newSpill makes a spill in dir. The file loses its name as soon as it is made and
+// is read back through its descriptor: a snapshot killed outright (a signal, a pipe closed under its log)
+// leaves nothing in dir, where it left its paths, file list and blob digests
+// (a 5 MB paths spill of a 42k-file snapshot killed by SIGPIPE, 2026-11-29), as
+// restore's spills already did.
 func newSpill(dir, what string) (*spill, error) {
 	f, err := os.CreateTemp(dir, "purgeguard-"+what+"-*")
 	if err != nil {
+		return nil, fmt.Errorf("snapshot: spill %s: %w", what, err)
+	}
+	if err := os.Remove(f.Name()); err != nil {
+		f.Close()
 		return nil, fmt.Errorf("snapshot: spill %s: %w", what, err)
 	}
 	return &spill{f: f, w: bufio.NewWriterSize(f, 64<<10)}, nil
@@ -53,7 +63,6 @@ func (s *spill) close() {
 		return
 	}
 	s.f.Close()
-	os.Remove(s.f.Name())
 }
 
 // pathSpill holds the paths a tenant's rows name: its column's index, then the path,
