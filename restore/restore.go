@@ -258,22 +258,15 @@ func RunSteps(ctx context.Context, cfg *pgx.ConnConfig, store storage.Store, o O
 	vctx, vcancel := context.WithCancel(ctx)
 	verified := make(chan error, 1)
 	go func() {
+		var err error
 		for _, p := range preps {
-			if err := verify(vctx, p.store, p.m, p.tables, p.files, p.o.FileJobs, p.o.DryRun); err != nil {
-				verified <- err
-				return
+			if err = verify(vctx, p.store, p.m, p.tables, p.files, p.o.FileJobs, p.o.DryRun); err != nil {
+				break
 			}
 		}
-		verified <- nil
+		verified <- err
 	}()
-	var verr error
-	awaited := false
-	await := func() error {
-		if !awaited {
-			verr, awaited = <-verified, true
-		}
-		return verr
-	}
+	await := sync.OnceValue(func() error { return <-verified })
 	defer func() { vcancel(); _ = await() }() // no read of storage outlives the call
 	// failed is err, unless the verification failed: then its error.
 	failed := func(err error) error {

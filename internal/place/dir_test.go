@@ -198,17 +198,8 @@ func TestSameMount(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	open := func(root, dir string) *place.Dir {
-		t.Helper()
-		d, err := place.NewRoot(root).OpenDir(dir)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { d.Close() })
-		return d
-	}
-	a, c := open(root, filepath.Join(root, "a")), open(root, filepath.Join(root, "b", "c"))
-	proc := open("/proc", "/proc/sys")
+	a, c := openDir(t, root, filepath.Join(root, "a")), openDir(t, root, filepath.Join(root, "b", "c"))
+	proc := openDir(t, "/proc", "/proc/sys")
 	if same, err := place.SameMount(a, c); err != nil || !same {
 		t.Errorf("SameMount(%s, %s) = %v, %v; want true", a.Path(), c.Path(), same, err)
 	}
@@ -217,16 +208,23 @@ func TestSameMount(t *testing.T) {
 	}
 }
 
+// openDir opens dir under root, closed when the test ends.
+func openDir(t *testing.T, root, dir string) *place.Dir {
+	t.Helper()
+	d, err := place.NewRoot(root).OpenDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	return d
+}
+
 // CreateUnsynced makes the file under its own name, with its attributes, and
 // refuses a name that exists, leaving it as it was.
 func TestDir_CreateUnsynced(t *testing.T) {
 	ctx := context.Background()
 	root := t.TempDir()
-	d, err := place.NewRoot(root).OpenDir(root)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
+	d := openDir(t, root, root)
 	mtime := time.Date(2024, 3, 1, 12, 0, 0, 0, time.UTC)
 	s, err := d.CreateUnsynced(ctx, "f.wav", strings.NewReader("hello"), place.Attr{Mode: 0o640, ModTime: mtime, Owner: place.Keep}, nil)
 	if err != nil {
@@ -258,16 +256,7 @@ func TestDir_CreateUnsynced(t *testing.T) {
 func TestDir_CreateUnsyncedModes(t *testing.T) {
 	ctx := context.Background()
 	root := t.TempDir()
-	d, err := place.NewRoot(root).OpenDir(root)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
-	stage, err := place.NewRoot(root).OpenDir(root)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer stage.Close()
+	d, stage := openDir(t, root, root), openDir(t, root, root)
 	for _, mode := range []fs.FileMode{0o640, 0o666, 0o777, 0o400, 0o604, 0} {
 		want := mode
 		if mode == 0 {

@@ -457,14 +457,9 @@ func pairedMedians(name string, runs int, f, g func() (measure, error)) (measure
 	var fs, gs []measure
 	timedRun := func(h func() (measure, error), out *[]measure) func() error {
 		return func() error {
-			before := machineCPU()
-			m, err := h()
-			if err != nil {
-				return err
-			}
-			m.cpu = machineCPU() - before
+			m, err := withMachineCPU(h)
 			*out = append(*out, m)
-			return nil
+			return err
 		}
 	}
 	for i := range max(runs, 1) {
@@ -484,15 +479,24 @@ func pairedMedians(name string, runs int, f, g func() (measure, error)) (measure
 func median(runs int, f func() (measure, error)) (measure, error) {
 	var ms []measure
 	for range runs {
-		before := machineCPU()
-		m, err := f()
+		m, err := withMachineCPU(f)
 		if err != nil {
 			return m, err
 		}
-		m.cpu = machineCPU() - before
 		ms = append(ms, m)
 	}
 	return middle(ms), nil
+}
+
+// withMachineCPU runs f and records in its measure the whole machine's busy time
+// during it.
+func withMachineCPU(f func() (measure, error)) (measure, error) {
+	before := machineCPU()
+	m, err := f()
+	if err == nil {
+		m.cpu = machineCPU() - before
+	}
+	return m, err
 }
 
 type countWriter struct{ n, lines int64 }

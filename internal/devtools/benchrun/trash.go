@@ -166,12 +166,10 @@ func trashBench(dsn, bin, work, tablesCfg string, tenant uuid.UUID, runs int) er
 		var line []string
 		for j := range kinds {
 			k := &kinds[(i+j)%len(kinds)]
-			before := machineCPU()
-			m, err := k.run()
+			m, err := withMachineCPU(k.run)
 			if err != nil {
 				return err
 			}
-			m.cpu = machineCPU() - before
 			k.out = append(k.out, m)
 			line = append(line, fmt.Sprintf("%s %.3f s", k.name, m.wall.Seconds()))
 		}
