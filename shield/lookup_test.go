@@ -68,3 +68,46 @@ func TestLookup_FanOutListedOncePerChange(t *testing.T) {
 		t.Fatalf("after the directory changed: %+v, ok %v, err %v; want the link %s", c, ok, err, link)
 	}
 }
+
+// Guards is false only for a root under one of the shield's roots whose shield
+// directory does not exist, and true once Open made it: a snapshot asks nothing
+// about the files of a root the shield never ran on, and everything about the
+// others.
+func TestLookup_Guards(t *testing.T) {
+	base := t.TempDir()
+	r := Root{Dir: filepath.Join(base, "recordings"), Shield: DefaultShieldDir(filepath.Join(base, "recordings"))}
+	if err := os.Mkdir(r.Dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	store, err := storage.NewFile(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := NewLookup(store, []Root{r}, time.Hour)
+	before := []struct {
+		root string
+		want bool
+	}{
+		{r.Dir, false},
+		{r.Dir + "/", false},
+		{filepath.Join(r.Dir, "tenant"), false}, // a column's root under the shield's
+		{filepath.Join(base, "exports"), true},  // not one of its roots: asked as before
+	}
+	for _, c := range before {
+		if got := l.Guards(c.root); got != c.want {
+			t.Errorf("before the shield ran: Guards(%s) = %v, want %v", c.root, got, c.want)
+		}
+	}
+	s, err := Open(Options{Roots: []Root{r}, Index: filepath.Join(t.TempDir(), "index.db"), Store: store})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, root := range []string{r.Dir, filepath.Join(r.Dir, "tenant")} {
+		if !l.Guards(root) {
+			t.Errorf("after the shield opened: Guards(%s) = false, want true", root)
+		}
+	}
+}

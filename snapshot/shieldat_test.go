@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -51,14 +52,20 @@ func (r *realShield) Lost(ctx context.Context, path string) (snapshot.ShieldCopy
 		ModTime: c.ModTime, UID: c.UID, GID: c.GID, HasOwner: true, Link: c.Link}, true, nil
 }
 
+// shieldRoots are the roots, each with its default shield directory.
+func shieldRoots(roots ...string) []shield.Root {
+	rs := make([]shield.Root, len(roots))
+	for i, root := range roots {
+		rs[i] = shield.Root{Dir: root, Shield: shield.DefaultShieldDir(root)}
+	}
+	return rs
+}
+
 // shieldOnce runs passes of a real shield over the roots, storing into s, until
 // every path given carries the shield's xattr (uploaded).
 func shieldOnce(t *testing.T, roots []string, s storage.Store, paths ...string) *realShield {
 	t.Helper()
-	var rs []shield.Root
-	for _, root := range roots {
-		rs = append(rs, shield.Root{Dir: root, Shield: shield.DefaultShieldDir(root)})
-	}
+	rs := shieldRoots(roots...)
 	sh, err := shield.Open(shield.Options{Roots: rs, Index: filepath.Join(t.TempDir(), "index.db"),
 		Store: s, Settle: time.Millisecond, Rescan: time.Hour})
 	if err != nil {
@@ -265,11 +272,15 @@ func TestRun_ShieldAskedOncePerFile(t *testing.T) {
 	e := newEnv(t)
 	tenant := e.res.Tenants[0]
 	s := fileStore(t)
-	var rs []shield.Root
-	for _, root := range []string{e.recordings, e.exports} {
-		rs = append(rs, shield.Root{Dir: root, Shield: shield.DefaultShieldDir(root)})
+	rs := shieldRoots(e.recordings, e.exports)
+	for _, r := range rs {
+		// The shield ran on the root (its directory exists) and stored none of
+		// these files: it is asked, and vouches for nothing.
+		if err := os.Mkdir(r.Shield, 0o700); err != nil {
+			t.Fatal(err)
+		}
 	}
-	sh := &realShield{Lookup: shield.NewLookup(s, rs, time.Hour)} // no shield ran: it vouches for nothing
+	sh := &realShield{Lookup: shield.NewLookup(s, rs, time.Hour)}
 	o := e.options(tenant)
 	o.Shield = sh
 	m := e.run(t, s, o)[0]
@@ -317,10 +328,7 @@ func TestRun_SmallFileGrowsAfterStat(t *testing.T) {
 		}
 	})()
 	s := fileStore(t)
-	var rs []shield.Root
-	for _, root := range []string{e.recordings, e.exports} {
-		rs = append(rs, shield.Root{Dir: root, Shield: shield.DefaultShieldDir(root)})
-	}
+	rs := shieldRoots(e.recordings, e.exports)
 	o := e.options(tenant)
 	o.Shield = &realShield{Lookup: shield.NewLookup(s, rs, time.Hour)}
 	m := e.run(t, s, o)[0]
@@ -337,4 +345,44 @@ func TestRun_SmallFileGrowsAfterStat(t *testing.T) {
 		}
 	}
 	t.Fatalf("%s not in the manifest", growing)
+}
+
+// A shield that never ran on the roots (no shield directory: purgeguard shield not
+// installed) is asked nothing about their files, by name or by descriptor: each
+// would cost three system calls for no answer. Every file is still read and
+// recorded with its content's digest.
+func TestRun_ShieldNeverRanAskedNothing(t *testing.T) {
+	e := newEnv(t)
+	tenant := e.res.Tenants[0]
+	s := fileStore(t)
+	rs := shieldRoots(e.recordings, e.exports)
+	for _, r := range rs {
+		if _, err := os.Lstat(r.Shield); !errors.Is(err, fs.ErrNotExist) {
+			t.Fatalf("shield directory of %s: %v, want none", r.Dir, err)
+		}
+	}
+	sh := &realShield{Lookup: shield.NewLookup(s, rs, time.Hour)}
+	o := e.options(tenant)
+	o.Shield = sh
+	m := e.run(t, s, o)[0]
+	var saved int
+	for _, f := range m.Files {
+		if f.Missing || f.OutsideRoot {
+			continue
+		}
+		b, err := os.ReadFile(f.Path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if sum := sha256.Sum256(b); f.SHA256 != hex.EncodeToString(sum[:]) {
+			t.Errorf("%s: digest %s, want its content's %x", f.Path, f.SHA256, sum)
+		}
+		saved++
+	}
+	if saved == 0 {
+		t.Fatal("no file saved: the test needs some")
+	}
+	if n, d := sh.byName.Load(), sh.byFD.Load(); n != 0 || d != 0 {
+		t.Errorf("shield asked about %d files by name and %d by descriptor, want none (%d files saved)", n, d, saved)
+	}
 }
