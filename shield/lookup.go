@@ -2,7 +2,6 @@ package shield
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -54,21 +53,6 @@ const fanSettled = time.Second
 // NewLookup reads the losses of the last keep (once, at the first Lost).
 func NewLookup(s storage.Store, roots []Root, keep time.Duration) *Lookup {
 	return &Lookup{store: s, roots: roots, keep: keep}
-}
-
-// Guards reports whether the shield may have stored files under root: false only
-// when root is under one of its roots whose shield directory does not exist. The
-// shield makes that directory when it opens, before its first upload, so no file
-// there carries its xattr yet; a snapshot then asks nothing about root's files.
-// Anything else (a root it was not given, a directory that cannot be looked at)
-// is true: asking about a file costs lookups, never a wrong answer.
-func (l *Lookup) Guards(root string) bool {
-	r, ok := rootFor(l.roots, filepath.Clean(root))
-	if !ok {
-		return true
-	}
-	_, err := os.Lstat(r.Shield)
-	return !errors.Is(err, fs.ErrNotExist)
 }
 
 // Copy is what the shield has of a lost path.

@@ -53,9 +53,9 @@ type exporter struct {
 	// (openBeneath); noOpenat2 is set once the kernel refused openat2 itself.
 	rootFDs   []int
 	noOpenat2 atomic.Bool
-	// askShield says, by index, whether the shield is asked about a column's files
-	// (askShield).
-	askShield []bool
+	// shieldAsked and shieldVouched count, by file column (fileColumn.idx), the files
+	// the shield was asked about and those it vouched for (askShield).
+	shieldAsked, shieldVouched []atomic.Int64
 	// byNameVouched and byNameMissed count the files the shield vouched for by
 	// name, and those it did not but then did by descriptor (shieldStoredAt).
 	byNameVouched, byNameMissed atomic.Int64

@@ -55,5 +55,16 @@ func SetByNameTrials(n int64) (restore func()) {
 	return func() { byNameTrials = old }
 }
 
+// SetShieldTrials sets how many files of a column the shield is asked about while
+// it vouches for none, for the duration of a test.
+func SetShieldTrials(n int64) (restore func()) {
+	old := shieldTrials
+	shieldTrials = n
+	return func() { shieldTrials = old }
+}
+
+// FileWorkersPerJob is how many file workers a snapshot runs per --jobs.
+const FileWorkersPerJob = fileWorkersPerJob
+
 // SmallBlob is the largest file a snapshot stores from memory.
 const SmallBlob = smallBlob

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/google/uuid"
@@ -35,19 +36,36 @@ type fileColumn struct {
 	idx      int    // its index among the run's file columns
 }
 
-// askShield says, per file column (fileColumn.idx), whether the shield may vouch
-// for its files (ShieldRoots): no shield, or a sealed snapshot (the shield's blobs
-// are plaintext), asks it about none.
-func askShield(sh Shield, sealed bool, cols []fileColumn) []bool {
-	ask := make([]bool, len(cols))
-	if sh == nil || sealed {
-		return ask
+// shieldTrials is how many files of a column the shield is asked about while it has
+// vouched for none of them: past it, the shield is asked about that column's files no
+// more (askShield). Without a shield running, each question is three system calls
+// of every file (a stat and an xattr read by name, an xattr read by descriptor) for
+// no answer: a fifth of what an unshielded recording costs a snapshot. A running
+// shield vouches for most of a root's files, and for its first ones: its initial scan
+// uploads a root in the order the snapshot reads it. The shield's directory is no
+// sign either way: a snapshot run in another container than the shield (deploy/
+// kubernetes) sees the files and their xattrs, not the directory beside the root.
+var shieldTrials int64 = 256
+
+// askShield says whether the shield is asked about a file of column c, and counts it.
+// No shield, or a sealed snapshot (the shield's blobs are plaintext), asks about none.
+func (e *exporter) askShield(c *fileColumn) bool {
+	if e.o.Shield == nil || e.o.Sealer != nil {
+		return false
 	}
-	roots, _ := sh.(ShieldRoots)
-	for i, c := range cols {
-		ask[i] = roots == nil || roots.Guards(c.Root)
+	asked, vouched := &e.shieldAsked[c.idx], &e.shieldVouched[c.idx]
+	if asked.Load() >= shieldTrials && vouched.Load() == 0 {
+		return false
 	}
-	return ask
+	asked.Add(1)
+	return true
+}
+
+// shieldSaid records that the shield vouched for the file fw is saving.
+func (e *exporter) shieldSaid(fw *fileWorker) {
+	if fw.col != nil {
+		e.shieldVouched[fw.col.idx].Add(1)
+	}
 }
 
 // filePath is one path a row names.
@@ -239,7 +257,7 @@ func (e *exporter) runFiles(ctx context.Context, ms []*archive.Manifest) error {
 	defer cancel(nil)
 	e.rootFDs = openRoots(e.files)
 	defer func() { closeRoots(e.rootFDs); e.rootFDs = nil }()
-	e.askShield = askShield(e.o.Shield, e.o.Sealer != nil, e.files)
+	e.shieldAsked, e.shieldVouched = make([]atomic.Int64, len(e.files)), make([]atomic.Int64, len(e.files))
 	workers := e.o.Jobs * fileWorkersPerJob
 	ch := make(chan []fileJob, workers)
 	// Bounded: a worker waits while the pack writer is behind, holding one frame.
@@ -471,9 +489,13 @@ func (e *exporter) saveFile(ctx context.Context, fw *fileWorker, m *archive.Mani
 		e.report("file path outside its root: not read", "path", p.path, "root", c.Root, "table", f.Table)
 		return f, ev, nil
 	}
-	ask, asked := e.askShield[c.idx], false
+	fw.col = c
+	ask, asked := e.askShield(c), false
 	if ask {
 		rf, rev, ok, byName, err := e.shieldStoredAt(fw, c, clean, f, ev)
+		if ok {
+			e.shieldSaid(fw)
+		}
 		if ok || err != nil {
 			return rf, rev, err
 		}
@@ -509,7 +531,7 @@ func (e *exporter) saveFile(ctx context.Context, fw *fileWorker, m *archive.Mani
 		return f, ev, err
 	}
 	defer fh.Close()
-	return e.saveOpen(ctx, fw, m, p.path, f, ev, fh)
+	return e.saveOpen(ctx, fw, m, p.path, f, ev, fh, ask)
 }
 
 // absent says whether err means no file is at the path: it does not exist, or a
@@ -533,14 +555,15 @@ func (e *exporter) missing(ctx context.Context, fw *fileWorker, m *archive.Manif
 	return f, ev, nil
 }
 
-// saveFD saves the file openBeneath opened as fd, and closes it. It costs an fstat;
-// with a shield, a file whose blob the shield stored costs the shield's look
-// (fgetxattr) more, nothing else. A small file is read from the descriptor; the
+// saveFD saves the file openBeneath opened as fd, and closes it. It costs an fstat,
+// and the shield's look (fgetxattr) when ask says to ask it: a file whose blob the
+// shield stored costs nothing more. A small file is read from the descriptor; the
 // descriptor becomes an *os.File, whose making costs two more system calls (fcntl,
-// and epoll_ctl for the O_NONBLOCK descriptor), only for a larger file. (A sealed
-// snapshot, which the shield cannot serve, once made one for every file: 0.1 s of
-// CPU for 42k recordings.) askedByName says the shield was asked about it by name
-// first, and said no (shieldStoredAt).
+// and epoll_ctl for the O_NONBLOCK descriptor), only for a larger file (or one that
+// is not regular, or grew past smallBlob). A sealed snapshot, which the shield cannot
+// serve, once made one for every file: 0.1 s of CPU for 42k recordings.
+// askedByName says the shield was asked about it by name first, and said no
+// (shieldStoredAt).
 func (e *exporter) saveFD(ctx context.Context, fw *fileWorker, m *archive.Manifest, path string, f archive.File, ev Event, fd int, ask, askedByName bool) (archive.File, Event, error) {
 	st := place.NewStatInfo(path)
 	if err := place.Fstat(fd, st); err != nil {
@@ -550,8 +573,11 @@ func (e *exporter) saveFD(ctx context.Context, fw *fileWorker, m *archive.Manife
 	if ask {
 		if rf, rev, ok, err := e.shieldStored(f, ev, fd, st); ok || err != nil {
 			_ = syscall.Close(fd)
-			if ok && askedByName {
-				e.byNameMissed.Add(1)
+			if ok {
+				e.shieldSaid(fw)
+				if askedByName {
+					e.byNameMissed.Add(1)
+				}
 			}
 			return rf, rev, err
 		}
@@ -611,24 +637,27 @@ func (e *exporter) recordVouched(f archive.File, ev Event, st fs.FileInfo, sum [
 
 // saveOpen hashes and stores the content of an open file (the file at its path, or
 // the shield's link of it) under the name path.
-func (e *exporter) saveOpen(ctx context.Context, fw *fileWorker, m *archive.Manifest, path string, f archive.File, ev Event, fh *os.File) (archive.File, Event, error) {
+func (e *exporter) saveOpen(ctx context.Context, fw *fileWorker, m *archive.Manifest, path string, f archive.File, ev Event, fh *os.File, ask bool) (archive.File, Event, error) {
 	st, err := fh.Stat()
 	if err != nil {
 		return f, ev, err
 	}
-	return e.saveStat(ctx, fw, m, path, f, ev, fh, st, true)
+	return e.saveStat(ctx, fw, m, path, f, ev, fh, st, ask)
 }
 
-// saveStat is saveOpen once fh's stat st is known; askShield says the shield was
-// not asked about fh yet.
-func (e *exporter) saveStat(ctx context.Context, fw *fileWorker, m *archive.Manifest, path string, f archive.File, ev Event, fh *os.File, st fs.FileInfo, askShield bool) (archive.File, Event, error) {
+// saveStat is saveOpen once fh's stat st is known; ask says the shield is to be
+// asked about fh (it was not yet).
+func (e *exporter) saveStat(ctx context.Context, fw *fileWorker, m *archive.Manifest, path string, f archive.File, ev Event, fh *os.File, st fs.FileInfo, ask bool) (archive.File, Event, error) {
 	p := filePath{path: path}
 	store := e.storeOf(m)
 	if !st.Mode().IsRegular() {
 		return f, ev, fmt.Errorf("not a regular file (%s)", st.Mode().Type())
 	}
-	if askShield {
+	if ask {
 		if rf, rev, ok, err := e.shieldStored(f, ev, int(fh.Fd()), st); ok || err != nil {
+			if ok {
+				e.shieldSaid(fw)
+			}
 			return rf, rev, err
 		}
 	}

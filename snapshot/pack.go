@@ -23,6 +23,7 @@ type fileWorker struct {
 	frame []byte         // set by saveSmall for a file to pack; taken by the worker
 	lines []byte         // the file list lines of the batch being saved (saveJob)
 	st    place.StatInfo // shieldStoredAt's stat, not kept past the file
+	col   *fileColumn    // the column of the file being saved (shieldSaid)
 }
 
 // encoderFor returns the encoder for a file read whole, raw.

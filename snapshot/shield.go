@@ -26,20 +26,6 @@ type Shield interface {
 	Lost(ctx context.Context, path string) (c ShieldCopy, ok bool, err error)
 }
 
-// ShieldRoots is a Shield that can tell the roots it never guarded. A snapshot asks
-// it once per files root, at the start of the run, and asks Stored and StoredAt
-// nothing about the files of a root it never guarded: without a shield running
-// they cost every file three system calls (a stat and an xattr read by name, an
-// xattr read by descriptor), a fifth of what an unshielded recording costs.
-type ShieldRoots interface {
-	Shield
-	// Guards is false only when the shield never ran on root, so that no file
-	// under it carries the shield's word. Saying true of a root it never guarded
-	// costs the lookups; saying false of one it did costs reading its files,
-	// which the snapshot then hashes and stores as if there were no shield.
-	Guards(root string) bool
-}
-
 // ShieldAt is a Shield that also answers for a file by its name in an open
 // directory, without the file being opened: two system calls (a stat by name and
 // the xattr read by name) where Stored's open, fstat, fgetxattr and close cost
@@ -83,7 +69,7 @@ func (e *exporter) fromShield(ctx context.Context, fw *fileWorker, m *archive.Ma
 		fh, err := os.OpenFile(c.Link, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
 		if err == nil {
 			defer fh.Close()
-			rf, rev, err := e.saveOpen(ctx, fw, m, p.path, f, ev, fh)
+			rf, rev, err := e.saveOpen(ctx, fw, m, p.path, f, ev, fh, true)
 			if err == nil {
 				// The link's own mode and mtime are the lost file's (one inode).
 				e.o.Log.Info("file missing on disk saved from the shield's link", "path", p.path, "table", f.Table)
