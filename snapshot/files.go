@@ -43,8 +43,9 @@ type fileColumn struct {
 // no answer: a fifth of what an unshielded recording costs a snapshot. A running
 // shield vouches for most of a root's files, and for its first ones: its initial scan
 // uploads a root in the order the snapshot reads it. The shield's directory is no
-// sign either way: a snapshot run in another container than the shield (deploy/
-// kubernetes) sees the files and their xattrs, not the directory beside the root.
+// sign either way: a snapshot run in another container than the shield may see the
+// files and their xattrs without the directory beside the root (a volume mounted at
+// the root itself).
 var shieldTrials int64 = 256
 
 // askShield says whether the shield is asked about a file of column c, and counts it.
