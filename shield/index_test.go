@@ -219,27 +219,32 @@ func countLinks(t *testing.T, dir string) int {
 }
 
 // The xattr's binary value reads back, stays within what ext4 keeps inside a
-// 256-byte inode (56 bytes: no xattr block per file), and the values of the first
-// shields (text, and binary version 1 without the inode number) still read.
+// 256-byte inode (56 bytes: no xattr block per file) for a recording (under 256 MiB,
+// inode number under 2^28), and the values of the first shields (text, binary
+// version 1 without the inode number, version 2 without the store's tag) still
+// read.
 func TestXattr_Value(t *testing.T) {
 	var sum [32]byte
 	for i := range sum {
 		sum[i] = byte(i * 7)
 	}
+	tag := storeTag{0xfe, 0x00, 0x7a}
 	for _, c := range []struct {
 		size, mtime, stored int64
 		ino                 uint64
+		inInode             bool
 	}{
-		{0, 0, 0, 0},
-		{4096, 1767323045000000000, 4110, 12},
-		{3 << 30, 1767323045123456789, 3 << 30, 1<<32 - 1},
+		{0, 0, 0, 0, true},
+		{4096, 1767323045000000000, 4110, 12, true},
+		{256<<20 - 1, 1767323045123456789, 256<<20 - 1, 1<<28 - 1, true},
+		{3 << 30, 1767323045123456789, 3 << 30, 1<<32 - 1, false},
 	} {
-		v := xattrValue(sum, c.size, c.mtime, c.stored, c.ino)
-		if len(v) > 56 {
+		v := xattrValue(sum, c.size, c.mtime, c.stored, c.ino, tag)
+		if c.inInode && len(v) > 56 {
 			t.Errorf("%+v: value of %d bytes, want at most 56", c, len(v))
 		}
 		w, ok := parseVouch(v)
-		if !ok || w.sum != sum || w.size != c.size || w.mtime != c.mtime || w.stored != c.stored || !w.hasIno || w.ino != c.ino {
+		if !ok || w.sum != sum || w.size != c.size || w.mtime != c.mtime || w.stored != c.stored || !w.hasIno || w.ino != c.ino || !w.hasTag || w.tag != tag {
 			t.Errorf("%+v: read back %+v %v", c, w, ok)
 		}
 		if _, ok := parseVouch(v[:len(v)-1]); ok {
@@ -255,6 +260,11 @@ func TestXattr_Value(t *testing.T) {
 	v1 = append(v1, 0x8e, 0x20) // 4110
 	if w, ok := parseVouch(v1); !ok || w.sum != sum || w.size != 4096 || w.mtime != 0x18874cb33c632a00 || w.stored != 4110 || w.hasIno {
 		t.Errorf("version 1 value: %+v %v", w, ok)
+	}
+	v2 := append([]byte{xattrVersion2}, v1[1:]...)
+	v2 = append(v2, 12)
+	if w, ok := parseVouch(v2); !ok || w.sum != sum || w.size != 4096 || w.stored != 4110 || !w.hasIno || w.ino != 12 || w.hasTag {
+		t.Errorf("version 2 value: %+v %v", w, ok)
 	}
 	text := []byte("12d76c02c8566fb057cda7bd3471a0dfd78e5d40fb077c18055bcff3930d3683 4096 1767323045000000000 4110")
 	if _, size, mtime, stored, ok := ParseXattr(text); !ok || size != 4096 || mtime != 1767323045000000000 || stored != 4110 {

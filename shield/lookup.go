@@ -17,6 +17,7 @@ import (
 
 	"github.com/purgeguard/purgeguard/internal/archive"
 	"github.com/purgeguard/purgeguard/internal/place"
+	"github.com/purgeguard/purgeguard/internal/repository"
 	"github.com/purgeguard/purgeguard/storage"
 )
 
@@ -28,6 +29,11 @@ type Lookup struct {
 	store storage.Store
 	roots []Root
 	keep  time.Duration
+
+	// tag is store's (ReadStore); until it is known, no value that names a store
+	// vouches.
+	tag    storeTag
+	tagged bool
 
 	once   sync.Once
 	byPath map[string]Loss
@@ -55,6 +61,25 @@ func NewLookup(s storage.Store, roots []Root, keep time.Duration) *Lookup {
 	return &Lookup{store: s, roots: roots, keep: keep}
 }
 
+// ReadStore reads the identity of the lookup's store, so that Stored and StoredAt
+// vouch for the blobs a shield stored there, and for no other store's. Without it
+// (or for a store no shield has used: it has no identity) they vouch for nothing.
+// Nor do values older than version 3, which name no store: a shield rewrites its
+// own at its first pass (retagAll), and until then the snapshot reads the files.
+func (l *Lookup) ReadStore(ctx context.Context) error {
+	id, ok, err := repository.ReadStoreID(ctx, l.store)
+	if err != nil {
+		return fmt.Errorf("shield: %w", err)
+	}
+	l.tag, l.tagged = tagOf(id), ok
+	return nil
+}
+
+// ours says whether w names the lookup's store.
+func (l *Lookup) ours(w vouch) bool {
+	return w.hasTag && l.tagged && w.tag == l.tag
+}
+
 // Copy is what the shield has of a lost path.
 type Copy struct {
 	Loss
@@ -74,7 +99,7 @@ func (l *Lookup) Stored(fd int, fi fs.FileInfo) (sum [32]byte, stored int64, ok 
 	w, ok := parseVouch(buf[:n])
 	// fd is one inode for both calls: the inode number, when the value has one,
 	// only refuses a value copied from another inode (cp --preserve=xattr).
-	if !ok || !w.matches(fi, w.hasIno) {
+	if !ok || !l.ours(w) || !w.matches(fi, w.hasIno) {
 		return sum, 0, false
 	}
 	return w.sum, w.stored, true
@@ -90,8 +115,8 @@ func (l *Lookup) Stored(fd int, fi fs.FileInfo) (sum [32]byte, stored int64, ok 
 // value was set until long after its path is gone: the stat's inode and the
 // xattr's, alive at the stat and at the read, differ under one number only if a new
 // inode was made, linked, left unchanged for the shield's settle and uploaded
-// between the two calls. Values without an inode number (written before version 2)
-// say no; the caller then opens the file and asks Stored.
+// between the two calls. Values that name no store (written before version 3) say
+// no, here as in Stored.
 func (l *Lookup) StoredAt(dirfd int, name string, fi fs.FileInfo) (sum [32]byte, stored int64, ok bool) {
 	var buf [160]byte
 	n, err := place.LgetxattrAt(dirfd, name, XattrBlob, buf[:])
@@ -99,7 +124,7 @@ func (l *Lookup) StoredAt(dirfd int, name string, fi fs.FileInfo) (sum [32]byte,
 		return sum, 0, false
 	}
 	w, ok := parseVouch(buf[:n])
-	if !ok || !w.hasIno || !w.matches(fi, true) {
+	if !ok || !w.hasIno || !l.ours(w) || !w.matches(fi, true) {
 		return sum, 0, false
 	}
 	return w.sum, w.stored, true

@@ -112,6 +112,10 @@ type Shield struct {
 	mu    sync.Mutex // serialises index writes that read first (observe, lose)
 	stats stats
 	id    string // in storage: shield/<id>/live.zst
+	// tag is the store's (storeTag), once tagged.
+	tagMu  sync.Mutex
+	tag    storeTag
+	tagged bool
 	// nextDue is when the first queued file not settled at the last upload pass
 	// settles (ns; 0: none).
 	nextDue atomic.Int64

@@ -419,3 +419,82 @@ func TestShield_RestoreStagingDirectoryIgnored(t *testing.T) {
 		t.Errorf("after the staging directory went: %d losses, want none", st.Lost)
 	}
 }
+
+// A shield moved to another store (a new bucket in its configuration) uploads again
+// what the new store lacks, files present and lost: its index's digests are those
+// of blobs in the old store. Afterwards every file's xattr vouches for the new
+// store's blob, not the old one's, and the loss is recorded in the new store too.
+func TestShield_FollowsItsStore(t *testing.T) {
+	ctx := testenv.Context(t)
+	root := filepath.Join(t.TempDir(), "tenants")
+	files := someFiles(4, "33333333-3333-4333-8333-333333333333")
+	for _, f := range files {
+		writeFile(t, root, f)
+	}
+	index := filepath.Join(t.TempDir(), "index.db")
+	roots := []shield.Root{{Dir: root, Shield: shield.DefaultShieldDir(root)}}
+	pass := func(store storage.Store, done func() bool) {
+		t.Helper()
+		s, err := shield.Open(shield.Options{Roots: roots, Index: index, Store: store, Settle: time.Millisecond,
+			Rescan: time.Hour, Log: testLog(t)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		for range 20 {
+			if err := s.Once(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if s.Stats().Queue == 0 && done() {
+				return
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		t.Fatalf("20 passes of the shield, and still: queue %d, or the store's loss records missing", s.Stats().Queue)
+	}
+	old, moved := testenv.FileStore(t), testenv.FileStore(t)
+	lost := filepath.Join(root, files[0].rel)
+	pass(old, func() bool { return true })
+	if err := os.Remove(lost); err != nil {
+		t.Fatal(err)
+	}
+	pass(old, func() bool { return len(losses(t, old)) == 1 })
+
+	pass(moved, func() bool { return len(losses(t, moved)) == 1 })
+	l, ok := losses(t, moved)[lost]
+	if !ok {
+		t.Fatalf("no loss record of %s in the new store", lost)
+	}
+	if got := blob(t, moved, l.SHA256); !bytes.Equal(got, files[0].data) {
+		t.Errorf("%s: the new store's blob of the lost file differs", lost)
+	}
+	lookup := func(store storage.Store) *shield.Lookup {
+		l := shield.NewLookup(store, roots, time.Hour)
+		if err := l.ReadStore(ctx); err != nil {
+			t.Fatal(err)
+		}
+		return l
+	}
+	inMoved, inOld := lookup(moved), lookup(old)
+	for _, f := range files[1:] {
+		p := filepath.Join(root, f.rel)
+		fh, err := os.Open(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fi, err := fh.Stat()
+		if err != nil {
+			t.Fatal(err)
+		}
+		sum, _, ok := inMoved.Stored(int(fh.Fd()), fi)
+		if !ok {
+			t.Errorf("%s: not vouched for in the new store", p)
+		} else if got := blob(t, moved, fmt.Sprintf("%x", sum)); !bytes.Equal(got, f.data) {
+			t.Errorf("%s: the new store's blob differs", p)
+		}
+		if _, _, ok := inOld.Stored(int(fh.Fd()), fi); ok {
+			t.Errorf("%s: still vouched for in the old store", p)
+		}
+		fh.Close()
+	}
+}

@@ -20,29 +20,43 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/purgeguard/purgeguard/internal/archive"
+	"github.com/purgeguard/purgeguard/internal/repository"
 )
 
 // XattrBlob is the extended attribute the shield sets on an inode once its content
-// is in storage: its digest, size, mtime, stored size and inode number
-// (xattrVersion's binary layout; the first shields wrote "<sha256 hex> <size>
-// <mtime ns> <stored size>", then version 1 without the inode number, both still
-// read). Every link of the inode shows it, so a snapshot reading the file at its
-// own path knows, from one xattr read and the file's own size and mtime, that its
-// blob is stored. The inode number lets a snapshot that stats the file and reads
-// its xattr by name (two system calls, no open) tell that both calls met the same
-// inode (Lookup.StoredAt).
+// is in storage: its digest, size, mtime, stored size, inode number and a tag of the
+// store that holds the blob (xattrVersion's binary layout; the first shields wrote
+// "<sha256 hex> <size> <mtime ns> <stored size>", then version 1 without the inode
+// number, then version 2 without the store's tag, all still read). Every link of
+// the inode shows it, so a snapshot reading the file at its own path knows, from
+// one xattr read and the file's own size and mtime, that its blob is stored. The
+// inode number lets a snapshot that stats the file and reads its xattr by name (two
+// system calls, no open) tell that both calls met the same inode (Lookup.StoredAt).
+// The store's tag lets a snapshot into another store tell that the blob is not
+// there (Lookup.ReadStore).
 const XattrBlob = "user.purgeguard.blob"
 
 // xattrVersion starts the binary value: version, sha256 (32 bytes), size (uvarint),
 // mtime (ns, 8 bytes big-endian), stored size (uvarint), inode number (uvarint;
-// version 2). It stays under the 56 bytes that ext4 keeps inside a 256-byte inode
-// (a 3 GiB file with a 32-bit inode number takes 56): the text form (about 100
-// bytes) took an xattr block of its own per file, 4 KiB of disk and one more block
-// read for every snapshot's look at it.
-const xattrVersion = 2
+// version 2 on), the store's tag (3 bytes, version 3). It stays within the 56 bytes
+// that ext4 keeps inside a 256-byte inode for files under 256 MiB and inode numbers
+// under 2^28 (53 bytes before the tag): the text form (about 100 bytes) took an
+// xattr block of its own per file, 4 KiB of disk and one more block read for every
+// snapshot's look at it. Three bytes of the store's 16-byte identity tell two
+// stores apart but for one chance in 16.7 million.
+const xattrVersion = 3
 
-// xattrVersion1 is the binary value without the inode number.
-const xattrVersion1 = 1
+// xattrVersion2 is the binary value without the store's tag, xattrVersion1 without
+// the inode number either.
+const (
+	xattrVersion2 = 2
+	xattrVersion1 = 1
+)
+
+// storeTag is the part of a store's identity a value records.
+type storeTag [3]byte
+
+func tagOf(id repository.StoreID) storeTag { return storeTag(id[:3]) }
 
 // uploadTick is how often the queue is looked at.
 const uploadTick = time.Second
@@ -87,6 +101,10 @@ type candidate struct {
 // uploadSettled uploads, on Jobs goroutines, every queued file unchanged for Settle
 // whose retry time has come. The queue is read a chunk at a time.
 func (s *Shield) uploadSettled(ctx context.Context) error {
+	tag, err := s.storeTag(ctx)
+	if err != nil {
+		return err
+	}
 	now := s.o.Now()
 	settled := now.Add(-s.o.Settle).UnixNano()
 	var oldest, due int64
@@ -150,7 +168,7 @@ func (s *Shield) uploadSettled(ctx context.Context) error {
 					}
 					defer enc.Close()
 					for c := range ch {
-						if err := s.upload(ctx, enc, c); err != nil {
+						if err := s.upload(ctx, enc, c, tag); err != nil {
 							mu.Lock()
 							errs = append(errs, err)
 							mu.Unlock()
@@ -180,8 +198,8 @@ func (s *Shield) uploadSettled(ctx context.Context) error {
 
 // upload stores one file's blob unless storage has it, and records its digest.
 // A failure is counted and the file retried after a growing wait.
-func (s *Shield) upload(ctx context.Context, enc *zstd.Encoder, c candidate) error {
-	sum, stored, err := s.store(ctx, enc, c)
+func (s *Shield) upload(ctx context.Context, enc *zstd.Encoder, c candidate, tag storeTag) error {
+	sum, stored, err := s.store(ctx, enc, c, tag)
 	if errors.Is(err, errChanged) {
 		return nil // the entry was updated; it waits for Settle again
 	}
@@ -220,12 +238,34 @@ func (s *Shield) upload(ctx context.Context, enc *zstd.Encoder, c candidate) err
 
 var errChanged = errors.New("changed since it was seen")
 
+// storeTag is the tag of the store the shield uploads to, read (or made, for a store
+// no shield used before) at the first upload pass and kept: the store a running
+// shield uploads to does not change under it. The index follows it first
+// (followStore): no upload runs before, so none finds a digest of another store's
+// blob in the index and takes it for stored.
+func (s *Shield) storeTag(ctx context.Context) (storeTag, error) {
+	s.tagMu.Lock()
+	defer s.tagMu.Unlock()
+	if s.tagged {
+		return s.tag, nil
+	}
+	id, err := repository.EnsureStoreID(ctx, s.o.Store)
+	if err != nil {
+		return storeTag{}, fmt.Errorf("shield: %w", err)
+	}
+	if err := s.followStore(ctx, id); err != nil {
+		return storeTag{}, err
+	}
+	s.tag, s.tagged = tagOf(id), true
+	return s.tag, nil
+}
+
 // store hashes the link's content, and uploads it unless the index or storage
 // already holds the blob. It reads through the link: a file removed meanwhile is
 // still there. Upload is hash-then-put, the put hashing again: a file changed in
 // between is caught and its object deleted (Put is atomic: a killed upload leaves
 // no object at all).
-func (s *Shield) store(ctx context.Context, enc *zstd.Encoder, c candidate) (sum [32]byte, stored int64, err error) {
+func (s *Shield) store(ctx context.Context, enc *zstd.Encoder, c candidate, tag storeTag) (sum [32]byte, stored int64, err error) {
 	f, err := os.OpenFile(c.e.Link, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return sum, 0, fmt.Errorf("shield: open link of %s: %w", c.e.Path, err)
@@ -264,7 +304,7 @@ func (s *Shield) store(ctx context.Context, enc *zstd.Encoder, c candidate) (sum
 	key := archive.BlobKey(sum)
 	defer func() {
 		if err == nil {
-			setXattr(f, sum, c.e, stored)
+			setXattr(f, sum, c.e, stored, tag)
 		}
 	}()
 	if err := s.db.View(func(tx *bolt.Tx) error {
@@ -320,30 +360,34 @@ func beUint64(b []byte) uint64 {
 		uint64(b[4])<<24 | uint64(b[5])<<16 | uint64(b[6])<<8 | uint64(b[7])
 }
 
-// setXattr marks the inode as stored; a filesystem without user xattrs only loses
-// the snapshot's shortcut.
-func setXattr(f *os.File, sum [32]byte, e entry, stored int64) {
-	_ = unix.Fsetxattr(int(f.Fd()), XattrBlob, xattrValue(sum, e.Size, e.MTime, stored, e.Ino), 0)
+// setXattr marks the inode as stored in the store tagged tag; a filesystem without
+// user xattrs only loses the snapshot's shortcut.
+func setXattr(f *os.File, sum [32]byte, e entry, stored int64, tag storeTag) {
+	_ = unix.Fsetxattr(int(f.Fd()), XattrBlob, xattrValue(sum, e.Size, e.MTime, stored, e.Ino, tag), 0)
 }
 
-func xattrValue(sum [32]byte, size, mtime, stored int64, ino uint64) []byte {
-	v := make([]byte, 0, 1+32+binary.MaxVarintLen64*3+8)
+func xattrValue(sum [32]byte, size, mtime, stored int64, ino uint64, tag storeTag) []byte {
+	v := make([]byte, 0, 1+32+binary.MaxVarintLen64*3+8+len(tag))
 	v = append(v, xattrVersion)
 	v = append(v, sum[:]...)
 	v = binary.AppendUvarint(v, uint64(size))
 	v = binary.BigEndian.AppendUint64(v, uint64(mtime))
 	v = binary.AppendUvarint(v, uint64(stored))
-	return binary.AppendUvarint(v, ino)
+	v = binary.AppendUvarint(v, ino)
+	return append(v, tag[:]...)
 }
 
 // vouch is what an XattrBlob value says: the inode's content had digest sum when it
-// had size and mtime; ino is its inode number (hasIno false for the values written
-// before version 2).
+// had size and mtime, and its blob is in the store tagged tag; ino is its inode
+// number (hasIno false for the values written before version 2, hasTag for those
+// before version 3).
 type vouch struct {
 	sum                 [32]byte
 	size, mtime, stored int64
 	ino                 uint64
 	hasIno              bool
+	tag                 storeTag
+	hasTag              bool
 }
 
 // ParseXattr reads an XattrBlob value, binary or text.
@@ -353,8 +397,8 @@ func ParseXattr(v []byte) (sum [32]byte, size, mtime, stored int64, ok bool) {
 }
 
 func parseVouch(v []byte) (vouch, bool) {
-	if len(v) > 0 && (v[0] == xattrVersion || v[0] == xattrVersion1) {
-		return parseXattrBinary(v[1:], v[0] == xattrVersion)
+	if len(v) > 0 && v[0] >= xattrVersion1 && v[0] <= xattrVersion {
+		return parseXattrBinary(v[1:], v[0])
 	}
 	// Fields of a copy: fields of v itself would make every caller's buffer for
 	// the value escape to the heap, a snapshot's 160 bytes per file looked at.
@@ -375,7 +419,7 @@ func parseVouch(v []byte) (vouch, bool) {
 	return vouch{sum: sum, size: nums[0], mtime: nums[1], stored: nums[2]}, true
 }
 
-func parseXattrBinary(v []byte, withIno bool) (vouch, bool) {
+func parseXattrBinary(v []byte, version byte) (vouch, bool) {
 	var w vouch
 	if len(v) < 32 {
 		return w, false
@@ -393,11 +437,18 @@ func parseXattrBinary(v []byte, withIno bool) (vouch, bool) {
 		return w, false
 	}
 	v = v[m:]
-	if withIno {
+	if version >= xattrVersion2 {
 		if w.ino, m = binary.Uvarint(v); m <= 0 {
 			return w, false
 		}
 		v, w.hasIno = v[m:], true
+	}
+	if version >= xattrVersion {
+		if len(v) < len(w.tag) {
+			return w, false
+		}
+		copy(w.tag[:], v)
+		v, w.hasTag = v[len(w.tag):], true
 	}
 	if len(v) != 0 {
 		return w, false

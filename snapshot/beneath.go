@@ -168,8 +168,8 @@ func (d *dirHandle) open(rootFD int, c *fileColumn, rel string) int {
 // but an xattr: the content recorded is a blob the shield already stored, from
 // under its roots.
 //
-// A shield that says no by name to files it then vouches for by descriptor (values
-// written before the xattr named its inode) is asked by name no more once that
+// A shield that says no by name to files it then vouches for by descriptor (one
+// that cannot tell by name what it tells by descriptor) is asked by name no more once that
 // happened byNameTrials times more often than not: its files cost two system
 // calls more each until then, not for the whole run. asked says the shield was
 // asked by name.

@@ -16,6 +16,7 @@ import (
 
 	"github.com/purgeguard/purgeguard/internal/archive"
 	"github.com/purgeguard/purgeguard/internal/devtools/testenv"
+	"github.com/purgeguard/purgeguard/internal/repository"
 	"github.com/purgeguard/purgeguard/shield"
 	"github.com/purgeguard/purgeguard/snapshot"
 	"github.com/purgeguard/purgeguard/storage"
@@ -92,7 +93,18 @@ func shieldOnce(t *testing.T, roots []string, s storage.Store, paths ...string) 
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
-	return &realShield{Lookup: shield.NewLookup(s, rs, time.Hour)}
+	return lookupOf(t, s, rs)
+}
+
+// lookupOf is the shield's Lookup of store s, as purgeguard hands it to a snapshot
+// into s: it knows s's identity.
+func lookupOf(t *testing.T, s storage.Store, rs []shield.Root) *realShield {
+	t.Helper()
+	l := shield.NewLookup(s, rs, time.Hour)
+	if err := l.ReadStore(testenv.Context(t)); err != nil {
+		t.Fatal(err)
+	}
+	return &realShield{Lookup: l}
 }
 
 // regularFiles lists the regular files on disk under dir.
@@ -158,6 +170,64 @@ func TestRun_ShieldVouchesByName(t *testing.T) {
 	}
 	if n, p := s.stats.Load(), s.puts.Load(); n != 0 || p != 0 {
 		t.Errorf("blob HEADs %d, uploads %d for recordings the shield stored: want none", n, p)
+	}
+}
+
+// A snapshot into another store than the one the shield uploads to (a copy to a
+// directory, a new bucket) takes none of the shield's blobs for stored: the
+// xattrs name the shield's store, and every blob the snapshot names is in its own
+// store, which verify reads back whole. The same snapshot into the shield's own
+// store takes them all. A store no shield ever used has no identity to match.
+func TestRun_ShieldOfAnotherStore(t *testing.T) {
+	e := newEnv(t)
+	tenant := e.res.Tenants[0]
+	ctx := testenv.Context(t)
+	onDisk := regularFiles(t, filepath.Join(e.recordings, tenant.String()))
+	shielded := fileStore(t)
+	shieldOnce(t, []string{e.recordings, e.exports}, shielded, append(regularFiles(t, e.exports), onDisk...)...)
+	named := fileStore(t) // has an identity of its own
+	if _, err := repository.EnsureStoreID(ctx, named); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name    string
+		store   storage.Store
+		vouched bool
+	}{
+		{"the shield's store", shielded, true},
+		{"another store", named, false},
+		{"a store without identity", fileStore(t), false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			sh := lookupOf(t, c.store, shieldRoots(e.recordings, e.exports))
+			o := e.options(tenant)
+			o.Shield = sh
+			m := e.run(t, c.store, o)[0]
+			var saved int64
+			for _, f := range m.Files {
+				if !f.Missing && !f.OutsideRoot {
+					saved++
+				}
+			}
+			if saved == 0 {
+				t.Fatal("no file saved: the test needs some")
+			}
+			if n := sh.vouchedByName.Load(); c.vouched && n != saved || !c.vouched && n != 0 {
+				t.Errorf("%d of %d files vouched for by name, want %v", n, saved, map[bool]string{true: "all", false: "none"}[c.vouched])
+			}
+			chk, err := repository.NewChecker(c.store)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer chk.Close()
+			probs, err := chk.Verify(ctx, m, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, p := range probs {
+				t.Errorf("verify: %v", p)
+			}
+		})
 	}
 }
 
@@ -271,7 +341,7 @@ func TestRun_ShieldAskedOncePerFile(t *testing.T) {
 	e := newEnv(t)
 	tenant := e.res.Tenants[0]
 	s := fileStore(t)
-	sh := &realShield{Lookup: shield.NewLookup(s, shieldRoots(e.recordings, e.exports), time.Hour)} // no shield ran: it vouches for nothing
+	sh := lookupOf(t, s, shieldRoots(e.recordings, e.exports)) // no shield ran: it vouches for nothing
 	o := e.options(tenant)
 	o.Shield = sh
 	m := e.run(t, s, o)[0]
@@ -321,7 +391,7 @@ func TestRun_SmallFileGrowsAfterStat(t *testing.T) {
 	s := fileStore(t)
 	rs := shieldRoots(e.recordings, e.exports)
 	o := e.options(tenant)
-	o.Shield = &realShield{Lookup: shield.NewLookup(s, rs, time.Hour)}
+	o.Shield = lookupOf(t, s, rs)
 	m := e.run(t, s, o)[0]
 	if !grown.Load() {
 		t.Fatal("growing.wav was never read after its stat by descriptor")
@@ -346,7 +416,7 @@ func TestRun_ShieldSilentAskedNoMore(t *testing.T) {
 	e := newEnv(t)
 	tenant := e.res.Tenants[0]
 	s := fileStore(t)
-	sh := &realShield{Lookup: shield.NewLookup(s, shieldRoots(e.recordings, e.exports), time.Hour)}
+	sh := lookupOf(t, s, shieldRoots(e.recordings, e.exports))
 	o := e.options(tenant)
 	o.Shield = sh
 	m := e.run(t, s, o)[0]
@@ -383,7 +453,7 @@ func TestRun_ShieldAskedPerColumn(t *testing.T) {
 	s := fileStore(t)
 	onDisk := regularFiles(t, filepath.Join(e.recordings, tenant.String()))
 	shieldOnce(t, []string{e.recordings}, s, onDisk...) // the exports are not shielded
-	sh := &realShield{Lookup: shield.NewLookup(s, shieldRoots(e.recordings, e.exports), time.Hour)}
+	sh := lookupOf(t, s, shieldRoots(e.recordings, e.exports))
 	o := e.options(tenant)
 	o.Shield = sh
 	m := e.run(t, s, o)[0]

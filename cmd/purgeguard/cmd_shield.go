@@ -161,18 +161,22 @@ func serveShieldMetrics(ctx context.Context, addr string, s *shield.Shield) (fun
 	return func() { _ = srv.Close() }, nil
 }
 
-// snapshotShield hands snapshots the shield's knowledge: blobs it stored (read from
-// each file's extended attribute) and copies of lost files (its loss records and
-// links). Without a shield running it finds nothing: it costs a column's first
-// files three system calls each (the snapshot then stops asking about that
-// column's files, snapshot.shieldTrials) and, at the first missing file, one
-// listing of the loss records.
-func snapshotShield(e *env, store storage.Store) snapshot.Shield {
+// snapshotShield hands snapshots the shield's knowledge: blobs it stored in store
+// (read from each file's extended attribute, whose tag must be store's identity)
+// and copies of lost files (its loss records and links). Without a shield running
+// it finds nothing: it costs a column's first files three system calls each (the
+// snapshot then stops asking about that column's files, snapshot.shieldTrials)
+// and, at the first missing file, one listing of the loss records.
+func snapshotShield(ctx context.Context, e *env, store storage.Store) (snapshot.Shield, error) {
 	o, err := shieldOptions(e)
 	if err != nil {
-		return nil
+		return nil, nil
 	}
-	return shieldAdapter{shield.NewLookup(store, o.Roots, o.Keep)}
+	l := shield.NewLookup(store, o.Roots, o.Keep)
+	if err := l.ReadStore(ctx); err != nil {
+		return nil, err
+	}
+	return shieldAdapter{l}, nil
 }
 
 type shieldAdapter struct{ *shield.Lookup }

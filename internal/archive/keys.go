@@ -8,6 +8,7 @@
 //	snapshots/<tenant-uuid>/<snapshot-id>/manifest.json   (written last: the commit marker)
 //	blobs/sha256/<aa>/<hex>.zst                            (file contents, content-addressed)
 //	audit/<yyyy>/<mm>/<dd>/<time>-<id>.json                (one record per decision, snapshot, restore)
+//	id                                                     (the store's identity, StoreIDKey)
 //
 // Keys are relative to the store's root (a directory or an S3 bucket prefix).
 package archive
@@ -45,6 +46,13 @@ const (
 	tableSuffix     = ".copy.zst"
 	blobSuffix      = ".zst"
 )
+
+// StoreIDKey holds the store's identity: 32 lower-case hex digits (16 random bytes)
+// and a newline, written once by the first file shield that uploads there. The
+// shield puts a tag of it in every file's XattrBlob value, so that a snapshot into
+// another store (a copy to a directory, a new bucket) does not take a blob the
+// shield stored elsewhere for one its own store holds.
+const StoreIDKey = "id"
 
 // TenantPrefix is the key prefix under which every snapshot of tenant lives.
 func TenantPrefix(tenant uuid.UUID) string {
