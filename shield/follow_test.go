@@ -10,15 +10,18 @@ import (
 	bolt "go.etcd.io/bbolt"
 	"golang.org/x/sys/unix"
 
+	"github.com/purgeguard/purgeguard/internal/archive"
 	"github.com/purgeguard/purgeguard/internal/devtools/testenv"
 	"github.com/purgeguard/purgeguard/storage"
 )
 
 // An index written before store identities, its files' xattrs naming no store: at
-// its first pass the shield takes its store for theirs and rewrites each xattr to
-// name it, without uploading again. A value naming no store vouches for nothing
-// (a snapshot into another store would take its blob for stored); once rewritten,
-// it vouches in the shield's store and in no other.
+// its first pass the shield looks their blobs up in its store and rewrites the
+// xattr of each it finds there to name it, without uploading again; a blob the
+// store lacks (the shield had been moved to it before) is uploaded again. A value
+// naming no store vouches for nothing (a snapshot into another store would take
+// its blob for stored); once rewritten, it vouches in the shield's store and in no
+// other.
 func TestFollowStore_OldIndexRetagged(t *testing.T) {
 	ctx := testenv.Context(t)
 	root := filepath.Join(t.TempDir(), "tenants")
@@ -65,7 +68,7 @@ func TestFollowStore_OldIndexRetagged(t *testing.T) {
 	}
 	db.Close()
 	var buf [160]byte
-	for _, p := range paths {
+	for i, p := range paths {
 		n, err := unix.Lgetxattr(p, XattrBlob, buf[:])
 		if err != nil {
 			t.Fatal(err)
@@ -78,6 +81,11 @@ func TestFollowStore_OldIndexRetagged(t *testing.T) {
 		v[0] = xattrVersion2
 		if err := unix.Lsetxattr(p, XattrBlob, v[:len(v)-len(storeTag{})], 0); err != nil {
 			t.Fatal(err)
+		}
+		if i == 1 {
+			if err := store.Delete(ctx, archive.BlobKey(w.sum)); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
 	vouched := func(s storage.Store) int {
@@ -114,7 +122,7 @@ func TestFollowStore_OldIndexRetagged(t *testing.T) {
 	if n := vouched(other); n != 0 {
 		t.Errorf("after the old index's first pass: %d files vouched for in another store, want none", n)
 	}
-	if n := uploads.Load() - before; n != 0 {
-		t.Errorf("%d uploads for files the store holds, want none", n)
+	if n := uploads.Load() - before; n != 1 {
+		t.Errorf("%d uploads, want 1: the file whose blob the store lacks", n)
 	}
 }

@@ -23,7 +23,7 @@ import (
 
 // Lookup tells another process (a snapshot, a guard) what the shield holds, without
 // its index (which the running shield keeps open): whether an open file's blob is
-// stored (the inode's XattrBlob), and the copy of a lost path (its loss record, else
+// in the lookup's store (the inode's XattrBlob naming it), and the copy of a lost path (its loss record, else
 // its link found by the path's hash while the loss is not yet recorded).
 type Lookup struct {
 	store storage.Store
@@ -88,8 +88,8 @@ type Copy struct {
 }
 
 // Stored reports the digest and stored size of the content of the file open as fd
-// (fi its stat) when the shield stored its blob and the file's size and mtime (and
-// inode number, where the value records it) are those it uploaded.
+// (fi its stat) when the shield stored its blob in the lookup's store (ReadStore)
+// and the file's size and mtime are those it uploaded.
 func (l *Lookup) Stored(fd int, fi fs.FileInfo) (sum [32]byte, stored int64, ok bool) {
 	var buf [160]byte
 	n, err := unix.Fgetxattr(fd, XattrBlob, buf[:])
@@ -97,9 +97,9 @@ func (l *Lookup) Stored(fd int, fi fs.FileInfo) (sum [32]byte, stored int64, ok 
 		return sum, 0, false
 	}
 	w, ok := parseVouch(buf[:n])
-	// fd is one inode for both calls: the inode number, when the value has one,
-	// only refuses a value copied from another inode (cp --preserve=xattr).
-	if !ok || !l.ours(w) || !w.matches(fi, w.hasIno) {
+	// fd is one inode for both calls: the inode number only refuses a value
+	// copied from another inode (cp --preserve=xattr).
+	if !ok || !l.ours(w) || !w.matches(fi) {
 		return sum, 0, false
 	}
 	return w.sum, w.stored, true
@@ -124,20 +124,17 @@ func (l *Lookup) StoredAt(dirfd int, name string, fi fs.FileInfo) (sum [32]byte,
 		return sum, 0, false
 	}
 	w, ok := parseVouch(buf[:n])
-	if !ok || !w.hasIno || !l.ours(w) || !w.matches(fi, true) {
+	if !ok || !l.ours(w) || !w.matches(fi) {
 		return sum, 0, false
 	}
 	return w.sum, w.stored, true
 }
 
-// matches says whether w vouches for the file fi stats now: same size and mtime,
-// and same inode number when withIno.
-func (w vouch) matches(fi fs.FileInfo, withIno bool) bool {
-	if w.size != fi.Size() || w.mtime != fi.ModTime().UnixNano() {
+// matches says whether w vouches for the file fi stats now: same size, mtime and
+// inode number.
+func (w vouch) matches(fi fs.FileInfo) bool {
+	if w.size != fi.Size() || w.mtime != fi.ModTime().UnixNano() || !w.hasIno {
 		return false
-	}
-	if !withIno {
-		return true
 	}
 	st, ok := fi.Sys().(*syscall.Stat_t)
 	return ok && st.Ino == w.ino

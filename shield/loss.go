@@ -77,6 +77,9 @@ func (s *Shield) lossLoop(ctx context.Context) {
 // last change; the link holds the content meanwhile, and the loss is in the log and
 // the metrics at once).
 func (s *Shield) recordLosses(ctx context.Context) error {
+	if _, err := s.storeTag(ctx); err != nil {
+		return err // the index must follow the store first: its digests may be another's
+	}
 	var todo []entryAt
 	err := s.db.View(func(tx *bolt.Tx) error {
 		return tx.Bucket(bUnrecorded).ForEach(func(k, _ []byte) error {
@@ -106,8 +109,8 @@ func (s *Shield) recordLosses(ctx context.Context) error {
 		}
 		if err := s.update1(func(tx *bolt.Tx) error {
 			e, err := getEntry(tx, t.key)
-			if err != nil || e == nil {
-				return err
+			if err != nil || e == nil || e.Digest != t.loss.SHA256 {
+				return err // queued again meanwhile: recorded again once uploaded
 			}
 			e.Recorded = true
 			if err := putEntry(tx, t.key, e); err != nil {
@@ -166,6 +169,9 @@ func TenantOf(root, path string) (uuid.UUID, bool) {
 // and verified (decompressed, hashed, compared); a link whose blob is not is kept
 // and reported.
 func (s *Shield) sweep(ctx context.Context) error {
+	if _, err := s.storeTag(ctx); err != nil {
+		return err // a blob verifies only in the store the index follows
+	}
 	cut := s.o.Now().Add(-s.o.Keep).UnixNano()
 	var due [][]byte
 	err := s.db.View(func(tx *bolt.Tx) error {
@@ -210,8 +216,15 @@ func (s *Shield) sweep(ctx context.Context) error {
 				return err
 			}
 			if e != nil {
-				if err := unref(tx, e); err != nil {
+				// The entry as it is now: its claim on the blob is dropped once.
+				cur, err := getEntry(tx, key)
+				if err != nil {
 					return err
+				}
+				if cur != nil {
+					if err := unref(tx, cur); err != nil {
+						return err
+					}
 				}
 				s.stats.lost.Add(-1)
 				s.stats.lostBytes.Add(-e.Size)

@@ -113,9 +113,10 @@ type Shield struct {
 	stats stats
 	id    string // in storage: shield/<id>/live.zst
 	// tag is the store's (storeTag), once tagged.
-	tagMu  sync.Mutex
-	tag    storeTag
-	tagged bool
+	tagMu     sync.Mutex
+	tag       storeTag
+	tagged    bool
+	tagWarned time.Time
 	// nextDue is when the first queued file not settled at the last upload pass
 	// settles (ns; 0: none).
 	nextDue atomic.Int64

@@ -238,6 +238,9 @@ func (s *Shield) upload(ctx context.Context, enc *zstd.Encoder, c candidate, tag
 
 var errChanged = errors.New("changed since it was seen")
 
+// tagWarnEvery bounds how often storeTag's failure is logged.
+const tagWarnEvery = 10 * time.Minute
+
 // storeTag is the tag of the store the shield uploads to, read (or made, for a store
 // no shield used before) at the first upload pass and kept: the store a running
 // shield uploads to does not change under it. The index follows it first
@@ -250,11 +253,17 @@ func (s *Shield) storeTag(ctx context.Context) (storeTag, error) {
 		return s.tag, nil
 	}
 	id, err := repository.EnsureStoreID(ctx, s.o.Store)
-	if err != nil {
-		return storeTag{}, fmt.Errorf("shield: %w", err)
+	if err == nil {
+		err = s.followStore(ctx, id)
 	}
-	if err := s.followStore(ctx, id); err != nil {
-		return storeTag{}, err
+	if err != nil {
+		// Nothing is uploaded, no loss recorded, no link swept meanwhile: worth a
+		// warning (a pass's own error is logged at Debug), once in a while.
+		if now := s.o.Now(); ctx.Err() == nil && now.Sub(s.tagWarned) > tagWarnEvery {
+			s.tagWarned = now
+			s.o.Log.Warn("shield: no uploads until the store's identity is known", "err", err)
+		}
+		return storeTag{}, fmt.Errorf("shield: %w", err)
 	}
 	s.tag, s.tagged = tagOf(id), true
 	return s.tag, nil
@@ -390,7 +399,7 @@ type vouch struct {
 	hasTag              bool
 }
 
-// ParseXattr reads an XattrBlob value, binary or text.
+// ParseXattr reads an XattrBlob value, binary or text, whatever store it names.
 func ParseXattr(v []byte) (sum [32]byte, size, mtime, stored int64, ok bool) {
 	w, ok := parseVouch(v)
 	return w.sum, w.size, w.mtime, w.stored, ok

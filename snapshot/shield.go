@@ -16,8 +16,8 @@ import (
 // does not know the shield: the caller hands it an implementation.
 type Shield interface {
 	// Stored returns the digest and stored size of the content of the file open as
-	// fd (fi its stat) when the shield has already put its blob in storage and the
-	// file has not changed since; ok is false otherwise (the snapshot then hashes
+	// fd (fi its stat) when the shield has already put its blob in the snapshot's
+	// store and the file has not changed since; ok is false otherwise (the snapshot then hashes
 	// and uploads as usual). It is asked for every file a snapshot saves: a
 	// descriptor, not an *os.File, which costs two system calls more to make.
 	Stored(fd int, fi fs.FileInfo) (sum [32]byte, storedBytes int64, ok bool)

@@ -249,7 +249,7 @@ func (s *S3Store) put(ctx context.Context, key string, r io.Reader, po minio.Put
 // erasable refuses a bucket whose own rule would lock what we mean to erase.
 func (s *S3Store) erasable(key string) error {
 	if s.defaultRetention {
-		return fmt.Errorf("s3: put %s: bucket %s gives every new object a default retention (its Object Lock rule), so nothing stored there can be erased: keep such objects in another bucket", key, s.bucket)
+		return fmt.Errorf("s3: put %s: bucket %s gives every new object a default retention (its Object Lock rule), so nothing stored there can be erased: keep such objects in another bucket: %w", key, s.bucket, ErrNotErasable)
 	}
 	return nil
 }

@@ -77,6 +77,12 @@ type Erasable interface {
 	Erase(ctx context.Context, key string) error
 }
 
+// ErrNotErasable is what an Erasable store's methods answer, refusing, where nothing
+// it stores could be erased (a bucket whose Object Lock rule retains every new
+// object): the caller that needs only the object, not its erasure, writes it
+// another way.
+var ErrNotErasable = errors.New("the store cannot keep erasable objects")
+
 // ExistError is what CreateErasable answers when the key is taken.
 type ExistError struct{ Key string }
 

@@ -166,17 +166,19 @@ func serveShieldMetrics(ctx context.Context, addr string, s *shield.Shield) (fun
 // and copies of lost files (its loss records and links). Without a shield running
 // it finds nothing: it costs a column's first files three system calls each (the
 // snapshot then stops asking about that column's files, snapshot.shieldTrials)
-// and, at the first missing file, one listing of the loss records.
-func snapshotShield(ctx context.Context, e *env, store storage.Store) (snapshot.Shield, error) {
+// and, at the first missing file, one listing of the loss records. A store whose
+// identity cannot be read only costs the snapshot that shortcut: it reads and
+// stores every file itself.
+func snapshotShield(ctx context.Context, e *env, store storage.Store) snapshot.Shield {
 	o, err := shieldOptions(e)
 	if err != nil {
-		return nil, nil
+		return nil
 	}
 	l := shield.NewLookup(store, o.Roots, o.Keep)
-	if err := l.ReadStore(ctx); err != nil {
-		return nil, err
+	if err := l.ReadStore(ctx); err != nil && e.log != nil {
+		e.log.Warn("snapshot: files the shield uploaded are read again: the store's identity is unreadable", "err", err)
 	}
-	return shieldAdapter{l}, nil
+	return shieldAdapter{l}
 }
 
 type shieldAdapter struct{ *shield.Lookup }

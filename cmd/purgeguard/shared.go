@@ -480,11 +480,7 @@ func keyStore(ctx context.Context, e *env, store storage.Store) (*seal.KeyStore,
 // taken from the shield's link or blob, and the snapshots are encrypted when the
 // configuration names recipients; writing plaintext to s3:// is warned about, once.
 func snapshotsTo(ctx context.Context, e *env, store storage.Store, so *snapshot.Options) error {
-	sh, err := snapshotShield(ctx, e, store)
-	if err != nil {
-		return err
-	}
-	so.Shield = sh
+	so.Shield = snapshotShield(ctx, e, store)
 	kr, err := keyring(ctx, e, store)
 	if err != nil {
 		return err

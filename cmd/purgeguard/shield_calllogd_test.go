@@ -275,12 +275,8 @@ func snapshotSkipsHeads(t *testing.T, vars map[string]string, cfgFile, dsn strin
 	if err != nil {
 		t.Fatal(err)
 	}
-	sh, err := snapshotShield(ctx, e, store)
-	if err != nil {
-		t.Fatal(err)
-	}
 	ms, err := snapshot.Run(ctx, pc, store, snapshot.Options{Tenants: []uuid.UUID{tenant}, Graph: prof.Tenants, Files: prof.Files,
-		Shield: sh})
+		Shield: snapshotShield(ctx, e, store)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -44,9 +44,10 @@ func ReadStoreID(ctx context.Context, s storage.Store) (id StoreID, ok bool, err
 // EnsureStoreID reads the store's identity, making one first when it has none.
 // Where the store can create an object only if absent (storage.Erasable) two
 // processes making it at once agree on one; elsewhere (a bucket whose Object Lock
-// rule retains every object, so nothing is erasable) the last write wins and each
-// reads back what is there (a read racing a write may fail: the caller asks again
-// later). Either way an identity, once there, is never replaced by this function.
+// rule retains every object: storage.ErrNotErasable) it is written when a look
+// just before finds none, so only writers racing within that moment may each
+// write theirs: the last one stays, each reads back what is there, and a read
+// racing a write may fail (the caller asks again later).
 func EnsureStoreID(ctx context.Context, s storage.Store) (StoreID, error) {
 	id, ok, err := ReadStoreID(ctx, s)
 	if err != nil || ok {
@@ -56,16 +57,23 @@ func EnsureStoreID(ctx context.Context, s storage.Store) (StoreID, error) {
 		return id, err
 	}
 	body := []byte(id.String() + "\n")
-	created := false
+	put := true
 	if e, can := s.(storage.Erasable); can {
 		switch err := e.CreateErasable(ctx, archive.StoreIDKey, bytes.NewReader(body)); {
 		case err == nil, errors.Is(err, fs.ErrExist):
-			created = true
+			put = false
+		case !errors.Is(err, storage.ErrNotErasable):
+			return id, fmt.Errorf("store identity: %w", err)
 		}
 	}
-	if !created {
-		if err := s.Put(ctx, archive.StoreIDKey, bytes.NewReader(body)); err != nil {
-			return id, fmt.Errorf("store identity: %w", err)
+	if put {
+		// Looked for again just before: a writer that came first keeps its own.
+		if _, ok, err := ReadStoreID(ctx, s); err != nil {
+			return id, err
+		} else if !ok {
+			if err := s.Put(ctx, archive.StoreIDKey, bytes.NewReader(body)); err != nil {
+				return id, fmt.Errorf("store identity: %w", err)
+			}
 		}
 	}
 	id, ok, err = ReadStoreID(ctx, s)
