@@ -16,6 +16,12 @@ package fence
 // deleted from a partition, the emptied rows (kept row by row anyway) and the rows
 // not attributed to a tenant yet (trash save looks for them first). ref is, for a table whose children cannot tell their
 // tenant, the key they reference (see captureFunctions).
+//
+// trash_shape records, per capturing transaction and relation, the columns its kept
+// rows hold (their attribute numbers, in the record's order): a row is kept as its
+// relation's record text at the time, and a migration may add or drop columns
+// before trash save reads it back (trash.Reshape). One row per statement that kept
+// rows, not per row kept.
 const createCaptureSQL = `
 CREATE TABLE IF NOT EXISTS purgeguard.setting (
 	name text PRIMARY KEY,
@@ -60,6 +66,13 @@ CREATE TABLE IF NOT EXISTS purgeguard.retention_approval (
 	created_at timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX IF NOT EXISTS retention_approval_tenant ON purgeguard.retention_approval (tenant, table_schema, table_name);
+CREATE TABLE IF NOT EXISTS purgeguard.trash_shape (
+	xid xid8 NOT NULL,
+	rel_schema text NOT NULL,
+	rel_name text NOT NULL,
+	attnums int2[] NOT NULL,
+	PRIMARY KEY (xid, rel_schema, rel_name)
+);
 CREATE TABLE IF NOT EXISTS purgeguard.trash_save (
 	snapshot uuid PRIMARY KEY,
 	tenant text NOT NULL,
@@ -190,6 +203,13 @@ BEGIN
 		CASE WHEN TG_TABLE_SCHEMA <> TG_ARGV[0] OR TG_TABLE_NAME <> TG_ARGV[1] THEN TG_TABLE_NAME END,
 		'update', CASE WHEN current_setting('DateStyle') LIKE 'ISO%' AND current_setting('IntervalStyle') = 'postgres'
 			AND current_setting('extra_float_digits')::int >= 1 THEN OLD::text ELSE purgeguard.row_text(OLD) END);
+	IF current_setting('purgeguard.shape_' || TG_RELID, true) IS DISTINCT FROM 'on' THEN
+		INSERT INTO purgeguard.trash_shape (xid, rel_schema, rel_name, attnums)
+		SELECT pg_current_xact_id(), TG_TABLE_SCHEMA, TG_TABLE_NAME, array_agg(a.attnum ORDER BY a.attnum)
+		FROM pg_catalog.pg_attribute a WHERE a.attrelid = TG_RELID AND a.attnum > 0 AND NOT a.attisdropped
+		ON CONFLICT DO NOTHING;
+		PERFORM set_config('purgeguard.shape_' || TG_RELID, 'on', true);
+	END IF;
 	IF current_setting('purgeguard.captured', true) IS DISTINCT FROM 'on' THEN
 		PERFORM set_config('purgeguard.captured', 'on', true);
 	END IF;
@@ -202,4 +222,4 @@ GRANT EXECUTE ON FUNCTION purgeguard.capture_update() TO PUBLIC;`
 // dropCaptureSQL drops what createCaptureSQL and createCaptureFunctionsSQL create.
 const dropCaptureSQL = `
 DROP FUNCTION IF EXISTS purgeguard.capture_delete(), purgeguard.mark_delete(), purgeguard.mark_statement(), purgeguard.capture_update(), purgeguard.row_text(anyelement);
-DROP TABLE IF EXISTS purgeguard.trash, purgeguard.retention_approval, purgeguard.trash_save, purgeguard.setting;`
+DROP TABLE IF EXISTS purgeguard.trash, purgeguard.trash_shape, purgeguard.retention_approval, purgeguard.trash_save, purgeguard.setting;`

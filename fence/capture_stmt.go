@@ -291,8 +291,14 @@ BEGIN
 		v_rel_schema := TG_TABLE_SCHEMA;
 		v_rel_name := TG_TABLE_NAME;
 	END IF;` + body + `
-	IF FOUND AND current_setting('purgeguard.captured', true) IS DISTINCT FROM 'on' THEN
-		PERFORM set_config('purgeguard.captured', 'on', true);
+	IF FOUND THEN
+		INSERT INTO purgeguard.trash_shape (xid, rel_schema, rel_name, attnums)
+		SELECT v_xid, TG_TABLE_SCHEMA, TG_TABLE_NAME, array_agg(a.attnum ORDER BY a.attnum)
+		FROM pg_catalog.pg_attribute a WHERE a.attrelid = TG_RELID AND a.attnum > 0 AND NOT a.attisdropped
+		ON CONFLICT DO NOTHING;
+		IF current_setting('purgeguard.captured', true) IS DISTINCT FROM 'on' THEN
+			PERFORM set_config('purgeguard.captured', 'on', true);
+		END IF;
 	END IF;
 	RETURN NULL;
 END

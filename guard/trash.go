@@ -55,7 +55,8 @@ type TrashSaved struct {
 //  1. finishes the saves a crashed run left: a journaled save whose manifest is
 //     committed and verifies has its rows removed; one without a manifest is
 //     forgotten (its rows stay, its objects are prune's);
-//  2. attributes rows to tenants (trash.Resolve) and commits that;
+//  2. rewrites rows kept before their table's columns changed (trash.Reshape),
+//     attributes rows to tenants (trash.Resolve) and commits that;
 //  3. reads, per tenant, the transactions of its rows, and journals each save
 //     (snapshot id, tenant, transactions) before anything is written;
 //  4. saves every tenant's rows and files (snapshot.RunTrash) and verifies them;
@@ -86,13 +87,19 @@ func SaveTrash(ctx context.Context, cfg *pgx.ConnConfig, store storage.Store, o 
 		return res, err
 	}
 	phase("journal of earlier saves")
-	var resolved int64
+	var resolved, reshaped int64
 	err = pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+		if reshaped, err = trash.Reshape(ctx, tx); err != nil {
+			return err
+		}
 		resolved, err = trash.Resolve(ctx, tx, g)
 		return err
 	})
 	if err != nil {
 		return res, fmt.Errorf("guard: trash save: %w", err)
+	}
+	if reshaped > 0 {
+		o.Log.Info("trash rows kept before their table's columns changed, rewritten into its columns now", "rows", reshaped)
 	}
 	phase("attribution")
 	if res.Unresolved, err = trash.CountUnresolved(ctx, conn); err != nil {
@@ -330,6 +337,9 @@ func ListTrash(ctx context.Context, cfg *pgx.ConnConfig, o TrashOptions, tenant 
 	}
 	err = pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
 		if err := LockTx(ctx, tx); err != nil {
+			return err
+		}
+		if _, err := trash.Reshape(ctx, tx); err != nil {
 			return err
 		}
 		_, err := trash.Resolve(ctx, tx, g)

@@ -181,6 +181,43 @@ func TestTrash_GraphRawDeleteRoundTrip(t *testing.T) {
 	diffContents(t, "after trash save and restore", before, w.contents(t))
 }
 
+// A migration between the capture and trash save: rows kept before columns were
+// added (with a constant default, which the live rows got; without one) and
+// dropped, in a plain table and a partitioned one, are saved and restored as the
+// rows they would be had they never been deleted: the database ends as one where
+// the same migration ran and nothing was deleted.
+func TestTrash_ColumnsChangedAfterCapture(t *testing.T) {
+	migration := []string{
+		`ALTER TABLE app.org ADD COLUMN tier text NOT NULL DEFAULT 'free (plan), "v1"'`,
+		`ALTER TABLE app.member ADD COLUMN nick text`,
+		`ALTER TABLE app."attachment ""v2"".files" DROP COLUMN "Size ""bytes"""`,
+		`ALTER TABLE app.audit_log ADD COLUMN level integer DEFAULT 3`,
+	}
+	w := newTrashWorld(t, graphCatalog, testdata.MustSQL("graph/schema.sql"), testdata.MustSQL("graph/data.sql"))
+	w.capture(t)
+	want := newTrashWorld(t, graphCatalog, testdata.MustSQL("graph/schema.sql"), testdata.MustSQL("graph/data.sql"))
+	for _, sql := range migration {
+		want.exec(t, sql)
+	}
+	a := uuid.MustParse(orgA)
+	w.service(t, "DELETE FROM app.usage WHERE org_id = $1", a)
+	if n := w.service(t, "DELETE FROM app.org WHERE id = $1", a); n != 1 {
+		t.Fatalf("delete of org A: %d rows, want 1", n)
+	}
+	for _, sql := range migration {
+		w.exec(t, sql)
+	}
+	if maps.Equal(want.contents(t), w.contents(t)) {
+		t.Fatal("the delete changed nothing: the test proves nothing")
+	}
+	res := w.save(t)
+	if len(res.Saved) != 1 || res.Saved[0].Tenant != a || res.Unresolved != 0 {
+		t.Fatalf("save: %+v, want one snapshot of org A and nothing unattributed", res)
+	}
+	w.restore(t, a, res.Saved[0].Snapshot, restore.ConflictSkip)
+	diffContents(t, "after the migration, trash save and restore", want.contents(t), w.contents(t))
+}
+
 // typesSchema has a column of each type whose text form could go wrong on the way
 // through the trash, under a service session whose output settings differ from the
 // defaults in every way that changes a value's text.
