@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -22,7 +23,7 @@ import (
 // or the save fails, naming the row's relation.
 
 // reshapeBatch is how many rows one UPDATE rewrites.
-const reshapeBatch = 1000
+var reshapeBatch = 1000
 
 // staleShape is a transaction's rows of one relation, kept with other columns than
 // the relation has now.
@@ -128,48 +129,61 @@ func (s *staleShape) readMissing(ctx context.Context, tx pgx.Tx) error {
 }
 
 // rewrite rewrites the transaction's rows of the relation into its columns now,
-// then records that shape.
+// reshapeBatch at a time through a cursor (a transaction may have kept a million
+// rows: none is held longer than its batch), then records that shape. The cursor
+// reads the rows as they were when it was opened, not as its batches rewrite them.
 func (s *staleShape) rewrite(ctx context.Context, tx pgx.Tx) (int64, error) {
 	rel := pgx.Identifier{s.schema, s.name}.Sanitize()
-	rows, err := tx.Query(ctx, `SELECT id, row FROM purgeguard.trash
-		WHERE xid = $1::xid8 AND coalesce(rel_schema, table_schema) = $2 AND coalesce(rel_name, table_name) = $3 ORDER BY id`,
-		s.xid, s.schema, s.name)
-	if err != nil {
+	if _, err := tx.Exec(ctx, `DECLARE purgeguard_reshape NO SCROLL CURSOR FOR SELECT id, row FROM purgeguard.trash
+		WHERE xid = $1::xid8 AND coalesce(rel_schema, table_schema) = $2 AND coalesce(rel_name, table_name) = $3`,
+		s.xid, s.schema, s.name); err != nil {
 		return 0, fmt.Errorf("trash: rows of %s to reshape: %w", rel, err)
 	}
-	var ids []int64
-	var texts []string
+	var n int64
 	var fs []field
-	for rows.Next() {
-		var id int64
-		var rec []byte
-		if err := rows.Scan(&id, &rec); err != nil {
-			rows.Close()
-			return 0, fmt.Errorf("trash: rows of %s to reshape: %w", rel, err)
+	ids := make([]int64, 0, reshapeBatch)
+	texts := make([]string, 0, reshapeBatch)
+	for {
+		ids, texts = ids[:0], texts[:0]
+		rows, err := tx.Query(ctx, "FETCH "+strconv.Itoa(reshapeBatch)+" FROM purgeguard_reshape")
+		if err != nil {
+			return n, fmt.Errorf("trash: rows of %s to reshape: %w", rel, err)
 		}
-		if fs, err = splitRecord(rec, fs); err != nil || len(fs) != len(s.was) {
-			rows.Close()
-			return 0, fmt.Errorf("trash: row %d of %s: %d fields, kept with %d columns: %w", id, rel, len(fs), len(s.was), errRecord)
+		for rows.Next() {
+			var id int64
+			var rec []byte
+			if err := rows.Scan(&id, &rec); err != nil {
+				rows.Close()
+				return n, fmt.Errorf("trash: rows of %s to reshape: %w", rel, err)
+			}
+			if fs, err = splitRecord(rec, fs); err != nil || len(fs) != len(s.was) {
+				rows.Close()
+				return n, fmt.Errorf("trash: row %d of %s: %d fields, kept with %d columns: %w", id, rel, len(fs), len(s.was), errRecord)
+			}
+			ids = append(ids, id)
+			texts = append(texts, s.reshaped(rec, fs))
 		}
-		ids = append(ids, id)
-		texts = append(texts, s.reshaped(rec, fs))
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return 0, fmt.Errorf("trash: rows of %s to reshape: %w", rel, err)
-	}
-	for i := 0; i < len(ids); i += reshapeBatch {
-		j := min(i+reshapeBatch, len(ids))
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return n, fmt.Errorf("trash: rows of %s to reshape: %w", rel, err)
+		}
+		if len(ids) == 0 {
+			break
+		}
 		if _, err := tx.Exec(ctx, `UPDATE purgeguard.trash t SET row = v.row FROM unnest($1::bigint[], $2::text[]) v(id, row) WHERE t.id = v.id`,
-			ids[i:j], texts[i:j]); err != nil {
-			return int64(i), fmt.Errorf("trash: reshape rows of %s: %w", rel, err)
+			ids, texts); err != nil {
+			return n, fmt.Errorf("trash: reshape rows of %s: %w", rel, err)
 		}
+		n += int64(len(ids))
+	}
+	if _, err := tx.Exec(ctx, "CLOSE purgeguard_reshape"); err != nil {
+		return n, fmt.Errorf("trash: rows of %s to reshape: %w", rel, err)
 	}
 	if _, err := tx.Exec(ctx, `UPDATE purgeguard.trash_shape SET attnums = $4 WHERE xid = $1::xid8 AND rel_schema = $2 AND rel_name = $3`,
 		s.xid, s.schema, s.name, s.now); err != nil {
-		return int64(len(ids)), fmt.Errorf("trash: shape of %s: %w", rel, err)
+		return n, fmt.Errorf("trash: shape of %s: %w", rel, err)
 	}
-	return int64(len(ids)), nil
+	return n, nil
 }
 
 // reshaped is rec, a record of the fields fs kept with s.was's columns, as a record

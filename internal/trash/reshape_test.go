@@ -1,0 +1,91 @@
+package trash
+
+import (
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/purgeguard/purgeguard/internal/devtools/testenv"
+)
+
+// Rows kept with other columns than their table has now are rewritten, batch after
+// batch, into records the table reads back as the rows they would be: a dropped
+// column's field gone, an added column's value the one live rows got (quoted as
+// record_out quotes it) or NULL. Rows of another transaction, kept with the
+// columns the table has, are left as they are, and so is a shape whose rows are
+// gone forgotten.
+func TestReshape(t *testing.T) {
+	defer func(n int) { reshapeBatch = n }(reshapeBatch)
+	reshapeBatch = 2 // five rows: three batches
+	ctx := testenv.Context(t)
+	conn := testenv.Connect(t, testenv.Postgres(t))
+	exec := func(sql string) {
+		t.Helper()
+		if _, err := conn.Exec(ctx, sql); err != nil {
+			t.Fatalf("%.120s: %v", sql, err)
+		}
+	}
+	// The trash's columns that Reshape reads, as fence creates them.
+	exec(`CREATE SCHEMA purgeguard;
+CREATE TABLE purgeguard.trash (id bigint GENERATED ALWAYS AS IDENTITY, table_schema text NOT NULL, table_name text NOT NULL,
+	rel_schema text, rel_name text, xid xid8 NOT NULL, row text NOT NULL);
+CREATE TABLE purgeguard.trash_shape (xid xid8 NOT NULL, rel_schema text NOT NULL, rel_name text NOT NULL, attnums int2[] NOT NULL,
+	PRIMARY KEY (xid, rel_schema, rel_name));
+CREATE TABLE public.t (a int, gone text, b text);
+INSERT INTO purgeguard.trash (table_schema, table_name, xid, row)
+	SELECT 'public', 't', '10', format('(%s,"x, %s",b%s)', i, i, i) FROM generate_series(1, 5) i;
+INSERT INTO purgeguard.trash (table_schema, table_name, xid, row) VALUES ('public', 't', '11', '(6,,"c d",7)');
+INSERT INTO purgeguard.trash_shape VALUES ('10', 'public', 't', '{1,2,3}'), ('12', 'public', 't', '{1,2,3}');
+ALTER TABLE public.t DROP COLUMN gone;
+ALTER TABLE public.t ADD COLUMN c text NOT NULL DEFAULT 'it''s (a) "c"';
+ALTER TABLE public.t ADD COLUMN d int;
+INSERT INTO purgeguard.trash_shape SELECT '11', 'public', 't', array_agg(attnum ORDER BY attnum)
+	FROM pg_attribute WHERE attrelid = 'public.t'::regclass AND attnum > 0 AND NOT attisdropped;`)
+	var n int64
+	err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) (err error) {
+		n, err = Reshape(ctx, tx)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != 5 {
+		t.Errorf("rewrote %d rows, want the 5 of transaction 10", n)
+	}
+	rows, err := conn.Query(ctx, "SELECT row, (row::public.t)::text = row FROM purgeguard.trash ORDER BY id")
+	if err != nil {
+		t.Fatal(err)
+	}
+	type kept struct {
+		Row   string
+		Reads bool
+	}
+	got, err := pgx.CollectRows(rows, pgx.RowToStructByPos[kept])
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{`(1,b1,"it's (a) ""c""",)`, `(2,b2,"it's (a) ""c""",)`, `(3,b3,"it's (a) ""c""",)`,
+		`(4,b4,"it's (a) ""c""",)`, `(5,b5,"it's (a) ""c""",)`, `(6,,"c d",7)`}
+	if len(got) != len(want) {
+		t.Fatalf("%d rows, want %d", len(got), len(want))
+	}
+	for i, k := range got {
+		if k.Row != want[i] {
+			t.Errorf("row %d: %s, want %s", i+1, k.Row, want[i])
+		}
+		if !k.Reads {
+			t.Errorf("row %d: %s does not read back as a row of the table as it is", i+1, k.Row)
+		}
+	}
+	var shapes []string
+	rows, err = conn.Query(ctx, "SELECT xid::text || ' ' || attnums::text FROM purgeguard.trash_shape ORDER BY xid")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if shapes, err = pgx.CollectRows(rows, pgx.RowTo[string]); err != nil {
+		t.Fatal(err)
+	}
+	if len(shapes) != 2 || shapes[0] != "10 {1,3,4,5}" || shapes[1] != "11 {1,3,4,5}" {
+		t.Errorf("shapes %v, want transactions 10 and 11 with the table's columns now, 12's forgotten", shapes)
+	}
+}
