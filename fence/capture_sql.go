@@ -18,10 +18,12 @@ package fence
 // tenant, the key they reference (see captureFunctions).
 //
 // trash_shape records, per capturing transaction and relation, the columns its kept
-// rows hold (their attribute numbers, in the record's order): a row is kept as its
-// relation's record text at the time, and a migration may add or drop columns
-// before trash save reads it back (trash.Reshape). One row per statement that kept
-// rows, not per row kept.
+// rows hold (the relation's OID, its columns' attribute numbers and names, in the
+// record's order): a row is kept as its relation's record text at the time, and a
+// migration may add or drop columns before trash save reads it back
+// (trash.Reshape). One row per statement that kept rows, not per row kept; rows
+// kept before shapes were recorded get one at install, with their relation's
+// columns then.
 const createCaptureSQL = `
 CREATE TABLE IF NOT EXISTS purgeguard.setting (
 	name text PRIMARY KEY,
@@ -73,6 +75,18 @@ CREATE TABLE IF NOT EXISTS purgeguard.trash_shape (
 	attnums int2[] NOT NULL,
 	PRIMARY KEY (xid, rel_schema, rel_name)
 );
+ALTER TABLE purgeguard.trash_shape ADD COLUMN IF NOT EXISTS relid oid, ADD COLUMN IF NOT EXISTS attnames text[];
+-- Rows kept before shapes were recorded were kept with the columns their relation
+-- has now, unless a migration ran since: recorded as such, as they were read before.
+INSERT INTO purgeguard.trash_shape (xid, rel_schema, rel_name, relid, attnums, attnames)
+SELECT k.xid, k.s, k.n, c.relid, c.nums, c.names
+FROM (SELECT DISTINCT xid, coalesce(rel_schema, table_schema) AS s, coalesce(rel_name, table_name) AS n FROM purgeguard.trash) k
+CROSS JOIN LATERAL (SELECT a.attrelid AS relid, array_agg(a.attnum ORDER BY a.attnum) AS nums,
+		array_agg(a.attname::text ORDER BY a.attnum) AS names
+	FROM pg_catalog.pg_attribute a
+	WHERE a.attrelid = to_regclass(quote_ident(k.s) || '.' || quote_ident(k.n)) AND a.attnum > 0 AND NOT a.attisdropped
+	GROUP BY a.attrelid) c
+ON CONFLICT DO NOTHING;
 CREATE TABLE IF NOT EXISTS purgeguard.trash_save (
 	snapshot uuid PRIMARY KEY,
 	tenant text NOT NULL,
@@ -204,8 +218,9 @@ BEGIN
 		'update', CASE WHEN current_setting('DateStyle') LIKE 'ISO%' AND current_setting('IntervalStyle') = 'postgres'
 			AND current_setting('extra_float_digits')::int >= 1 THEN OLD::text ELSE purgeguard.row_text(OLD) END);
 	IF current_setting('purgeguard.shape_' || TG_RELID, true) IS DISTINCT FROM 'on' THEN
-		INSERT INTO purgeguard.trash_shape (xid, rel_schema, rel_name, attnums)
-		SELECT pg_current_xact_id(), TG_TABLE_SCHEMA, TG_TABLE_NAME, array_agg(a.attnum ORDER BY a.attnum)
+		INSERT INTO purgeguard.trash_shape (xid, rel_schema, rel_name, relid, attnums, attnames)
+		SELECT pg_current_xact_id(), TG_TABLE_SCHEMA, TG_TABLE_NAME, TG_RELID, array_agg(a.attnum ORDER BY a.attnum),
+			array_agg(a.attname::text ORDER BY a.attnum)
 		FROM pg_catalog.pg_attribute a WHERE a.attrelid = TG_RELID AND a.attnum > 0 AND NOT a.attisdropped
 		ON CONFLICT DO NOTHING;
 		PERFORM set_config('purgeguard.shape_' || TG_RELID, 'on', true);

@@ -292,8 +292,9 @@ BEGIN
 		v_rel_name := TG_TABLE_NAME;
 	END IF;` + body + `
 	IF FOUND THEN
-		INSERT INTO purgeguard.trash_shape (xid, rel_schema, rel_name, attnums)
-		SELECT v_xid, TG_TABLE_SCHEMA, TG_TABLE_NAME, array_agg(a.attnum ORDER BY a.attnum)
+		INSERT INTO purgeguard.trash_shape (xid, rel_schema, rel_name, relid, attnums, attnames)
+		SELECT v_xid, TG_TABLE_SCHEMA, TG_TABLE_NAME, TG_RELID, array_agg(a.attnum ORDER BY a.attnum),
+			array_agg(a.attname::text ORDER BY a.attnum)
 		FROM pg_catalog.pg_attribute a WHERE a.attrelid = TG_RELID AND a.attnum > 0 AND NOT a.attisdropped
 		ON CONFLICT DO NOTHING;
 		IF current_setting('purgeguard.captured', true) IS DISTINCT FROM 'on' THEN

@@ -2,43 +2,52 @@ package trash
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
 )
 
 // A kept row is its relation's record text when it was kept: its fields are the
-// relation's columns then (trash_shape records their attribute numbers per
-// capturing transaction). A migration may add or drop columns before trash save
-// reads the row back as the relation's record now, which would fail ("malformed
-// record literal") or, were the counts equal, put values in the wrong columns.
-// Reshape rewrites such rows first, field by attribute number: a column dropped
-// since loses its field, a column added since gets the value PostgreSQL gave the
-// rows that were live then (its missing value, the default it was added with) or
-// NULL. A column whose type changed keeps its field's text: the new type reads it
-// or the save fails, naming the row's relation.
+// relation's columns then (trash_shape records, per capturing transaction and
+// relation, the relation's OID and its columns' attribute numbers and names). A
+// migration may add or drop columns before trash save reads the row back as the
+// relation's record now, which would fail ("malformed record literal") or, were the
+// counts equal, put values in the wrong columns. Reshape rewrites such rows first:
+// a column dropped since loses its field, a column added since gets the value
+// PostgreSQL gave the rows live then (readMissing). A field goes by attribute
+// number within one relation (a renamed column keeps its values), by name where
+// the relation was made again (a restore of a dump, a copy renamed over it, which
+// renumber the columns). A column whose type changed keeps its field's text: the
+// new type reads it, or the save fails on it and the rows stay in the trash.
 
 // reshapeBatch is how many rows one UPDATE rewrites.
 var reshapeBatch = 1000
 
+// shape is the columns of a relation: its OID, and its columns' attribute numbers
+// and names in the record's order.
+type shape struct {
+	relid uint32
+	nums  []int16
+	names []string
+}
+
 // staleShape is a transaction's rows of one relation, kept with other columns than
 // the relation has now.
 type staleShape struct {
-	xid      string
-	schema   string
-	name     string
-	was, now []int16
-	missing  map[int16]*string // columns added since: the text of the value live rows got (nil: NULL)
+	xid          string
+	schema, name string
+	was, now     shape
+	from         []int           // for each column now, its field in a row kept (-1: added since)
+	missing      map[int]*string // for each column added since, the text of its value (nil: NULL)
 }
 
 // Reshape rewrites the kept rows whose relation's columns changed since, within
 // tx, and forgets the shapes of transactions the trash no longer holds. It returns
-// how many rows it rewrote. A trash installed before shapes were recorded has no
-// trash_shape: its rows are read as they are.
+// how many rows it rewrote. Rows with no shape recorded are read as they are.
 func Reshape(ctx context.Context, tx pgx.Tx) (int64, error) {
 	var has bool
 	if err := tx.QueryRow(ctx, "SELECT to_regclass('purgeguard.trash_shape') IS NOT NULL").Scan(&has); err != nil {
@@ -51,19 +60,27 @@ func Reshape(ctx context.Context, tx pgx.Tx) (int64, error) {
 		WHERE NOT EXISTS (SELECT 1 FROM purgeguard.trash t WHERE t.xid = s.xid)`); err != nil {
 		return 0, fmt.Errorf("trash: shapes: %w", err)
 	}
-	rows, err := tx.Query(ctx, `SELECT s.xid::text, s.rel_schema, s.rel_name, s.attnums, c.attnums
-		FROM purgeguard.trash_shape s
-		CROSS JOIN LATERAL (SELECT array_agg(a.attnum ORDER BY a.attnum) AS attnums FROM pg_catalog.pg_attribute a
-			WHERE a.attrelid = to_regclass(quote_ident(s.rel_schema) || '.' || quote_ident(s.rel_name))
-			AND a.attnum > 0 AND NOT a.attisdropped) c
-		WHERE c.attnums IS NOT NULL AND c.attnums IS DISTINCT FROM s.attnums
+	// The relations' columns now, once per relation. A shape without an OID was
+	// recorded before OIDs were: its relation is taken for the same.
+	rows, err := tx.Query(ctx, `WITH cur AS (
+			SELECT r.rel_schema, r.rel_name, c.relid, c.nums, c.names
+			FROM (SELECT DISTINCT rel_schema, rel_name FROM purgeguard.trash_shape) r
+			CROSS JOIN LATERAL (SELECT a.attrelid AS relid, array_agg(a.attnum ORDER BY a.attnum) AS nums,
+					array_agg(a.attname::text ORDER BY a.attnum) AS names
+				FROM pg_catalog.pg_attribute a
+				WHERE a.attrelid = to_regclass(quote_ident(r.rel_schema) || '.' || quote_ident(r.rel_name))
+					AND a.attnum > 0 AND NOT a.attisdropped
+				GROUP BY a.attrelid) c)
+		SELECT s.xid::text, s.rel_schema, s.rel_name, coalesce(s.relid, cur.relid), s.attnums, s.attnames, cur.relid, cur.nums, cur.names
+		FROM purgeguard.trash_shape s JOIN cur USING (rel_schema, rel_name)
+		WHERE coalesce(s.relid, cur.relid) <> cur.relid OR s.attnums IS DISTINCT FROM cur.nums
 		ORDER BY 1, 2, 3`)
 	if err != nil {
 		return 0, fmt.Errorf("trash: shapes: %w", err)
 	}
 	stale, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (staleShape, error) {
 		var s staleShape
-		err := r.Scan(&s.xid, &s.schema, &s.name, &s.was, &s.now)
+		err := r.Scan(&s.xid, &s.schema, &s.name, &s.was.relid, &s.was.nums, &s.was.names, &s.now.relid, &s.now.nums, &s.now.names)
 		return s, err
 	})
 	if err != nil {
@@ -80,6 +97,9 @@ func Reshape(ctx context.Context, tx pgx.Tx) (int64, error) {
 	}
 	var n int64
 	for _, s := range stale {
+		if err := s.plan(); err != nil {
+			return n, err
+		}
 		if err := s.readMissing(ctx, tx); err != nil {
 			return n, err
 		}
@@ -92,95 +112,189 @@ func Reshape(ctx context.Context, tx pgx.Tx) (int64, error) {
 	return n, nil
 }
 
-// readMissing reads, for each column added since the rows were kept, the value the
-// relation's live rows got: its missing value (ADD COLUMN with a constant default),
-// else NULL (no default; a volatile default's values were each row's own). A
-// partitioned table's rows got its partitions' (the parent stores none), found by
-// the column's name: a partition may order its columns otherwise.
-func (s *staleShape) readMissing(ctx context.Context, tx pgx.Tx) error {
-	s.missing = map[int16]*string{}
-	for _, a := range s.now {
-		if slices.Contains(s.was, a) {
-			continue
+// plan maps each column now to its field in a row kept.
+func (s *staleShape) plan() error {
+	byName := s.was.relid != s.now.relid
+	if byName && len(s.was.names) != len(s.was.nums) {
+		return fmt.Errorf("trash: rows of %s kept in transaction %s: the table was made again since, and their columns' names were not recorded: they cannot be read back",
+			pgx.Identifier{s.schema, s.name}.Sanitize(), s.xid)
+	}
+	s.from = make([]int, len(s.now.nums))
+	for i := range s.now.nums {
+		if byName {
+			s.from[i] = slices.Index(s.was.names, s.now.names[i])
+		} else {
+			s.from[i] = slices.Index(s.was.nums, s.now.nums[i])
 		}
-		var typ, name string
-		err := tx.QueryRow(ctx, `SELECT format_type(a.atttypid, a.atttypmod), a.attname FROM pg_catalog.pg_attribute a
-			WHERE a.attrelid = to_regclass(quote_ident($1) || '.' || quote_ident($2)) AND a.attnum = $3`,
-			s.schema, s.name, a).Scan(&typ, &name)
-		if err != nil {
-			return fmt.Errorf("trash: column %d of %s.%s: %w", a, s.schema, s.name, err)
-		}
-		// attmissingval is a one-element array of the column's type, stored as
-		// anyarray: its text is read back through an array of the column's type
-		// (format_type's name, quoted as SQL needs).
-		var v *string
-		err = tx.QueryRow(ctx, `SELECT (a.attmissingval::text::`+typ+`[])[1]::text
-			FROM (SELECT r.oid AS relid, -1 AS level FROM pg_catalog.pg_class r WHERE r.oid = to_regclass(quote_ident($1) || '.' || quote_ident($2))
-				UNION ALL SELECT t.relid, t.level FROM pg_catalog.pg_partition_tree(to_regclass(quote_ident($1) || '.' || quote_ident($2))) t) p
-			JOIN pg_catalog.pg_attribute a ON a.attrelid = p.relid
-			WHERE a.attname = $3 AND NOT a.attisdropped AND a.atthasmissing ORDER BY p.level LIMIT 1`,
-			s.schema, s.name, name).Scan(&v)
-		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
-			return fmt.Errorf("trash: value of column %s added to %s.%s: %w", name, s.schema, s.name, err)
-		}
-		s.missing[a] = v
 	}
 	return nil
+}
+
+// same reports whether the rows kept read as they are: every column now is the
+// field at its own place, and no field is left over.
+func (s *staleShape) same() bool {
+	if len(s.was.nums) != len(s.now.nums) {
+		return false
+	}
+	for i, k := range s.from {
+		if k != i {
+			return false
+		}
+	}
+	return true
+}
+
+// readMissing reads, for each column added since the rows were kept, the value the
+// relation's live rows got: its missing value (ADD COLUMN with a constant default;
+// a partitioned table's partitions hold it, found by the column's name, since a
+// partition may order its columns otherwise), else, when a rewrite of the table
+// has cleared that (VACUUM FULL, CLUSTER, a rewriting ALTER), its default
+// evaluated now, else NULL. A generated column gets NULL: restore computes it.
+func (s *staleShape) readMissing(ctx context.Context, tx pgx.Tx) error {
+	s.missing = map[int]*string{}
+	for i, k := range s.from {
+		if k >= 0 {
+			continue
+		}
+		var missing, def *string
+		err := tx.QueryRow(ctx, `SELECT
+			(SELECT m.attmissingval::text
+				FROM (SELECT $1::oid AS relid, -1 AS level
+					UNION ALL SELECT t.relid, t.level FROM pg_catalog.pg_partition_tree($1::oid) t) p
+				JOIN pg_catalog.pg_attribute m ON m.attrelid = p.relid
+				WHERE m.attname = a.attname AND NOT m.attisdropped AND m.atthasmissing ORDER BY p.level LIMIT 1),
+			(SELECT pg_catalog.pg_get_expr(d.adbin, d.adrelid) FROM pg_catalog.pg_attrdef d
+				WHERE d.adrelid = a.attrelid AND d.adnum = a.attnum AND a.attgenerated = '')
+			FROM pg_catalog.pg_attribute a WHERE a.attrelid = $1::oid AND a.attnum = $2`,
+			s.now.relid, s.now.nums[i]).Scan(&missing, &def)
+		if err != nil {
+			return fmt.Errorf("trash: column %s added to %s: %w", s.now.names[i], pgx.Identifier{s.schema, s.name}.Sanitize(), err)
+		}
+		switch {
+		case missing != nil:
+			v, null, ok := arrayElement(*missing)
+			if !ok {
+				return fmt.Errorf("trash: column %s added to %s: its missing value %q is not a one-element array", s.now.names[i], pgx.Identifier{s.schema, s.name}.Sanitize(), *missing)
+			}
+			if !null {
+				s.missing[i] = &v
+			}
+		case def != nil:
+			// The default as the catalog prints it: an expression of the table's own
+			// definition, evaluated once for every row kept.
+			var v *string
+			if err := tx.QueryRow(ctx, "SELECT ("+*def+")::text").Scan(&v); err != nil {
+				return fmt.Errorf("trash: column %s added to %s: its default %s: %w", s.now.names[i], pgx.Identifier{s.schema, s.name}.Sanitize(), *def, err)
+			}
+			s.missing[i] = v
+		}
+	}
+	return nil
+}
+
+// arrayElement reads the one element of a one-dimensional array's text as
+// array_out writes it: "{NULL}", "{v}" or "{"v"}" with quotes and backslashes
+// escaped by a backslash inside.
+func arrayElement(a string) (v string, null, ok bool) {
+	if len(a) < 2 || a[0] != '{' || a[len(a)-1] != '}' {
+		return "", false, false
+	}
+	in := a[1 : len(a)-1]
+	if in == "NULL" {
+		return "", true, true
+	}
+	if len(in) < 2 || in[0] != '"' || in[len(in)-1] != '"' {
+		if in == "" || strings.ContainsAny(in, "{}\",\\") {
+			return "", false, false
+		}
+		return in, false, true
+	}
+	var b strings.Builder
+	for i := 1; i < len(in)-1; i++ {
+		c := in[i]
+		if c == '\\' {
+			i++
+			if i >= len(in)-1 {
+				return "", false, false
+			}
+			c = in[i]
+		} else if c == '"' {
+			return "", false, false
+		}
+		b.WriteByte(c)
+	}
+	return b.String(), false, true
 }
 
 // rewrite rewrites the transaction's rows of the relation into its columns now,
 // reshapeBatch at a time through a cursor (a transaction may have kept a million
 // rows: none is held longer than its batch), then records that shape. The cursor
-// reads the rows as they were when it was opened, not as its batches rewrite them.
+// reads the rows as they were when it was opened, not as its batches rewrite them;
+// each batch is written back by the rows' ctid (the trash has no index on its id).
+// A row already in the columns now (kept in the same transaction after a migration
+// it ran, its shape recorded before) is left as it is.
 func (s *staleShape) rewrite(ctx context.Context, tx pgx.Tx) (int64, error) {
 	rel := pgx.Identifier{s.schema, s.name}.Sanitize()
-	if _, err := tx.Exec(ctx, `DECLARE purgeguard_reshape NO SCROLL CURSOR FOR SELECT id, row FROM purgeguard.trash
-		WHERE xid = $1::xid8 AND coalesce(rel_schema, table_schema) = $2 AND coalesce(rel_name, table_name) = $3`,
-		s.xid, s.schema, s.name); err != nil {
-		return 0, fmt.Errorf("trash: rows of %s to reshape: %w", rel, err)
-	}
 	var n int64
-	var fs []field
-	ids := make([]int64, 0, reshapeBatch)
-	texts := make([]string, 0, reshapeBatch)
-	for {
-		ids, texts = ids[:0], texts[:0]
-		rows, err := tx.Query(ctx, "FETCH "+strconv.Itoa(reshapeBatch)+" FROM purgeguard_reshape")
-		if err != nil {
-			return n, fmt.Errorf("trash: rows of %s to reshape: %w", rel, err)
+	if !s.same() {
+		if _, err := tx.Exec(ctx, `DECLARE purgeguard_reshape NO SCROLL CURSOR FOR SELECT ctid, row FROM purgeguard.trash
+			WHERE xid = $1::xid8 AND coalesce(rel_schema, table_schema) = $2 AND coalesce(rel_name, table_name) = $3`,
+			s.xid, s.schema, s.name); err != nil {
+			return 0, fmt.Errorf("trash: rows of %s to reshape: %w", rel, err)
 		}
-		for rows.Next() {
-			var id int64
-			var rec []byte
-			if err := rows.Scan(&id, &rec); err != nil {
-				rows.Close()
+		var fs []field
+		tids := make([]pgtype.TID, 0, reshapeBatch)
+		texts := make([]string, 0, reshapeBatch)
+		for {
+			tids, texts = tids[:0], texts[:0]
+			rows, err := tx.Query(ctx, "FETCH "+strconv.Itoa(reshapeBatch)+" FROM purgeguard_reshape")
+			if err != nil {
 				return n, fmt.Errorf("trash: rows of %s to reshape: %w", rel, err)
 			}
-			if fs, err = splitRecord(rec, fs); err != nil || len(fs) != len(s.was) {
-				rows.Close()
-				return n, fmt.Errorf("trash: row %d of %s: %d fields, kept with %d columns: %w", id, rel, len(fs), len(s.was), errRecord)
+			got := 0
+			for rows.Next() {
+				got++
+				var tid pgtype.TID
+				var rec []byte
+				if err := rows.Scan(&tid, &rec); err != nil {
+					rows.Close()
+					return n, fmt.Errorf("trash: rows of %s to reshape: %w", rel, err)
+				}
+				fs, err = splitRecord(rec, fs)
+				switch {
+				case err == nil && len(fs) == len(s.was.nums):
+					tids = append(tids, tid)
+					texts = append(texts, s.reshaped(rec, fs))
+				case err == nil && len(fs) == len(s.now.nums):
+					// already in the columns now
+				default:
+					rows.Close()
+					return n, fmt.Errorf("trash: a row of %s kept in transaction %s has %d fields, neither the %d columns it was kept with nor the %d it has: %w",
+						rel, s.xid, len(fs), len(s.was.nums), len(s.now.nums), errRecord)
+				}
 			}
-			ids = append(ids, id)
-			texts = append(texts, s.reshaped(rec, fs))
+			rows.Close()
+			if err := rows.Err(); err != nil {
+				return n, fmt.Errorf("trash: rows of %s to reshape: %w", rel, err)
+			}
+			if len(tids) > 0 {
+				if _, err := tx.Exec(ctx, `UPDATE purgeguard.trash t SET row = v.row FROM unnest($1::tid[], $2::text[]) v(tid, row) WHERE t.ctid = v.tid`,
+					tids, texts); err != nil {
+					return n, fmt.Errorf("trash: reshape rows of %s: %w", rel, err)
+				}
+				n += int64(len(tids))
+			}
+			if got == 0 {
+				break
+			}
 		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
+		if _, err := tx.Exec(ctx, "CLOSE purgeguard_reshape"); err != nil {
 			return n, fmt.Errorf("trash: rows of %s to reshape: %w", rel, err)
 		}
-		if len(ids) == 0 {
-			break
-		}
-		if _, err := tx.Exec(ctx, `UPDATE purgeguard.trash t SET row = v.row FROM unnest($1::bigint[], $2::text[]) v(id, row) WHERE t.id = v.id`,
-			ids, texts); err != nil {
-			return n, fmt.Errorf("trash: reshape rows of %s: %w", rel, err)
-		}
-		n += int64(len(ids))
 	}
-	if _, err := tx.Exec(ctx, "CLOSE purgeguard_reshape"); err != nil {
-		return n, fmt.Errorf("trash: rows of %s to reshape: %w", rel, err)
-	}
-	if _, err := tx.Exec(ctx, `UPDATE purgeguard.trash_shape SET attnums = $4 WHERE xid = $1::xid8 AND rel_schema = $2 AND rel_name = $3`,
-		s.xid, s.schema, s.name, s.now); err != nil {
+	if _, err := tx.Exec(ctx, `UPDATE purgeguard.trash_shape SET relid = $4, attnums = $5, attnames = $6
+		WHERE xid = $1::xid8 AND rel_schema = $2 AND rel_name = $3`,
+		s.xid, s.schema, s.name, s.now.relid, s.now.nums, s.now.names); err != nil {
 		return n, fmt.Errorf("trash: shape of %s: %w", rel, err)
 	}
 	return n, nil
@@ -191,23 +305,22 @@ func (s *staleShape) rewrite(ctx context.Context, tx pgx.Tx) (int64, error) {
 func (s *staleShape) reshaped(rec []byte, fs []field) string {
 	var b strings.Builder
 	b.WriteByte('(')
-	for i, a := range s.now {
+	for i, k := range s.from {
 		if i > 0 {
 			b.WriteByte(',')
 		}
-		if k := slices.Index(s.was, a); k >= 0 {
-			f := fs[k]
-			switch {
-			case f.null:
-			case f.quoted:
-				b.Write(rec[f.from-1 : f.to+1])
-			default:
-				b.Write(rec[f.from:f.to])
+		if k < 0 {
+			if v := s.missing[i]; v != nil {
+				b.WriteString(recordField(*v))
 			}
 			continue
 		}
-		if v := s.missing[a]; v != nil {
-			b.WriteString(recordField(*v))
+		switch f := fs[k]; {
+		case f.null:
+		case f.quoted:
+			b.Write(rec[f.from-1 : f.to+1])
+		default:
+			b.Write(rec[f.from:f.to])
 		}
 	}
 	b.WriteByte(')')

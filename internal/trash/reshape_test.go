@@ -11,9 +11,11 @@ import (
 // Rows kept with other columns than their table has now are rewritten, batch after
 // batch, into records the table reads back as the rows they would be: a dropped
 // column's field gone, an added column's value the one live rows got (quoted as
-// record_out quotes it) or NULL. Rows of another transaction, kept with the
-// columns the table has, are left as they are, and so is a shape whose rows are
-// gone forgotten.
+// record_out quotes it; an array's element read out of its missing value) or NULL.
+// Left as they are: rows of another transaction kept with the columns the table
+// has; a row of the same transaction kept after its migration; rows of a table
+// made again since (another OID, its columns renumbered) whose columns' names are
+// those they were kept with. A shape whose rows are gone is forgotten.
 func TestReshape(t *testing.T) {
 	defer func(n int) { reshapeBatch = n }(reshapeBatch)
 	reshapeBatch = 2 // five rows: three batches
@@ -30,15 +32,19 @@ func TestReshape(t *testing.T) {
 CREATE TABLE purgeguard.trash (id bigint GENERATED ALWAYS AS IDENTITY, table_schema text NOT NULL, table_name text NOT NULL,
 	rel_schema text, rel_name text, xid xid8 NOT NULL, row text NOT NULL);
 CREATE TABLE purgeguard.trash_shape (xid xid8 NOT NULL, rel_schema text NOT NULL, rel_name text NOT NULL, attnums int2[] NOT NULL,
-	PRIMARY KEY (xid, rel_schema, rel_name));
+	relid oid, attnames text[], PRIMARY KEY (xid, rel_schema, rel_name));
 CREATE TABLE public.t (a int, gone text, b text);
 INSERT INTO purgeguard.trash (table_schema, table_name, xid, row)
 	SELECT 'public', 't', '10', format('(%s,"x, %s",b%s)', i, i, i) FROM generate_series(1, 5) i;
-INSERT INTO purgeguard.trash (table_schema, table_name, xid, row) VALUES ('public', 't', '11', '(6,,"c d",7)');
+INSERT INTO purgeguard.trash (table_schema, table_name, xid, row) VALUES ('public', 't', '10', '(7,b7,x,{})');
+CREATE TABLE public.u (a int, b text);
+INSERT INTO purgeguard.trash (table_schema, table_name, xid, row) VALUES ('public', 'u', '20', '(1,"u b")');
+INSERT INTO purgeguard.trash_shape VALUES ('20', 'public', 'u', '{1,3}', 1, '{a,b}');
+INSERT INTO purgeguard.trash (table_schema, table_name, xid, row) VALUES ('public', 't', '11', '(6,,"c d",{7})');
 INSERT INTO purgeguard.trash_shape VALUES ('10', 'public', 't', '{1,2,3}'), ('12', 'public', 't', '{1,2,3}');
 ALTER TABLE public.t DROP COLUMN gone;
 ALTER TABLE public.t ADD COLUMN c text NOT NULL DEFAULT 'it''s (a) "c"';
-ALTER TABLE public.t ADD COLUMN d int;
+ALTER TABLE public.t ADD COLUMN d int[] DEFAULT '{"1",2}';
 INSERT INTO purgeguard.trash_shape SELECT '11', 'public', 't', array_agg(attnum ORDER BY attnum)
 	FROM pg_attribute WHERE attrelid = 'public.t'::regclass AND attnum > 0 AND NOT attisdropped;`)
 	var n int64
@@ -50,9 +56,10 @@ INSERT INTO purgeguard.trash_shape SELECT '11', 'public', 't', array_agg(attnum 
 		t.Fatal(err)
 	}
 	if n != 5 {
-		t.Errorf("rewrote %d rows, want the 5 of transaction 10", n)
+		t.Errorf("rewrote %d rows, want the 5 of transaction 10 kept before its migration", n)
 	}
-	rows, err := conn.Query(ctx, "SELECT row, (row::public.t)::text = row FROM purgeguard.trash ORDER BY id")
+	rows, err := conn.Query(ctx, `SELECT row, CASE table_name WHEN 't' THEN (row::public.t)::text = row ELSE (row::public.u)::text = row END
+		FROM purgeguard.trash ORDER BY id`)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,8 +71,9 @@ INSERT INTO purgeguard.trash_shape SELECT '11', 'public', 't', array_agg(attnum 
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{`(1,b1,"it's (a) ""c""",)`, `(2,b2,"it's (a) ""c""",)`, `(3,b3,"it's (a) ""c""",)`,
-		`(4,b4,"it's (a) ""c""",)`, `(5,b5,"it's (a) ""c""",)`, `(6,,"c d",7)`}
+	c := `"it's (a) ""c"""`
+	want := []string{`(1,b1,` + c + `,"{1,2}")`, `(2,b2,` + c + `,"{1,2}")`, `(3,b3,` + c + `,"{1,2}")`,
+		`(4,b4,` + c + `,"{1,2}")`, `(5,b5,` + c + `,"{1,2}")`, `(7,b7,x,{})`, `(1,"u b")`, `(6,,"c d",{7})`}
 	if len(got) != len(want) {
 		t.Fatalf("%d rows, want %d", len(got), len(want))
 	}
@@ -85,7 +93,7 @@ INSERT INTO purgeguard.trash_shape SELECT '11', 'public', 't', array_agg(attnum 
 	if shapes, err = pgx.CollectRows(rows, pgx.RowTo[string]); err != nil {
 		t.Fatal(err)
 	}
-	if len(shapes) != 2 || shapes[0] != "10 {1,3,4,5}" || shapes[1] != "11 {1,3,4,5}" {
-		t.Errorf("shapes %v, want transactions 10 and 11 with the table's columns now, 12's forgotten", shapes)
+	if len(shapes) != 3 || shapes[0] != "10 {1,3,4,5}" || shapes[1] != "11 {1,3,4,5}" || shapes[2] != "20 {1,2}" {
+		t.Errorf("shapes %v, want transactions 10, 11 and 20 with their table's columns now, 12's forgotten", shapes)
 	}
 }
