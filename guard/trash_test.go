@@ -198,29 +198,42 @@ func TestTrash_ColumnsChangedAfterCapture(t *testing.T) {
 		// default tells it.
 		`VACUUM FULL app.org`,
 	}
-	w := newTrashWorld(t, graphCatalog, testdata.MustSQL("graph/schema.sql"), testdata.MustSQL("graph/data.sql"))
-	w.capture(t)
-	want := newTrashWorld(t, graphCatalog, testdata.MustSQL("graph/schema.sql"), testdata.MustSQL("graph/data.sql"))
-	for _, sql := range migration {
-		want.exec(t, sql)
+	for _, c := range []struct {
+		name string
+		// older: the rows were kept by a fence that recorded no shapes; the fence
+		// installed again (the upgrade) records them, before the migration.
+		older bool
+	}{{"shapes recorded at capture", false}, {"rows kept before shapes, recorded at install", true}} {
+		t.Run(c.name, func(t *testing.T) {
+			w := newTrashWorld(t, graphCatalog, testdata.MustSQL("graph/schema.sql"), testdata.MustSQL("graph/data.sql"))
+			w.capture(t)
+			want := newTrashWorld(t, graphCatalog, testdata.MustSQL("graph/schema.sql"), testdata.MustSQL("graph/data.sql"))
+			for _, sql := range migration {
+				want.exec(t, sql)
+			}
+			a := uuid.MustParse(orgA)
+			w.service(t, "DELETE FROM app.usage WHERE org_id = $1", a)
+			if n := w.service(t, "DELETE FROM app.org WHERE id = $1", a); n != 1 {
+				t.Fatalf("delete of org A: %d rows, want 1", n)
+			}
+			if c.older {
+				w.exec(t, "DELETE FROM purgeguard.trash_shape")
+				w.capture(t)
+			}
+			for _, sql := range migration {
+				w.exec(t, sql)
+			}
+			if maps.Equal(want.contents(t), w.contents(t)) {
+				t.Fatal("the delete changed nothing: the test proves nothing")
+			}
+			res := w.save(t)
+			if len(res.Saved) != 1 || res.Saved[0].Tenant != a || res.Unresolved != 0 {
+				t.Fatalf("save: %+v, want one snapshot of org A and nothing unattributed", res)
+			}
+			w.restore(t, a, res.Saved[0].Snapshot, restore.ConflictSkip)
+			diffContents(t, "after the migration, trash save and restore", want.contents(t), w.contents(t))
+		})
 	}
-	a := uuid.MustParse(orgA)
-	w.service(t, "DELETE FROM app.usage WHERE org_id = $1", a)
-	if n := w.service(t, "DELETE FROM app.org WHERE id = $1", a); n != 1 {
-		t.Fatalf("delete of org A: %d rows, want 1", n)
-	}
-	for _, sql := range migration {
-		w.exec(t, sql)
-	}
-	if maps.Equal(want.contents(t), w.contents(t)) {
-		t.Fatal("the delete changed nothing: the test proves nothing")
-	}
-	res := w.save(t)
-	if len(res.Saved) != 1 || res.Saved[0].Tenant != a || res.Unresolved != 0 {
-		t.Fatalf("save: %+v, want one snapshot of org A and nothing unattributed", res)
-	}
-	w.restore(t, a, res.Saved[0].Snapshot, restore.ConflictSkip)
-	diffContents(t, "after the migration, trash save and restore", want.contents(t), w.contents(t))
 }
 
 // typesSchema has a column of each type whose text form could go wrong on the way
