@@ -271,6 +271,20 @@ func (s *Shield) loadStats() error {
 	return err
 }
 
+// seekAfter puts c on the first key after after (nil: the first key), for a walk
+// of a bucket resumed batch after batch, and returns it (nil past the end).
+func seekAfter(c *bolt.Cursor, after []byte) []byte {
+	if after == nil {
+		k, _ := c.First()
+		return k
+	}
+	k, _ := c.Seek(after)
+	if bytes.Equal(k, after) {
+		k, _ = c.Next()
+	}
+	return k
+}
+
 // blobRef returns a blob's stored size and the number of entries naming it.
 func blobRef(tx *bolt.Tx, sum [32]byte) (stored, refs int64) {
 	v := tx.Bucket(bBlobs).Get(sum[:])

@@ -116,13 +116,7 @@ func (s *Shield) uploadSettled(ctx context.Context) error {
 		var last []byte
 		err := s.db.View(func(tx *bolt.Tx) error {
 			c := tx.Bucket(bQueue).Cursor()
-			k, _ := c.First()
-			if after != nil {
-				k, _ = c.Seek(after)
-				if bytes.Equal(k, after) {
-					k, _ = c.Next()
-				}
-			}
+			k := seekAfter(c, after)
 			for n := 0; k != nil && n < batchSize; k, _ = c.Next() {
 				n++
 				last = bytes.Clone(k)
