@@ -23,7 +23,11 @@ package fence
 // migration may add or drop columns before trash save reads it back
 // (trash.Reshape). One row per statement that kept rows, not per row kept; rows
 // kept before shapes were recorded get one at install, with their relation's
-// columns then.
+// columns then. A transaction whose statements kept rows of one relation with other
+// columns (it ran a migration between them) marks its shape mixed: the first
+// statement's columns are recorded, and Reshape tells the others' rows by their
+// number of fields, or refuses to guess. The emptying update's capture records a
+// relation's shape once per transaction and marks nothing.
 const createCaptureSQL = `
 CREATE TABLE IF NOT EXISTS purgeguard.setting (
 	name text PRIMARY KEY,
@@ -75,7 +79,8 @@ CREATE TABLE IF NOT EXISTS purgeguard.trash_shape (
 	attnums int2[] NOT NULL,
 	PRIMARY KEY (xid, rel_schema, rel_name)
 );
-ALTER TABLE purgeguard.trash_shape ADD COLUMN IF NOT EXISTS relid oid, ADD COLUMN IF NOT EXISTS attnames text[];
+ALTER TABLE purgeguard.trash_shape ADD COLUMN IF NOT EXISTS relid oid, ADD COLUMN IF NOT EXISTS attnames text[],
+	ADD COLUMN IF NOT EXISTS mixed boolean NOT NULL DEFAULT false;
 -- Rows kept before shapes were recorded were kept with the columns their relation
 -- has now, unless a migration ran since: recorded as such, as they were read before.
 INSERT INTO purgeguard.trash_shape (xid, rel_schema, rel_name, relid, attnums, attnames)

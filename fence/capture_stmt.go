@@ -296,7 +296,8 @@ BEGIN
 		SELECT v_xid, TG_TABLE_SCHEMA, TG_TABLE_NAME, TG_RELID, array_agg(a.attnum ORDER BY a.attnum),
 			array_agg(a.attname::text ORDER BY a.attnum)
 		FROM pg_catalog.pg_attribute a WHERE a.attrelid = TG_RELID AND a.attnum > 0 AND NOT a.attisdropped
-		ON CONFLICT DO NOTHING;
+		ON CONFLICT (xid, rel_schema, rel_name) DO UPDATE SET mixed = true
+		WHERE purgeguard.trash_shape.attnums IS DISTINCT FROM excluded.attnums AND NOT purgeguard.trash_shape.mixed;
 		IF current_setting('purgeguard.captured', true) IS DISTINCT FROM 'on' THEN
 			PERFORM set_config('purgeguard.captured', 'on', true);
 		END IF;

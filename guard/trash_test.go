@@ -3,6 +3,7 @@ package guard_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"maps"
 	"strings"
 	"testing"
@@ -234,6 +235,46 @@ func TestTrash_ColumnsChangedAfterCapture(t *testing.T) {
 			diffContents(t, "after the migration, trash save and restore", want.contents(t), w.contents(t))
 		})
 	}
+}
+
+// One transaction keeps an org's rows, runs a migration adding a column to the org
+// table, then keeps another org's rows: its shape of the org table is marked mixed,
+// and trash save gives both orgs back, the first reshaped, the second as kept.
+func TestTrash_MigrationInsideTheCapturingTransaction(t *testing.T) {
+	const orgD = "dddddddd-dddd-4ddd-8ddd-dddddddddddd"
+	migration := `ALTER TABLE app.org ADD COLUMN tier text NOT NULL DEFAULT 'free'`
+	w := newTrashWorld(t, graphCatalog, testdata.MustSQL("graph/schema.sql"), testdata.MustSQL("graph/data.sql"))
+	w.capture(t)
+	want := newTrashWorld(t, graphCatalog, testdata.MustSQL("graph/schema.sql"), testdata.MustSQL("graph/data.sql"))
+	want.exec(t, migration)
+	a, d := uuid.MustParse(orgA), uuid.MustParse(orgD)
+	err := pgx.BeginFunc(w.ctx, w.admin, func(tx pgx.Tx) error {
+		for _, q := range []string{"DELETE FROM app.usage WHERE org_id = '" + orgA + "'", "DELETE FROM app.org WHERE id = '" + orgA + "'",
+			migration, "DELETE FROM app.usage WHERE org_id = '" + orgD + "'", "DELETE FROM app.org WHERE id = '" + orgD + "'"} {
+			if _, err := tx.Exec(w.ctx, q); err != nil {
+				return fmt.Errorf("%s: %w", q, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mixed bool
+	if err := w.admin.QueryRow(w.ctx, "SELECT bool_or(mixed) FROM purgeguard.trash_shape WHERE rel_schema = 'app' AND rel_name = 'org'").Scan(&mixed); err != nil || !mixed {
+		t.Fatalf("the org table's shape: mixed %v, %v; want marked mixed", mixed, err)
+	}
+	res := w.save(t)
+	if len(res.Saved) != 2 || res.Unresolved != 0 {
+		t.Fatalf("save: %+v, want two snapshots (orgs A and D) and nothing unattributed", res)
+	}
+	for _, sv := range res.Saved {
+		if sv.Tenant != a && sv.Tenant != d {
+			t.Fatalf("save: snapshot of %s, want orgs A and D", sv.Tenant)
+		}
+		w.restore(t, sv.Tenant, sv.Snapshot, restore.ConflictSkip)
+	}
+	diffContents(t, "after trash save and restore of both orgs", want.contents(t), w.contents(t))
 }
 
 // typesSchema has a column of each type whose text form could go wrong on the way

@@ -41,6 +41,7 @@ type staleShape struct {
 	xid          string
 	schema, name string
 	was, now     shape
+	mixed        bool            // rows kept with other columns too, in the same transaction
 	from         []int           // for each column now, its field in a row kept (-1: added since)
 	missing      map[int]*string // for each column added since, the text of its value (nil: NULL)
 }
@@ -71,7 +72,7 @@ func Reshape(ctx context.Context, tx pgx.Tx) (int64, error) {
 				WHERE a.attrelid = to_regclass(quote_ident(r.rel_schema) || '.' || quote_ident(r.rel_name))
 					AND a.attnum > 0 AND NOT a.attisdropped
 				GROUP BY a.attrelid) c)
-		SELECT s.xid::text, s.rel_schema, s.rel_name, coalesce(s.relid, cur.relid), s.attnums, s.attnames, cur.relid, cur.nums, cur.names
+		SELECT s.xid::text, s.rel_schema, s.rel_name, coalesce(s.relid, cur.relid), s.attnums, s.attnames, cur.relid, cur.nums, cur.names, s.mixed
 		FROM purgeguard.trash_shape s JOIN cur USING (rel_schema, rel_name)
 		WHERE coalesce(s.relid, cur.relid) <> cur.relid OR s.attnums IS DISTINCT FROM cur.nums
 		ORDER BY 1, 2, 3`)
@@ -80,7 +81,7 @@ func Reshape(ctx context.Context, tx pgx.Tx) (int64, error) {
 	}
 	stale, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (staleShape, error) {
 		var s staleShape
-		err := r.Scan(&s.xid, &s.schema, &s.name, &s.was.relid, &s.was.nums, &s.was.names, &s.now.relid, &s.now.nums, &s.now.names)
+		err := r.Scan(&s.xid, &s.schema, &s.name, &s.was.relid, &s.was.nums, &s.was.names, &s.now.relid, &s.now.nums, &s.now.names, &s.mixed)
 		return s, err
 	})
 	if err != nil {
@@ -232,7 +233,9 @@ func arrayElement(a string) (v string, null, ok bool) {
 // reads the rows as they were when it was opened, not as its batches rewrite them;
 // each batch is written back by the rows' ctid (the trash has no index on its id).
 // A row already in the columns now (kept in the same transaction after a migration
-// it ran, its shape recorded before) is left as it is.
+// it ran, its shape recorded before) is left as it is; where the columns are as many
+// as before, a mixed shape's rows cannot be told apart, and the save fails on them
+// rather than guess.
 func (s *staleShape) rewrite(ctx context.Context, tx pgx.Tx) (int64, error) {
 	rel := pgx.Identifier{s.schema, s.name}.Sanitize()
 	var n int64
@@ -262,6 +265,10 @@ func (s *staleShape) rewrite(ctx context.Context, tx pgx.Tx) (int64, error) {
 				}
 				fs, err = splitRecord(rec, fs)
 				switch {
+				case err == nil && s.mixed && len(s.was.nums) == len(s.now.nums):
+					rows.Close()
+					return n, fmt.Errorf("trash: rows of %s kept in transaction %s: the transaction kept them both before and after a migration that left the relation as many columns: which is which cannot be told, and none is read back",
+						rel, s.xid)
 				case err == nil && len(fs) == len(s.was.nums):
 					tids = append(tids, tid)
 					texts = append(texts, s.reshaped(rec, fs))

@@ -1,6 +1,7 @@
 package trash
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
@@ -32,7 +33,7 @@ func TestReshape(t *testing.T) {
 CREATE TABLE purgeguard.trash (id bigint GENERATED ALWAYS AS IDENTITY, table_schema text NOT NULL, table_name text NOT NULL,
 	rel_schema text, rel_name text, xid xid8 NOT NULL, row text NOT NULL);
 CREATE TABLE purgeguard.trash_shape (xid xid8 NOT NULL, rel_schema text NOT NULL, rel_name text NOT NULL, attnums int2[] NOT NULL,
-	relid oid, attnames text[], PRIMARY KEY (xid, rel_schema, rel_name));
+	relid oid, attnames text[], mixed boolean NOT NULL DEFAULT false, PRIMARY KEY (xid, rel_schema, rel_name));
 CREATE TABLE public.t (a int, gone text, b text);
 INSERT INTO purgeguard.trash (table_schema, table_name, xid, row)
 	SELECT 'public', 't', '10', format('(%s,"x, %s",b%s)', i, i, i) FROM generate_series(1, 5) i;
@@ -40,6 +41,7 @@ INSERT INTO purgeguard.trash (table_schema, table_name, xid, row) VALUES ('publi
 CREATE TABLE public.u (a int, b text);
 INSERT INTO purgeguard.trash (table_schema, table_name, xid, row) VALUES ('public', 'u', '20', '(1,"u b")');
 INSERT INTO purgeguard.trash_shape VALUES ('20', 'public', 'u', '{1,3}', 1, '{a,b}');
+UPDATE purgeguard.trash_shape SET mixed = true WHERE xid = '10';
 INSERT INTO purgeguard.trash (table_schema, table_name, xid, row) VALUES ('public', 't', '11', '(6,,"c d",{7})');
 INSERT INTO purgeguard.trash_shape VALUES ('10', 'public', 't', '{1,2,3}'), ('12', 'public', 't', '{1,2,3}');
 ALTER TABLE public.t DROP COLUMN gone;
@@ -95,5 +97,44 @@ INSERT INTO purgeguard.trash_shape SELECT '11', 'public', 't', array_agg(attnum 
 	}
 	if len(shapes) != 3 || shapes[0] != "10 {1,3,4,5}" || shapes[1] != "11 {1,3,4,5}" || shapes[2] != "20 {1,2}" {
 		t.Errorf("shapes %v, want transactions 10, 11 and 20 with their table's columns now, 12's forgotten", shapes)
+	}
+}
+
+// A transaction that kept a relation's rows both before and after a migration that
+// left it as many columns (one dropped, one added) cannot have its rows told apart:
+// Reshape fails, naming the relation, and rewrites none of them.
+func TestReshape_MixedAmbiguous(t *testing.T) {
+	ctx := testenv.Context(t)
+	conn := testenv.Connect(t, testenv.Postgres(t))
+	if _, err := conn.Exec(ctx, `CREATE SCHEMA purgeguard;
+CREATE TABLE purgeguard.trash (id bigint GENERATED ALWAYS AS IDENTITY, table_schema text NOT NULL, table_name text NOT NULL,
+	rel_schema text, rel_name text, xid xid8 NOT NULL, row text NOT NULL);
+CREATE TABLE purgeguard.trash_shape (xid xid8 NOT NULL, rel_schema text NOT NULL, rel_name text NOT NULL, attnums int2[] NOT NULL,
+	relid oid, attnames text[], mixed boolean NOT NULL DEFAULT false, PRIMARY KEY (xid, rel_schema, rel_name));
+CREATE TABLE public.v (a int, x text, b text);
+INSERT INTO purgeguard.trash (table_schema, table_name, xid, row) VALUES ('public', 'v', '30', '(1,x1,b1)');
+INSERT INTO purgeguard.trash_shape VALUES ('30', 'public', 'v', '{1,2,3}', NULL, NULL, true);
+ALTER TABLE public.v DROP COLUMN x;
+ALTER TABLE public.v ADD COLUMN c text;
+INSERT INTO purgeguard.trash (table_schema, table_name, xid, row) VALUES ('public', 'v', '30', '(2,b2,c2)');`); err != nil {
+		t.Fatal(err)
+	}
+	err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+		_, err := Reshape(ctx, tx)
+		return err
+	})
+	if err == nil || !strings.Contains(err.Error(), `"public"."v"`) || !strings.Contains(err.Error(), "cannot be told") {
+		t.Fatalf("Reshape of a mixed shape with as many columns: %v, want an error naming public.v", err)
+	}
+	var rows []string
+	r, err := conn.Query(ctx, "SELECT row FROM purgeguard.trash ORDER BY id")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rows, err = pgx.CollectRows(r, pgx.RowTo[string]); err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != 2 || rows[0] != "(1,x1,b1)" || rows[1] != "(2,b2,c2)" {
+		t.Errorf("rows %v: want both as they were kept", rows)
 	}
 }
