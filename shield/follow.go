@@ -103,21 +103,13 @@ func (s *Shield) uploadedBatches(ctx context.Context, fn func([]keyed) error) er
 		}
 		var batch []keyed
 		var last []byte
-		err := s.db.View(func(tx *bolt.Tx) error {
-			c := tx.Bucket(bEntries).Cursor()
-			k := seekAfter(c, after)
-			for n := 0; k != nil && n < batchSize; k, _ = c.Next() {
-				n++
-				last = bytes.Clone(k)
-				e, err := getEntry(tx, k)
-				if err != nil {
-					return err
-				}
+		err := s.db.View(func(tx *bolt.Tx) (err error) {
+			last, err = entryBatch(tx, bEntries, after, func(k []byte, e *entry) {
 				if e != nil && e.Digest != "" {
-					batch = append(batch, keyed{key: last, e: e})
+					batch = append(batch, keyed{key: k, e: e})
 				}
-			}
-			return nil
+			})
+			return err
 		})
 		if err != nil {
 			return err

@@ -271,18 +271,29 @@ func (s *Shield) loadStats() error {
 	return err
 }
 
-// seekAfter puts c on the first key after after (nil: the first key), for a walk
-// of a bucket resumed batch after batch, and returns it (nil past the end).
-func seekAfter(c *bolt.Cursor, after []byte) []byte {
+// entryBatch calls fn with up to batchSize keys of bucket b after after (nil: from
+// the first) and the entry each names (nil when it names none), for a walk resumed
+// batch after batch in transactions of their own. It returns the last key read:
+// the next batch's after, nil past the end.
+func entryBatch(tx *bolt.Tx, b, after []byte, fn func(k []byte, e *entry)) ([]byte, error) {
+	c := tx.Bucket(b).Cursor()
+	var k []byte
 	if after == nil {
-		k, _ := c.First()
-		return k
-	}
-	k, _ := c.Seek(after)
-	if bytes.Equal(k, after) {
+		k, _ = c.First()
+	} else if k, _ = c.Seek(after); bytes.Equal(k, after) {
 		k, _ = c.Next()
 	}
-	return k
+	var last []byte
+	for n := 0; k != nil && n < batchSize; k, _ = c.Next() {
+		n++
+		last = bytes.Clone(k)
+		e, err := getEntry(tx, k)
+		if err != nil {
+			return nil, err
+		}
+		fn(last, e)
+	}
+	return last, nil
 }
 
 // blobRef returns a blob's stored size and the number of entries naming it.

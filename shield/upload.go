@@ -114,34 +114,26 @@ func (s *Shield) uploadSettled(ctx context.Context) error {
 	for {
 		var cands []candidate
 		var last []byte
-		err := s.db.View(func(tx *bolt.Tx) error {
-			c := tx.Bucket(bQueue).Cursor()
-			k := seekAfter(c, after)
-			for n := 0; k != nil && n < batchSize; k, _ = c.Next() {
-				n++
-				last = bytes.Clone(k)
-				e, err := getEntry(tx, k)
-				if err != nil {
-					return err
-				}
+		err := s.db.View(func(tx *bolt.Tx) (err error) {
+			last, err = entryBatch(tx, bQueue, after, func(k []byte, e *entry) {
 				if e == nil {
-					continue
+					return
 				}
 				if ch := max(e.Changed, e.MTime); oldest == 0 || ch < oldest {
 					oldest = ch
 				}
 				if e.Next > now.UnixNano() {
-					continue // failed: retried later
+					return // failed: retried later
 				}
 				if e.Changed > settled || e.MTime > settled {
 					if d := max(e.Changed, e.MTime) + int64(s.o.Settle); due == 0 || d < due {
 						due = d
 					}
-					continue
+					return
 				}
-				cands = append(cands, candidate{key: bytes.Clone(k), e: *e})
-			}
-			return nil
+				cands = append(cands, candidate{key: k, e: *e})
+			})
+			return err
 		})
 		if err != nil {
 			return err
