@@ -97,11 +97,12 @@ func Reshape(ctx context.Context, tx pgx.Tx) (int64, error) {
 		return 0, fmt.Errorf("trash: shapes: %w", err)
 	}
 	var n int64
+	values := addedValues{}
 	for _, s := range stale {
 		if err := s.plan(); err != nil {
 			return n, err
 		}
-		if err := s.readMissing(ctx, tx); err != nil {
+		if err := s.readMissing(ctx, tx, values); err != nil {
 			return n, err
 		}
 		m, err := s.rewrite(ctx, tx)
@@ -151,10 +152,17 @@ func (s *staleShape) same() bool {
 // partition may order its columns otherwise), else, when a rewrite of the table
 // has cleared that (VACUUM FULL, CLUSTER, a rewriting ALTER), its default
 // evaluated now, else NULL. A generated column gets NULL: restore computes it.
-func (s *staleShape) readMissing(ctx context.Context, tx pgx.Tx) error {
+// Each column's value is read once per run (values), however many transactions
+// kept rows before it was added: a service deleting row by row leaves thousands.
+func (s *staleShape) readMissing(ctx context.Context, tx pgx.Tx, values addedValues) error {
 	s.missing = map[int]*string{}
 	for i, k := range s.from {
 		if k >= 0 {
+			continue
+		}
+		col := addedColumn{s.now.relid, s.now.nums[i]}
+		if v, ok := values[col]; ok {
+			s.missing[i] = v
 			continue
 		}
 		var missing, def *string
@@ -180,6 +188,7 @@ func (s *staleShape) readMissing(ctx context.Context, tx pgx.Tx) error {
 			if !null {
 				s.missing[i] = &v
 			}
+			values[col] = s.missing[i]
 		case def != nil:
 			// The default as the catalog prints it: an expression of the table's own
 			// definition, evaluated once for every row kept.
@@ -188,10 +197,23 @@ func (s *staleShape) readMissing(ctx context.Context, tx pgx.Tx) error {
 				return fmt.Errorf("trash: column %s added to %s: its default %s: %w", s.now.names[i], pgx.Identifier{s.schema, s.name}.Sanitize(), *def, err)
 			}
 			s.missing[i] = v
+			values[col] = v
+		default:
+			values[col] = nil
 		}
 	}
 	return nil
 }
+
+// addedColumn is a column of a relation (OID, attribute number); addedValues the
+// text of the value each added column gives rows kept before it (nil: NULL).
+type (
+	addedColumn struct {
+		relid uint32
+		num   int16
+	}
+	addedValues map[addedColumn]*string
+)
 
 // arrayElement reads the one element of a one-dimensional array's text as
 // array_out writes it: "{NULL}", "{v}" or "{"v"}" with quotes and backslashes
