@@ -15,7 +15,10 @@ package fence
 // transaction alone they read every table's rows of it, once per table. Partial indexes list the few rows
 // deleted from a partition, the emptied rows (kept row by row anyway) and the rows
 // not attributed to a tenant yet (trash save looks for them first). ref is, for a table whose children cannot tell their
-// tenant, the key they reference (see captureFunctions).
+// tenant, the key they reference (see captureFunctions). id is not a row's own: it
+// orders the copies of a row kept more than once, earliest first, and every row one
+// capturing DELETE statement keeps shares one (an emptied row, kept row by row, has
+// its own); readers that pick out single trash rows go by ctid.
 //
 // trash_shape records, per capturing transaction and relation, the columns its kept
 // rows hold (the relation's OID, its columns' attribute numbers and names, in the
@@ -26,8 +29,10 @@ package fence
 // columns then. A transaction whose statements kept rows of one relation with other
 // columns (it ran a migration between them) marks its shape mixed: the first
 // statement's columns are recorded, and Reshape tells the others' rows by their
-// number of fields, or refuses to guess. The emptying update's capture records a
-// relation's shape once per transaction and marks nothing.
+// number of fields, or refuses to guess. A second statement keeping rows of the
+// relation in the transaction marks it several: only then can the transaction hold
+// a row twice (trash.Selector keeps the first). The emptying update's capture
+// records a relation's shape once per transaction and marks nothing.
 const createCaptureSQL = `
 CREATE TABLE IF NOT EXISTS purgeguard.setting (
 	name text PRIMARY KEY,
@@ -80,7 +85,7 @@ CREATE TABLE IF NOT EXISTS purgeguard.trash_shape (
 	PRIMARY KEY (xid, rel_schema, rel_name)
 );
 ALTER TABLE purgeguard.trash_shape ADD COLUMN IF NOT EXISTS relid oid, ADD COLUMN IF NOT EXISTS attnames text[],
-	ADD COLUMN IF NOT EXISTS mixed boolean NOT NULL DEFAULT false;
+	ADD COLUMN IF NOT EXISTS mixed boolean NOT NULL DEFAULT false, ADD COLUMN IF NOT EXISTS several boolean NOT NULL DEFAULT false;
 -- Rows kept before shapes were recorded were kept with the columns their relation
 -- has now, unless a migration ran since: recorded as such, as they were read before.
 INSERT INTO purgeguard.trash_shape (xid, rel_schema, rel_name, relid, attnums, attnames)

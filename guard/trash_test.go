@@ -277,6 +277,61 @@ func TestTrash_MigrationInsideTheCapturingTransaction(t *testing.T) {
 	diffContents(t, "after trash save and restore of both orgs", want.contents(t), w.contents(t))
 }
 
+// A row deleted, put back with other values and deleted again is kept twice; trash
+// save keeps its earliest copy, the row before anything deleted it, once, whether
+// the two deletes ran in one transaction or in two.
+func TestTrash_RowKeptTwiceSavedOnce(t *testing.T) {
+	const orgD = "dddddddd-dddd-4ddd-8ddd-dddddddddddd"
+	deleteD, putBackD := "DELETE FROM app.org WHERE id = '"+orgD+"'", "INSERT INTO app.org (id, name) VALUES ('"+orgD+"', 'put back')"
+	for _, tc := range []struct {
+		name   string
+		txs    [][]string
+		tenant string
+		table  string
+		trash  int64 // rows kept
+	}{
+		{"one transaction", [][]string{{deleteD, putBackD, deleteD}}, orgD, "app.org", 2},
+		{"two transactions", [][]string{{deleteD, putBackD}, {deleteD}}, orgD, "app.org", 2},
+		// the partition's capture, then the partitioned table's: two relations' shapes
+		{"a partition, then its table", [][]string{{"DELETE FROM app.audit_log_2025 WHERE id = 1",
+			"INSERT INTO app.audit_log (id, at, org_id, project_id, message) OVERRIDING SYSTEM VALUE VALUES (1, '2025-03-01 10:00:00+00', '" + orgA + "', 10, 'put back')",
+			"DELETE FROM app.audit_log WHERE id = 1"}}, orgA, "app.audit_log", 3},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := newTrashWorld(t, graphCatalog, testdata.MustSQL("graph/schema.sql"), testdata.MustSQL("graph/data.sql"))
+			w.capture(t)
+			before := w.contents(t)
+			for _, q := range tc.txs {
+				err := pgx.BeginFunc(w.ctx, w.svc, func(tx pgx.Tx) error {
+					for _, s := range q {
+						if _, err := tx.Exec(w.ctx, s); err != nil {
+							return fmt.Errorf("%s: %w", s, err)
+						}
+					}
+					return nil
+				})
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			if n := w.trashRows(t); n != tc.trash {
+				t.Fatalf("trash: %d rows, want %d", n, tc.trash)
+			}
+			res := w.save(t)
+			if len(res.Saved) != 1 || res.Saved[0].Tenant != uuid.MustParse(tc.tenant) {
+				t.Fatalf("save: %+v, want one snapshot of %s", res, tc.tenant)
+			}
+			rep := w.restore(t, res.Saved[0].Tenant, res.Saved[0].Snapshot, restore.ConflictFail)
+			for _, tr := range rep.Tables {
+				if tr.Table == tc.table && tr.InSnapshot != 1 {
+					t.Errorf("the snapshot holds %d rows of %s, want the row once", tr.InSnapshot, tc.table)
+				}
+			}
+			diffContents(t, "after trash save and restore", before, w.contents(t))
+		})
+	}
+}
+
 // typesSchema has a column of each type whose text form could go wrong on the way
 // through the trash, under a service session whose output settings differ from the
 // defaults in every way that changes a value's text.

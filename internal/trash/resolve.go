@@ -166,14 +166,14 @@ func fromTrashParent(rels relations, t, p *catalog.Table, fk catalog.FK) string 
 	}
 	return "UPDATE purgeguard.trash c SET tenant = p." + colTenant +
 		" FROM (" + rels.rows(p, fk.RefColumns, "tr.tenant IS NOT NULL") + ") p, (" + rels.rows(t, fk.Columns, cond) + ") k" +
-		" WHERE c.id = k." + colID + " AND c.tenant IS NULL AND " + strings.Join(eq, " AND ")
+		" WHERE c.ctid = k." + colCtid + " AND c.tenant IS NULL AND " + strings.Join(eq, " AND ")
 }
 
 // fromOwnColumn attributes t's rows without a tenant to their tenant column.
 func fromOwnColumn(rels relations, t *catalog.Table, col string) string {
 	c := "k." + pgx.Identifier{col}.Sanitize()
 	return "UPDATE purgeguard.trash c SET tenant = " + c + "::text FROM (" + rels.rows(t, []string{col}, "tr.tenant IS NULL") + ") k" +
-		" WHERE c.id = k." + colID + " AND c.tenant IS NULL AND " + c + " IS NOT NULL"
+		" WHERE c.ctid = k." + colCtid + " AND c.tenant IS NULL AND " + c + " IS NOT NULL"
 }
 
 // fromLiveParent attributes t's rows without a tenant whose parent through the
@@ -192,5 +192,5 @@ func fromLiveParent(g *catalog.Graph, rels relations, t, p *catalog.Table, fk ca
 	}
 	return "UPDATE purgeguard.trash c SET tenant = lp." + colTenant + " FROM (SELECT " + expr + "::text AS " + colTenant + ", " + strings.Join(sel, ", ") +
 		" FROM " + from + ") lp, (" + rels.rows(t, fk.Columns, "tr.tenant IS NULL") + ") k" +
-		" WHERE c.id = k." + colID + " AND c.tenant IS NULL AND lp." + colTenant + " IS NOT NULL AND " + strings.Join(eq, " AND "), true
+		" WHERE c.ctid = k." + colCtid + " AND c.tenant IS NULL AND lp." + colTenant + " IS NOT NULL AND " + strings.Join(eq, " AND "), true
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/google/uuid"
@@ -15,7 +16,8 @@ import (
 // Names of the trash's own columns in the selects rendered here, chosen so that no
 // table column can clash with them.
 const (
-	colID     = `"trash.id"`
+	colID     = `"trash.id"` // shared by the rows one statement kept: orders copies, names no row
+	colCtid   = `"trash.ctid"`
 	colTenant = `"trash.tenant"`
 	colXid    = `"trash.xid"`
 	colOp     = `"trash.op"`
@@ -85,7 +87,7 @@ func readRelations(ctx context.Context, q catalog.Querier) (relations, error) {
 func (rs relations) rows(t *catalog.Table, cols []string, cond string) string {
 	narrow := len(cols) <= narrowColumns
 	one := func(rel catalog.Name, relCond string) string {
-		sel := "SELECT tr.id AS " + colID + ", tr.tenant AS " + colTenant + ", tr.xid AS " + colXid + ", tr.op AS " + colOp
+		sel := "SELECT tr.ctid AS " + colCtid + ", tr.id AS " + colID + ", tr.tenant AS " + colTenant + ", tr.xid AS " + colXid + ", tr.op AS " + colOp
 		for _, c := range cols {
 			id := pgx.Identifier{c}.Sanitize()
 			if narrow {
@@ -117,12 +119,20 @@ type Selector struct {
 	rels    relations
 	xids    map[uuid.UUID][]uint64
 	updated map[catalog.Name]bool // tables with emptied rows kept (OpUpdate)
+	// repeated: per table, the transactions in which more than one statement kept
+	// its rows (trash_shape.several, or the table and a partition of it)
+	repeated map[catalog.Name]map[uint64]bool
 }
 
 // NewSelector reads what it needs within q (the snapshot's read): the partitions
-// the trash holds rows of, and the tables it holds emptied rows of.
+// the trash holds rows of, the tables it holds emptied rows of, and the
+// transactions that kept a table's rows in several statements.
 func NewSelector(ctx context.Context, q catalog.Querier, xids map[uuid.UUID][]uint64) (*Selector, error) {
 	rels, err := readRelations(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	repeated, err := readRepeated(ctx, q, rels)
 	if err != nil {
 		return nil, err
 	}
@@ -142,7 +152,67 @@ func NewSelector(ctx context.Context, q catalog.Querier, xids map[uuid.UUID][]ui
 	for _, n := range list {
 		updated[n] = true
 	}
-	return &Selector{rels: rels, xids: xids, updated: updated}, nil
+	return &Selector{rels: rels, xids: xids, updated: updated, repeated: repeated}, nil
+}
+
+// readRepeated reads, from the shapes the captures recorded, the transactions in
+// which a table's rows were kept by more than one statement: only there can one
+// transaction hold a row twice (deleted, put back, deleted again). Rows kept
+// before shapes counted statements are not known to repeat.
+func readRepeated(ctx context.Context, q catalog.Querier, rels relations) (map[catalog.Name]map[uint64]bool, error) {
+	var has bool
+	if err := q.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute
+		WHERE attrelid = to_regclass('purgeguard.trash_shape') AND attname = 'several' AND NOT attisdropped)`).Scan(&has); err != nil {
+		return nil, fmt.Errorf("trash: shapes: %w", err)
+	}
+	if !has {
+		return nil, nil
+	}
+	table := map[catalog.Name]catalog.Name{} // a partition the trash holds rows of: its graph table
+	for t, parts := range rels {
+		for _, p := range parts {
+			table[p] = t
+		}
+	}
+	rows, err := q.Query(ctx, "SELECT xid::text, rel_schema, rel_name, several FROM purgeguard.trash_shape")
+	if err != nil {
+		return nil, fmt.Errorf("trash: shapes: %w", err)
+	}
+	defer rows.Close()
+	seen := map[catalog.Name]map[uint64]bool{}
+	repeated := map[catalog.Name]map[uint64]bool{}
+	for rows.Next() {
+		var (
+			xidText string
+			rel     catalog.Name
+			several bool
+		)
+		if err := rows.Scan(&xidText, &rel.Schema, &rel.Table, &several); err != nil {
+			return nil, fmt.Errorf("trash: shapes: %w", err)
+		}
+		xid, err := strconv.ParseUint(xidText, 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("trash: shape of transaction %q: %w", xidText, err)
+		}
+		t, ok := table[rel]
+		if !ok {
+			t = rel
+		}
+		if seen[t] == nil {
+			seen[t] = map[uint64]bool{}
+		}
+		if several || seen[t][xid] {
+			if repeated[t] == nil {
+				repeated[t] = map[uint64]bool{}
+			}
+			repeated[t][xid] = true
+		}
+		seen[t][xid] = true
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("trash: shapes: %w", err)
+	}
+	return repeated, nil
 }
 
 // Select selects every stored column of t's trash rows of tenant.
@@ -166,8 +236,10 @@ func (s *Selector) SelectColumns(t *catalog.Table, tenant uuid.UUID, cols []stri
 	inner := s.rels.rows(t, all, cond)
 	// A row is kept twice when it was emptied, then deleted, or deleted, put back
 	// and deleted again: in another transaction (a delete in one transaction
-	// deletes a row once, unless the same transaction inserted it again). Only then
-	// is the sort by key that keeps the first copy worth its cost.
+	// deletes a row once, unless the same transaction inserted it again: then two
+	// of its statements kept the table's rows). Only then
+	// is the sort by key that keeps the first copy worth its cost. The copies were
+	// kept by different statements, so their ids differ and the lower is the earlier.
 	if !s.dedupe(t, tenant) {
 		return "SELECT " + strings.Join(out, ", ") + " FROM (" + inner + ") s"
 	}
@@ -182,7 +254,13 @@ func (s *Selector) SelectColumns(t *catalog.Table, tenant uuid.UUID, cols []stri
 // dedupe reports whether tenant's rows of t may hold a row twice, to be saved once
 // (see SelectColumns).
 func (s *Selector) dedupe(t *catalog.Table, tenant uuid.UUID) bool {
-	return len(t.PrimaryKey) > 0 && (s.updated[t.Name] || len(s.xids[tenant]) > 1)
+	if len(t.PrimaryKey) == 0 {
+		return false
+	}
+	if s.updated[t.Name] || len(s.xids[tenant]) > 1 {
+		return true
+	}
+	return slices.ContainsFunc(s.xids[tenant], func(x uint64) bool { return s.repeated[t.Name][x] })
 }
 
 // SelectTenants has no single-scan form for the trash: false.
