@@ -35,10 +35,10 @@ type shape struct {
 	names []string
 }
 
-// staleShape is a transaction's rows of one relation, kept with other columns than
-// the relation has now.
+// staleShape is the rows of one relation kept with other columns than the relation
+// has now, the same columns in each of the transactions xids.
 type staleShape struct {
-	xid          string
+	xids         []string
 	schema, name string
 	was, now     shape
 	mixed        bool            // rows kept with other columns too, in the same transaction
@@ -81,7 +81,8 @@ func Reshape(ctx context.Context, tx pgx.Tx) (int64, error) {
 	}
 	stale, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (staleShape, error) {
 		var s staleShape
-		err := r.Scan(&s.xid, &s.schema, &s.name, &s.was.relid, &s.was.nums, &s.was.names, &s.now.relid, &s.now.nums, &s.now.names, &s.mixed)
+		s.xids = []string{""}
+		err := r.Scan(&s.xids[0], &s.schema, &s.name, &s.was.relid, &s.was.nums, &s.was.names, &s.now.relid, &s.now.nums, &s.now.names, &s.mixed)
 		return s, err
 	})
 	if err != nil {
@@ -90,6 +91,7 @@ func Reshape(ctx context.Context, tx pgx.Tx) (int64, error) {
 	if len(stale) == 0 {
 		return 0, nil
 	}
+	stale = sameShapes(stale)
 	// The values read for added columns are written under the output settings the
 	// capture writes rows under (fence's row_text), for every reader to read alike.
 	if _, err := tx.Exec(ctx, `SET LOCAL datestyle = 'ISO, MDY'; SET LOCAL intervalstyle = 'postgres';
@@ -114,12 +116,45 @@ func Reshape(ctx context.Context, tx pgx.Tx) (int64, error) {
 	return n, nil
 }
 
+// sameShapes merges the shapes of one relation that differ in their transaction
+// alone (the query orders them by relation after transaction): a service deleting
+// row by row leaves thousands of transactions, each of which would otherwise cost
+// its own cursor and half a dozen round trips.
+func sameShapes(stale []staleShape) []staleShape {
+	slices.SortStableFunc(stale, func(a, b staleShape) int {
+		return strings.Compare(a.schema+"\x00"+a.name, b.schema+"\x00"+b.name)
+	})
+	var out []staleShape
+	for _, s := range stale {
+		if k := len(out) - 1; k >= 0 && out[k].schema == s.schema && out[k].name == s.name && out[k].mixed == s.mixed &&
+			out[k].was.same(s.was) && out[k].now.same(s.now) {
+			out[k].xids = append(out[k].xids, s.xids...)
+			continue
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+// same reports whether o is the same columns as c.
+func (c shape) same(o shape) bool {
+	return c.relid == o.relid && slices.Equal(c.nums, o.nums) && slices.Equal(c.names, o.names)
+}
+
+// kept names the transactions whose rows s is, for a message.
+func (s *staleShape) kept() string {
+	if len(s.xids) == 1 {
+		return "transaction " + s.xids[0]
+	}
+	return fmt.Sprintf("transaction %s and %d others", s.xids[0], len(s.xids)-1)
+}
+
 // plan maps each column now to its field in a row kept.
 func (s *staleShape) plan() error {
 	byName := s.was.relid != s.now.relid
 	if byName && len(s.was.names) != len(s.was.nums) {
-		return fmt.Errorf("trash: rows of %s kept in transaction %s: the table was made again since, and their columns' names were not recorded: they cannot be read back",
-			pgx.Identifier{s.schema, s.name}.Sanitize(), s.xid)
+		return fmt.Errorf("trash: rows of %s kept in %s: the table was made again since, and their columns' names were not recorded: they cannot be read back",
+			pgx.Identifier{s.schema, s.name}.Sanitize(), s.kept())
 	}
 	s.from = make([]int, len(s.now.nums))
 	for i := range s.now.nums {
@@ -249,7 +284,7 @@ func arrayElement(a string) (v string, null, ok bool) {
 	return b.String(), false, true
 }
 
-// rewrite rewrites the transaction's rows of the relation into its columns now,
+// rewrite rewrites the transactions' rows of the relation into their columns now,
 // reshapeBatch at a time through a cursor (a transaction may have kept a million
 // rows: none is held longer than its batch), then records that shape. The cursor
 // reads the rows as they were when it was opened, not as its batches rewrite them;
@@ -262,9 +297,9 @@ func (s *staleShape) rewrite(ctx context.Context, tx pgx.Tx) (int64, error) {
 	rel := pgx.Identifier{s.schema, s.name}.Sanitize()
 	var n int64
 	if !s.same() {
-		if _, err := tx.Exec(ctx, `DECLARE purgeguard_reshape NO SCROLL CURSOR FOR SELECT ctid, row FROM purgeguard.trash
-			WHERE xid = $1::xid8 AND coalesce(rel_schema, table_schema) = $2 AND coalesce(rel_name, table_name) = $3`,
-			s.xid, s.schema, s.name); err != nil {
+		if _, err := tx.Exec(ctx, `DECLARE purgeguard_reshape NO SCROLL CURSOR FOR SELECT ctid, xid::text, row FROM purgeguard.trash
+			WHERE xid = ANY ($1::xid8[]) AND coalesce(rel_schema, table_schema) = $2 AND coalesce(rel_name, table_name) = $3`,
+			s.xids, s.schema, s.name); err != nil {
 			return 0, fmt.Errorf("trash: rows of %s to reshape: %w", rel, err)
 		}
 		var fs []field
@@ -280,8 +315,9 @@ func (s *staleShape) rewrite(ctx context.Context, tx pgx.Tx) (int64, error) {
 			for rows.Next() {
 				got++
 				var tid pgtype.TID
+				var xid string
 				var rec []byte
-				if err := rows.Scan(&tid, &rec); err != nil {
+				if err := rows.Scan(&tid, &xid, &rec); err != nil {
 					rows.Close()
 					return n, fmt.Errorf("trash: rows of %s to reshape: %w", rel, err)
 				}
@@ -290,7 +326,7 @@ func (s *staleShape) rewrite(ctx context.Context, tx pgx.Tx) (int64, error) {
 				case err == nil && s.mixed && len(s.was.nums) == len(s.now.nums):
 					rows.Close()
 					return n, fmt.Errorf("trash: rows of %s kept in transaction %s: the transaction kept them both before and after a migration that left the relation as many columns: which is which cannot be told, and none is read back",
-						rel, s.xid)
+						rel, xid)
 				case err == nil && len(fs) == len(s.was.nums):
 					tids = append(tids, tid)
 					texts = append(texts, s.reshaped(rec, fs))
@@ -299,7 +335,7 @@ func (s *staleShape) rewrite(ctx context.Context, tx pgx.Tx) (int64, error) {
 				default:
 					rows.Close()
 					return n, fmt.Errorf("trash: a row of %s kept in transaction %s has %d fields, neither the %d columns it was kept with nor the %d it has: %w",
-						rel, s.xid, len(fs), len(s.was.nums), len(s.now.nums), errRecord)
+						rel, xid, len(fs), len(s.was.nums), len(s.now.nums), errRecord)
 				}
 			}
 			rows.Close()
@@ -322,8 +358,8 @@ func (s *staleShape) rewrite(ctx context.Context, tx pgx.Tx) (int64, error) {
 		}
 	}
 	if _, err := tx.Exec(ctx, `UPDATE purgeguard.trash_shape SET relid = $4, attnums = $5, attnames = $6
-		WHERE xid = $1::xid8 AND rel_schema = $2 AND rel_name = $3`,
-		s.xid, s.schema, s.name, s.now.relid, s.now.nums, s.now.names); err != nil {
+		WHERE xid = ANY ($1::xid8[]) AND rel_schema = $2 AND rel_name = $3`,
+		s.xids, s.schema, s.name, s.now.relid, s.now.nums, s.now.names); err != nil {
 		return n, fmt.Errorf("trash: shape of %s: %w", rel, err)
 	}
 	return n, nil

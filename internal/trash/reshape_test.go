@@ -13,7 +13,8 @@ import (
 // batch, into records the table reads back as the rows they would be: a dropped
 // column's field gone, an added column's value the one live rows got (quoted as
 // record_out quotes it; an array's element read out of its missing value, read
-// once for the two transactions that need it) or NULL.
+// once for the three transactions that need it) or NULL. Transactions whose rows
+// of a relation were kept with the same columns are rewritten together.
 // Left as they are: rows of another transaction kept with the columns the table
 // has; a row of the same transaction kept after its migration; rows of a table
 // made again since (another OID, its columns renumbered) whose columns' names are
@@ -45,7 +46,9 @@ INSERT INTO purgeguard.trash_shape VALUES ('20', 'public', 'u', '{1,3}', 1, '{a,
 UPDATE purgeguard.trash_shape SET mixed = true WHERE xid = '10';
 INSERT INTO purgeguard.trash (table_schema, table_name, xid, row) VALUES ('public', 't', '11', '(6,,"c d",{7})');
 INSERT INTO purgeguard.trash (table_schema, table_name, xid, row) VALUES ('public', 't', '13', '(8,x,b8)');
-INSERT INTO purgeguard.trash_shape VALUES ('10', 'public', 't', '{1,2,3}'), ('12', 'public', 't', '{1,2,3}'), ('13', 'public', 't', '{1,2,3}');
+INSERT INTO purgeguard.trash (table_schema, table_name, xid, row) VALUES ('public', 't', '14', '(9,y,b9)');
+INSERT INTO purgeguard.trash_shape VALUES ('10', 'public', 't', '{1,2,3}'), ('12', 'public', 't', '{1,2,3}'), ('13', 'public', 't', '{1,2,3}'),
+	('14', 'public', 't', '{1,2,3}');
 ALTER TABLE public.t DROP COLUMN gone;
 ALTER TABLE public.t ADD COLUMN c text NOT NULL DEFAULT 'it''s (a) "c"';
 ALTER TABLE public.t ADD COLUMN d int[] DEFAULT '{"1",2}';
@@ -59,8 +62,8 @@ INSERT INTO purgeguard.trash_shape SELECT '11', 'public', 't', array_agg(attnum 
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n != 6 {
-		t.Errorf("rewrote %d rows, want the 5 of transaction 10 kept before its migration and transaction 13's", n)
+	if n != 7 {
+		t.Errorf("rewrote %d rows, want the 5 of transaction 10 kept before its migration, and transaction 13's and 14's", n)
 	}
 	rows, err := conn.Query(ctx, `SELECT row, CASE table_name WHEN 't' THEN (row::public.t)::text = row ELSE (row::public.u)::text = row END
 		FROM purgeguard.trash ORDER BY id`)
@@ -77,7 +80,8 @@ INSERT INTO purgeguard.trash_shape SELECT '11', 'public', 't', array_agg(attnum 
 	}
 	c := `"it's (a) ""c"""`
 	want := []string{`(1,b1,` + c + `,"{1,2}")`, `(2,b2,` + c + `,"{1,2}")`, `(3,b3,` + c + `,"{1,2}")`,
-		`(4,b4,` + c + `,"{1,2}")`, `(5,b5,` + c + `,"{1,2}")`, `(7,b7,x,{})`, `(1,"u b")`, `(6,,"c d",{7})`, `(8,b8,` + c + `,"{1,2}")`}
+		`(4,b4,` + c + `,"{1,2}")`, `(5,b5,` + c + `,"{1,2}")`, `(7,b7,x,{})`, `(1,"u b")`, `(6,,"c d",{7})`, `(8,b8,` + c + `,"{1,2}")`,
+		`(9,b9,` + c + `,"{1,2}")`}
 	if len(got) != len(want) {
 		t.Fatalf("%d rows, want %d", len(got), len(want))
 	}
@@ -97,8 +101,8 @@ INSERT INTO purgeguard.trash_shape SELECT '11', 'public', 't', array_agg(attnum 
 	if shapes, err = pgx.CollectRows(rows, pgx.RowTo[string]); err != nil {
 		t.Fatal(err)
 	}
-	if len(shapes) != 4 || shapes[0] != "10 {1,3,4,5}" || shapes[1] != "11 {1,3,4,5}" || shapes[2] != "13 {1,3,4,5}" || shapes[3] != "20 {1,2}" {
-		t.Errorf("shapes %v, want transactions 10, 11, 13 and 20 with their table's columns now, 12's forgotten", shapes)
+	if want := "10 {1,3,4,5}|11 {1,3,4,5}|13 {1,3,4,5}|14 {1,3,4,5}|20 {1,2}"; strings.Join(shapes, "|") != want {
+		t.Errorf("shapes %v, want transactions 10, 11, 13, 14 and 20 with their table's columns now (%s), 12's forgotten", shapes, want)
 	}
 }
 
