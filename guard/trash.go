@@ -363,6 +363,59 @@ func ListTrash(ctx context.Context, cfg *pgx.ConnConfig, o TrashOptions, tenant 
 	return out, nil
 }
 
+// TrashSummary is what the trash holds of one tenant (nil: not attributed yet) and,
+// when summed per table, one table, over all the transactions that kept it.
+type TrashSummary struct {
+	Tenant       *uuid.UUID `json:"tenant"`
+	Table        string     `json:"table,omitempty"`
+	Transactions int        `json:"transactions"`
+	First        time.Time  `json:"first"`
+	Last         time.Time  `json:"last"`
+	Rows         int64      `json:"rows"`
+}
+
+// SummarizeTrash sums groups per tenant and table (perTable) or per tenant, in the
+// order of each one's oldest row (groups come oldest first): a service that deletes
+// row by row leaves a transaction, so a group, per row.
+func SummarizeTrash(groups []TrashGroup, perTable bool) []TrashSummary {
+	type key struct {
+		tenant uuid.UUID
+		known  bool
+		table  string
+	}
+	var out []TrashSummary
+	at := map[key]int{}
+	xids := map[key]map[uint64]bool{}
+	for _, g := range groups {
+		k := key{known: g.Tenant != nil}
+		if g.Tenant != nil {
+			k.tenant = *g.Tenant
+		}
+		if perTable {
+			k.table = g.Table
+		}
+		i, ok := at[k]
+		if !ok {
+			i = len(out)
+			at[k], xids[k] = i, map[uint64]bool{}
+			out = append(out, TrashSummary{Tenant: g.Tenant, Table: k.table, First: g.First, Last: g.Last})
+		}
+		sm := &out[i]
+		if !xids[k][g.Xid] {
+			xids[k][g.Xid] = true
+			sm.Transactions++
+		}
+		if g.First.Before(sm.First) {
+			sm.First = g.First
+		}
+		if g.Last.After(sm.Last) {
+			sm.Last = g.Last
+		}
+		sm.Rows += g.Rows
+	}
+	return out
+}
+
 // connectGraph opens a connection and reads the tenant graph.
 func connectGraph(ctx context.Context, cfg *pgx.ConnConfig, co catalog.Options) (*pgx.Conn, *catalog.Graph, error) {
 	conn, err := pgx.ConnectConfig(ctx, cfg)

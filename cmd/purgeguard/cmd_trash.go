@@ -35,9 +35,14 @@ has a systemd timer and a CronJob). A crash at any point loses no row and, at th
 save, makes no second copy.`,
 		Subcommands: []*cli.Command{
 			{
-				Name:   "list",
-				Usage:  "show the kept rows per tenant, table and transaction",
-				Flags:  []cli.Flag{newDatabaseURLFlag(), &cli.StringFlag{Name: flagTenant, Aliases: []string{"t"}, Usage: "only this tenant's `UUID`"}},
+				Name:  "list",
+				Usage: "show the kept rows per tenant, table and transaction",
+				Description: `Each line is one tenant's rows of one table kept by one transaction, oldest
+first; rows whose tenant is not known yet show as "(not attributed yet)". A service
+that deletes row by row leaves a transaction per row: --by table or --by tenant sums
+them (TRANSACTIONS counts the deleting transactions).`,
+				Flags: []cli.Flag{newDatabaseURLFlag(), &cli.StringFlag{Name: flagTenant, Aliases: []string{"t"}, Usage: "only this tenant's `UUID`"},
+					&cli.StringFlag{Name: "by", Value: "transaction", Usage: "one line per tenant, table and `transaction`; table: per tenant and table; tenant: per tenant"}},
 				Action: runTrashList,
 			},
 			{
@@ -52,6 +57,10 @@ save, makes no second copy.`,
 
 func runTrashList(c *cli.Context) error {
 	e := getEnv(c)
+	by := c.String("by")
+	if by != "transaction" && by != "table" && by != "tenant" {
+		return usagef("--by %q: want transaction, table or tenant", by)
+	}
 	var tenant *uuid.UUID
 	if s := c.String(flagTenant); s != "" {
 		id, err := parseTenantFlag("--tenant", s)
@@ -68,6 +77,9 @@ func runTrashList(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	if by != "transaction" {
+		return emitTrashSummary(e, guard.SummarizeTrash(groups, by == "table"), by)
+	}
 	return e.emit(struct {
 		Groups []guard.TrashGroup `json:"groups"`
 	}{groups}, func(w io.Writer) {
@@ -83,6 +95,36 @@ func runTrashList(c *cli.Context) error {
 				t = g.Tenant.String()
 			}
 			fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%d\n", t, g.Table, g.Xid, g.First.UTC().Format(time.RFC3339), g.Last.UTC().Format(time.RFC3339), g.Rows)
+		}
+		tw.Flush()
+	})
+}
+
+// emitTrashSummary prints the trash summed per tenant and table, or per tenant (by).
+func emitTrashSummary(e *env, sums []guard.TrashSummary, by string) error {
+	return e.emit(struct {
+		By      string               `json:"by"`
+		Summary []guard.TrashSummary `json:"summary"`
+	}{by, sums}, func(w io.Writer) {
+		if len(sums) == 0 {
+			fmt.Fprintln(w, "the trash is empty")
+			return
+		}
+		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		if by == "table" {
+			fmt.Fprintln(tw, "TENANT\tTABLE\tTRANSACTIONS\tFIRST\tLAST\tROWS")
+		} else {
+			fmt.Fprintln(tw, "TENANT\tTRANSACTIONS\tFIRST\tLAST\tROWS")
+		}
+		for _, sm := range sums {
+			t := "(not attributed yet)"
+			if sm.Tenant != nil {
+				t = sm.Tenant.String()
+			}
+			if by == "table" {
+				t += "\t" + sm.Table
+			}
+			fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%d\n", t, sm.Transactions, sm.First.UTC().Format(time.RFC3339), sm.Last.UTC().Format(time.RFC3339), sm.Rows)
 		}
 		tw.Flush()
 	})

@@ -145,6 +145,26 @@ func TestCLI_TrashRemoveTenant(t *testing.T) {
 			t.Errorf("trash list: no rows of %s\n%s", want, out)
 		}
 	}
+	var total int64
+	for _, g := range list.Groups {
+		total += g.Rows
+	}
+	code, out, errOut = runCLI(t, env, "-o", "json", "trash", "list", "--tenant", victim, "--by", "tenant")
+	var sum struct {
+		By      string
+		Summary []struct {
+			Tenant       *string
+			Transactions int
+			Rows         int64
+		}
+	}
+	if code != exitOK || json.Unmarshal([]byte(out), &sum) != nil || sum.By != "tenant" || len(sum.Summary) != 1 ||
+		sum.Summary[0].Tenant == nil || *sum.Summary[0].Tenant != victim || sum.Summary[0].Rows != total || sum.Summary[0].Transactions < 1 {
+		t.Errorf("trash list --by tenant: exit %d, want the victim's %d rows on one line\n%s%s", code, total, out, errOut)
+	}
+	if code, out, errOut := runCLI(t, env, "trash", "list", "--by", "day"); code != exitUsage || !strings.Contains(errOut, "transaction, table or tenant") {
+		t.Errorf("trash list --by day: exit %d, want %d naming the choices\n%s%s", code, exitUsage, out, errOut)
+	}
 
 	metricsFile := filepath.Join(t.TempDir(), "purgeguard.prom")
 	env["PURGEGUARD_METRICS_FILE"] = metricsFile
