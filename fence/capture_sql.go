@@ -17,8 +17,9 @@ package fence
 // not attributed to a tenant yet (trash save looks for them first). ref is, for a table whose children cannot tell their
 // tenant, the key they reference (see captureFunctions). id is not a row's own: it
 // orders the copies of a row kept more than once, earliest first, and every row one
-// capturing DELETE statement keeps shares one (an emptied row, kept row by row, has
-// its own); readers that pick out single trash rows go by ctid.
+// capture function's call keeps shares one (a statement deleting from a partitioned
+// table and a partition calls two; an emptied row, kept row by row, has its own);
+// readers that pick out single trash rows go by ctid.
 //
 // trash_shape records, per capturing transaction and relation, the columns its kept
 // rows hold (the relation's OID, its columns' attribute numbers and names, in the
@@ -30,9 +31,12 @@ package fence
 // columns (it ran a migration between them) marks its shape mixed: the first
 // statement's columns are recorded, and Reshape tells the others' rows by their
 // number of fields, or refuses to guess. A second statement keeping rows of the
-// relation in the transaction marks it several: only then can the transaction hold
-// a row twice (trash.Selector keeps the first). The emptying update's capture
-// records a relation's shape once per transaction and marks nothing.
+// relation in the transaction marks it several: the transaction may then hold a row
+// twice (trash.Selector keeps the first; it also does where a transaction kept a
+// table's rows through the table and a partition, two shapes, and where rows were
+// emptied). Shapes recorded before statements were counted are taken for several.
+// The emptying update's capture records a relation's shape once per transaction
+// and marks nothing.
 const createCaptureSQL = `
 CREATE TABLE IF NOT EXISTS purgeguard.setting (
 	name text PRIMARY KEY,
@@ -52,6 +56,13 @@ CREATE TABLE IF NOT EXISTS purgeguard.trash (
 	ref text
 );
 ALTER TABLE purgeguard.trash ADD COLUMN IF NOT EXISTS ref text;
+-- The capture functions draw ids from the identity's sequence by name.
+DO $seq$ BEGIN
+	IF pg_catalog.pg_get_serial_sequence('purgeguard.trash', 'id') IS DISTINCT FROM 'purgeguard.trash_id_seq' THEN
+		RAISE EXCEPTION 'purgeguard.trash.id draws from %, not purgeguard.trash_id_seq: rename that sequence',
+			pg_catalog.pg_get_serial_sequence('purgeguard.trash', 'id');
+	END IF;
+END $seq$;
 DROP INDEX IF EXISTS purgeguard.trash_table_tenant;
 DROP INDEX IF EXISTS purgeguard.trash_xid;
 CREATE INDEX IF NOT EXISTS trash_xid_table ON purgeguard.trash (xid, table_name);
@@ -85,11 +96,13 @@ CREATE TABLE IF NOT EXISTS purgeguard.trash_shape (
 	PRIMARY KEY (xid, rel_schema, rel_name)
 );
 ALTER TABLE purgeguard.trash_shape ADD COLUMN IF NOT EXISTS relid oid, ADD COLUMN IF NOT EXISTS attnames text[],
-	ADD COLUMN IF NOT EXISTS mixed boolean NOT NULL DEFAULT false, ADD COLUMN IF NOT EXISTS several boolean NOT NULL DEFAULT false;
+	ADD COLUMN IF NOT EXISTS mixed boolean NOT NULL DEFAULT false, ADD COLUMN IF NOT EXISTS several boolean NOT NULL DEFAULT true;
+-- Shapes recorded before statements were counted may hide a second statement.
+ALTER TABLE purgeguard.trash_shape ALTER COLUMN several SET DEFAULT false;
 -- Rows kept before shapes were recorded were kept with the columns their relation
 -- has now, unless a migration ran since: recorded as such, as they were read before.
-INSERT INTO purgeguard.trash_shape (xid, rel_schema, rel_name, relid, attnums, attnames)
-SELECT k.xid, k.s, k.n, c.relid, c.nums, c.names
+INSERT INTO purgeguard.trash_shape (xid, rel_schema, rel_name, relid, attnums, attnames, several)
+SELECT k.xid, k.s, k.n, c.relid, c.nums, c.names, true
 FROM (SELECT DISTINCT xid, coalesce(rel_schema, table_schema) AS s, coalesce(rel_name, table_name) AS n FROM purgeguard.trash) k
 CROSS JOIN LATERAL (SELECT a.attrelid AS relid, array_agg(a.attnum ORDER BY a.attnum) AS nums,
 		array_agg(a.attname::text ORDER BY a.attnum) AS names

@@ -117,28 +117,22 @@ func Reshape(ctx context.Context, tx pgx.Tx) (int64, error) {
 }
 
 // sameShapes merges the shapes of one relation that differ in their transaction
-// alone (the query orders them by relation after transaction): a service deleting
-// row by row leaves thousands of transactions, each of which would otherwise cost
-// its own cursor and half a dozen round trips.
+// alone, in the order of each one's first: a service deleting row by row leaves
+// thousands of transactions, each of which would otherwise cost its own cursor and
+// half a dozen round trips.
 func sameShapes(stale []staleShape) []staleShape {
-	slices.SortStableFunc(stale, func(a, b staleShape) int {
-		return strings.Compare(a.schema+"\x00"+a.name, b.schema+"\x00"+b.name)
-	})
 	var out []staleShape
+	at := map[string]int{}
 	for _, s := range stale {
-		if k := len(out) - 1; k >= 0 && out[k].schema == s.schema && out[k].name == s.name && out[k].mixed == s.mixed &&
-			out[k].was.same(s.was) && out[k].now.same(s.now) {
-			out[k].xids = append(out[k].xids, s.xids...)
+		k := fmt.Sprintf("%q %q %t %d %v %q %d %v %q", s.schema, s.name, s.mixed, s.was.relid, s.was.nums, s.was.names, s.now.relid, s.now.nums, s.now.names)
+		if i, ok := at[k]; ok {
+			out[i].xids = append(out[i].xids, s.xids...)
 			continue
 		}
+		at[k] = len(out)
 		out = append(out, s)
 	}
 	return out
-}
-
-// same reports whether o is the same columns as c.
-func (c shape) same(o shape) bool {
-	return c.relid == o.relid && slices.Equal(c.nums, o.nums) && slices.Equal(c.names, o.names)
 }
 
 // kept names the transactions whose rows s is, for a message.

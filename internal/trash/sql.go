@@ -156,9 +156,10 @@ func NewSelector(ctx context.Context, q catalog.Querier, xids map[uuid.UUID][]ui
 }
 
 // readRepeated reads, from the shapes the captures recorded, the transactions in
-// which a table's rows were kept by more than one statement: only there can one
-// transaction hold a row twice (deleted, put back, deleted again). Rows kept
-// before shapes counted statements are not known to repeat.
+// which a table's rows were kept by more than one statement (several, or shapes of
+// the table and a partition): there one transaction may hold a row twice (deleted,
+// put back, deleted again). fence install marks the shapes recorded before
+// statements were counted several.
 func readRepeated(ctx context.Context, q catalog.Querier, rels relations) (map[catalog.Name]map[uint64]bool, error) {
 	var has bool
 	if err := q.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute
