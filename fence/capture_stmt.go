@@ -192,8 +192,8 @@ func renderCaptureFunction(g *catalog.Graph, t *catalog.Table, attrs map[catalog
 	}
 	// Every row one call keeps shares one id, drawn when it keeps them: a statement
 	// deletes a row once, so the id still orders a row's copies (see
-	// trash.Selector), and one nextval per call instead of one per row kept (the
-	// identity's default) took 0.7 s off the bench's unapproved DELETE of 1,049,824 rows.
+	// trash.Selector), with one nextval per call instead of one per row kept (the
+	// identity's default).
 	keep := func(tenant, join string) string {
 		return "v_id := nextval('purgeguard.trash_id_seq'::regclass);\n\t\t" +
 			"INSERT INTO purgeguard.trash (id, table_schema, table_name, rel_schema, rel_name, op, tenant, ref, row) OVERRIDING SYSTEM VALUE" +
