@@ -4,15 +4,21 @@ package fence
 // trash, the retention approvals, the journal of trash saves, and the fence's mode.
 // Installing refuse mode creates them too, so switching modes keeps them.
 //
-// The trash has one index, on the capturing transaction and the graph table: each
-// capture costs an index insert, and the capture is in the service's own DELETE. A
-// transaction id only grows, and one statement keeps one table's rows, so each
-// insert lands among equal keys at the end of the index (deduplicated into posting
-// lists: the index stays small; an index on table and tenant, as earlier versions
-// had, cost more than the DELETE itself). Readers select by transaction and table
-// (trash save, table by table; a child's capture looking up its parent's kept rows),
-// by transaction (removing saved rows) or read the whole trash: with the
-// transaction alone they read every table's rows of it, once per table. Partial indexes list the few rows
+// The trash's main index is a BRIN index on the capturing transaction (xn: its
+// number, as a bigint, for which BRIN has an operator class) and the graph table:
+// the capture is in the service's own DELETE, and a B-tree costs an index insert
+// per row kept (0.7-1.3 s for a million rows in an INSERT ... SELECT, against
+// 0.2-0.45 s for this BRIN index: a BRIN index does nothing for a row landing in a
+// page range it has not summarized yet). A transaction id only grows and one
+// statement keeps one table's rows together, so a summarized page range holds few
+// transactions and tables, and a scan for one transaction's rows of one table
+// reads those ranges and every range not summarized yet: trash save summarizes the
+// new ranges first (trash.Summarize), and VACUUM does too. Readers select by
+// transaction and table (trash save, table by table; a child's capture looking up
+// its parent's kept rows), by transaction (removing saved rows) or read the whole
+// trash, each with its transactions' numbers bounding xn (trash.xnRange) beside the
+// exact xid. Earlier versions had a B-tree on (xid, table_name); install drops it.
+// Partial indexes list the few rows
 // deleted from a partition, the emptied rows (kept row by row anyway) and the rows
 // not attributed to a tenant yet (trash save looks for them first). ref is, for a table whose children cannot tell their
 // tenant, the key they reference (see captureFunctions). id is not a row's own: it
@@ -65,7 +71,11 @@ DO $seq$ BEGIN
 END $seq$;
 DROP INDEX IF EXISTS purgeguard.trash_table_tenant;
 DROP INDEX IF EXISTS purgeguard.trash_xid;
-CREATE INDEX IF NOT EXISTS trash_xid_table ON purgeguard.trash (xid, table_name);
+ALTER TABLE purgeguard.trash ADD COLUMN IF NOT EXISTS xn bigint;
+UPDATE purgeguard.trash SET xn = xid::text::bigint WHERE xn IS NULL;
+ALTER TABLE purgeguard.trash ALTER COLUMN xn SET DEFAULT pg_catalog.pg_current_xact_id()::text::bigint, ALTER COLUMN xn SET NOT NULL;
+DROP INDEX IF EXISTS purgeguard.trash_xid_table;
+CREATE INDEX IF NOT EXISTS trash_xn_table ON purgeguard.trash USING brin (xn, table_name);
 CREATE INDEX IF NOT EXISTS trash_update ON purgeguard.trash (table_schema, table_name) WHERE op = 'update';
 CREATE INDEX IF NOT EXISTS trash_unattributed ON purgeguard.trash (table_schema, table_name) WHERE tenant IS NULL;
 CREATE INDEX IF NOT EXISTS trash_partition ON purgeguard.trash (table_schema, table_name, rel_schema, rel_name)

@@ -187,7 +187,7 @@ func renderCaptureFunction(g *catalog.Graph, t *catalog.Table, attrs map[catalog
 		}
 		tenant = "p.tenant"
 		join = " LEFT JOIN (SELECT k.ref, min(k.tenant) AS tenant FROM purgeguard.trash k" +
-			" WHERE k.xid = v_xid AND k.table_schema = " + ps + " AND k.table_name = " + pt +
+			" WHERE k.xn = v_xn AND k.xid = v_xid AND k.table_schema = " + ps + " AND k.table_name = " + pt +
 			" AND k.op = 'delete' AND k.ref IS NOT NULL AND k.tenant IS NOT NULL GROUP BY k.ref) p ON p.ref = " + textOf("o", a.fk.Columns)
 	}
 	// Every row one call keeps shares one id, drawn when it keeps them: a statement
@@ -196,8 +196,8 @@ func renderCaptureFunction(g *catalog.Graph, t *catalog.Table, attrs map[catalog
 	// identity's default).
 	keep := func(tenant, join string) string {
 		return "v_id := nextval('purgeguard.trash_id_seq'::regclass);\n\t\t" +
-			"INSERT INTO purgeguard.trash (id, table_schema, table_name, rel_schema, rel_name, op, tenant, ref, row) OVERRIDING SYSTEM VALUE" +
-			" SELECT v_id, " + schema + ", " + table + ", v_rel_schema, v_rel_name, 'delete', " + tenant + ", " + ref + ", o::text" +
+			"INSERT INTO purgeguard.trash (id, xid, xn, table_schema, table_name, rel_schema, rel_name, op, tenant, ref, row) OVERRIDING SYSTEM VALUE" +
+			" SELECT v_id, v_xid, v_xn, " + schema + ", " + table + ", v_rel_schema, v_rel_name, 'delete', " + tenant + ", " + ref + ", o::text" +
 			" FROM " + captureTransition + " o" + join
 	}
 	insert := keep(tenant, join)
@@ -216,7 +216,13 @@ func renderCaptureFunction(g *catalog.Graph, t *catalog.Table, attrs map[catalog
 	IF v_single IS NOT NULL THEN
 		` + insertSingle + `;
 	ELSE
+		-- The lookup reads the parent's rows through the trash's BRIN index, which
+		-- a planner without fresh statistics on the trash would pass by for a scan
+		-- of the whole trash. Assignments leave FOUND to the INSERT.
+		v_seqscan := current_setting('enable_seqscan');
+		v_seqscan_set := set_config('enable_seqscan', 'off', true);
 		` + insert + `;
+		v_seqscan_set := set_config('enable_seqscan', v_seqscan, true);
 	END IF`
 	}
 	// record is what the function of a parent that attributes its children's rows
@@ -283,6 +289,7 @@ SET extra_float_digits = 1 SET bytea_output = 'hex' AS $fence$
 #variable_conflict use_variable
 DECLARE
 	v_xid xid8 := pg_current_xact_id();
+	v_xn bigint := v_xid::text::bigint;
 	v_rel_schema text;
 	v_rel_name text;
 	v_unapproved text[];
@@ -292,6 +299,8 @@ DECLARE
 	v_prev text;
 	v_single text;
 	v_id bigint;
+	v_seqscan text;
+	v_seqscan_set text;
 BEGIN
 	IF TG_TABLE_SCHEMA <> ` + schema + ` OR TG_TABLE_NAME <> ` + table + ` THEN
 		v_rel_schema := TG_TABLE_SCHEMA;

@@ -9,6 +9,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/purgeguard/purgeguard/internal/archive"
 	"github.com/purgeguard/purgeguard/internal/catalog"
@@ -52,6 +53,7 @@ type TrashSaved struct {
 
 // SaveTrash turns the trash into snapshots, one per tenant, under purgeguard's lock:
 //
+//  0. summarizes the trash index's page ranges not summarized yet (trash.Summarize);
 //  1. finishes the saves a crashed run left: a journaled save whose manifest is
 //     committed and verifies has its rows removed; one without a manifest is
 //     forgotten (its rows stay, its objects are prune's);
@@ -83,6 +85,26 @@ func SaveTrash(ctx context.Context, cfg *pgx.ConnConfig, store storage.Store, o 
 		return nil, fmt.Errorf("guard: trash save: %w", ErrNoTrash)
 	}
 	phase("lock and connect")
+	// Within a lock timeout: a VACUUM of the trash holds the lock summarizing takes,
+	// and the save reads correctly without it, only slower.
+	var summarized int64
+	err = pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, "SET LOCAL lock_timeout = '5s'"); err != nil {
+			return err
+		}
+		summarized, err = trash.Summarize(ctx, tx)
+		return err
+	})
+	var pgErr *pgconn.PgError
+	switch {
+	case errors.As(err, &pgErr) && pgErr.Code == "55P03":
+		o.Log.Warn("trash index: not summarized, another process held the trash (a VACUUM?); the save reads more of the trash", "err", err)
+	case err != nil:
+		return res, fmt.Errorf("guard: trash save: %w", err)
+	case summarized > 0:
+		o.Log.Debug("trash index: page ranges summarized", "ranges", summarized)
+	}
+	phase("index summarized")
 	if res.Recovered, err = finishJournal(ctx, conn, store, o.Log); err != nil {
 		return res, err
 	}

@@ -186,10 +186,12 @@ func (s *Selector) WriteRows(ctx context.Context, q catalog.Querier, t *catalog.
 			return false, fmt.Errorf("trash: column %s of %s: %w", c, t.Name, catalog.ErrNotFound)
 		}
 	}
+	// Values as literals, as the selects of SelectColumns: a prepared statement's
+	// generic plan (from its sixth run, one per table) cannot tell one table's
+	// page ranges from another's.
 	rows, err = q.Query(ctx, `SELECT tr.row FROM purgeguard.trash tr
-		WHERE tr.table_schema = $1 AND tr.table_name = $2 AND tr.rel_name IS NULL AND tr.tenant = $3
-			AND tr.xid = ANY ($4::text[]::xid8[])`,
-		t.Name.Schema, t.Name.Table, tenant.String(), xidTexts(s.xids[tenant]))
+		WHERE `+xnRange(s.numbered, "tr", s.xids[tenant])+`tr.table_schema = `+literal(t.Name.Schema)+` AND tr.table_name = `+literal(t.Name.Table)+`
+			AND tr.rel_name IS NULL AND tr.tenant = `+literal(tenant.String())+` AND tr.xid = ANY (`+xidArray(s.xids[tenant])+`)`)
 	if err != nil {
 		return true, fmt.Errorf("trash: rows of %s: %w", t.Name, err)
 	}

@@ -57,9 +57,17 @@ func Reshape(ctx context.Context, tx pgx.Tx) (int64, error) {
 	if !has {
 		return 0, nil
 	}
-	if _, err := tx.Exec(ctx, `DELETE FROM purgeguard.trash_shape s
-		WHERE NOT EXISTS (SELECT 1 FROM purgeguard.trash t WHERE t.xid = s.xid)`); err != nil {
-		return 0, fmt.Errorf("trash: shapes: %w", err)
+	num, err := numbered(ctx, tx)
+	if err != nil {
+		return 0, err
+	}
+	// A numbered trash forgets shapes as Remove removes their rows; this check
+	// would read the whole trash (it has no B-tree on xid).
+	if !num {
+		if _, err := tx.Exec(ctx, `DELETE FROM purgeguard.trash_shape s
+			WHERE NOT EXISTS (SELECT 1 FROM purgeguard.trash t WHERE t.xid = s.xid)`); err != nil {
+			return 0, fmt.Errorf("trash: shapes: %w", err)
+		}
 	}
 	// The relations' columns now, once per relation. A shape without an OID was
 	// recorded before OIDs were: its relation is taken for the same.
@@ -107,7 +115,7 @@ func Reshape(ctx context.Context, tx pgx.Tx) (int64, error) {
 		if err := s.readMissing(ctx, tx, values); err != nil {
 			return n, err
 		}
-		m, err := s.rewrite(ctx, tx)
+		m, err := s.rewrite(ctx, tx, num)
 		n += m
 		if err != nil {
 			return n, err
@@ -287,12 +295,19 @@ func arrayElement(a string) (v string, null, ok bool) {
 // it ran, its shape recorded before) is left as it is; where the columns are as many
 // as before, a mixed shape's rows cannot be told apart, and the save fails on them
 // rather than guess.
-func (s *staleShape) rewrite(ctx context.Context, tx pgx.Tx) (int64, error) {
+func (s *staleShape) rewrite(ctx context.Context, tx pgx.Tx, numbered bool) (int64, error) {
 	rel := pgx.Identifier{s.schema, s.name}.Sanitize()
 	var n int64
 	if !s.same() {
-		if _, err := tx.Exec(ctx, `DECLARE purgeguard_reshape NO SCROLL CURSOR FOR SELECT ctid, xid::text, row FROM purgeguard.trash
-			WHERE xid = ANY ($1::xid8[]) AND coalesce(rel_schema, table_schema) = $2 AND coalesce(rel_name, table_name) = $3`,
+		xids := make([]uint64, len(s.xids))
+		for i, x := range s.xids {
+			var err error
+			if xids[i], err = strconv.ParseUint(x, 10, 64); err != nil {
+				return 0, fmt.Errorf("trash: shape of %s in transaction %q: %w", rel, x, err)
+			}
+		}
+		if _, err := tx.Exec(ctx, `DECLARE purgeguard_reshape NO SCROLL CURSOR FOR SELECT ctid, xid::text, row FROM purgeguard.trash t
+			WHERE `+xnRange(numbered, "t", xids)+`xid = ANY ($1::xid8[]) AND coalesce(rel_schema, table_schema) = $2 AND coalesce(rel_name, table_name) = $3`,
 			s.xids, s.schema, s.name); err != nil {
 			return 0, fmt.Errorf("trash: rows of %s to reshape: %w", rel, err)
 		}

@@ -122,6 +122,7 @@ type Selector struct {
 	// repeated: per table, the transactions in which more than one statement kept
 	// its rows (trash_shape.several, or the table and a partition of it)
 	repeated map[catalog.Name]map[uint64]bool
+	numbered bool // the rows carry xn (see xnRange)
 }
 
 // NewSelector reads what it needs within q (the snapshot's read): the partitions
@@ -133,6 +134,10 @@ func NewSelector(ctx context.Context, q catalog.Querier, xids map[uuid.UUID][]ui
 		return nil, err
 	}
 	repeated, err := readRepeated(ctx, q, rels)
+	if err != nil {
+		return nil, err
+	}
+	num, err := numbered(ctx, q)
 	if err != nil {
 		return nil, err
 	}
@@ -152,7 +157,7 @@ func NewSelector(ctx context.Context, q catalog.Querier, xids map[uuid.UUID][]ui
 	for _, n := range list {
 		updated[n] = true
 	}
-	return &Selector{rels: rels, xids: xids, updated: updated, repeated: repeated}, nil
+	return &Selector{rels: rels, xids: xids, updated: updated, repeated: repeated, numbered: num}, nil
 }
 
 // readRepeated reads, from the shapes the captures recorded, the transactions in
@@ -223,7 +228,7 @@ func (s *Selector) Select(t *catalog.Table, tenant uuid.UUID) string {
 
 // SelectColumns selects cols of t's trash rows of tenant from its transactions.
 func (s *Selector) SelectColumns(t *catalog.Table, tenant uuid.UUID, cols []string) string {
-	cond := "tr.tenant = " + literal(tenant.String()) + " AND tr.xid = ANY (" + xidArray(s.xids[tenant]) + ")"
+	cond := xnRange(s.numbered, "tr", s.xids[tenant]) + "tr.tenant = " + literal(tenant.String()) + " AND tr.xid = ANY (" + xidArray(s.xids[tenant]) + ")"
 	all := t.ColumnNames()
 	for _, c := range cols {
 		if !slices.Contains(all, c) {

@@ -17,6 +17,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -167,14 +168,78 @@ func Transactions(ctx context.Context, q catalog.Querier) (map[uuid.UUID][]Trans
 	return out, nil
 }
 
+// numbered reports whether the trash's rows carry xn, their transaction's number
+// under the trash's BRIN index (a fence installed by an earlier version has a
+// B-tree on xid instead: readers then select by xid alone).
+func numbered(ctx context.Context, q catalog.Querier) (bool, error) {
+	var ok bool
+	if err := q.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute
+		WHERE attrelid = to_regclass('purgeguard.trash') AND attname = 'xn' AND NOT attisdropped)`).Scan(&ok); err != nil {
+		return false, fmt.Errorf("trash: columns of %s: %w", Table, err)
+	}
+	return ok, nil
+}
+
+// xnRange renders, for a trash whose rows are numbered, the bounds of xids'
+// numbers on alias's xn followed by AND: the BRIN index then reads the page ranges
+// those transactions' rows are in, and the exact xid condition beside it picks
+// them. Nothing for a trash whose rows are not numbered, or no xids.
+func xnRange(numbered bool, alias string, xids []uint64) string {
+	if !numbered || len(xids) == 0 {
+		return ""
+	}
+	lo, hi := slices.Min(xids), slices.Max(xids)
+	return fmt.Sprintf("%s.xn BETWEEN %d AND %d AND ", alias, lo, hi)
+}
+
+// Summarize prepares the trash for reading, within tx: it summarizes the page
+// ranges of the trash's BRIN index that are not summarized yet (the rows kept
+// since the last VACUUM or save), so that the reads after it skip the ranges of
+// other transactions and tables instead of reading all of those, and it analyzes
+// the columns readers select by: a trash just filled has no statistics, and
+// without them the planner passes the BRIN index by for a scan of the whole trash
+// per table. It needs the trash's owner: for another role, or a trash without the
+// index (an earlier version's fence), it does nothing. It returns how many ranges
+// it summarized.
+func Summarize(ctx context.Context, tx pgx.Tx) (int64, error) {
+	var n *int64
+	err := tx.QueryRow(ctx, `SELECT CASE WHEN to_regclass('purgeguard.trash_xn_table') IS NOT NULL
+			AND pg_catalog.pg_has_role((SELECT relowner FROM pg_catalog.pg_class WHERE oid = 'purgeguard.trash'::regclass), 'USAGE')
+		THEN pg_catalog.brin_summarize_new_values('purgeguard.trash_xn_table'::regclass)::bigint END`).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("trash: summarize the index of %s: %w", Table, err)
+	}
+	if n == nil {
+		return 0, nil
+	}
+	if _, err := tx.Exec(ctx, "ANALYZE purgeguard.trash (xn, xid, table_schema, table_name, rel_schema, rel_name, op, tenant)"); err != nil {
+		return *n, fmt.Errorf("trash: analyze %s: %w", Table, err)
+	}
+	return *n, nil
+}
+
 // Delete removes tenant's rows of the transactions xids: what a committed trash
 // snapshot holds.
 func Delete(ctx context.Context, q catalog.Querier, tenant uuid.UUID, xids []uint64) (int64, error) {
+	num, err := numbered(ctx, q)
+	if err != nil {
+		return 0, err
+	}
 	var n int64
-	err := q.QueryRow(ctx, `WITH d AS (DELETE FROM purgeguard.trash WHERE tenant = $1 AND xid = ANY ($2::text[]::xid8[]) RETURNING 1)
+	err = q.QueryRow(ctx, `WITH d AS (DELETE FROM purgeguard.trash t WHERE `+xnRange(num, "t", xids)+`tenant = $1 AND xid = ANY ($2::text[]::xid8[]) RETURNING 1)
 		SELECT count(*) FROM d`, tenant.String(), xidTexts(xids)).Scan(&n)
 	if err != nil {
 		return 0, fmt.Errorf("trash: delete rows of tenant %s: %w", tenant, err)
+	}
+	if num {
+		// The shapes of those transactions that kept no other tenant's rows go too
+		// (Reshape forgets them for an earlier fence's trash).
+		var gone int64
+		if err := q.QueryRow(ctx, `WITH d AS (DELETE FROM purgeguard.trash_shape s WHERE s.xid = ANY ($1::text[]::xid8[])
+			AND NOT EXISTS (SELECT 1 FROM purgeguard.trash t WHERE `+xnRange(num, "t", xids)+`t.xid = s.xid) RETURNING 1)
+			SELECT count(*) FROM d`, xidTexts(xids)).Scan(&gone); err != nil {
+			return 0, fmt.Errorf("trash: shapes of tenant %s's transactions: %w", tenant, err)
+		}
 	}
 	return n, nil
 }
@@ -235,6 +300,17 @@ const othersSQL = `WITH RECURSIVE x AS (
 SELECT EXISTS (SELECT 1 FROM x WHERE x.xid IS NOT NULL AND NOT x.xid = ANY ($1::text[]::xid8[]))
 	OR EXISTS (SELECT 1 FROM purgeguard.trash t WHERE t.tenant IS NULL)`
 
+// othersNumberedSQL is othersSQL for a trash whose rows are numbered (xn), which
+// has no B-tree on xid to walk: the transactions that kept rows are those of the
+// shapes (every capture records one, and fence install recorded them for the rows
+// kept before), and a shape of another transaction counts when its transaction
+// still has a row (the BRIN index finds its page ranges; shapes outlive the rows
+// an earlier save removed until the next save forgets them).
+const othersNumberedSQL = `SELECT EXISTS (SELECT 1 FROM purgeguard.trash_shape s
+		WHERE NOT s.xid = ANY ($1::text[]::xid8[])
+			AND EXISTS (SELECT 1 FROM purgeguard.trash t WHERE t.xn = s.xid::text::bigint AND t.xid = s.xid))
+	OR EXISTS (SELECT 1 FROM purgeguard.trash t WHERE t.tenant IS NULL)`
+
 // truncateAll empties the trash if it holds only tenant's rows of xids, in a
 // savepoint it rolls back otherwise (which releases the lock it took).
 func truncateAll(ctx context.Context, tx pgx.Tx, tenant uuid.UUID, xids []uint64, sole *Sole) (int64, bool, error) {
@@ -255,8 +331,15 @@ func truncateAll(ctx context.Context, tx pgx.Tx, tenant uuid.UUID, xids []uint64
 		}
 		var all, mine int64
 		if sole != nil {
-			var others bool
-			if err := sp.QueryRow(ctx, othersSQL, xidTexts(xids)).Scan(&others); err != nil {
+			num, err := numbered(ctx, sp)
+			if err != nil {
+				return 0, false, err
+			}
+			others, query := false, othersSQL
+			if num {
+				query = othersNumberedSQL
+			}
+			if err := sp.QueryRow(ctx, query, xidTexts(xids)).Scan(&others); err != nil {
 				return 0, false, err
 			}
 			if others {
@@ -273,6 +356,11 @@ func truncateAll(ctx context.Context, tx pgx.Tx, tenant uuid.UUID, xids []uint64
 			}
 		}
 		if _, err := sp.Exec(ctx, "TRUNCATE purgeguard.trash"); err != nil {
+			return 0, false, err
+		}
+		// Every shape is of a transaction whose rows just went (a capture waits for
+		// the lock before it keeps a row, and records its shape after).
+		if _, err := sp.Exec(ctx, "DELETE FROM purgeguard.trash_shape"); err != nil {
 			return 0, false, err
 		}
 		return mine, true, nil
