@@ -301,3 +301,44 @@ func TestCapture_ChildFiledUnderItsOwnTenant(t *testing.T) {
 		})
 	}
 }
+
+// A child's capture that looks its rows' tenant up among its parent's kept rows
+// turns sequential scans off for that lookup alone (the trash's BRIN index, with
+// or without statistics): the service's session gets its own setting back, in
+// the same transaction, whichever it had; and the lookup still files each child
+// row under its tenant.
+func TestCapture_LookupLeavesTheSessionsSettings(t *testing.T) {
+	for _, setting := range []string{"on", "off"} {
+		t.Run("enable_seqscan "+setting, func(t *testing.T) {
+			e, res := callLogd(t)
+			g := callLogdGraph(t, e)
+			e.installCapture(t, g, recordingPath)
+			y, z := res.Tenants[0].String(), res.Tenants[1].String()
+			var after string
+			var unfiled int64
+			err := pgx.BeginFunc(e.ctx, e.svc, func(tx pgx.Tx) error {
+				if _, err := tx.Exec(e.ctx, "SET LOCAL enable_seqscan = "+setting); err != nil {
+					return err
+				}
+				// two tenants in one statement: the participants' capture looks up
+				if _, err := tx.Exec(e.ctx, "DELETE FROM call_logd_tenant WHERE uuid IN ($1, $2)", y, z); err != nil {
+					return err
+				}
+				return tx.QueryRow(e.ctx, "SELECT current_setting('enable_seqscan')").Scan(&after)
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if after != setting {
+				t.Errorf("enable_seqscan after the capturing DELETE: %s, want the session's %s", after, setting)
+			}
+			if err := e.admin.QueryRow(e.ctx, `SELECT count(*) FROM purgeguard.trash
+				WHERE table_name = 'call_logd_call_log_participant' AND tenant IS NULL`).Scan(&unfiled); err != nil {
+				t.Fatal(err)
+			}
+			if unfiled != 0 {
+				t.Errorf("%d participant rows kept without their tenant, want every one filed by the lookup", unfiled)
+			}
+		})
+	}
+}

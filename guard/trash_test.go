@@ -345,6 +345,56 @@ func TestTrash_RowKeptTwiceSavedOnce(t *testing.T) {
 	}
 }
 
+// A trash kept by an earlier fence (no transaction numbers, a B-tree on xid and
+// table) is saved by this version as it is, and after fence install numbers its
+// rows and replaces the index: either way, trash save and restore bring back both
+// orgs exactly, and the trash ends empty.
+func TestTrash_TrashOfAnEarlierFence(t *testing.T) {
+	const orgD = "dddddddd-dddd-4ddd-8ddd-dddddddddddd"
+	for _, again := range []bool{false, true} {
+		name := "read as it is"
+		if again {
+			name = "fence installed again"
+		}
+		t.Run(name, func(t *testing.T) {
+			w := newTrashWorld(t, graphCatalog, testdata.MustSQL("graph/schema.sql"), testdata.MustSQL("graph/data.sql"))
+			w.capture(t)
+			before := w.contents(t)
+			w.service(t, "DELETE FROM app.usage WHERE org_id = $1", uuid.MustParse(orgA))
+			w.service(t, "DELETE FROM app.org WHERE id = $1", uuid.MustParse(orgA))
+			w.service(t, "DELETE FROM app.org WHERE id = $1", uuid.MustParse(orgD))
+			w.exec(t, `ALTER TABLE purgeguard.trash DROP COLUMN xn;
+				CREATE INDEX trash_xid_table ON purgeguard.trash (xid, table_name)`)
+			if again {
+				w.capture(t)
+				var indexes string
+				var unnumbered int64
+				if err := w.admin.QueryRow(w.ctx, `SELECT string_agg(indexrelid::regclass::text, ',' ORDER BY 1) FROM pg_index
+					WHERE indrelid = 'purgeguard.trash'::regclass`).Scan(&indexes); err != nil {
+					t.Fatal(err)
+				}
+				if strings.Contains(indexes, "trash_xid_table") || !strings.Contains(indexes, "trash_xn_table") {
+					t.Errorf("indexes of the trash after install: %s, want trash_xn_table and not trash_xid_table", indexes)
+				}
+				if err := w.admin.QueryRow(w.ctx, "SELECT count(*) FROM purgeguard.trash WHERE xn IS DISTINCT FROM xid::text::bigint").Scan(&unnumbered); err != nil || unnumbered != 0 {
+					t.Errorf("after install: %d rows without their transaction's number (%v)", unnumbered, err)
+				}
+			}
+			res := w.save(t)
+			if len(res.Saved) != 2 || res.Unresolved != 0 {
+				t.Fatalf("save: %+v, want snapshots of orgs A and D, nothing unattributed", res)
+			}
+			if n := w.trashRows(t); n != 0 {
+				t.Fatalf("trash after save: %d rows, want 0", n)
+			}
+			for _, sv := range res.Saved {
+				w.restore(t, sv.Tenant, sv.Snapshot, restore.ConflictSkip) // B's and C's emptied rows survived
+			}
+			diffContents(t, "after trash save and restore of both orgs", before, w.contents(t))
+		})
+	}
+}
+
 // typesSchema has a column of each type whose text form could go wrong on the way
 // through the trash, under a service session whose output settings differ from the
 // defaults in every way that changes a value's text.

@@ -205,7 +205,7 @@ func Summarize(ctx context.Context, tx pgx.Tx) (int64, error) {
 	var n *int64
 	err := tx.QueryRow(ctx, `SELECT CASE WHEN to_regclass('purgeguard.trash_xn_table') IS NOT NULL
 			AND pg_catalog.pg_has_role((SELECT relowner FROM pg_catalog.pg_class WHERE oid = 'purgeguard.trash'::regclass), 'USAGE')
-		THEN pg_catalog.brin_summarize_new_values('purgeguard.trash_xn_table'::regclass)::bigint END`).Scan(&n)
+		THEN pg_catalog.brin_summarize_new_values(to_regclass('purgeguard.trash_xn_table'))::bigint END`).Scan(&n)
 	if err != nil {
 		return 0, fmt.Errorf("trash: summarize the index of %s: %w", Table, err)
 	}
