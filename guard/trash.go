@@ -282,7 +282,9 @@ func finish(ctx context.Context, conn *pgx.Conn, store storage.Store, tenant, id
 		return 0, false, fmt.Errorf("guard: trash snapshot %s: its rows stay in the trash: %w", id, err)
 	}
 	phase("verify")
-	err = pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+	// READ COMMITTED whatever the server's default: Remove's check after its lock
+	// must see the rows a capture committed while it waited (trash.Remove).
+	err = pgx.BeginTxFunc(ctx, conn, pgx.TxOptions{IsoLevel: pgx.ReadCommitted}, func(tx pgx.Tx) error {
 		var err error
 		if n, truncated, err = trash.Remove(ctx, tx, tenant, xids, sole); err != nil {
 			return err

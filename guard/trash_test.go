@@ -16,6 +16,7 @@ import (
 	"github.com/purgeguard/purgeguard/guard"
 	"github.com/purgeguard/purgeguard/internal/catalog"
 	"github.com/purgeguard/purgeguard/internal/devtools/testenv"
+	"github.com/purgeguard/purgeguard/internal/trash"
 	"github.com/purgeguard/purgeguard/profile"
 	"github.com/purgeguard/purgeguard/restore"
 	"github.com/purgeguard/purgeguard/snapshot"
@@ -395,6 +396,40 @@ func TestTrash_TrashOfAnEarlierFence(t *testing.T) {
 	}
 }
 
+// Remove in a transaction that took its snapshot before its lock was granted
+// (REPEATABLE READ) does not truncate: a row a capture committed while it waited
+// would be neither seen by its check nor spared. It deletes the tenant's rows.
+func TestRemove_RepeatableReadDeletes(t *testing.T) {
+	w := newTrashWorld(t, graphCatalog, testdata.MustSQL("graph/schema.sql"), testdata.MustSQL("graph/data.sql"))
+	w.capture(t)
+	a := uuid.MustParse("dddddddd-dddd-4ddd-8ddd-dddddddddddd") // the root row alone: all the trash holds
+	w.service(t, "DELETE FROM app.org WHERE id = $1", a)
+	txs, err := trash.Transactions(w.ctx, w.admin)
+	if err != nil || len(txs[a]) == 0 {
+		t.Fatalf("transactions: %v, %v", txs, err)
+	}
+	var xids []uint64
+	var rows int64
+	for _, x := range txs[a] {
+		xids = append(xids, x.Xid)
+		rows += x.Rows
+	}
+	node := w.filenode(t)
+	var n int64
+	var truncated bool
+	err = pgx.BeginTxFunc(w.ctx, w.admin, pgx.TxOptions{IsoLevel: pgx.RepeatableRead}, func(tx pgx.Tx) (err error) {
+		n, truncated, err = trash.Remove(w.ctx, tx, a, xids, &trash.Sole{Rows: rows})
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if truncated || w.filenode(t) != node || n != rows || w.trashRows(t) != 0 {
+		t.Errorf("Remove under REPEATABLE READ: truncated %v (filenode changed: %v), %d rows removed of %d, %d left; want deleted, none left",
+			truncated, w.filenode(t) != node, n, rows, w.trashRows(t))
+	}
+}
+
 // typesSchema has a column of each type whose text form could go wrong on the way
 // through the trash, under a service session whose output settings differ from the
 // defaults in every way that changes a value's text.
@@ -554,9 +589,13 @@ func TestSaveTrash_TruncatesOnlyWhatItSaved(t *testing.T) {
 		// its rows; it returns what runs once the save returned.
 		during    func(t *testing.T, w *trashWorld) (after func())
 		truncated bool
-		left      int64 // rows not of org A left in the trash
+		left      int64  // rows not of org A left in the trash
+		setup     string // run before the save
 	}{
 		{name: "only the saved rows", truncated: true},
+		// the removal's transaction is READ COMMITTED whatever the server's default
+		{name: "repeatable read by default", truncated: true, setup: `DO $$BEGIN
+			EXECUTE format('ALTER DATABASE %I SET default_transaction_isolation = ''repeatable read''', current_database()); END$$`},
 		{name: "rows kept after the save read the trash", left: 1, during: func(t *testing.T, w *trashWorld) func() {
 			w.service(t, "DELETE FROM app.usage WHERE org_id = $1 AND ctid = (SELECT min(ctid) FROM app.usage WHERE org_id = $1)", b)
 			return nil
@@ -591,6 +630,9 @@ func TestSaveTrash_TruncatesOnlyWhatItSaved(t *testing.T) {
 			w.service(t, "DELETE FROM app.usage WHERE org_id = $1", a)
 			w.service(t, "DELETE FROM app.org WHERE id = $1", a)
 			kept, node := w.trashRows(t), w.filenode(t)
+			if tc.setup != "" {
+				w.exec(t, tc.setup)
+			}
 
 			var after func()
 			if tc.during != nil {

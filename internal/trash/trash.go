@@ -272,7 +272,10 @@ type Sole struct {
 // one beside: a row kept while Remove runs waits for tx and lands in the trash emptied.
 // When the lock is not granted within TruncateLockTimeout, or TRUNCATE is not
 // allowed, it deletes. truncated says which it did. tx's commit makes either final,
-// its rollback undoes either.
+// its rollback undoes either. tx must be READ COMMITTED for TRUNCATE: in a snapshot
+// taken before the lock was granted, a row a capture committed meanwhile would be
+// neither seen by the check nor spared by TRUNCATE; under another isolation Remove
+// deletes.
 //
 // With sole (nil: not known) the check reads the index only: the trash's distinct
 // transactions must all be among xids, and no row may lack a tenant; sole's
@@ -319,7 +322,13 @@ func truncateAll(ctx context.Context, tx pgx.Tx, tenant uuid.UUID, xids []uint64
 		return 0, false, fmt.Errorf("trash: remove rows of tenant %s: %w", tenant, err)
 	}
 	n, ok, err := func() (int64, bool, error) {
-		var prev string
+		var prev, isolation string
+		if err := sp.QueryRow(ctx, "SELECT current_setting('transaction_isolation')").Scan(&isolation); err != nil {
+			return 0, false, err
+		}
+		if isolation != "read committed" {
+			return 0, false, nil
+		}
 		if err := sp.QueryRow(ctx, "SELECT current_setting('lock_timeout'), set_config('lock_timeout', $1, true)", TruncateLockTimeout).Scan(&prev, nil); err != nil {
 			return 0, false, err
 		}
