@@ -72,10 +72,22 @@ END $seq$;
 DROP INDEX IF EXISTS purgeguard.trash_table_tenant;
 DROP INDEX IF EXISTS purgeguard.trash_xid;
 ALTER TABLE purgeguard.trash ADD COLUMN IF NOT EXISTS xn bigint;
-UPDATE purgeguard.trash SET xn = xid::text::bigint WHERE xn IS NULL;
+-- Numbered once, on the install that adds xn (a later install finds it NOT NULL
+-- and reads no row). Every writer sets xn with xid: the capture functions both
+-- from one variable, capture_update both by default, in the same transaction.
+DO $xn$ BEGIN
+	IF NOT (SELECT attnotnull FROM pg_catalog.pg_attribute WHERE attrelid = 'purgeguard.trash'::regclass AND attname = 'xn') THEN
+		UPDATE purgeguard.trash SET xn = xid::text::bigint WHERE xn IS NULL;
+	END IF;
+END $xn$;
 ALTER TABLE purgeguard.trash ALTER COLUMN xn SET DEFAULT pg_catalog.pg_current_xact_id()::text::bigint, ALTER COLUMN xn SET NOT NULL;
 DROP INDEX IF EXISTS purgeguard.trash_xid_table;
-CREATE INDEX IF NOT EXISTS trash_xn_table ON purgeguard.trash USING brin (xn, table_name);
+-- autosummarize: autovacuum summarizes each page range soon after it fills, so a
+-- child's lookup among its parent's kept rows reads few ranges not summarized yet;
+-- 512 pages a range keep a million rows kept at once under the 256 requests
+-- autovacuum queues.
+CREATE INDEX IF NOT EXISTS trash_xn_table ON purgeguard.trash USING brin (xn, table_name)
+	WITH (pages_per_range = 512, autosummarize = on);
 CREATE INDEX IF NOT EXISTS trash_update ON purgeguard.trash (table_schema, table_name) WHERE op = 'update';
 CREATE INDEX IF NOT EXISTS trash_unattributed ON purgeguard.trash (table_schema, table_name) WHERE tenant IS NULL;
 CREATE INDEX IF NOT EXISTS trash_partition ON purgeguard.trash (table_schema, table_name, rel_schema, rel_name)

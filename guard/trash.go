@@ -85,8 +85,8 @@ func SaveTrash(ctx context.Context, cfg *pgx.ConnConfig, store storage.Store, o 
 		return nil, fmt.Errorf("guard: trash save: %w", ErrNoTrash)
 	}
 	phase("lock and connect")
-	// Within a lock timeout: a VACUUM of the trash holds the lock summarizing takes,
-	// and the save reads correctly without it, only slower.
+	// Within a lock timeout: a VACUUM of the trash holds the lock summarizing takes.
+	// The save reads correctly without it, only slower: a failure is a warning.
 	var summarized int64
 	err = pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, "SET LOCAL lock_timeout = '5s'"); err != nil {
@@ -99,8 +99,10 @@ func SaveTrash(ctx context.Context, cfg *pgx.ConnConfig, store storage.Store, o 
 	switch {
 	case errors.As(err, &pgErr) && pgErr.Code == "55P03":
 		o.Log.Warn("trash index: not summarized, another process held the trash (a VACUUM?); the save reads more of the trash", "err", err)
+	case ctx.Err() != nil:
+		return res, fmt.Errorf("guard: trash save: %w", ctx.Err())
 	case err != nil:
-		return res, fmt.Errorf("guard: trash save: %w", err)
+		o.Log.Warn("trash index: not summarized; the save reads more of the trash", "err", err)
 	case summarized > 0:
 		o.Log.Debug("trash index: page ranges summarized", "ranges", summarized)
 	}

@@ -109,6 +109,17 @@ func Reshape(ctx context.Context, tx pgx.Tx) (int64, error) {
 	var n int64
 	values := addedValues{}
 	for _, s := range stale {
+		if num {
+			// Shapes whose rows an earlier version's save removed are forgotten
+			// here, before they are planned: their relation may since have changed
+			// beyond what rows could be read back from, and no row needs it.
+			if err := s.forgetEmpty(ctx, tx); err != nil {
+				return n, err
+			}
+			if len(s.xids) == 0 {
+				continue
+			}
+		}
 		if err := s.plan(); err != nil {
 			return n, err
 		}
@@ -141,6 +152,37 @@ func sameShapes(stale []staleShape) []staleShape {
 		out = append(out, s)
 	}
 	return out
+}
+
+// forgetEmpty drops from s, and from trash_shape, the transactions that have no row
+// of its relation left in the trash: one probe of the BRIN index each.
+func (s *staleShape) forgetEmpty(ctx context.Context, tx pgx.Tx) error {
+	var live []string
+	err := withoutSeqscan(ctx, tx, func() error {
+		rows, err := tx.Query(ctx, `SELECT x::text FROM unnest($1::xid8[]) x WHERE EXISTS (SELECT 1 FROM purgeguard.trash t
+			WHERE t.xn = x::text::bigint AND t.xid = x AND coalesce(t.rel_schema, t.table_schema) = $2 AND coalesce(t.rel_name, t.table_name) = $3)`,
+			s.xids, s.schema, s.name)
+		if err != nil {
+			return err
+		}
+		live, err = pgx.CollectRows(rows, pgx.RowTo[string])
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("trash: rows of %s to reshape: %w", pgx.Identifier{s.schema, s.name}.Sanitize(), err)
+	}
+	if len(live) == len(s.xids) {
+		return nil
+	}
+	if live == nil {
+		live = []string{} // not NULL: NOT xid = ANY (NULL) would spare every shape
+	}
+	if _, err := tx.Exec(ctx, `DELETE FROM purgeguard.trash_shape WHERE rel_schema = $2 AND rel_name = $3
+		AND xid = ANY ($1::xid8[]) AND NOT xid = ANY ($4::xid8[])`, s.xids, s.schema, s.name, live); err != nil {
+		return fmt.Errorf("trash: shapes of %s: %w", pgx.Identifier{s.schema, s.name}.Sanitize(), err)
+	}
+	s.xids = live
+	return nil
 }
 
 // kept names the transactions whose rows s is, for a message.

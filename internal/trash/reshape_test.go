@@ -144,3 +144,42 @@ INSERT INTO purgeguard.trash (table_schema, table_name, xid, row) VALUES ('publi
 		t.Errorf("rows %v: want both as they were kept", rows)
 	}
 }
+
+// In a numbered trash, a shape whose rows are gone (removed by an earlier
+// version's save) is forgotten before it is planned, even one that could not be
+// planned (its table made again, its columns' names not recorded); the shape of a
+// transaction with rows is rewritten as before.
+func TestReshape_ForgetsShapesWithoutRows(t *testing.T) {
+	ctx := testenv.Context(t)
+	conn := testenv.Connect(t, testenv.Postgres(t))
+	if _, err := conn.Exec(ctx, `CREATE SCHEMA purgeguard;
+CREATE TABLE purgeguard.trash (id bigint GENERATED ALWAYS AS IDENTITY, table_schema text NOT NULL, table_name text NOT NULL,
+	rel_schema text, rel_name text, xid xid8 NOT NULL, xn bigint NOT NULL, row text NOT NULL);
+CREATE TABLE purgeguard.trash_shape (xid xid8 NOT NULL, rel_schema text NOT NULL, rel_name text NOT NULL, attnums int2[] NOT NULL,
+	relid oid, attnames text[], mixed boolean NOT NULL DEFAULT false, PRIMARY KEY (xid, rel_schema, rel_name));
+CREATE TABLE public.w (a int, gone text, b text);
+INSERT INTO purgeguard.trash_shape VALUES ('40', 'public', 'w', '{1,2,3}', 1, NULL);
+INSERT INTO purgeguard.trash_shape SELECT '41', 'public', 'w', '{1,2,3}', 'public.w'::regclass, '{a,gone,b}';
+INSERT INTO purgeguard.trash (table_schema, table_name, xid, xn, row) VALUES ('public', 'w', '41', 41, '(1,x,b1)');
+ALTER TABLE public.w DROP COLUMN gone;`); err != nil {
+		t.Fatal(err)
+	}
+	var n int64
+	err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) (err error) {
+		n, err = Reshape(ctx, tx)
+		return err
+	})
+	if err != nil {
+		t.Fatalf("Reshape: %v, want the shape without rows forgotten", err)
+	}
+	var shapes, row string
+	if err := conn.QueryRow(ctx, "SELECT string_agg(xid::text || ' ' || attnums::text, '|' ORDER BY xid) FROM purgeguard.trash_shape").Scan(&shapes); err != nil {
+		t.Fatal(err)
+	}
+	if err := conn.QueryRow(ctx, "SELECT row FROM purgeguard.trash").Scan(&row); err != nil {
+		t.Fatal(err)
+	}
+	if n != 1 || shapes != "41 {1,3}" || row != "(1,b1)" {
+		t.Errorf("rewrote %d rows, shapes %q, row %q; want 1, \"41 {1,3}\", \"(1,b1)\"", n, shapes, row)
+	}
+}

@@ -180,17 +180,26 @@ func numbered(ctx context.Context, q catalog.Querier) (bool, error) {
 	return ok, nil
 }
 
-// xnRange renders, for a trash whose rows are numbered, the bounds of xids'
-// numbers on alias's xn followed by AND: the BRIN index then reads the page ranges
+// xnRange renders, for a trash whose rows are numbered, a condition on alias's xn
+// that xids' rows meet, followed by AND: the BRIN index then reads the page ranges
 // those transactions' rows are in, and the exact xid condition beside it picks
-// them. Nothing for a trash whose rows are not numbered, or no xids.
+// them. A few transactions are listed (one probe of the index each, so a tenant's
+// transactions far apart do not read every range between them); many, as a service
+// deleting row by row leaves, are bounded. Nothing for a trash whose rows are not
+// numbered, or no xids.
 func xnRange(numbered bool, alias string, xids []uint64) string {
 	if !numbered || len(xids) == 0 {
 		return ""
 	}
+	if len(xids) <= xnListed {
+		return alias + ".xn = ANY ('{" + strings.Join(xidTexts(xids), ",") + "}'::bigint[]) AND "
+	}
 	lo, hi := slices.Min(xids), slices.Max(xids)
 	return fmt.Sprintf("%s.xn BETWEEN %d AND %d AND ", alias, lo, hi)
 }
+
+// xnListed is how many transactions xnRange lists rather than bounds.
+const xnListed = 64
 
 // Summarize prepares the trash for reading, within tx: it summarizes the page
 // ranges of the trash's BRIN index that are not summarized yet (the rows kept
@@ -234,14 +243,36 @@ func Delete(ctx context.Context, q catalog.Querier, tenant uuid.UUID, xids []uin
 	if num {
 		// The shapes of those transactions that kept no other tenant's rows go too
 		// (Reshape forgets them for an earlier fence's trash).
-		var gone int64
-		if err := q.QueryRow(ctx, `WITH d AS (DELETE FROM purgeguard.trash_shape s WHERE s.xid = ANY ($1::text[]::xid8[])
-			AND NOT EXISTS (SELECT 1 FROM purgeguard.trash t WHERE `+xnRange(num, "t", xids)+`t.xid = s.xid) RETURNING 1)
-			SELECT count(*) FROM d`, xidTexts(xids)).Scan(&gone); err != nil {
+		err := withoutSeqscan(ctx, q, func() error {
+			var gone int64
+			return q.QueryRow(ctx, `WITH d AS (DELETE FROM purgeguard.trash_shape s WHERE s.xid = ANY ($1::text[]::xid8[])
+				AND NOT EXISTS (`+rowOfShape+`) RETURNING 1)
+				SELECT count(*) FROM d`, xidTexts(xids)).Scan(&gone)
+		})
+		if err != nil {
 			return 0, fmt.Errorf("trash: shapes of tenant %s's transactions: %w", tenant, err)
 		}
 	}
 	return n, nil
+}
+
+// rowOfShape selects a trash row of shape s's transaction, if it has one: a probe
+// of the BRIN index by the transaction's number, stopped at the first row.
+const rowOfShape = `SELECT 1 FROM purgeguard.trash t WHERE t.xn = s.xid::text::bigint AND t.xid = s.xid LIMIT 1`
+
+// withoutSeqscan runs fn with sequential scans off for q's transaction, then puts
+// the setting back: a probe by transaction number must go through the trash's BRIN
+// index, one page range per transaction, where a planner counting on a join would
+// read the whole trash (q must be in a transaction, whose end puts it back too).
+func withoutSeqscan(ctx context.Context, q catalog.Querier, fn func() error) error {
+	var prev string
+	if err := q.QueryRow(ctx, "SELECT current_setting('enable_seqscan'), set_config('enable_seqscan', 'off', true)").Scan(&prev, nil); err != nil {
+		return err
+	}
+	if err := fn(); err != nil {
+		return err
+	}
+	return q.QueryRow(ctx, "SELECT set_config('enable_seqscan', $1, true)", prev).Scan(nil)
 }
 
 // TruncateLockTimeout is how long Remove waits for the trash's exclusive lock
@@ -307,11 +338,11 @@ SELECT EXISTS (SELECT 1 FROM x WHERE x.xid IS NOT NULL AND NOT x.xid = ANY ($1::
 // has no B-tree on xid to walk: the transactions that kept rows are those of the
 // shapes (every capture records one, and fence install recorded them for the rows
 // kept before), and a shape of another transaction counts when its transaction
-// still has a row (the BRIN index finds its page ranges; shapes outlive the rows
-// an earlier save removed until the next save forgets them).
+// still has a row (one probe of the BRIN index per such shape; a shape may outlive
+// its rows, removed by an earlier version's save).
 const othersNumberedSQL = `SELECT EXISTS (SELECT 1 FROM purgeguard.trash_shape s
-		WHERE NOT s.xid = ANY ($1::text[]::xid8[])
-			AND EXISTS (SELECT 1 FROM purgeguard.trash t WHERE t.xn = s.xid::text::bigint AND t.xid = s.xid))
+		CROSS JOIN LATERAL (` + rowOfShape + `) r
+		WHERE NOT s.xid = ANY ($1::text[]::xid8[]))
 	OR EXISTS (SELECT 1 FROM purgeguard.trash t WHERE t.tenant IS NULL)`
 
 // truncateAll empties the trash if it holds only tenant's rows of xids, in a
@@ -344,11 +375,14 @@ func truncateAll(ctx context.Context, tx pgx.Tx, tenant uuid.UUID, xids []uint64
 			if err != nil {
 				return 0, false, err
 			}
-			others, query := false, othersSQL
+			others := false
+			check := func() error { return sp.QueryRow(ctx, othersSQL, xidTexts(xids)).Scan(&others) }
 			if num {
-				query = othersNumberedSQL
+				check = func() error {
+					return withoutSeqscan(ctx, sp, func() error { return sp.QueryRow(ctx, othersNumberedSQL, xidTexts(xids)).Scan(&others) })
+				}
 			}
-			if err := sp.QueryRow(ctx, query, xidTexts(xids)).Scan(&others); err != nil {
+			if err := check(); err != nil {
 				return 0, false, err
 			}
 			if others {
