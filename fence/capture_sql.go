@@ -88,6 +88,7 @@ DROP INDEX IF EXISTS purgeguard.trash_xid_table;
 -- autovacuum queues.
 CREATE INDEX IF NOT EXISTS trash_xn_table ON purgeguard.trash USING brin (xn, table_name)
 	WITH (pages_per_range = 512, autosummarize = on);
+ALTER INDEX purgeguard.trash_xn_table SET (autosummarize = on);
 CREATE INDEX IF NOT EXISTS trash_update ON purgeguard.trash (table_schema, table_name) WHERE op = 'update';
 CREATE INDEX IF NOT EXISTS trash_unattributed ON purgeguard.trash (table_schema, table_name) WHERE tenant IS NULL;
 CREATE INDEX IF NOT EXISTS trash_partition ON purgeguard.trash (table_schema, table_name, rel_schema, rel_name)

@@ -155,19 +155,35 @@ func sameShapes(stale []staleShape) []staleShape {
 }
 
 // forgetEmpty drops from s, and from trash_shape, the transactions that have no row
-// of its relation left in the trash: one probe of the BRIN index each.
+// of its relation left in the trash: one probe of the BRIN index each, stopped at
+// its first row; for many transactions, one read of the ranges that bound them.
 func (s *staleShape) forgetEmpty(ctx context.Context, tx pgx.Tx) error {
 	var live []string
-	err := withoutSeqscan(ctx, tx, func() error {
-		rows, err := tx.Query(ctx, `SELECT x::text FROM unnest($1::xid8[]) x WHERE EXISTS (SELECT 1 FROM purgeguard.trash t
-			WHERE t.xn = x::text::bigint AND t.xid = x AND coalesce(t.rel_schema, t.table_schema) = $2 AND coalesce(t.rel_name, t.table_name) = $3)`,
-			s.xids, s.schema, s.name)
+	collect := func(sql string, args ...any) error {
+		rows, err := tx.Query(ctx, sql, args...)
 		if err != nil {
 			return err
 		}
 		live, err = pgx.CollectRows(rows, pgx.RowTo[string])
 		return err
-	})
+	}
+	var err error
+	if len(s.xids) <= xnListed {
+		err = withoutSeqscan(ctx, tx, func() error {
+			return collect(`SELECT x::text FROM unnest($1::xid8[]) x WHERE EXISTS (SELECT 1 FROM purgeguard.trash t
+				WHERE t.xn = x::text::bigint AND t.xid = x AND coalesce(t.rel_schema, t.table_schema) = $2 AND coalesce(t.rel_name, t.table_name) = $3)`,
+				s.xids, s.schema, s.name)
+		})
+	} else {
+		xids := make([]uint64, len(s.xids))
+		for i, x := range s.xids {
+			if xids[i], err = strconv.ParseUint(x, 10, 64); err != nil {
+				return fmt.Errorf("trash: shape of %s in transaction %q: %w", pgx.Identifier{s.schema, s.name}.Sanitize(), x, err)
+			}
+		}
+		err = collect(`SELECT DISTINCT t.xid::text FROM purgeguard.trash t WHERE `+xnRange(true, "t", xids)+`t.xid = ANY ($1::xid8[])
+			AND coalesce(t.rel_schema, t.table_schema) = $2 AND coalesce(t.rel_name, t.table_name) = $3`, s.xids, s.schema, s.name)
+	}
 	if err != nil {
 		return fmt.Errorf("trash: rows of %s to reshape: %w", pgx.Identifier{s.schema, s.name}.Sanitize(), err)
 	}
