@@ -166,13 +166,8 @@ func NewSelector(ctx context.Context, q catalog.Querier, xids map[uuid.UUID][]ui
 // put back, deleted again). fence install marks the shapes recorded before
 // statements were counted several.
 func readRepeated(ctx context.Context, q catalog.Querier, rels relations) (map[catalog.Name]map[uint64]bool, error) {
-	var has bool
-	if err := q.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute
-		WHERE attrelid = to_regclass('purgeguard.trash_shape') AND attname = 'several' AND NOT attisdropped)`).Scan(&has); err != nil {
-		return nil, fmt.Errorf("trash: shapes: %w", err)
-	}
-	if !has {
-		return nil, nil
+	if has, err := hasColumn(ctx, q, "purgeguard.trash_shape", "several"); err != nil || !has {
+		return nil, err
 	}
 	table := map[catalog.Name]catalog.Name{} // a partition the trash holds rows of: its graph table
 	for t, parts := range rels {

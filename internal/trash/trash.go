@@ -172,10 +172,17 @@ func Transactions(ctx context.Context, q catalog.Querier) (map[uuid.UUID][]Trans
 // under the trash's BRIN index (a fence installed by an earlier version has a
 // B-tree on xid instead: readers then select by xid alone).
 func numbered(ctx context.Context, q catalog.Querier) (bool, error) {
+	return hasColumn(ctx, q, Table, "xn")
+}
+
+// hasColumn reports whether the fence's table rel (schema-qualified) has column
+// col: a fence installed by an earlier version lacks the columns added since,
+// until fence install runs again.
+func hasColumn(ctx context.Context, q catalog.Querier, rel, col string) (bool, error) {
 	var ok bool
 	if err := q.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute
-		WHERE attrelid = to_regclass('purgeguard.trash') AND attname = 'xn' AND NOT attisdropped)`).Scan(&ok); err != nil {
-		return false, fmt.Errorf("trash: columns of %s: %w", Table, err)
+		WHERE attrelid = to_regclass($1) AND attname = $2 AND NOT attisdropped)`, rel, col).Scan(&ok); err != nil {
+		return false, fmt.Errorf("trash: columns of %s: %w", rel, err)
 	}
 	return ok, nil
 }
