@@ -38,7 +38,7 @@ type shape struct {
 // staleShape is the rows of one relation kept with other columns than the relation
 // has now, the same columns in each of the transactions xids.
 type staleShape struct {
-	xids         []string
+	xids         []uint64
 	schema, name string
 	was, now     shape
 	mixed        bool            // rows kept with other columns too, in the same transaction
@@ -89,9 +89,17 @@ func Reshape(ctx context.Context, tx pgx.Tx) (int64, error) {
 	}
 	stale, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (staleShape, error) {
 		var s staleShape
-		s.xids = []string{""}
-		err := r.Scan(&s.xids[0], &s.schema, &s.name, &s.was.relid, &s.was.nums, &s.was.names, &s.now.relid, &s.now.nums, &s.now.names, &s.mixed)
-		return s, err
+		var xid string
+		err := r.Scan(&xid, &s.schema, &s.name, &s.was.relid, &s.was.nums, &s.was.names, &s.now.relid, &s.now.nums, &s.now.names, &s.mixed)
+		if err != nil {
+			return s, err
+		}
+		x, err := strconv.ParseUint(xid, 10, 64)
+		if err != nil {
+			return s, fmt.Errorf("shape of transaction %q: %w", xid, err)
+		}
+		s.xids = []uint64{x}
+		return s, nil
 	})
 	if err != nil {
 		return 0, fmt.Errorf("trash: shapes: %w", err)
@@ -158,43 +166,15 @@ func sameShapes(stale []staleShape) []staleShape {
 // of its relation left in the trash: one probe of the BRIN index each, stopped at
 // its first row; for many transactions, one read of the ranges that bound them.
 func (s *staleShape) forgetEmpty(ctx context.Context, tx pgx.Tx) error {
-	var live []string
-	collect := func(sql string, args ...any) error {
-		rows, err := tx.Query(ctx, sql, args...)
-		if err != nil {
-			return err
-		}
-		live, err = pgx.CollectRows(rows, pgx.RowTo[string])
-		return err
-	}
-	var err error
-	if len(s.xids) <= xnListed {
-		err = withoutSeqscan(ctx, tx, func() error {
-			return collect(`SELECT x::text FROM unnest($1::xid8[]) x WHERE EXISTS (SELECT 1 FROM purgeguard.trash t
-				WHERE t.xn = x::text::bigint AND t.xid = x AND coalesce(t.rel_schema, t.table_schema) = $2 AND coalesce(t.rel_name, t.table_name) = $3)`,
-				s.xids, s.schema, s.name)
-		})
-	} else {
-		xids := make([]uint64, len(s.xids))
-		for i, x := range s.xids {
-			if xids[i], err = strconv.ParseUint(x, 10, 64); err != nil {
-				return fmt.Errorf("trash: shape of %s in transaction %q: %w", pgx.Identifier{s.schema, s.name}.Sanitize(), x, err)
-			}
-		}
-		err = collect(`SELECT DISTINCT t.xid::text FROM purgeguard.trash t WHERE `+xnRange(true, "t", xids)+`t.xid = ANY ($1::xid8[])
-			AND coalesce(t.rel_schema, t.table_schema) = $2 AND coalesce(t.rel_name, t.table_name) = $3`, s.xids, s.schema, s.name)
-	}
+	live, err := withRows(ctx, tx, s.xids, "coalesce(t.rel_schema, t.table_schema) = $2 AND coalesce(t.rel_name, t.table_name) = $3", s.schema, s.name)
 	if err != nil {
 		return fmt.Errorf("trash: rows of %s to reshape: %w", pgx.Identifier{s.schema, s.name}.Sanitize(), err)
 	}
 	if len(live) == len(s.xids) {
 		return nil
 	}
-	if live == nil {
-		live = []string{} // not NULL: NOT xid = ANY (NULL) would spare every shape
-	}
 	if _, err := tx.Exec(ctx, `DELETE FROM purgeguard.trash_shape WHERE rel_schema = $2 AND rel_name = $3
-		AND xid = ANY ($1::xid8[]) AND NOT xid = ANY ($4::xid8[])`, s.xids, s.schema, s.name, live); err != nil {
+		AND xid = ANY ($1::text[]::xid8[]) AND NOT xid = ANY ($4::text[]::xid8[])`, xidTexts(s.xids), s.schema, s.name, xidTexts(live)); err != nil {
 		return fmt.Errorf("trash: shapes of %s: %w", pgx.Identifier{s.schema, s.name}.Sanitize(), err)
 	}
 	s.xids = live
@@ -204,9 +184,9 @@ func (s *staleShape) forgetEmpty(ctx context.Context, tx pgx.Tx) error {
 // kept names the transactions whose rows s is, for a message.
 func (s *staleShape) kept() string {
 	if len(s.xids) == 1 {
-		return "transaction " + s.xids[0]
+		return fmt.Sprintf("transaction %d", s.xids[0])
 	}
-	return fmt.Sprintf("transaction %s and %d others", s.xids[0], len(s.xids)-1)
+	return fmt.Sprintf("transaction %d and %d others", s.xids[0], len(s.xids)-1)
 }
 
 // plan maps each column now to its field in a row kept.
@@ -357,16 +337,9 @@ func (s *staleShape) rewrite(ctx context.Context, tx pgx.Tx, numbered bool) (int
 	rel := pgx.Identifier{s.schema, s.name}.Sanitize()
 	var n int64
 	if !s.same() {
-		xids := make([]uint64, len(s.xids))
-		for i, x := range s.xids {
-			var err error
-			if xids[i], err = strconv.ParseUint(x, 10, 64); err != nil {
-				return 0, fmt.Errorf("trash: shape of %s in transaction %q: %w", rel, x, err)
-			}
-		}
 		if _, err := tx.Exec(ctx, `DECLARE purgeguard_reshape NO SCROLL CURSOR FOR SELECT ctid, xid::text, row FROM purgeguard.trash t
-			WHERE `+xnRange(numbered, "t", xids)+`xid = ANY ($1::xid8[]) AND coalesce(rel_schema, table_schema) = $2 AND coalesce(rel_name, table_name) = $3`,
-			s.xids, s.schema, s.name); err != nil {
+			WHERE `+xnRange(numbered, "t", s.xids)+`xid = ANY ($1::text[]::xid8[]) AND coalesce(rel_schema, table_schema) = $2 AND coalesce(rel_name, table_name) = $3`,
+			xidTexts(s.xids), s.schema, s.name); err != nil {
 			return 0, fmt.Errorf("trash: rows of %s to reshape: %w", rel, err)
 		}
 		var fs []field
@@ -425,8 +398,8 @@ func (s *staleShape) rewrite(ctx context.Context, tx pgx.Tx, numbered bool) (int
 		}
 	}
 	if _, err := tx.Exec(ctx, `UPDATE purgeguard.trash_shape SET relid = $4, attnums = $5, attnames = $6
-		WHERE xid = ANY ($1::xid8[]) AND rel_schema = $2 AND rel_name = $3`,
-		s.xids, s.schema, s.name, s.now.relid, s.now.nums, s.now.names); err != nil {
+		WHERE xid = ANY ($1::text[]::xid8[]) AND rel_schema = $2 AND rel_name = $3`,
+		xidTexts(s.xids), s.schema, s.name, s.now.relid, s.now.nums, s.now.names); err != nil {
 		return n, fmt.Errorf("trash: shape of %s: %w", rel, err)
 	}
 	return n, nil

@@ -241,38 +241,57 @@ func Delete(ctx context.Context, q catalog.Querier, tenant uuid.UUID, xids []uin
 	if err != nil {
 		return 0, err
 	}
+	return deleteRows(ctx, q, num, tenant, xids)
+}
+
+// deleteRows is Delete on a trash whose rows are numbered or not (num).
+func deleteRows(ctx context.Context, q catalog.Querier, num bool, tenant uuid.UUID, xids []uint64) (int64, error) {
 	var n int64
-	err = q.QueryRow(ctx, `WITH d AS (DELETE FROM purgeguard.trash t WHERE `+xnRange(num, "t", xids)+`tenant = $1 AND xid = ANY ($2::text[]::xid8[]) RETURNING 1)
+	err := q.QueryRow(ctx, `WITH d AS (DELETE FROM purgeguard.trash t WHERE `+xnRange(num, "t", xids)+`tenant = $1 AND xid = ANY ($2::text[]::xid8[]) RETURNING 1)
 		SELECT count(*) FROM d`, tenant.String(), xidTexts(xids)).Scan(&n)
 	if err != nil {
 		return 0, fmt.Errorf("trash: delete rows of tenant %s: %w", tenant, err)
 	}
-	if num {
-		// The shapes of those transactions that kept no other tenant's rows go too
-		// (Reshape forgets them for an earlier fence's trash). A probe per
-		// transaction reads its page ranges whole when its rows are gone, so many
-		// transactions (a service deleting row by row) are checked by one join over
-		// the ranges that bound them instead.
-		var gone int64
-		cleanup := func() error {
-			return q.QueryRow(ctx, `WITH d AS (DELETE FROM purgeguard.trash_shape s WHERE s.xid = ANY ($1::text[]::xid8[])
-				AND NOT EXISTS (SELECT 1 FROM purgeguard.trash t WHERE `+xnRange(num, "t", xids)+`t.xid = s.xid) RETURNING 1)
-				SELECT count(*) FROM d`, xidTexts(xids)).Scan(&gone)
-		}
-		if len(xids) <= xnListed {
-			cleanup = func() error {
-				return withoutSeqscan(ctx, q, func() error {
-					return q.QueryRow(ctx, `WITH d AS (DELETE FROM purgeguard.trash_shape s WHERE s.xid = ANY ($1::text[]::xid8[])
-						AND NOT EXISTS (`+rowOfShape+`) RETURNING 1)
-						SELECT count(*) FROM d`, xidTexts(xids)).Scan(&gone)
-				})
-			}
-		}
-		if err := cleanup(); err != nil {
-			return 0, fmt.Errorf("trash: shapes of tenant %s's transactions: %w", tenant, err)
-		}
+	if !num {
+		return n, nil // Reshape forgets the shapes of an earlier fence's trash
+	}
+	// The shapes of those transactions that kept no other tenant's rows go too.
+	live, err := withRows(ctx, q, xids, "true")
+	if err != nil {
+		return 0, fmt.Errorf("trash: shapes of tenant %s's transactions: %w", tenant, err)
+	}
+	var gone int64
+	if err := q.QueryRow(ctx, `WITH d AS (DELETE FROM purgeguard.trash_shape WHERE xid = ANY ($1::text[]::xid8[])
+		AND NOT xid = ANY ($2::text[]::xid8[]) RETURNING 1) SELECT count(*) FROM d`, xidTexts(xids), xidTexts(live)).Scan(&gone); err != nil {
+		return 0, fmt.Errorf("trash: shapes of tenant %s's transactions: %w", tenant, err)
 	}
 	return n, nil
+}
+
+// withRows returns which of xids still have a row in a numbered trash meeting cond
+// (on alias t; its arguments from $2 on). A few transactions are probed one by one
+// through the BRIN index, each stopped at its first row; many (a service deleting
+// row by row) are read at once over the page ranges that bound them, since a probe
+// of a transaction whose rows are gone reads its page ranges whole.
+func withRows(ctx context.Context, q catalog.Querier, xids []uint64, cond string, args ...any) ([]uint64, error) {
+	var live []uint64
+	collect := func(sql string) error {
+		rows, err := q.Query(ctx, sql, append([]any{xidTexts(xids)}, args...)...)
+		if err != nil {
+			return err
+		}
+		live, err = pgx.CollectRows(rows, pgx.RowTo[uint64])
+		return err
+	}
+	if len(xids) <= xnListed {
+		err := withoutSeqscan(ctx, q, func() error {
+			return collect(`SELECT x::text::bigint FROM unnest($1::text[]::xid8[]) x WHERE EXISTS (SELECT 1 FROM purgeguard.trash t
+				WHERE t.xn = x::text::bigint AND t.xid = x AND ` + cond + ` LIMIT 1)`)
+		})
+		return live, err
+	}
+	err := collect(`SELECT DISTINCT t.xn FROM purgeguard.trash t WHERE ` + xnRange(true, "t", xids) + `t.xid = ANY ($1::text[]::xid8[]) AND ` + cond)
+	return live, err
 }
 
 // rowOfShape selects a trash row of shape s's transaction, if it has one: a probe
@@ -333,11 +352,15 @@ type Sole struct {
 // attribution changes a row's tenant). Without it, the check counts every row
 // (a full scan of the trash: a second after a million rows were kept).
 func Remove(ctx context.Context, tx pgx.Tx, tenant uuid.UUID, xids []uint64, sole *Sole) (n int64, truncated bool, err error) {
-	n, truncated, err = truncateAll(ctx, tx, tenant, xids, sole)
+	num, err := numbered(ctx, tx)
+	if err != nil {
+		return 0, false, err
+	}
+	n, truncated, err = truncateAll(ctx, tx, num, tenant, xids, sole)
 	if err != nil || truncated {
 		return n, truncated, err
 	}
-	n, err = Delete(ctx, tx, tenant, xids)
+	n, err = deleteRows(ctx, tx, num, tenant, xids)
 	return n, false, err
 }
 
@@ -366,7 +389,7 @@ const othersNumberedSQL = `SELECT EXISTS (SELECT 1 FROM purgeguard.trash_shape s
 
 // truncateAll empties the trash if it holds only tenant's rows of xids, in a
 // savepoint it rolls back otherwise (which releases the lock it took).
-func truncateAll(ctx context.Context, tx pgx.Tx, tenant uuid.UUID, xids []uint64, sole *Sole) (int64, bool, error) {
+func truncateAll(ctx context.Context, tx pgx.Tx, num bool, tenant uuid.UUID, xids []uint64, sole *Sole) (int64, bool, error) {
 	sp, err := tx.Begin(ctx)
 	if err != nil {
 		return 0, false, fmt.Errorf("trash: remove rows of tenant %s: %w", tenant, err)
@@ -390,10 +413,6 @@ func truncateAll(ctx context.Context, tx pgx.Tx, tenant uuid.UUID, xids []uint64
 		}
 		var all, mine int64
 		if sole != nil {
-			num, err := numbered(ctx, sp)
-			if err != nil {
-				return 0, false, err
-			}
 			others := false
 			check := func() error { return sp.QueryRow(ctx, othersSQL, xidTexts(xids)).Scan(&others) }
 			if num {
